@@ -1,0 +1,1 @@
+"""Anti-fraud: velocity limits, clone and diversion detection, risk verdicts."""

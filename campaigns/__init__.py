@@ -1,0 +1,1 @@
+"""Campaigns: rules, points ledger, coupons, lucky draws and budgets."""

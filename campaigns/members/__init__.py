@@ -1,0 +1,1 @@
+"""Members: profiles, tags, segments, tiers and lifecycle."""

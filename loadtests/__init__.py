@@ -1,0 +1,1 @@
+"""Load-test kit: locust scenarios, seeding and threshold checks."""

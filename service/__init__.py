@@ -1,0 +1,1 @@
+"""OneCode HTTP edge: app factory, settings, routes, auth and problem details."""
