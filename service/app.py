@@ -1,0 +1,100 @@
+"""The app factory: `create_app(settings)` wires routes, dependencies, errors and the engines' lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio
+from litestar import Litestar, Request
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from psycopg import AsyncConnection
+
+from service.db import make_pool
+from service.middleware import RequestContextMiddleware
+from service.models import Principal
+from service.problems import exception_handlers
+from service.routes import admin, health
+from service.settings import Settings
+from service.state import AppState
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, AsyncIterator
+
+logger = logging.getLogger("onecode.app")
+
+
+def make_redis(settings: Settings) -> redis.asyncio.Redis:
+    # hiredis is picked up automatically when installed; timeouts keep a dead Redis from hanging requests.
+    return redis.asyncio.Redis.from_url(
+        settings.redis_url or "",
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+        max_connections=256,
+    )
+
+
+async def provide_db(request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncConnection[Any], None]:
+    """One transaction per request: committed when the handler returns, rolled back when it raises."""
+    state: AppState = request.app.state.onecode
+    async with state.pool.connection() as conn:
+        yield conn
+
+
+def provide_settings(request: Request[Any, Any, Any]) -> Settings:
+    state: AppState = request.app.state.onecode
+    return state.settings
+
+
+def provide_redis(request: Request[Any, Any, Any]) -> redis.asyncio.Redis:
+    state: AppState = request.app.state.onecode
+    return state.redis
+
+
+def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    principal: Principal = request.state.principal
+    return principal
+
+
+def create_app(settings: Settings) -> Litestar:
+    """Build the ASGI app. Nothing touches the network until the lifespan starts."""
+    if settings.database_url is None or settings.redis_url is None:
+        raise ValueError("create_app needs concrete engine URLs; the CLI starts embedded engines first")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pool = make_pool(settings)
+        client = make_redis(settings)
+        # wait=False: a database that is down at start must not keep the process from serving 503s.
+        await pool.open(wait=False)
+        app.state.onecode = AppState(settings=settings, pool=pool, redis=client)
+        try:
+            yield
+        finally:
+            await client.aclose()
+            await pool.close()
+
+    return Litestar(
+        route_handlers=[health.healthz, health.readyz, health.metrics, admin.admin_router()],
+        lifespan=[lifespan],
+        dependencies={
+            "db": Provide(provide_db),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "redis": Provide(provide_redis, sync_to_thread=False),
+            "principal": Provide(provide_principal, sync_to_thread=False),
+        },
+        exception_handlers=exception_handlers(),  # type: ignore[arg-type]
+        middleware=[RequestContextMiddleware],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="OneCode API",
+            version="0.1.0",
+            description="One-code-per-item scan-to-member engagement service.",
+            path="/schema",
+        ),
+        logging_config=None,
+        debug=False,
+    )

@@ -1,0 +1,83 @@
+"""Brands: the tenants. Every other object belongs to exactly one brand."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import psycopg.errors
+
+from service import audit
+from service.db import fetch_all, fetch_one
+from service.errors import Conflict, NotFound
+from service.models import Brand, BrandIn
+from service.queries import load_queries
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+QUERIES = load_queries("service.sql", "foundation.sql")
+_SHORT_CODE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def _new_short_code() -> str:
+    # 5 base32 characters: 33 million brands before collisions get likely; retried on collision anyway.
+    return "".join(secrets.choice(_SHORT_CODE_ALPHABET) for _ in range(5))
+
+
+async def create_brand(conn: AsyncConnection[Any], *, actor: str, data: BrandIn) -> Brand:
+    if await fetch_one(conn, QUERIES["get_brand_by_slug"], {"slug": data.slug}, Brand) is not None:
+        raise Conflict(f"brand slug {data.slug!r} is taken", field="slug")
+    for _attempt in range(5):
+        try:
+            async with conn.transaction():
+                brand = await fetch_one(
+                    conn,
+                    QUERIES["insert_brand"],
+                    {
+                        "slug": data.slug,
+                        "name": data.name,
+                        "short_code": _new_short_code(),
+                        "is_loadtest": data.is_loadtest,
+                    },
+                    Brand,
+                )
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "brands_slug_key":
+                raise Conflict(f"brand slug {data.slug!r} is taken", field="slug") from None
+            continue  # short_code collision: draw again
+        assert brand is not None
+        await audit.record(
+            conn,
+            actor=actor,
+            brand_id=brand.id,
+            action="brand.create",
+            object_type="brand",
+            object_id=brand.id,
+            after=brand,
+        )
+        return brand
+    raise Conflict("could not allocate a brand short code; retry")
+
+
+async def get_brand(conn: AsyncConnection[Any], brand_id: uuid.UUID) -> Brand:
+    brand = await fetch_one(conn, QUERIES["get_brand"], {"brand_id": brand_id}, Brand)
+    if brand is None:
+        raise NotFound("brand", brand_id)
+    return brand
+
+
+async def get_brand_by_slug(conn: AsyncConnection[Any], slug: str) -> Brand | None:
+    return await fetch_one(conn, QUERIES["get_brand_by_slug"], {"slug": slug}, Brand)
+
+
+async def list_brands(
+    conn: AsyncConnection[Any], *, only_brand_id: uuid.UUID | None, after: uuid.UUID | None, limit: int
+) -> list[Brand]:
+    return await fetch_all(
+        conn,
+        QUERIES["list_brands"],
+        {"only_brand_id": only_brand_id, "after": after, "limit": limit},
+        Brand,
+    )

@@ -1,0 +1,48 @@
+"""PostgreSQL access: the async pool, one transaction per request, and rows converted to Structs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, LiteralString, TypeVar
+
+from psycopg.rows import class_row
+from psycopg_pool import AsyncConnectionPool
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from psycopg import AsyncConnection
+
+    from service.settings import Settings
+
+T = TypeVar("T")
+
+
+def make_pool(settings: Settings, conninfo: str | None = None) -> AsyncConnectionPool:
+    """Built closed; the app's lifespan opens it, so importing or constructing never touches the network."""
+    return AsyncConnectionPool(
+        conninfo or settings.database_url or "",
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        timeout=settings.pool_timeout_s,
+        open=False,
+        name="onecode",
+        # A dead server must not stall start-up or requests for long: fail fast, let the client retry.
+        kwargs={"connect_timeout": 3, "application_name": "onecode"},
+        reconnect_timeout=0,
+    )
+
+
+async def fetch_one(
+    conn: AsyncConnection[Any], query: LiteralString, params: Mapping[str, Any], as_type: type[T]
+) -> T | None:
+    async with conn.cursor(row_factory=class_row(as_type)) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchone()
+
+
+async def fetch_all(
+    conn: AsyncConnection[Any], query: LiteralString, params: Mapping[str, Any], as_type: type[T]
+) -> list[T]:
+    async with conn.cursor(row_factory=class_row(as_type)) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()

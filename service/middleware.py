@@ -1,0 +1,69 @@
+"""Raw ASGI middleware: request id, access log and latency metric for every HTTP request."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from litestar.enums import ScopeType
+
+from service.logs import reset_request_id, set_request_id
+from service.metrics import REQUEST_LATENCY
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+access_logger = logging.getLogger("onecode.access")
+_VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{8,64}$")
+
+
+class RequestContextMiddleware:
+    """Written as plain ASGI rather than a framework middleware class: it wraps the hot scan path."""
+
+    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
+        self.app = app
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        request_id = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id" and _VALID_REQUEST_ID.match(value):
+                request_id = value
+                break
+        if not request_id:
+            request_id = uuid.uuid4().hex.encode()
+        token = set_request_id(request_id.decode())
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("path_template") or "unmatched"
+            method = scope["method"]
+            REQUEST_LATENCY.labels(route, method, str(status)).observe(elapsed)
+            if self.access_log:
+                access_logger.info(
+                    "request",
+                    extra={
+                        "method": method,
+                        "path": scope["path"],
+                        "status": status,
+                        "ms": round(elapsed * 1000, 2),
+                    },
+                )
+            reset_request_id(token)

@@ -1,0 +1,196 @@
+"""RFC 9457 problem details: the one place where exceptions become HTTP error responses."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import psycopg
+import psycopg_pool
+import redis.exceptions
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from codegen.errors import CodegenError
+from service import errors
+from service.logs import current_request_id
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+logger = logging.getLogger("onecode.problems")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+# `type` URIs are stable identifiers clients may switch on; the page behind them is documentation.
+PROBLEM_BASE = "https://onecode.dev/problems/"
+
+
+class FieldError(msgspec.Struct, omit_defaults=True):
+    field: str
+    message: str
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+    request_id: str | None = None
+
+
+# HTTP statuses raised by the framework itself (routing, body limits, validation).
+_HTTP_TYPES: dict[int, tuple[str, str]] = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthenticated", "Authentication required"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    409: ("conflict", "Conflict"),
+    413: ("body-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("validation-error", "Request failed validation"),
+    429: ("rate-limited", "Too many requests"),
+    500: ("internal-error", "Internal server error"),
+    503: ("unavailable", "Service temporarily unavailable"),
+}
+
+# Domain exceptions, most specific first: (exception class, status, type slug, title).
+_DOMAIN_TYPES: list[tuple[type[Exception], int, str, str]] = [
+    (errors.Unauthenticated, 401, "unauthenticated", "Authentication required"),
+    (errors.Forbidden, 403, "forbidden", "Forbidden"),
+    (errors.NotFound, 404, "not-found", "Not found"),
+    (errors.Conflict, 409, "conflict", "Conflict"),
+    (errors.InvalidField, 422, "validation-error", "Request failed validation"),
+    (errors.RateLimited, 429, "rate-limited", "Too many requests"),
+    (errors.Unavailable, 503, "unavailable", "Service temporarily unavailable"),
+    (CodegenError, 422, "validation-error", "Request failed validation"),
+]
+
+
+def problem_response(
+    request: Request[Any, Any, Any],
+    *,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str | None = None,
+    field_errors: list[FieldError] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response[Problem]:
+    response_headers = dict(headers or {})
+    request_id = current_request_id()
+    if request_id is None:
+        # Routing failures (404/405) are answered before the request-context middleware runs.
+        request_id = uuid.uuid4().hex
+        response_headers["x-request-id"] = request_id
+    problem = Problem(
+        type=PROBLEM_BASE + slug,
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        errors=field_errors,
+        request_id=request_id,
+    )
+    return Response(problem, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=response_headers)
+
+
+def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+    status = exc.status_code
+    slug, title = _HTTP_TYPES.get(status, ("http-error", "HTTP error"))
+    field_errors: list[FieldError] | None = None
+    detail: str | None = exc.detail
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
+        status, (slug, title) = 422, _HTTP_TYPES[422]
+        field_errors = [
+            FieldError(field=str(item.get("key", "body")), message=str(item.get("message", "invalid")))
+            for item in exc.extra
+            if isinstance(item, dict)
+        ]
+    elif status == 400 and isinstance(exc.__cause__, SerializationException | msgspec.DecodeError):  # noqa: PLR2004
+        slug, title = "malformed-body", "Malformed request body"
+    elif status >= 500:  # noqa: PLR2004
+        detail = None  # never leak internals
+    return problem_response(
+        request,
+        status=status,
+        slug=slug,
+        title=title,
+        detail=detail,
+        field_errors=field_errors,
+        headers=exc.headers,
+    )
+
+
+def _domain_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    match = next((entry for entry in _DOMAIN_TYPES if isinstance(exc, entry[0])), None)
+    if match is None:  # pragma: no cover - the handler is registered only for the classes above
+        return _unexpected(request, exc)
+    _, status, slug, title = match
+    field = getattr(exc, "field", None)
+    field_errors = [FieldError(field=field, message=str(exc))] if field else None
+    headers: dict[str, str] = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, int(retry_after)))
+    return problem_response(
+        request,
+        status=status,
+        slug=getattr(exc, "slug", None) or slug,
+        title=title,
+        detail=str(exc) or None,
+        field_errors=field_errors,
+        headers=headers,
+    )
+
+
+def _engine_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    # The database or Redis is down or saturated: tell the client to retry soon, never pretend success.
+    logger.warning("engine unavailable: %s: %s", type(exc).__name__, exc)
+    return problem_response(
+        request,
+        status=503,
+        slug="unavailable",
+        title=_HTTP_TYPES[503][1],
+        detail="A backing service is unavailable; retry shortly.",
+        headers={"Retry-After": "2"},
+    )
+
+
+def _undecodable(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Problem]:
+    # Bodies that are not valid UTF-8 fail inside the framework's decoding: still the client's mistake.
+    return problem_response(
+        request, status=400, slug="malformed-body", title="Malformed request body", detail=str(exc.reason)
+    )
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    logger.error("unhandled error", exc_info=exc)
+    return problem_response(
+        request, status=HTTP_500_INTERNAL_SERVER_ERROR, slug="internal-error", title="Internal server error"
+    )
+
+
+def exception_handlers() -> Mapping[type[Exception], Callable[..., Response[Any]]]:
+    """The mapping handed to `Litestar(exception_handlers=...)`; litestar picks by the exception's MRO."""
+    handlers: dict[type[Exception], Callable[..., Response[Any]]] = {
+        HTTPException: _http_exception,
+        UnicodeDecodeError: _undecodable,
+        psycopg_pool.PoolTimeout: _engine_unavailable,
+        psycopg.OperationalError: _engine_unavailable,
+        redis.exceptions.ConnectionError: _engine_unavailable,
+        redis.exceptions.TimeoutError: _engine_unavailable,
+        Exception: _unexpected,
+    }
+    for exc_type, *_ in _DOMAIN_TYPES:
+        handlers[exc_type] = _domain_exception
+    return handlers
+
+
+__all__ = ["PROBLEM_MEDIA_TYPE", "FieldError", "Problem", "exception_handlers", "problem_response"]

@@ -1,0 +1,139 @@
+"""Admin API of the foundation: brands, API tokens and the audit log."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Request, Router, get, post
+from litestar.params import Parameter
+from psycopg import AsyncConnection
+
+from service import audit, auth, brands
+from service.guards import ANY_BRAND_ROLE, brand_of, principal_from, require_token, roles
+from service.models import (
+    ApiToken,
+    AuditEntry,
+    AuditVerification,
+    Brand,
+    BrandIn,
+    IssuedToken,
+    Page,
+    Role,
+    TokenIn,
+)
+from service.settings import Settings
+
+Limit = Annotated[int, Parameter(ge=1, le=1000, description="page size (capped by ONECODE_MAX_PAGE_SIZE)")]
+
+
+def page(items: list[Any], limit: int, cursor_of: Any) -> Page:
+    """Keyset page: a next cursor only when the page came back full."""
+    return Page(items=items, next_cursor=str(cursor_of(items[-1])) if len(items) == limit else None)
+
+
+@post("/brands", opt=roles(Role.PLATFORM_ADMIN), tags=["brands"])
+async def create_brand(request: Request[Any, Any, Any], db: AsyncConnection[Any], data: BrandIn) -> Brand:
+    return await brands.create_brand(db, actor=principal_from(request).actor, data=data)
+
+
+@get("/brands", opt=roles(*ANY_BRAND_ROLE, Role.PLATFORM_ADMIN), tags=["brands"])
+async def list_brands(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    after: uuid.UUID | None = None,
+    limit: Limit = 50,
+) -> Page:
+    principal = principal_from(request)
+    limit = min(limit, settings.max_page_size)
+    items = await brands.list_brands(db, only_brand_id=principal.brand_id, after=after, limit=limit)
+    return page(items, limit, lambda b: b.id)
+
+
+@get("/brands/{brand_id:uuid}", opt=roles(*ANY_BRAND_ROLE, Role.PLATFORM_ADMIN), tags=["brands"])
+async def get_brand(db: AsyncConnection[Any], brand_id: uuid.UUID) -> Brand:
+    return await brands.get_brand(db, brand_id)
+
+
+@post("/tokens", opt=roles(Role.BRAND_ADMIN), tags=["tokens"])
+async def create_token(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], settings: Settings, data: TokenIn
+) -> IssuedToken:
+    """Create a token for the caller's brand; the secret in the response is never shown again."""
+    principal = principal_from(request)
+    auth.check_grantable(principal, data.role)
+    return await auth.create_token(
+        db,
+        actor=principal.actor,
+        brand_id=brand_of(principal),
+        data=data,
+        default_ttl_days=settings.token_ttl_days,
+    )
+
+
+@get("/tokens", opt=roles(Role.BRAND_ADMIN, Role.AUDITOR), tags=["tokens"])
+async def list_tokens(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    after: uuid.UUID | None = None,
+    limit: Limit = 50,
+) -> Page:
+    limit = min(limit, settings.max_page_size)
+    items = await auth.list_tokens(db, brand_id=brand_of(principal_from(request)), after=after, limit=limit)
+    return page(items, limit, lambda t: t.id)
+
+
+@post("/tokens/{token_id:uuid}/revoke", opt=roles(Role.BRAND_ADMIN), status_code=200, tags=["tokens"])
+async def revoke_token(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], token_id: uuid.UUID
+) -> ApiToken:
+    principal = principal_from(request)
+    return await auth.revoke_token(db, actor=principal.actor, brand_id=brand_of(principal), token_id=token_id)
+
+
+@get("/audit", opt=roles(Role.BRAND_ADMIN, Role.AUDITOR, Role.PLATFORM_ADMIN), tags=["audit"])
+async def list_audit(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    after: int | None = None,
+    limit: Limit = 50,
+    action: str | None = None,
+    object_type: str | None = None,
+) -> Page:
+    """The caller's brand's entries (platform admins see all), oldest first."""
+    limit = min(limit, settings.max_page_size)
+    items: list[AuditEntry] = await audit.list_entries(
+        db,
+        brand_id=principal_from(request).brand_id,
+        after=after,
+        limit=limit,
+        action=action,
+        object_type=object_type,
+    )
+    return page(items, limit, lambda e: e.id)
+
+
+@get("/audit/verify", opt=roles(Role.AUDITOR, Role.PLATFORM_ADMIN), tags=["audit"])
+async def verify_audit(db: AsyncConnection[Any]) -> AuditVerification:
+    """Recompute the whole hash chain; `first_bad_id` names the first entry that was tampered with."""
+    return await audit.verify_chain(db)
+
+
+def admin_router() -> Router:
+    return Router(
+        "/v1",
+        route_handlers=[
+            create_brand,
+            list_brands,
+            get_brand,
+            create_token,
+            list_tokens,
+            revoke_token,
+            list_audit,
+            verify_audit,
+        ],
+        guards=[require_token],
+    )

@@ -1,0 +1,1 @@
+"""Numbered migration files; see service/migrations.py."""

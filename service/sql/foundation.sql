@@ -1,0 +1,94 @@
+-- insert_brand --
+-- A new tenant; short_code collisions surface as a unique violation and the caller retries.
+INSERT INTO brands (slug, name, short_code, is_loadtest)
+VALUES (%(slug)s, %(name)s, %(short_code)s, %(is_loadtest)s)
+RETURNING id, slug, name, short_code, is_loadtest, created_at;
+
+-- get_brand --
+SELECT id, slug, name, short_code, is_loadtest, created_at FROM brands WHERE id = %(brand_id)s;
+
+-- get_brand_by_slug --
+SELECT id, slug, name, short_code, is_loadtest, created_at FROM brands WHERE slug = %(slug)s;
+
+-- list_brands --
+-- Keyset pagination by id; `only_brand_id` limits a tenant to itself.
+SELECT id, slug, name, short_code, is_loadtest, created_at FROM brands
+WHERE (%(after)s::uuid IS NULL OR id > %(after)s::uuid)
+  AND (%(only_brand_id)s::uuid IS NULL OR id = %(only_brand_id)s::uuid)
+ORDER BY id
+LIMIT %(limit)s;
+
+-- insert_token --
+INSERT INTO api_tokens (brand_id, role, distributor_id, name, token_hash, expires_at)
+VALUES (%(brand_id)s, %(role)s, %(distributor_id)s, %(name)s, %(token_hash)s, %(expires_at)s)
+RETURNING id, brand_id, role, distributor_id, name, created_at, expires_at, revoked_at, last_used_at;
+
+-- authenticate_token --
+-- Valid tokens only; last_used_at is refreshed at most once a minute to keep reads cheap.
+WITH found AS (
+    SELECT id, brand_id, role, distributor_id, last_used_at FROM api_tokens
+    WHERE token_hash = %(token_hash)s AND revoked_at IS NULL AND expires_at > now()
+), touched AS (
+    UPDATE api_tokens SET last_used_at = now()
+    FROM found
+    WHERE api_tokens.id = found.id
+      AND (found.last_used_at IS NULL OR found.last_used_at < now() - interval '1 minute')
+)
+SELECT id AS token_id, brand_id, role, distributor_id FROM found;
+
+-- get_token --
+SELECT id, brand_id, role, distributor_id, name, created_at, expires_at, revoked_at, last_used_at
+FROM api_tokens WHERE id = %(token_id)s AND brand_id IS NOT DISTINCT FROM %(brand_id)s;
+
+-- list_tokens --
+SELECT id, brand_id, role, distributor_id, name, created_at, expires_at, revoked_at, last_used_at
+FROM api_tokens
+WHERE brand_id IS NOT DISTINCT FROM %(brand_id)s
+  AND (%(after)s::uuid IS NULL OR id > %(after)s::uuid)
+ORDER BY id
+LIMIT %(limit)s;
+
+-- revoke_token --
+UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())
+WHERE id = %(token_id)s AND brand_id IS NOT DISTINCT FROM %(brand_id)s
+RETURNING id, brand_id, role, distributor_id, name, created_at, expires_at, revoked_at, last_used_at;
+
+-- lock_audit_chain --
+-- Appends are serialised so that each entry links to exactly one predecessor.
+SELECT pg_advisory_xact_lock(3141592653);
+
+-- append_audit --
+WITH prev AS (
+    SELECT coalesce((SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1), '\x'::bytea) AS hash
+), entry AS (
+    SELECT clock_timestamp() AS at
+)
+INSERT INTO audit_log (brand_id, actor, action, object_type, object_id, before, after, at, prev_hash, hash)
+SELECT %(brand_id)s, %(actor)s, %(action)s, %(object_type)s, %(object_id)s, %(before)s, %(after)s,
+       entry.at, prev.hash,
+       audit_entry_hash(prev.hash, %(brand_id)s, %(actor)s, %(action)s, %(object_type)s, %(object_id)s,
+                        %(before)s, %(after)s, entry.at)
+FROM prev, entry
+RETURNING id;
+
+-- list_audit --
+SELECT id, brand_id, actor, action, object_type, object_id, before, after, at, encode(hash, 'hex') AS hash
+FROM audit_log
+WHERE (%(brand_id)s::uuid IS NULL OR brand_id = %(brand_id)s::uuid)
+  AND (%(after)s::bigint IS NULL OR id > %(after)s::bigint)
+  AND (%(action)s::text IS NULL OR action = %(action)s::text)
+  AND (%(object_type)s::text IS NULL OR object_type = %(object_type)s::text)
+ORDER BY id
+LIMIT %(limit)s;
+
+-- verify_audit_chain --
+-- The first entry whose stored hash or back-link disagrees with a recomputation; none means intact.
+SELECT count(*) AS checked,
+       min(id) FILTER (WHERE NOT ok) AS first_bad_id
+FROM (
+    SELECT id,
+           hash = audit_entry_hash(prev_hash, brand_id, actor, action, object_type, object_id,
+                                   before, after, at)
+           AND prev_hash = coalesce(lag(hash) OVER (ORDER BY id), '\x'::bytea) AS ok
+    FROM audit_log
+) AS entries;

@@ -1,0 +1,94 @@
+"""Every error is RFC 9457 problem+json with a stable type; client mistakes never yield a 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from service.problems import PROBLEM_BASE
+from tests.conftest import Tenant
+
+
+def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["type"] == PROBLEM_BASE + slug
+    assert body["status"] == status
+    assert body["title"]
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body
+
+
+class TestProblemShape:
+    async def test_unknown_route_is_404_problem(self, client: AsyncTestClient[Any]) -> None:
+        """Unknown paths answer a 404 problem, not an HTML page."""
+        assert_problem(await client.get("/no/such/thing"), 404, "not-found")
+
+    async def test_wrong_method_is_405_problem(self, client: AsyncTestClient[Any]) -> None:
+        """A known path with the wrong method answers 405."""
+        assert_problem(await client.delete("/healthz"), 405, "method-not-allowed")
+
+    async def test_missing_token_is_401(self, client: AsyncTestClient[Any]) -> None:
+        """Admin routes without a token answer 401."""
+        assert_problem(await client.get("/v1/brands"), 401, "unauthenticated")
+
+    async def test_garbage_token_is_401(self, client: AsyncTestClient[Any]) -> None:
+        """An unknown token is indistinguishable from a missing one."""
+        response = await client.get("/v1/brands", headers={"Authorization": "Bearer oc_nope"})
+        assert_problem(response, 401, "unauthenticated")
+
+    async def test_malformed_json_is_400(self, client: AsyncTestClient[Any], tenant_a: Tenant) -> None:
+        """Bytes that are not JSON answer 400 malformed-body."""
+        response = await client.post(
+            "/v1/tokens",
+            content=b'{"role": ',
+            headers={**tenant_a.headers(), "content-type": "application/json"},
+        )
+        assert_problem(response, 400, "malformed-body")
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({"role": "marketer", "name": 5}, "name"),
+            ({"role": "emperor", "name": "x"}, "role"),
+            ({"role": "marketer", "name": "x", "ttl_days": 0}, "ttl_days"),
+            ({"role": "marketer", "name": "x", "surprise": 1}, "data"),
+            ({"name": "x"}, "data"),
+        ],
+    )
+    async def test_wrong_types_are_422_with_the_field(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant, body: dict[str, Any], field: str
+    ) -> None:
+        """Validation failures name the offending field."""
+        response = await client.post("/v1/tokens", json=body, headers=tenant_a.headers())
+        problem = assert_problem(response, 422, "validation-error")
+        assert [e["field"] for e in problem["errors"]] == [field]
+
+    async def test_body_over_the_limit_is_413(self, client: AsyncTestClient[Any], tenant_a: Tenant) -> None:
+        """Bodies above ONECODE_MAX_BODY_BYTES (64 KiB) are refused before parsing."""
+        response = await client.post(
+            "/v1/tokens",
+            content=b'{"name": "' + b"x" * (1024 * 1024) + b'"}',
+            headers={**tenant_a.headers(), "content-type": "application/json"},
+        )
+        assert_problem(response, 413, "body-too-large")
+
+    async def test_odd_unicode_is_a_client_error(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        """Lone surrogates and invalid UTF-8 are rejected as 4xx, never 500."""
+        response = await client.post(
+            "/v1/tokens",
+            content=b'{"role": "marketer", "name": "\xff\xfe"}',
+            headers={**tenant_a.headers(), "content-type": "application/json"},
+        )
+        assert 400 <= response.status_code < 500
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+    async def test_request_id_is_echoed(self, client: AsyncTestClient[Any]) -> None:
+        """A caller's X-Request-ID comes back, so logs on both sides line up."""
+        response = await client.get("/healthz", headers={"X-Request-ID": "req-12345678"})
+        assert response.headers["x-request-id"] == "req-12345678"

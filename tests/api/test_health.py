@@ -1,0 +1,56 @@
+"""Liveness, readiness, metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar.testing import AsyncTestClient
+
+from service.app import create_app
+from service.settings import Settings
+from tests.api.test_errors import assert_problem
+
+
+class TestHealth:
+    async def test_healthz_answers_without_io(self, client: AsyncTestClient[Any]) -> None:
+        """/healthz is a constant answer."""
+        response = await client.get("/healthz")
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok"}
+
+    async def test_readyz_is_200_with_both_engines_up(self, client: AsyncTestClient[Any]) -> None:
+        """/readyz checks PostgreSQL and Redis."""
+        response = await client.get("/readyz")
+        assert response.status_code == 200, response.text
+        assert response.json() == {"status": "ready"}
+
+    async def test_readyz_is_503_when_postgres_is_unreachable(self, settings: Settings) -> None:
+        """A dead database makes the instance unready, quickly, with Retry-After."""
+        dead = msgspec.structs.replace(settings, database_url="postgresql://127.0.0.1:1/none")
+        async with AsyncTestClient(app=create_app(dead)) as client:
+            response = await client.get("/readyz")
+        problem = assert_problem(response, 503, "not-ready")
+        assert "postgresql" in problem["detail"]
+        assert response.headers["retry-after"] == "2"
+
+    async def test_readyz_is_503_when_redis_is_unreachable(self, settings: Settings) -> None:
+        """A dead Redis makes the instance unready too."""
+        dead = msgspec.structs.replace(settings, redis_url="redis://127.0.0.1:1/0")
+        async with AsyncTestClient(app=create_app(dead)) as client:
+            response = await client.get("/readyz")
+        problem = assert_problem(response, 503, "not-ready")
+        assert "redis" in problem["detail"]
+
+    async def test_metrics_are_prometheus_text(self, client: AsyncTestClient[Any]) -> None:
+        """/metrics exposes the request latency histogram."""
+        await client.get("/healthz")
+        response = await client.get("/metrics")
+        assert response.status_code == 200
+        assert "onecode_http_request_duration_seconds_bucket" in response.text
+
+    async def test_openapi_schema_is_served(self, client: AsyncTestClient[Any]) -> None:
+        """/schema/openapi.json documents the API."""
+        response = await client.get("/schema/openapi.json")
+        assert response.status_code == 200
+        assert "/v1/tokens" in response.json()["paths"]
