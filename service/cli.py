@@ -111,7 +111,7 @@ def serve(
             from service.demo import seed_demo  # noqa: PLC0415
 
             info = seed_demo(ready)
-            click.echo(msgspec.json.format(msgspec.json.encode(info)).decode())
+            click.echo("demo: " + msgspec.json.encode(info).decode())
         # Worker processes read their settings from the environment: hand them the concrete engines.
         os.environ["DATABASE_URL"] = ready.database_url or ""
         os.environ["REDIS_URL"] = ready.redis_url or ""

@@ -1,0 +1,5 @@
+"""`python -m service` is the same as the `onecode` command."""
+
+from service.cli import main
+
+main()

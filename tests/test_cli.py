@@ -1,0 +1,129 @@
+"""The `onecode` command line, run as a user runs it: as a subprocess with environment settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from service.settings import Settings
+
+ONECODE = [sys.executable, "-m", "service"]
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ONECODE, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.fixture
+def cli_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url or "",
+        "REDIS_URL": settings.redis_url or "",
+        "ONECODE_HOME": str(tmp_path / "home"),
+        "ONECODE_LOG_JSON": "false",
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_ready(url: str, deadline_s: float) -> float:
+    """Seconds until `url` answered 200, or fail after `deadline_s`."""
+    started = time.monotonic()
+    while time.monotonic() - started < deadline_s:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback test URL
+                if response.status == 200:
+                    return time.monotonic() - started
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"{url} not ready within {deadline_s} s")
+
+
+class TestCli:
+    def test_demo_json_is_stable_across_runs(self, cli_env: dict[str, str]) -> None:
+        """`onecode demo --json` twice: same brand, same token, no duplicate data, no failure."""
+        first = run_cli("demo", "--json", env=cli_env)
+        assert first.returncode == 0, first.stderr
+        second = run_cli("demo", "--json", env=cli_env)
+        assert second.returncode == 0, second.stderr
+        one, two = json.loads(first.stdout), json.loads(second.stdout)
+        assert {"api", "brand_id", "token"} <= one.keys()
+        assert one["api"] == "http://127.0.0.1:8000"
+        assert (one["brand_id"], one["token"]) == (two["brand_id"], two["token"])
+
+    def test_token_create_prints_a_working_secret_once(self, cli_env: dict[str, str]) -> None:
+        """`onecode token create` makes a brand token; `token revoke` ends it."""
+        assert run_cli("brand", "create", "--slug", "cli-brand", "--name", "CLI", env=cli_env).returncode == 0
+        created = run_cli(
+            "token", "create", "--brand", "cli-brand", "--role", "marketer", "--json", env=cli_env
+        )
+        assert created.returncode == 0, created.stderr
+        issued = json.loads(created.stdout)
+        assert issued["secret"].startswith("oc_")
+        assert issued["token"]["role"] == "marketer"
+        revoked = run_cli("token", "revoke", issued["token"]["id"], "--brand", "cli-brand", env=cli_env)
+        assert revoked.returncode == 0, revoked.stderr
+
+    def test_unknown_brand_is_a_clear_error(self, cli_env: dict[str, str]) -> None:
+        """A typo in --brand names the parameter instead of a traceback."""
+        result = run_cli("token", "create", "--brand", "nope", "--role", "marketer", env=cli_env)
+        assert result.returncode == 2
+        assert "--brand" in result.stderr
+
+    def test_audit_verify_reports_an_intact_chain(self, cli_env: dict[str, str]) -> None:
+        """`onecode audit verify` exits 0 on an untouched log."""
+        run_cli("demo", "--json", env=cli_env)
+        result = run_cli("audit", "verify", env=cli_env)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["intact"] is True
+
+
+@pytest.mark.slow
+class TestServeOnEmbeddedEngines:
+    def test_cold_start_is_ready_within_15_s_and_restarts_on_the_same_data(self, tmp_path: Path) -> None:
+        """No configuration at all: embedded PostgreSQL and Redis, /readyz 200 within 15 s, data kept."""
+        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+        env |= {"ONECODE_HOME": str(tmp_path / "home"), "ONECODE_LOG_JSON": "false"}
+        port = free_port()
+        brand_ids = []
+        for _run in range(2):
+            server = subprocess.Popen(  # noqa: S603 - our own CLI
+                [*ONECODE, "serve", "--port", str(port), "--demo"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=(tmp_path / "serve.log").open("a"),
+                text=True,
+            )
+            try:
+                ready_after = wait_ready(f"http://127.0.0.1:{port}/readyz", deadline_s=15)
+                assert ready_after < 15
+            finally:
+                server.send_signal(signal.SIGINT)
+                output, _ = server.communicate(timeout=30)
+            demo_line = next(line for line in output.splitlines() if line.startswith("demo: "))
+            brand_ids.append(json.loads(demo_line.removeprefix("demo: "))["brand_id"])
+        assert brand_ids[0] == brand_ids[1]
+        # Clean shutdown: no engine process keeps running for this home.
+        leftovers = subprocess.run(
+            ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True, check=False
+        )
+        assert leftovers.stdout.strip() == ""
