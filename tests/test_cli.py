@@ -49,7 +49,7 @@ def wait_ready(url: str, deadline_s: float) -> float:
     started = time.monotonic()
     while time.monotonic() - started < deadline_s:
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback test URL
+            with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
                     return time.monotonic() - started
         except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -106,7 +106,7 @@ class TestServeOnEmbeddedEngines:
         port = free_port()
         brand_ids = []
         for _run in range(2):
-            server = subprocess.Popen(  # noqa: S603 - our own CLI
+            server = subprocess.Popen(
                 [*ONECODE, "serve", "--port", str(port), "--demo"],
                 env=env,
                 stdout=subprocess.PIPE,
