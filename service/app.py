@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
@@ -12,11 +13,18 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from psycopg import AsyncConnection
 
+from antifraud.scanlog import ScanWriter
+from antifraud.signals import Limits, Signals
+from campaigns.members.enrolment import DevelopmentSms, Enrolment
+from campaigns.members.phones import PhoneVault
+from campaigns.members.tokens import MemberTokens
+from codegen.registry import CodeRegistry
 from service.db import make_pool
 from service.middleware import RequestContextMiddleware
 from service.models import Principal
 from service.problems import exception_handlers
-from service.routes import admin, health
+from service.registry_follower import RegistryFollower
+from service.routes import admin, codes, health, members, scans
 from service.settings import Settings
 from service.state import AppState
 
@@ -70,15 +78,51 @@ def create_app(settings: Settings) -> Litestar:
         client = make_redis(settings)
         # wait=False: a database that is down at start must not keep the process from serving 503s.
         await pool.open(wait=False)
-        app.state.onecode = AppState(settings=settings, pool=pool, redis=client)
+        registry = CodeRegistry(settings.all_master_keys)
+        follower = RegistryFollower(pool, registry)
+        writer = ScanWriter(settings.database_url or "")
+        phones = PhoneVault(settings.all_master_keys)
+        app.state.onecode = AppState(
+            settings=settings,
+            pool=pool,
+            redis=client,
+            registry=registry,
+            registry_follower=follower,
+            writer=writer,
+            signals=Signals(
+                client,
+                prefix=settings.redis_prefix,
+                limits=Limits(
+                    device_per_minute=settings.scans_per_device_minute,
+                    ip_per_minute=settings.scans_per_ip_minute,
+                ),
+            ),
+            member_tokens=MemberTokens(settings.master_key),
+            phones=phones,
+            enrolment=Enrolment(client, phones, DevelopmentSms(), prefix=settings.redis_prefix),
+        )
+        await writer.start()
+        following = asyncio.create_task(follower.follow(), name="registry-follower")
         try:
             yield
         finally:
+            follower.stop()
+            await following
+            await writer.stop()
             await client.aclose()
             await pool.close()
 
     return Litestar(
-        route_handlers=[health.healthz, health.readyz, health.metrics, admin.admin_router()],
+        route_handlers=[
+            health.healthz,
+            health.readyz,
+            health.metrics,
+            admin.admin_router(),
+            codes.codes_router(),
+            codes.public_router(),
+            scans.scan,
+            members.members_router(),
+        ],
         lifespan=[lifespan],
         dependencies={
             "db": Provide(provide_db),

@@ -58,3 +58,7 @@ class Unavailable(ServiceError):
     def __init__(self, message: str, *, retry_after: float = 2) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class MalformedBody(ServiceError):
+    """The body is not JSON (or not UTF-8)."""

@@ -14,6 +14,9 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from antifraud import errors as antifraud_errors
+from campaigns.members import errors as member_errors
+from codegen import errors as codegen_errors
 from codegen.errors import CodegenError
 from service import errors
 from service.logs import current_request_id
@@ -69,7 +72,16 @@ _DOMAIN_TYPES: list[tuple[type[Exception], int, str, str]] = [
     (errors.InvalidField, 422, "validation-error", "Request failed validation"),
     (errors.RateLimited, 429, "rate-limited", "Too many requests"),
     (errors.Unavailable, 503, "unavailable", "Service temporarily unavailable"),
+    (errors.MalformedBody, 400, "malformed-body", "Malformed request body"),
+    (codegen_errors.ObjectNotFound, 404, "not-found", "Not found"),
+    (codegen_errors.StateConflict, 409, "conflict", "Conflict"),
     (CodegenError, 422, "validation-error", "Request failed validation"),
+    (antifraud_errors.Throttled, 429, "rate-limited", "Too many requests"),
+    (antifraud_errors.StorageUnavailable, 503, "unavailable", "Service temporarily unavailable"),
+    (member_errors.OtpThrottled, 429, "rate-limited", "Too many requests"),
+    (member_errors.OtpRejected, 422, "otp-rejected", "One-time password rejected"),
+    (member_errors.InvalidMemberToken, 401, "invalid-member-token", "Invalid member token"),
+    (member_errors.MembersError, 422, "validation-error", "Request failed validation"),
 ]
 
 

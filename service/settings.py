@@ -56,6 +56,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pool_max_size: int = 16
     # Seconds a request waits for a pooled connection before answering 503.
     pool_timeout_s: float = 3.0
+    # Take the client address from X-Forwarded-For (only behind a proxy that sets it).
+    trust_forwarded_for: bool = False
+    # Scan velocity limits (429 above them).
+    scans_per_device_minute: int = 30
+    scans_per_ip_minute: int = 600
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -85,6 +90,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             pool_min_size=_int(env, "ONECODE_POOL_MIN_SIZE", 2),
             pool_max_size=_int(env, "ONECODE_POOL_MAX_SIZE", 16),
             pool_timeout_s=float(env.get("ONECODE_POOL_TIMEOUT_S", "3")),
+            trust_forwarded_for=_bool(env, "ONECODE_TRUST_FORWARDED_FOR", default=False),
+            scans_per_device_minute=_int(env, "ONECODE_SCANS_PER_DEVICE_MINUTE", 30),
+            scans_per_ip_minute=_int(env, "ONECODE_SCANS_PER_IP_MINUTE", 600),
             log_level=env.get("ONECODE_LOG_LEVEL", "INFO").upper(),
             log_json=_bool(env, "ONECODE_LOG_JSON", default=True),
         )

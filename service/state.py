@@ -9,6 +9,13 @@ if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
     from redis.asyncio import Redis
 
+    from antifraud.scanlog import ScanWriter
+    from antifraud.signals import Signals
+    from campaigns.members.enrolment import Enrolment
+    from campaigns.members.phones import PhoneVault
+    from campaigns.members.tokens import MemberTokens
+    from codegen.registry import CodeRegistry
+    from service.registry_follower import RegistryFollower
     from service.settings import Settings
 
 
@@ -17,3 +24,12 @@ class AppState:
     settings: Settings
     pool: AsyncConnectionPool
     redis: Redis
+    # In-process copy of products, keys and batches: verification does no I/O.
+    registry: CodeRegistry
+    registry_follower: RegistryFollower
+    # Group-commit writer of the scan log (its own connection, outside the pool).
+    writer: ScanWriter
+    signals: Signals
+    member_tokens: MemberTokens
+    phones: PhoneVault
+    enrolment: Enrolment

@@ -9,23 +9,51 @@ import psycopg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from codegen import aggregation, batches, products
+from codegen.models import BatchIn, ProductIn, RegularPackingIn
 from service import auth
 from service.models import Role, TokenIn
+from service.settings import Settings
 from tests.conftest import Tenant
 
-# Public routes take no token by design; everything else must be tenant-checked.
-PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics"}
+# Public routes take no token by design (consumers, probes, published public keys); the rest is checked.
+PUBLIC_PATHS = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/v1/scans",
+    "/v1/members/otp",
+    "/v1/members/enroll",
+    "/v1/members/me",
+    "/v1/brands/{brand_id:uuid}/public-keys",
+}
 
 # A valid body per write route, so the check reaches the tenant decision instead of stopping at validation.
 # A new write route without an entry here fails the test: add one.
+# "{x}" in a value is replaced by brand B's object of that kind: such writes must fail with 403/404.
 SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/v1/brands"): {"slug": "sneaky", "name": "Sneaky"},
     ("POST", "/v1/tokens"): {"role": "marketer", "name": "sneaky"},
     ("POST", "/v1/tokens/{token_id:uuid}/revoke"): None,
+    ("POST", "/v1/products"): {"name": "Sneaky product"},
+    ("PATCH", "/v1/products/{product_id:uuid}"): {"name": "renamed"},
+    ("POST", "/v1/brands/{brand_id:uuid}/keys:rotate"): None,
+    ("POST", "/v1/batches"): {"product_id": "{product_id}", "quantity": 10},
+    ("POST", "/v1/batches/{batch_id:uuid}/void"): None,
+    ("POST", "/v1/aggregations"): {
+        "level": "case",
+        "sscc": "106141411234567897",
+        "items": [{"batch_id": "{batch_id}", "start": 0, "stop": 2}],
+    },
+    ("POST", "/v1/aggregations:pack"): {
+        "batch_id": "{batch_id}",
+        "items_per_case": 5,
+        "gs1_company_prefix": "0614141",
+    },
 }
 
 
-async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant) -> dict[str, str]:
+async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_key: bytes) -> dict[str, str]:
     """One id per path parameter name, all belonging to `tenant`."""
     token = await auth.create_token(
         db,
@@ -34,7 +62,40 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant) -> dict[s
         data=TokenIn(role=Role.MARKETER, name="victim"),
         default_ttl_days=1,
     )
-    return {"brand_id": str(tenant.brand_id), "token_id": str(token.token.id)}
+    product = await products.create_product(
+        db, actor="test", brand_id=tenant.brand_id, data=ProductIn(name="Victim", gtin="09506000134352")
+    )
+    batch = await batches.create_batch(
+        db,
+        actor="test",
+        brand_id=tenant.brand_id,
+        data=BatchIn(product_id=product.id, quantity=100),
+        master_key=master_key,
+    )
+    packed = await aggregation.pack_regularly(
+        db,
+        actor="test",
+        brand_id=tenant.brand_id,
+        data=RegularPackingIn(batch_id=batch.id, items_per_case=50, gs1_company_prefix="0614141"),
+    )
+    return {
+        "brand_id": str(tenant.brand_id),
+        "token_id": str(token.token.id),
+        "product_id": str(product.id),
+        "batch_id": str(batch.id),
+        "aggregation_id": str(packed[0].id),
+        "position": "3",
+    }
+
+
+def _fill(value: Any, ids: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _fill(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, ids) for v in value]
+    if isinstance(value, str) and value.startswith("{") and value.endswith("}"):
+        return ids[value[1:-1]]
+    return value
 
 
 class TestTenancy:
@@ -45,9 +106,10 @@ class TestTenancy:
         db: psycopg.AsyncConnection[Any],
         tenant_a: Tenant,
         tenant_b: Tenant,
+        settings: Settings,
     ) -> None:
         """Every admin route, every role of A, every object id of B: 403 or 404, nothing changes for B."""
-        ids = await objects_of(db, tenant_b)
+        ids = await objects_of(db, tenant_b, settings.master_key)
         routes = [
             (m, p)
             for m, p in ((m, r.path) for r in app.routes for m in getattr(r, "methods", ()))
@@ -64,10 +126,12 @@ class TestTenancy:
                 assert key in SAMPLE_BODIES, f"add a sample body for {method} {template}"
             for role, secret in tenant_a.tokens.items():
                 kwargs: dict[str, Any] = {"headers": {"Authorization": f"Bearer {secret}"}}
-                if SAMPLE_BODIES.get(key) is not None:
-                    kwargs["json"] = SAMPLE_BODIES[key]
+                body = SAMPLE_BODIES.get(key)
+                names_b = body is not None and _fill(body, ids) != body
+                if body is not None:
+                    kwargs["json"] = _fill(body, ids)
                 response = await client.request(method, path, **kwargs)
-                if "{" in template:
+                if "{" in template or names_b:
                     assert response.status_code in {403, 404}, (method, path, role, response.text)
                 else:
                     # Collection writes act on the caller's own brand, never on B.

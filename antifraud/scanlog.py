@@ -1,0 +1,338 @@
+"""The durable side of a scan: claims, members and the scan log, written in group commits.
+
+Concurrent requests hand their scan to one writer per process, which commits everything that queued
+up while the previous transaction ran in a single transaction, then wakes each request. A request
+answers only after its rows are committed, so an acknowledged scan is never lost, and PostgreSQL (the
+`code_claims` primary key) alone decides which scan of a code is the first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import psycopg
+
+from antifraud.errors import StorageUnavailable
+from codegen.registry import CodeFacts
+from service.queries import load_queries
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+logger = logging.getLogger("onecode.scanlog")
+QUERIES = load_queries("antifraud.sql", "scans.sql")
+
+
+class ScanRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A genuine code's scan, as the request hands it to the writer."""
+
+    scan_id: uuid.UUID
+    scanned_at: dt.datetime
+    facts: CodeFacts
+    device_id: str
+    # The member named by a valid member token; None means "find or create by device".
+    member_id: uuid.UUID | None
+    member_enrolled: bool = False
+    ip_prefix: str | None = None
+    lat: float | None = None
+    lng: float | None = None
+    ua_family: str | None = None
+
+
+class ScanOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    first: bool
+    scan_count: int
+    first_scanned_at: dt.datetime
+    member_id: uuid.UUID
+    member_enrolled: bool
+    member_created: bool
+
+
+class CounterfeitRecord(msgspec.Struct, frozen=True, kw_only=True):
+    scan_id: uuid.UUID
+    scanned_at: dt.datetime
+    claimed_brand_id: uuid.UUID | None
+    outcome: str
+    code: str
+    device_id: str
+    ip_prefix: str | None = None
+    lat: float | None = None
+    lng: float | None = None
+    ua_family: str | None = None
+
+
+class Idempotency(msgspec.Struct, frozen=True):
+    """Store the response under (device, key) in the same transaction as the scan's effects."""
+
+    key: str
+    request_hash: bytes
+    render: Callable[[ScanOutcome], bytes]
+
+
+class _Pending:
+    __slots__ = ("future", "idempotency", "record")
+
+    def __init__(
+        self,
+        record: ScanRecord | CounterfeitRecord,
+        idempotency: Idempotency | None,
+        future: asyncio.Future[Any],
+    ) -> None:
+        self.record = record
+        self.idempotency = idempotency
+        self.future = future
+
+
+CodeKey = tuple[uuid.UUID, int, int]
+
+
+class ScanWriter:
+    """One per process. `record()` returns once the scan is committed, with PostgreSQL's verdict."""
+
+    def __init__(self, conninfo: str, *, max_batch: int = 512, connect_timeout_s: float = 2.0) -> None:
+        self._conninfo = conninfo
+        self._max_batch = max_batch
+        self._connect_timeout_s = connect_timeout_s
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()  # None asks the writer to stop
+        self._conn: AsyncConnection[Any] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.batches_written = 0
+        self.scans_written = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="scan-writer")
+
+    async def stop(self) -> None:
+        """Finish what is queued, then close; the writer is never cancelled in the middle of a commit."""
+        if self._task is not None:
+            self._queue.put_nowait(None)
+            await self._task
+        if self._conn is not None:
+            await self._conn.close()
+
+    async def record(self, record: ScanRecord, idempotency: Idempotency | None = None) -> ScanOutcome:
+        future: asyncio.Future[ScanOutcome] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(record, idempotency, future))
+        return await future
+
+    async def record_counterfeit(self, record: CounterfeitRecord) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(record, None, future))
+        await future
+
+    async def _run(self) -> None:  # noqa: C901 - the loop and its two failure modes belong together
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            # Everything that queued while the last transaction ran goes into this one: no timer needed.
+            while len(batch) < self._max_batch and not self._queue.empty():
+                queued = self._queue.get_nowait()
+                if queued is None:
+                    stopping = True
+                    break
+                batch.append(queued)
+            try:
+                results = await self._write(batch)
+            except (psycopg.Error, OSError) as exc:
+                logger.warning("scan batch of %d failed: %s", len(batch), exc)
+                await self._drop_connection()
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(StorageUnavailable("the scan log is unavailable"))
+                continue
+            except Exception as exc:  # a bug must not kill the writer and strand every later request
+                logger.exception("scan batch of %d failed unexpectedly", len(batch))
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+                continue
+            for pending, result in zip(batch, results, strict=True):
+                if not pending.future.done():
+                    pending.future.set_result(result)
+
+    async def _connection(self) -> AsyncConnection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(
+                self._conninfo,
+                connect_timeout=max(1, int(self._connect_timeout_s)),
+                application_name="onecode-scans",
+            )
+        return self._conn
+
+    async def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+        self._conn = None
+
+    async def _write(self, batch: list[_Pending]) -> list[ScanOutcome | None]:
+        scans = [p for p in batch if isinstance(p.record, ScanRecord)]
+        fakes = [p.record for p in batch if isinstance(p.record, CounterfeitRecord)]
+        conn = await self._connection()
+        outcomes: dict[int, ScanOutcome] = {}
+        async with conn.transaction():
+            if scans:
+                outcomes = await self._write_scans(conn, scans)
+                await self._write_idempotency(conn, scans, outcomes)
+            if fakes:
+                async with conn.cursor().copy(QUERIES["copy_counterfeits"]) as copy:
+                    for fake in fakes:
+                        await copy.write_row(
+                            (
+                                fake.scan_id,
+                                fake.scanned_at,
+                                fake.claimed_brand_id,
+                                fake.outcome,
+                                fake.code,
+                                fake.device_id,
+                                fake.ip_prefix,
+                                fake.lat,
+                                fake.lng,
+                                fake.ua_family,
+                            )
+                        )
+        self.batches_written += 1
+        self.scans_written += len(batch)
+        return [outcomes.get(id(p)) for p in batch]
+
+    async def _write_scans(self, conn: AsyncConnection[Any], scans: list[_Pending]) -> dict[int, ScanOutcome]:
+        records: list[ScanRecord] = [p.record for p in scans]  # type: ignore[misc]
+        members = await self._resolve_members(conn, records)
+
+        # Several scans of one code may share a batch: one claim row each, counted in arrival order.
+        per_code: dict[CodeKey, list[ScanRecord]] = {}
+        for record in records:
+            facts = record.facts
+            per_code.setdefault((facts.brand_id, facts.key_id, facts.index), []).append(record)
+        firsts = [group[0] for group in per_code.values()]
+        cur = await conn.execute(
+            QUERIES["upsert_claims"],
+            {
+                "brand_ids": [r.facts.brand_id for r in firsts],
+                "key_ids": [r.facts.key_id for r in firsts],
+                "code_indexes": [r.facts.index for r in firsts],
+                "batch_ids": [r.facts.batch_id for r in firsts],
+                "product_ids": [r.facts.product_id for r in firsts],
+                "scan_ids": [r.scan_id for r in firsts],
+                "member_ids": [members[r.facts.brand_id, r.device_id, r.member_id][0] for r in firsts],
+                "device_ids": [r.device_id for r in firsts],
+                "scanned_ats": [r.scanned_at for r in firsts],
+                "counts": [len(group) for group in per_code.values()],
+                "last_ats": [group[-1].scanned_at for group in per_code.values()],
+            },
+        )
+        outcomes: dict[int, ScanOutcome] = {}
+        by_record: dict[int, tuple[str, int]] = {}
+        for brand_id, key_id, code_index, inserted, total, first_at in await cur.fetchall():
+            group = per_code[brand_id, key_id, code_index]
+            before = total - len(group)
+            for n, record in enumerate(group):
+                first = inserted and n == 0
+                member_id, enrolled, created = members[brand_id, record.device_id, record.member_id]
+                outcomes[id(record)] = ScanOutcome(
+                    first=first,
+                    scan_count=before + n + 1,
+                    first_scanned_at=first_at,
+                    member_id=member_id,
+                    member_enrolled=enrolled,
+                    member_created=created,
+                )
+                by_record[id(record)] = ("genuine_first" if first else "genuine_repeat", before + n + 1)
+        async with conn.cursor().copy(QUERIES["copy_scans"]) as copy:
+            for record in records:
+                verdict, number = by_record[id(record)]
+                facts = record.facts
+                await copy.write_row(
+                    (
+                        record.scan_id,
+                        record.scanned_at,
+                        facts.brand_id,
+                        facts.product_id,
+                        facts.batch_id,
+                        facts.key_id,
+                        facts.index,
+                        verdict,
+                        number,
+                        record.device_id,
+                        outcomes[id(record)].member_id,
+                        record.ip_prefix,
+                        record.lat,
+                        record.lng,
+                        record.ua_family,
+                    )
+                )
+        return {id(p): outcomes[id(p.record)] for p in scans}
+
+    async def _resolve_members(
+        self, conn: AsyncConnection[Any], records: list[ScanRecord]
+    ) -> dict[tuple[uuid.UUID, str, uuid.UUID | None], tuple[uuid.UUID, bool, bool]]:
+        """(brand, device, token member) -> (member id, enrolled, created now)."""
+        resolved: dict[tuple[uuid.UUID, str, uuid.UUID | None], tuple[uuid.UUID, bool, bool]] = {}
+        unknown: dict[tuple[uuid.UUID, str], ScanRecord] = {}
+        for record in records:
+            if record.member_id is not None:
+                resolved[record.facts.brand_id, record.device_id, record.member_id] = (
+                    record.member_id,
+                    record.member_enrolled,
+                    False,
+                )
+            else:
+                unknown.setdefault((record.facts.brand_id, record.device_id), record)
+        if unknown:
+            candidates = {key: uuid.uuid4() for key in unknown}
+            cur = await conn.execute(
+                QUERIES["upsert_devices"],
+                {
+                    "brand_ids": [key[0] for key in unknown],
+                    "device_ids": [key[1] for key in unknown],
+                    "candidate_ids": [candidates[key] for key in unknown],
+                    "product_ids": [r.facts.product_id for r in unknown.values()],
+                    "batch_ids": [r.facts.batch_id for r in unknown.values()],
+                },
+            )
+            for brand_id, device_id, member_id, enrolled in await cur.fetchall():
+                created = member_id == candidates[brand_id, device_id]
+                resolved[brand_id, device_id, None] = (member_id, enrolled, created)
+        return resolved
+
+    async def _write_idempotency(
+        self, conn: AsyncConnection[Any], scans: list[_Pending], outcomes: dict[int, ScanOutcome]
+    ) -> None:
+        keyed = [p for p in scans if p.idempotency is not None]
+        if not keyed:
+            return
+        await conn.execute(
+            QUERIES["insert_idempotency"],
+            {
+                "device_ids": [p.record.device_id for p in keyed],
+                "keys": [p.idempotency.key for p in keyed if p.idempotency],
+                "hashes": [p.idempotency.request_hash for p in keyed if p.idempotency],
+                "responses": [p.idempotency.render(outcomes[id(p)]) for p in keyed if p.idempotency],
+            },
+        )
+
+
+async def stored_response(conn: AsyncConnection[Any], device_id: str, key: str) -> tuple[bytes, bytes] | None:
+    """(request hash, response) of an earlier request with this Idempotency-Key, kept 24 hours."""
+    cur = await conn.execute(QUERIES["get_idempotency"], {"device_id": device_id, "key": key})
+    row = await cur.fetchone()
+    return None if row is None else (bytes(row[0]), bytes(row[1]))
+
+
+async def claim_count(conn: AsyncConnection[Any], facts: CodeFacts) -> int:
+    cur = await conn.execute(
+        QUERIES["claim_count"],
+        {"brand_id": facts.brand_id, "key_id": facts.key_id, "code_index": facts.index},
+    )
+    row = await cur.fetchone()
+    return 0 if row is None else int(row[0])

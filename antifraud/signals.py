@@ -1,0 +1,95 @@
+"""Scan signals in Redis: velocity limits per device and IP, and per-code counters and device sketches.
+
+Redis holds hints, never truth: a flush loses recent counters, which only makes limits briefly lenient
+and clone signals briefly weaker. First-scan decisions belong to PostgreSQL (see scanlog).
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from antifraud.errors import Throttled
+
+if TYPE_CHECKING:
+    import uuid
+
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+
+def _lua(name: str) -> str:
+    return resources.files("antifraud.lua").joinpath(name).read_text(encoding="utf-8")
+
+
+class Limits(msgspec.Struct, frozen=True):
+    device_per_minute: int = 30
+    ip_per_minute: int = 600
+    # Forged codes are logged for intelligence, but one source cannot flood the log.
+    counterfeit_logs_per_ip_minute: int = 20
+    code_signal_ttl_s: int = 90 * 24 * 3600
+
+
+class CodeSignals(msgspec.Struct, frozen=True):
+    scans: int
+    distinct_devices: int
+
+
+class ScanSignals(msgspec.Struct, frozen=True):
+    code: CodeSignals | None
+    log_counterfeit: bool
+
+
+class Signals:
+    """Scripts are registered once per client; each scan costs one pipelined round trip."""
+
+    def __init__(self, redis: Redis, *, prefix: str, limits: Limits) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self.limits = limits
+        self._window: AsyncScript = redis.register_script(_lua("window_counter.lua"))
+        self._code: AsyncScript = redis.register_script(_lua("code_signals.lua"))
+
+    async def on_scan(
+        self,
+        *,
+        device_id: str,
+        ip: str | None,
+        code: tuple[uuid.UUID, int, int] | None,
+    ) -> ScanSignals:
+        """Count the scan against its device and IP (Throttled above the limits) and its code."""
+        minute = int(time.time() // 60)
+        p = self._prefix
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await self._window(keys=[f"{p}v:d:{{{device_id}}}:{minute}"], args=[60], client=pipe)
+            if ip is not None:
+                await self._window(keys=[f"{p}v:ip:{{{ip}}}:{minute}"], args=[60], client=pipe)
+            if code is not None:
+                tag = f"{{c:{code[0]}:{code[1]}:{code[2]}}}"
+                await self._code(
+                    keys=[f"{p}{tag}:n", f"{p}{tag}:d"],
+                    args=[device_id, self.limits.code_signal_ttl_s],
+                    client=pipe,
+                )
+            else:
+                key = f"{p}v:cf:{{{ip or device_id}}}:{minute}"
+                await self._window(keys=[key], args=[60], client=pipe)
+            replies = await pipe.execute()
+        device_count, device_ttl = replies[0]
+        if device_count > self.limits.device_per_minute:
+            raise Throttled("too many scans from this device", retry_after=max(1, device_ttl))
+        if ip is not None:
+            ip_count, ip_ttl = replies[1]
+            if ip_count > self.limits.ip_per_minute:
+                raise Throttled("too many scans from this network", retry_after=max(1, ip_ttl))
+        last = replies[-1]
+        if code is not None:
+            return ScanSignals(
+                code=CodeSignals(scans=int(last[0]), distinct_devices=int(last[1])), log_counterfeit=False
+            )
+        return ScanSignals(
+            code=None, log_counterfeit=int(last[0]) <= self.limits.counterfeit_logs_per_ip_minute
+        )

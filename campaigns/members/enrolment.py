@@ -1,0 +1,195 @@
+"""Phone enrolment: a one-time password by SMS, then the device's anonymous member gains a phone.
+
+Enrolling a phone that already belongs to a member merges the device's anonymous member into it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
+
+import msgspec
+
+from campaigns.members.errors import OtpRejected, OtpThrottled
+from campaigns.members.phones import PhoneVault, normalize_phone
+from service.db import fetch_one
+from service.queries import load_queries
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+    from redis.asyncio import Redis
+
+QUERIES = load_queries("campaigns.members.sql", "members.sql")
+
+OTP_TTL_S = 300
+OTP_MAX_ATTEMPTS = 5
+OTP_PER_PHONE_HOUR = 5
+OTP_PER_IP_HOUR = 20
+OTP_RESEND_S = 60
+
+
+class Member(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    brand_id: uuid.UUID
+    phone_last4: str | None
+    merged_into: uuid.UUID | None
+    created_at: dt.datetime
+    enrolled_at: dt.datetime | None
+    consent_marketing_at: dt.datetime | None
+    consent_location_at: dt.datetime | None
+
+
+class Profile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    gender: Annotated[str, msgspec.Meta(pattern="^(female|male|other)$")] | None = None
+    birthday: dt.date | None = None
+
+
+class SmsAdapter(Protocol):
+    """Sends one text message. Production adapters wrap an SMS provider; none is built in."""
+
+    async def send(
+        self,
+        conn: AsyncConnection[Any],
+        *,
+        brand_id: uuid.UUID,
+        phone_e164: str,
+        phone_index: bytes,
+        body: str,
+    ) -> None: ...
+
+
+class DevelopmentSms:
+    """Records messages in `sms_outbox` (by blind index, never the number) instead of sending them."""
+
+    async def send(
+        self,
+        conn: AsyncConnection[Any],
+        *,
+        brand_id: uuid.UUID,
+        phone_e164: str,
+        phone_index: bytes,
+        body: str,
+    ) -> None:
+        del phone_e164  # never stored in clear
+        await conn.execute(
+            QUERIES["record_sms"], {"brand_id": brand_id, "phone_index": phone_index, "body": body}
+        )
+
+
+class Enrolment:
+    def __init__(self, redis: Redis, vault: PhoneVault, sms: SmsAdapter, *, prefix: str) -> None:
+        self._redis = redis
+        self._vault = vault
+        self._sms = sms
+        self._prefix = prefix
+
+    async def request_otp(
+        self, conn: AsyncConnection[Any], *, brand_id: uuid.UUID, phone: str, ip: str | None
+    ) -> int:
+        """Send a 6-digit code and return its lifetime in seconds; limited per phone, per IP, per minute."""
+        phone_e164 = normalize_phone(phone)
+        index = self._vault.blind_index(brand_id, phone_e164)
+        tag = index.hex()[:32]
+        hour = int(time.time() // 3600)
+        p = self._prefix
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(f"{p}otp:cool:{tag}", 1, nx=True, ex=OTP_RESEND_S)
+            pipe.incr(f"{p}otp:ph:{tag}:{hour}")
+            pipe.expire(f"{p}otp:ph:{tag}:{hour}", 3600)
+            pipe.incr(f"{p}otp:ip:{ip}:{hour}")
+            pipe.expire(f"{p}otp:ip:{ip}:{hour}", 3600)
+            fresh, per_phone, _, per_ip, _ = await pipe.execute()
+        retry_after = 3600 - time.time() % 3600
+        if not fresh:
+            raise OtpThrottled("a code was sent less than a minute ago", retry_after=OTP_RESEND_S)
+        if per_phone > OTP_PER_PHONE_HOUR:
+            raise OtpThrottled("too many codes for this phone this hour", retry_after=retry_after)
+        if ip is not None and per_ip > OTP_PER_IP_HOUR:
+            raise OtpThrottled("too many codes from this network this hour", retry_after=retry_after)
+        code = f"{secrets.randbelow(10**6):06d}"
+        await self._redis.hset(f"{p}otp:{tag}", mapping={"h": _otp_hash(index, code), "a": 0})
+        await self._redis.expire(f"{p}otp:{tag}", OTP_TTL_S)
+        await self._sms.send(
+            conn,
+            brand_id=brand_id,
+            phone_e164=phone_e164,
+            phone_index=index,
+            body=f"Your OneCode verification code is {code}. It expires in 5 minutes.",
+        )
+        return OTP_TTL_S
+
+    async def enroll(
+        self,
+        conn: AsyncConnection[Any],
+        *,
+        brand_id: uuid.UUID,
+        member_id: uuid.UUID,
+        phone: str,
+        otp: str,
+        consent_marketing: bool,
+        consent_location: bool,
+        profile: Profile | None,
+        profile_sealer: Any,
+    ) -> Member:
+        """Check the code, then give the member a phone, or merge it into the phone's existing member."""
+        phone_e164 = normalize_phone(phone)
+        index = self._vault.blind_index(brand_id, phone_e164)
+        await self._check_otp(index, otp)
+        profile_sealed = None if profile is None else profile_sealer(msgspec.json.encode(profile))
+        params = {
+            "brand_id": brand_id,
+            "profile_sealed": profile_sealed,
+            "consent_marketing": consent_marketing,
+            "consent_location": consent_location,
+        }
+        existing = await fetch_one(
+            conn, QUERIES["find_by_phone"], {"brand_id": brand_id, "phone_index": index}, Member
+        )
+        if existing is not None:
+            if existing.id != member_id:
+                await conn.execute(
+                    QUERIES["merge_member"],
+                    {"brand_id": brand_id, "source_id": member_id, "target_id": existing.id},
+                )
+            updated = await fetch_one(
+                conn, QUERIES["update_consents"], {**params, "member_id": existing.id}, Member
+            )
+        else:
+            await conn.execute(QUERIES["create_member"], {"member_id": member_id, "brand_id": brand_id})
+            updated = await fetch_one(
+                conn,
+                QUERIES["enroll_member"],
+                {
+                    **params,
+                    "member_id": member_id,
+                    "phone_sealed": self._vault.seal(brand_id, phone_e164),
+                    "phone_index": index,
+                    "phone_last4": phone_e164[-4:],
+                },
+                Member,
+            )
+        assert updated is not None
+        return updated
+
+    async def _check_otp(self, index: bytes, otp: str) -> None:
+        key = f"{self._prefix}otp:{index.hex()[:32]}"
+        attempts = await self._redis.hincrby(key, "a", 1)
+        stored = await self._redis.hget(key, "h")
+        if stored is None or attempts > OTP_MAX_ATTEMPTS:
+            await self._redis.delete(key)  # hincrby re-created an expired key without a TTL
+            raise OtpRejected("the code expired or had too many attempts; request a new one")
+        if not hmac.compare_digest(
+            stored.decode() if isinstance(stored, bytes) else str(stored), _otp_hash(index, otp)
+        ):
+            raise OtpRejected("wrong code")
+        await self._redis.delete(key)
+
+
+def _otp_hash(index: bytes, code: str) -> str:
+    return hashlib.sha256(index + code.encode()).hexdigest()

@@ -1,0 +1,50 @@
+-- get_member --
+SELECT id, brand_id, phone_last4, merged_into, created_at, enrolled_at,
+       consent_marketing_at, consent_location_at
+FROM members WHERE id = %(member_id)s AND brand_id = %(brand_id)s;
+
+-- find_by_phone --
+SELECT id, brand_id, phone_last4, merged_into, created_at, enrolled_at,
+       consent_marketing_at, consent_location_at
+FROM members WHERE brand_id = %(brand_id)s AND phone_index = %(phone_index)s;
+
+-- enroll_member --
+-- Attach a phone to a member (its first enrolment); consents are stamped when given.
+UPDATE members SET
+    phone_sealed = %(phone_sealed)s, phone_index = %(phone_index)s, phone_last4 = %(phone_last4)s,
+    profile_sealed = coalesce(%(profile_sealed)s, profile_sealed),
+    consent_marketing_at = CASE WHEN %(consent_marketing)s THEN coalesce(consent_marketing_at, now()) END,
+    consent_location_at = CASE WHEN %(consent_location)s THEN coalesce(consent_location_at, now()) END,
+    enrolled_at = coalesce(enrolled_at, now())
+WHERE id = %(member_id)s AND brand_id = %(brand_id)s
+RETURNING id, brand_id, phone_last4, merged_into, created_at, enrolled_at,
+          consent_marketing_at, consent_location_at;
+
+-- update_consents --
+UPDATE members SET
+    profile_sealed = coalesce(%(profile_sealed)s, profile_sealed),
+    consent_marketing_at = CASE WHEN %(consent_marketing)s THEN coalesce(consent_marketing_at, now()) END,
+    consent_location_at = CASE WHEN %(consent_location)s THEN coalesce(consent_location_at, now()) END
+WHERE id = %(member_id)s AND brand_id = %(brand_id)s
+RETURNING id, brand_id, phone_last4, merged_into, created_at, enrolled_at,
+          consent_marketing_at, consent_location_at;
+
+-- merge_member --
+-- The anonymous member's devices move to the phone's member; the anonymous id remains as a pointer.
+WITH moved AS (
+    UPDATE member_devices SET member_id = %(target_id)s
+    WHERE brand_id = %(brand_id)s AND member_id = %(source_id)s
+)
+UPDATE members SET merged_into = %(target_id)s
+WHERE id = %(source_id)s AND brand_id = %(brand_id)s AND id <> %(target_id)s;
+
+-- create_member --
+-- The member a token names may not be written yet if its first scan failed; make sure it exists.
+INSERT INTO members (id, brand_id) VALUES (%(member_id)s, %(brand_id)s) ON CONFLICT DO NOTHING;
+
+-- record_sms --
+INSERT INTO sms_outbox (brand_id, phone_index, body) VALUES (%(brand_id)s, %(phone_index)s, %(body)s);
+
+-- latest_sms --
+SELECT body FROM sms_outbox WHERE brand_id = %(brand_id)s AND phone_index = %(phone_index)s
+ORDER BY id DESC LIMIT 1;

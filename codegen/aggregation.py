@@ -1,0 +1,296 @@
+"""Aggregation: cases hold item ranges, pallets hold cases; packed explicitly or by regular packing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import psycopg.errors
+from psycopg.types.json import Jsonb
+
+from codegen.batches import get_batch
+from codegen.errors import InvalidInput, ObjectNotFound, StateConflict
+from codegen.gtin import make_sscc, validate_sscc
+from codegen.models import (
+    Aggregation,
+    AggregationIn,
+    AggregationLevel,
+    AggregationView,
+    Batch,
+    ItemRange,
+    RegularPackingIn,
+)
+from codegen.registry import Outcome, Verification
+from service import audit
+from service.db import fetch_all, fetch_one
+from service.queries import load_queries
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+QUERIES = load_queries("codegen.sql", "codegen.sql")
+Resolver = Callable[[str], Verification]
+
+
+async def create_aggregation(  # noqa: C901 - one validation per input kind, in order
+    conn: AsyncConnection[Any], *, actor: str, brand_id: uuid.UUID, data: AggregationIn, resolve: Resolver
+) -> AggregationView:
+    """Record one case (item ranges and/or scanned serials) or one pallet (child case SSCCs)."""
+    validate_sscc(data.sscc)
+    if data.level is AggregationLevel.CASE and data.children_sscc:
+        raise InvalidInput("children_sscc", "cases hold items; pallets hold cases")
+    if data.level is AggregationLevel.PALLET and (data.items or data.serials):
+        raise InvalidInput("items", "pallets hold cases, not items")
+    ranges = list(data.items)
+    for n, serial in enumerate(data.serials):
+        verified = resolve(serial)
+        if verified.outcome is not Outcome.GENUINE or verified.facts is None:
+            raise InvalidInput(
+                f"serials[{n}]", f"not a genuine, issued code of this brand ({verified.outcome})"
+            )
+        if verified.facts.brand_id != brand_id:
+            raise InvalidInput(f"serials[{n}]", "the code belongs to another brand")
+        position = verified.facts.position
+        ranges.append(ItemRange(batch_id=verified.facts.batch_id, start=position, stop=position + 1))
+    try:
+        async with conn.transaction():
+            aggregation = await _insert(conn, brand_id, data.level, data.sscc, None)
+            batches: dict[uuid.UUID, Batch] = {}
+            for n, item_range in enumerate(ranges):
+                if item_range.batch_id not in batches:
+                    batches[item_range.batch_id] = await get_batch(conn, brand_id, item_range.batch_id)
+                _check_item_range(batches[item_range.batch_id], item_range, f"items[{n}]")
+            await _insert_items(conn, brand_id, aggregation.id, ranges, batches)
+            if data.children_sscc:
+                cur = await conn.execute(
+                    QUERIES["adopt_children"],
+                    {"brand_id": brand_id, "parent_id": aggregation.id, "sscc": data.children_sscc},
+                )
+                if len(await cur.fetchall()) != len(set(data.children_sscc)):
+                    raise InvalidInput(
+                        "children_sscc", "every child must be an existing, unpacked case of this brand"
+                    )
+    except psycopg.errors.UniqueViolation:
+        raise StateConflict(f"SSCC {data.sscc} is already recorded", field="sscc") from None
+    except psycopg.errors.ExclusionViolation:
+        raise StateConflict("some items are already packed in another case", field="items") from None
+    await _trace(conn, brand_id, aggregation, ranges)
+    await audit.record(
+        conn,
+        actor=actor,
+        brand_id=brand_id,
+        action="aggregation.create",
+        object_type="aggregation",
+        object_id=aggregation.id,
+        after={"aggregation": aggregation, "items": ranges, "children": data.children_sscc},
+    )
+    return await view(conn, brand_id, aggregation.id)
+
+
+async def pack_regularly(
+    conn: AsyncConnection[Any], *, actor: str, brand_id: uuid.UUID, data: RegularPackingIn
+) -> list[Aggregation]:
+    """Cases of `items_per_case` consecutive positions (and pallets of cases), with generated SSCCs."""
+    batch = await get_batch(conn, brand_id, data.batch_id)
+    case_count = -(-batch.quantity // data.items_per_case)
+    pallet_count = 0 if data.cases_per_pallet is None else -(-case_count // data.cases_per_pallet)
+    cur = await conn.execute(
+        QUERIES["reserve_sscc_refs"],
+        {"brand_id": brand_id, "company_prefix": data.gs1_company_prefix, "count": case_count + pallet_count},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    next_ref = int(row[0])
+    ref_digits = 16 - len(data.gs1_company_prefix)
+    if next_ref + case_count + pallet_count > 10**ref_digits:
+        raise InvalidInput("gs1_company_prefix", "no SSCC serial references left under this company prefix")
+
+    def sscc(ref: int) -> str:
+        return make_sscc(data.extension_digit, data.gs1_company_prefix, str(ref).zfill(ref_digits))
+
+    pallets: list[Aggregation] = []
+    try:
+        async with conn.transaction():
+            pallets.extend(
+                [
+                    await _insert(
+                        conn, brand_id, AggregationLevel.PALLET, sscc(next_ref + case_count + n), None
+                    )
+                    for n in range(pallet_count)
+                ]
+            )
+            cases: list[Aggregation] = []
+            for n in range(case_count):
+                parent = pallets[n // data.cases_per_pallet].id if data.cases_per_pallet else None
+                cases.append(await _insert(conn, brand_id, AggregationLevel.CASE, sscc(next_ref + n), parent))
+            async with conn.cursor() as cursor:
+                await cursor.executemany(
+                    QUERIES["insert_aggregation_items"],
+                    [
+                        {
+                            "aggregation_id": case.id,
+                            "brand_id": brand_id,
+                            "batch_id": batch.id,
+                            "batch_seq": batch.seq,
+                            "start_index": n * data.items_per_case,
+                            "stop_index": min((n + 1) * data.items_per_case, batch.quantity),
+                        }
+                        for n, case in enumerate(cases)
+                    ],
+                )
+    except psycopg.errors.ExclusionViolation:
+        raise StateConflict("some items of the batch are already packed", field="batch_id") from None
+    await conn.execute(
+        QUERIES["insert_trace_event"],
+        {
+            "brand_id": brand_id,
+            "event_type": "AggregationEvent",
+            "biz_step": "packing",
+            "batch_id": batch.id,
+            "aggregation_id": None,
+            "start_index": 0,
+            "stop_index": batch.quantity,
+            "payload": Jsonb(
+                {"items_per_case": data.items_per_case, "cases": case_count, "pallets": pallet_count}
+            ),
+        },
+    )
+    await audit.record(
+        conn,
+        actor=actor,
+        brand_id=brand_id,
+        action="batch.pack",
+        object_type="batch",
+        object_id=batch.id,
+        after={"items_per_case": data.items_per_case, "cases": case_count, "pallets": pallet_count},
+    )
+    return pallets or cases
+
+
+async def view(conn: AsyncConnection[Any], brand_id: uuid.UUID, aggregation_id: uuid.UUID) -> AggregationView:
+    aggregation = await fetch_one(
+        conn,
+        QUERIES["get_aggregation"],
+        {"brand_id": brand_id, "aggregation_id": aggregation_id},
+        Aggregation,
+    )
+    if aggregation is None:
+        raise ObjectNotFound("aggregation", aggregation_id, field="aggregation_id")
+    cur = await conn.execute(QUERIES["aggregation_item_ranges"], {"aggregation_id": aggregation_id})
+    items = [ItemRange(batch_id=b, start=s, stop=e) for b, s, e in await cur.fetchall()]
+    children = await fetch_all(
+        conn,
+        QUERIES["child_aggregations"],
+        {"brand_id": brand_id, "aggregation_id": aggregation_id},
+        Aggregation,
+    )
+    parents = await parent_chain(conn, brand_id, aggregation.parent_id) if aggregation.parent_id else []
+    return AggregationView(aggregation=aggregation, items=items, children=children, parents=parents)
+
+
+async def by_sscc(conn: AsyncConnection[Any], brand_id: uuid.UUID, sscc: str) -> AggregationView:
+    found = await fetch_one(
+        conn, QUERIES["get_aggregation_by_sscc"], {"brand_id": brand_id, "sscc": sscc}, Aggregation
+    )
+    if found is None:
+        raise ObjectNotFound("aggregation with SSCC", sscc, field="sscc")
+    return await view(conn, brand_id, found.id)
+
+
+async def parent_chain(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, aggregation_id: uuid.UUID
+) -> list[Aggregation]:
+    return await fetch_all(
+        conn, QUERIES["parent_chain"], {"brand_id": brand_id, "aggregation_id": aggregation_id}, Aggregation
+    )
+
+
+async def parents_of_item(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, batch_id: uuid.UUID, position: int
+) -> list[Aggregation]:
+    """The case holding an item, then its pallet: innermost first. Empty when the item was never packed."""
+    batch = await get_batch(conn, brand_id, batch_id)
+    if not 0 <= position < batch.quantity:
+        raise InvalidInput("position", f"position must be within 0..{batch.quantity - 1}")
+    case = await fetch_one(
+        conn,
+        QUERIES["parent_of_item"],
+        {"brand_id": brand_id, "batch_id": batch_id, "index": position},
+        Aggregation,
+    )
+    return [] if case is None else await parent_chain(conn, brand_id, case.id)
+
+
+def _check_item_range(batch: Batch, item_range: ItemRange, field: str) -> None:
+    if not 0 <= item_range.start < item_range.stop <= batch.quantity:
+        raise InvalidInput(field, f"range must lie within the batch's positions 0..{batch.quantity}")
+
+
+async def _insert(
+    conn: AsyncConnection[Any],
+    brand_id: uuid.UUID,
+    level: AggregationLevel,
+    sscc: str,
+    parent_id: uuid.UUID | None,
+) -> Aggregation:
+    aggregation = await fetch_one(
+        conn,
+        QUERIES["insert_aggregation"],
+        {"brand_id": brand_id, "level": level.value, "sscc": sscc, "parent_id": parent_id},
+        Aggregation,
+    )
+    assert aggregation is not None
+    return aggregation
+
+
+async def _insert_items(
+    conn: AsyncConnection[Any],
+    brand_id: uuid.UUID,
+    aggregation_id: uuid.UUID,
+    ranges: list[ItemRange],
+    batches: dict[uuid.UUID, Batch],
+) -> None:
+    if not ranges:
+        return
+    async with conn.cursor() as cursor:
+        await cursor.executemany(
+            QUERIES["insert_aggregation_items"],
+            [
+                {
+                    "aggregation_id": aggregation_id,
+                    "brand_id": brand_id,
+                    "batch_id": r.batch_id,
+                    "batch_seq": batches[r.batch_id].seq,
+                    "start_index": r.start,
+                    "stop_index": r.stop,
+                }
+                for r in ranges
+            ],
+        )
+
+
+async def _trace(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, aggregation: Aggregation, ranges: list[ItemRange]
+) -> None:
+    await conn.execute(
+        QUERIES["insert_trace_event"],
+        {
+            "brand_id": brand_id,
+            "event_type": "AggregationEvent",
+            "biz_step": "packing",
+            "batch_id": ranges[0].batch_id if ranges else None,
+            "aggregation_id": aggregation.id,
+            "start_index": None,
+            "stop_index": None,
+            "payload": Jsonb(
+                {
+                    "sscc": aggregation.sscc,
+                    "level": aggregation.level,
+                    "items": [
+                        {"batch_id": str(r.batch_id), "start": r.start, "stop": r.stop} for r in ranges
+                    ],
+                }
+            ),
+        },
+    )

@@ -1,0 +1,212 @@
+"""Verification of scanned codes from an in-process copy of products, keys and batches: no I/O per scan."""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import enum
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from psycopg.rows import class_row
+
+from codegen import codeformat, keys
+from codegen.errors import MalformedCode, UnsealError
+from codegen.keyring import mac_aad
+from service.queries import load_queries
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+QUERIES = load_queries("codegen.sql", "codegen.sql")
+logger = logging.getLogger("onecode.registry")
+
+
+class Outcome(enum.StrEnum):
+    GENUINE = "genuine"
+    MALFORMED = "malformed"  # not a code of ours at all
+    UNKNOWN_PRODUCT = "unknown_product"  # a GTIN or brand code nobody issued under
+    UNKNOWN_KEY = "unknown_key"  # a key slot the brand never had
+    BAD_TAG = "bad_tag"  # forged or mutated
+    NOT_ISSUED = "not_issued"  # a valid tag outside every batch: should not happen without a key leak
+    VOIDED = "voided"  # the batch was voided
+
+
+# Outcomes that a stale cache could explain: worth one reload before calling the code counterfeit.
+MISS_OUTCOMES = frozenset({Outcome.UNKNOWN_PRODUCT, Outcome.UNKNOWN_KEY, Outcome.NOT_ISSUED})
+
+
+class CodeFacts(msgspec.Struct, frozen=True):
+    """Everything a genuine code tells about its item, for the scan response and the scan log."""
+
+    brand_id: uuid.UUID
+    product_id: uuid.UUID
+    product_name: str
+    gtin: str | None
+    facts: dict[str, Any]
+    batch_id: uuid.UUID
+    lot: str | None
+    production_date: dt.date | None
+    key_id: int
+    index: int  # the item's index in its key's space: with brand and key, the code's identity
+    position: int  # the item's position within its batch
+
+
+class Verification(msgspec.Struct, frozen=True):
+    outcome: Outcome
+    facts: CodeFacts | None = None
+    # For counterfeit logging: the brand a forged code claimed to belong to, when known.
+    claimed_brand_id: uuid.UUID | None = None
+
+
+class _Product(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    brand_id: uuid.UUID
+    gtin: str | None
+    name: str
+    facts: dict[str, Any]
+    change_seq: int
+    short_code: str
+
+
+class _Key(msgspec.Struct, frozen=True):
+    brand_id: uuid.UUID
+    key_id: int
+    sealed_mac_key: bytes
+    change_seq: int
+    short_code: str
+
+
+class _Batch(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    brand_id: uuid.UUID
+    product_id: uuid.UUID
+    key_id: int
+    start_index: int
+    quantity: int
+    lot: str | None
+    production_date: dt.date | None
+    status: str
+    change_seq: int
+
+
+class _KeySpace:
+    """The batches of one (brand, key) sorted by start index, for a bisect per scan."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.batches: list[_Batch] = []
+
+    def put(self, batch: _Batch) -> None:
+        at = bisect.bisect_left(self.starts, batch.start_index)
+        if at < len(self.starts) and self.starts[at] == batch.start_index:
+            self.batches[at] = batch  # an update (e.g. voided) of a known batch
+        else:
+            self.starts.insert(at, batch.start_index)
+            self.batches.insert(at, batch)
+
+    def find(self, index: int) -> _Batch | None:
+        at = bisect.bisect_right(self.starts, index) - 1
+        if at < 0:
+            return None
+        batch = self.batches[at]
+        return batch if index < batch.start_index + batch.quantity else None
+
+
+class CodeRegistry:
+    """Loaded once, then refreshed incrementally (rows whose change_seq moved). Verification is pure."""
+
+    def __init__(self, master_keys: Sequence[bytes]) -> None:
+        self._master_keys = tuple(master_keys)
+        self._products_by_gtin: dict[str, _Product] = {}
+        self._products: dict[uuid.UUID, _Product] = {}
+        self._brands_by_code: dict[str, uuid.UUID] = {}
+        self._keys: dict[tuple[uuid.UUID, int], codeformat.CodeKey] = {}
+        self._spaces: dict[tuple[uuid.UUID, int], _KeySpace] = {}
+        self._since = 0
+        self.refreshed_at = 0.0
+
+    async def changed(self, conn: AsyncConnection[Any]) -> bool:
+        cur = await conn.execute(QUERIES["registry_version"])
+        row = await cur.fetchone()
+        return row is not None and int(row[0]) > self._since
+
+    async def refresh(self, conn: AsyncConnection[Any]) -> None:
+        """Load what changed since the last refresh (everything, the first time)."""
+        since = {"since": self._since}
+        newest = self._since
+        async with conn.cursor(row_factory=class_row(_Product)) as cur:
+            await cur.execute(QUERIES["registry_products"], since)
+            for product in await cur.fetchall():
+                self._products[product.id] = product
+                if product.gtin:
+                    self._products_by_gtin[product.gtin] = product
+                newest = max(newest, product.change_seq)
+        async with conn.cursor(row_factory=class_row(_Key)) as cur:
+            await cur.execute(QUERIES["registry_keys"], since)
+            for key in await cur.fetchall():
+                try:
+                    mac_key = keys.unseal(
+                        self._master_keys, key.sealed_mac_key, aad=mac_aad(key.brand_id, key.key_id)
+                    )
+                except UnsealError:
+                    # One unreadable key (wrong master key for it) must not stop every other brand's scans.
+                    logger.exception("cannot unseal key %s of brand %s", key.key_id, key.brand_id)
+                    continue
+                self._keys[key.brand_id, key.key_id] = codeformat.CodeKey(key.key_id, mac_key)
+                self._brands_by_code[key.short_code] = key.brand_id
+                newest = max(newest, key.change_seq)
+        async with conn.cursor(row_factory=class_row(_Batch)) as cur:
+            await cur.execute(QUERIES["registry_batches"], since)
+            for batch in await cur.fetchall():
+                self._spaces.setdefault((batch.brand_id, batch.key_id), _KeySpace()).put(batch)
+                newest = max(newest, batch.change_seq)
+        self._since = newest
+        self.refreshed_at = time.monotonic()
+
+    def verify(self, scanned: str) -> Verification:  # noqa: PLR0911 - one return per outcome reads best
+        try:
+            parsed = codeformat.parse(scanned)
+        except MalformedCode:
+            return Verification(Outcome.MALFORMED)
+        product: _Product | None = None
+        if parsed.gtin is not None:
+            product = self._products_by_gtin.get(parsed.gtin)
+            brand_id = product.brand_id if product else None
+        else:
+            brand_id = self._brands_by_code.get(parsed.brand_code or "")
+        if brand_id is None:
+            return Verification(Outcome.UNKNOWN_PRODUCT)
+        key = self._keys.get((brand_id, parsed.key_id))
+        if key is None:
+            return Verification(Outcome.UNKNOWN_KEY, claimed_brand_id=brand_id)
+        index = codeformat.verify(parsed, key)
+        if index is None:
+            return Verification(Outcome.BAD_TAG, claimed_brand_id=brand_id)
+        space = self._spaces.get((brand_id, parsed.key_id))
+        batch = space.find(index) if space else None
+        if batch is None or (product is not None and batch.product_id != product.id):
+            return Verification(Outcome.NOT_ISSUED, claimed_brand_id=brand_id)
+        product = product or self._products.get(batch.product_id)
+        if product is None:
+            return Verification(Outcome.NOT_ISSUED, claimed_brand_id=brand_id)
+        facts = CodeFacts(
+            brand_id=brand_id,
+            product_id=product.id,
+            product_name=product.name,
+            gtin=product.gtin,
+            facts=product.facts,
+            batch_id=batch.id,
+            lot=batch.lot,
+            production_date=batch.production_date,
+            key_id=parsed.key_id,
+            index=index,
+            position=index - batch.start_index,
+        )
+        if batch.status == "voided":
+            return Verification(Outcome.VOIDED, facts=facts, claimed_brand_id=brand_id)
+        return Verification(Outcome.GENUINE, facts=facts)

@@ -1,0 +1,158 @@
+-- insert_product --
+INSERT INTO products (brand_id, gtin, name, sku, image_url, attributes, facts)
+VALUES (%(brand_id)s, %(gtin)s, %(name)s, %(sku)s, %(image_url)s, %(attributes)s, %(facts)s)
+RETURNING id, brand_id, gtin, name, sku, image_url, attributes, facts, created_at, updated_at;
+
+-- get_product --
+SELECT id, brand_id, gtin, name, sku, image_url, attributes, facts, created_at, updated_at
+FROM products WHERE id = %(product_id)s AND brand_id = %(brand_id)s;
+
+-- get_product_by_gtin --
+SELECT id, brand_id, gtin, name, sku, image_url, attributes, facts, created_at, updated_at
+FROM products WHERE gtin = %(gtin)s AND brand_id = %(brand_id)s;
+
+-- list_products --
+SELECT id, brand_id, gtin, name, sku, image_url, attributes, facts, created_at, updated_at
+FROM products
+WHERE brand_id = %(brand_id)s AND (%(after)s::uuid IS NULL OR id > %(after)s::uuid)
+ORDER BY id LIMIT %(limit)s;
+
+-- update_product --
+UPDATE products SET
+    name = %(name)s, sku = %(sku)s, image_url = %(image_url)s,
+    attributes = %(attributes)s, facts = %(facts)s, updated_at = now()
+WHERE id = %(product_id)s AND brand_id = %(brand_id)s
+RETURNING id, brand_id, gtin, name, sku, image_url, attributes, facts, created_at, updated_at;
+
+-- delete_product --
+-- Only products that never had a batch can go: printed codes keep pointing at them.
+DELETE FROM products
+WHERE id = %(product_id)s AND brand_id = %(brand_id)s
+  AND NOT EXISTS (SELECT 1 FROM batches WHERE product_id = %(product_id)s)
+RETURNING id;
+
+-- insert_key --
+INSERT INTO brand_keys (brand_id, key_id, sealed_mac_key, ed25519_public, sealed_ed25519)
+VALUES (%(brand_id)s, %(key_id)s, %(sealed_mac_key)s, %(ed25519_public)s, %(sealed_ed25519)s)
+RETURNING brand_id, key_id, created_at;
+
+-- lock_brand_keys --
+-- Serialises rotations and first-key creation of one brand.
+SELECT id FROM brands WHERE id = %(brand_id)s FOR UPDATE;
+
+-- list_keys --
+SELECT brand_id, key_id, sealed_mac_key, ed25519_public, sealed_ed25519, next_index, created_at
+FROM brand_keys WHERE brand_id = %(brand_id)s ORDER BY created_at, key_id;
+
+-- reserve_range --
+-- Atomically take `quantity` indices from the newest key's space; no row when the space is exhausted.
+UPDATE brand_keys SET next_index = next_index + %(quantity)s
+WHERE brand_id = %(brand_id)s AND key_id = %(key_id)s AND next_index + %(quantity)s <= 4294967296
+RETURNING next_index - %(quantity)s AS start_index;
+
+-- insert_batch --
+INSERT INTO batches (brand_id, product_id, key_id, start_index, quantity, lot, production_date, line, signed)
+VALUES (%(brand_id)s, %(product_id)s, %(key_id)s, %(start_index)s, %(quantity)s, %(lot)s,
+        %(production_date)s, %(line)s, %(signed)s)
+RETURNING id, seq, brand_id, product_id, key_id, start_index, quantity, lot, production_date, line, signed,
+          status, created_at, voided_at;
+
+-- get_batch --
+SELECT id, seq, brand_id, product_id, key_id, start_index, quantity, lot, production_date, line, signed,
+       status, created_at, voided_at
+FROM batches WHERE id = %(batch_id)s AND brand_id = %(brand_id)s;
+
+-- list_batches --
+SELECT id, seq, brand_id, product_id, key_id, start_index, quantity, lot, production_date, line, signed,
+       status, created_at, voided_at
+FROM batches
+WHERE brand_id = %(brand_id)s
+  AND (%(product_id)s::uuid IS NULL OR product_id = %(product_id)s::uuid)
+  AND (%(after)s::bigint IS NULL OR seq > %(after)s::bigint)
+ORDER BY seq LIMIT %(limit)s;
+
+-- set_batch_status --
+UPDATE batches SET status = %(status)s,
+    voided_at = CASE WHEN %(status)s = 'voided' THEN now() ELSE NULL END
+WHERE id = %(batch_id)s AND brand_id = %(brand_id)s AND status <> 'voided'
+RETURNING id, seq, brand_id, product_id, key_id, start_index, quantity, lot, production_date, line, signed,
+          status, created_at, voided_at;
+
+-- insert_trace_event --
+INSERT INTO trace_events (brand_id, event_type, biz_step, batch_id, aggregation_id, start_index, stop_index, payload)
+VALUES (%(brand_id)s, %(event_type)s, %(biz_step)s, %(batch_id)s, %(aggregation_id)s, %(start_index)s,
+        %(stop_index)s, %(payload)s)
+RETURNING id;
+
+-- insert_aggregation --
+INSERT INTO aggregations (brand_id, level, sscc, parent_id)
+VALUES (%(brand_id)s, %(level)s, %(sscc)s, %(parent_id)s)
+RETURNING id, brand_id, level, sscc, parent_id, created_at;
+
+-- get_aggregation --
+SELECT id, brand_id, level, sscc, parent_id, created_at
+FROM aggregations WHERE id = %(aggregation_id)s AND brand_id = %(brand_id)s;
+
+-- get_aggregation_by_sscc --
+SELECT id, brand_id, level, sscc, parent_id, created_at
+FROM aggregations WHERE sscc = %(sscc)s AND brand_id = %(brand_id)s;
+
+-- insert_aggregation_items --
+INSERT INTO aggregation_items (aggregation_id, brand_id, batch_id, batch_seq, start_index, stop_index)
+VALUES (%(aggregation_id)s, %(brand_id)s, %(batch_id)s, %(batch_seq)s, %(start_index)s, %(stop_index)s);
+
+-- aggregation_item_ranges --
+SELECT batch_id, start_index, stop_index FROM aggregation_items
+WHERE aggregation_id = %(aggregation_id)s ORDER BY batch_id, start_index;
+
+-- child_aggregations --
+SELECT id, brand_id, level, sscc, parent_id, created_at
+FROM aggregations WHERE parent_id = %(aggregation_id)s AND brand_id = %(brand_id)s ORDER BY sscc;
+
+-- parent_of_item --
+SELECT a.id, a.brand_id, a.level, a.sscc, a.parent_id, a.created_at
+FROM aggregation_items i JOIN aggregations a ON a.id = i.aggregation_id
+WHERE i.batch_id = %(batch_id)s AND i.brand_id = %(brand_id)s
+  AND i.start_index <= %(index)s AND %(index)s < i.stop_index;
+
+-- parent_chain --
+-- From an aggregation up to the outermost pallet.
+WITH RECURSIVE chain AS (
+    SELECT id, brand_id, level, sscc, parent_id, created_at, 0 AS depth
+    FROM aggregations WHERE id = %(aggregation_id)s AND brand_id = %(brand_id)s
+    UNION ALL
+    SELECT a.id, a.brand_id, a.level, a.sscc, a.parent_id, a.created_at, chain.depth + 1
+    FROM aggregations a JOIN chain ON a.id = chain.parent_id
+    WHERE chain.depth < 16
+)
+SELECT id, brand_id, level, sscc, parent_id, created_at FROM chain ORDER BY depth;
+
+-- registry_products --
+SELECT p.id, p.brand_id, p.gtin, p.name, p.facts, p.change_seq, b.short_code
+FROM products p JOIN brands b ON b.id = p.brand_id
+WHERE p.change_seq > %(since)s;
+
+-- registry_keys --
+SELECT k.brand_id, k.key_id, k.sealed_mac_key, k.change_seq, b.short_code
+FROM brand_keys k JOIN brands b ON b.id = k.brand_id
+WHERE k.change_seq > %(since)s;
+
+-- registry_batches --
+SELECT id, brand_id, product_id, key_id, start_index, quantity, lot, production_date, status, change_seq
+FROM batches WHERE change_seq > %(since)s;
+
+-- registry_version --
+SELECT last_value FROM registry_change_seq;
+
+-- reserve_sscc_refs --
+-- Take `count` serial references for SSCCs under one company prefix.
+INSERT INTO sscc_counters AS c (brand_id, company_prefix, next_ref)
+VALUES (%(brand_id)s, %(company_prefix)s, %(count)s)
+ON CONFLICT (brand_id, company_prefix) DO UPDATE SET next_ref = c.next_ref + %(count)s
+RETURNING next_ref - %(count)s AS first_ref;
+
+-- adopt_children --
+-- Put cases under a pallet; only unparented aggregations of the same brand and a lower level move.
+UPDATE aggregations SET parent_id = %(parent_id)s
+WHERE brand_id = %(brand_id)s AND sscc = ANY(%(sscc)s) AND parent_id IS NULL AND level = 'case'
+RETURNING id;

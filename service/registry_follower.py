@@ -1,0 +1,62 @@
+"""Keeps each worker's code registry current: a version check every second, reloads on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from antifraud.errors import StorageUnavailable
+from codegen.registry import CodeRegistry
+
+logger = logging.getLogger("onecode.registry")
+POLL_S = 1.0
+# A code that misses the cache triggers a reload at most this often (forgeries must not hammer the DB).
+MIN_RELOAD_GAP_S = 0.25
+
+
+class RegistryFollower:
+    def __init__(self, pool: AsyncConnectionPool, registry: CodeRegistry) -> None:
+        self._pool = pool
+        self._registry = registry
+        self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+
+    async def follow(self) -> None:
+        """Run until `stop()`; never cancelled mid-query (cancelling psycopg mid-query can stall shutdown)."""
+        while not self._stopping.is_set():
+            try:
+                async with self._lock, self._pool.connection() as conn:
+                    if self._registry.refreshed_at == 0 or await self._registry.changed(conn):
+                        await self._registry.refresh(conn)
+            except (psycopg.Error, PoolTimeout) as exc:
+                logger.warning("registry refresh failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), POLL_S)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def ensure_loaded(self) -> None:
+        """Before the first load, no code can be judged: answer 503 rather than 'counterfeit'."""
+        if self._registry.refreshed_at == 0 and not await self.refresh_if_stale():
+            raise StorageUnavailable("the code registry is not loaded yet")
+
+    async def refresh_if_stale(self) -> bool:
+        """Reload unless another request just did; True when the registry is fresh afterwards."""
+        if time.monotonic() - self._registry.refreshed_at < MIN_RELOAD_GAP_S:
+            return False
+        async with self._lock:
+            if time.monotonic() - self._registry.refreshed_at < MIN_RELOAD_GAP_S:
+                return True
+            try:
+                async with self._pool.connection(timeout=1.0) as conn:
+                    await self._registry.refresh(conn)
+            except (psycopg.Error, PoolTimeout) as exc:
+                logger.warning("registry reload failed: %s", exc)
+                return False
+            return True

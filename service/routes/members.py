@@ -1,0 +1,138 @@
+"""Consumer-side member endpoints: one-time password by SMS, phone enrolment, the member's own view."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, Router, get, post
+from litestar.datastructures import Cookie
+from psycopg import AsyncConnection
+
+from campaigns.members.enrolment import Profile
+from campaigns.members.errors import InvalidMemberToken
+from campaigns.members.tokens import MemberRef
+from codegen import keys
+from service.routes.scans import MEMBER_COOKIE
+from service.state import AppState
+
+MemberToken = Annotated[str, msgspec.Meta(max_length=256)]
+Phone = Annotated[str, msgspec.Meta(min_length=5, max_length=32)]
+
+
+class OtpIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    phone: Phone
+    member_token: MemberToken | None = None
+
+
+class OtpSent(msgspec.Struct, frozen=True):
+    sent: bool
+    expires_in: int
+
+
+class EnrollIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    phone: Phone
+    otp: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
+    # Explicit choices, no defaults: the consumer must answer both.
+    consent_marketing: bool
+    consent_location: bool
+    profile: Profile | None = None
+    member_token: MemberToken | None = None
+
+
+class MemberView(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    brand_id: uuid.UUID
+    enrolled: bool
+    phone_last4: str | None
+    consent_marketing_at: dt.datetime | None
+    consent_location_at: dt.datetime | None
+    points_balance: int
+
+
+class Enrolled(msgspec.Struct, frozen=True):
+    member: MemberView
+    member_token: str
+
+
+def _state(request: Request[Any, Any, Any]) -> AppState:
+    state: AppState = request.app.state.onecode
+    return state
+
+
+def current_member(request: Request[Any, Any, Any], body_token: str | None) -> MemberRef:
+    """The member of the token in the body or the cookie the consumer page received with its scan."""
+    token = body_token or request.cookies.get(MEMBER_COOKIE)
+    if not token:
+        raise InvalidMemberToken("scan a code first: no member token")
+    try:
+        return _state(request).member_tokens.read(token)
+    except ValueError:
+        raise InvalidMemberToken("the member token is not valid") from None
+
+
+@post("/members/otp", status_code=202, tags=["members"])
+async def request_otp(request: Request[Any, Any, Any], db: AsyncConnection[Any], data: OtpIn) -> OtpSent:
+    """Send a one-time password to the phone (development adapter: recorded, not sent)."""
+    member = current_member(request, data.member_token)
+    ip = request.client.host if request.client else None
+    expires_in = await _state(request).enrolment.request_otp(
+        db, brand_id=member.brand_id, phone=data.phone, ip=ip
+    )
+    return OtpSent(sent=True, expires_in=expires_in)
+
+
+@post("/members/enroll", status_code=200, tags=["members"])
+async def enroll(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: EnrollIn
+) -> Response[Enrolled]:
+    """Check the one-time password and attach the phone; the device's anonymous member merges into it."""
+    state = _state(request)
+    member = current_member(request, data.member_token)
+
+    def seal_profile(plain: bytes) -> bytes:
+        return keys.seal(state.settings.master_key, plain, aad=f"profile:{member.brand_id}".encode())
+
+    enrolled = await state.enrolment.enroll(
+        db,
+        brand_id=member.brand_id,
+        member_id=member.member_id,
+        phone=data.phone,
+        otp=data.otp,
+        consent_marketing=data.consent_marketing,
+        consent_location=data.consent_location,
+        profile=data.profile,
+        profile_sealer=seal_profile,
+    )
+    token = state.member_tokens.issue(MemberRef(enrolled.id, enrolled.brand_id, enrolled=True))
+    view = MemberView(
+        id=enrolled.id,
+        brand_id=enrolled.brand_id,
+        enrolled=True,
+        phone_last4=enrolled.phone_last4,
+        consent_marketing_at=enrolled.consent_marketing_at,
+        consent_location_at=enrolled.consent_location_at,
+        points_balance=0,
+    )
+    cookie = Cookie(
+        key=MEMBER_COOKIE,
+        value=token,
+        httponly=True,
+        secure=request.url.scheme == "https",
+        samesite="lax",
+        max_age=400 * 24 * 3600,
+        path="/",
+    )
+    return Response(Enrolled(member=view, member_token=token), cookies=[cookie])
+
+
+@get("/members/me", tags=["members"])
+async def me(request: Request[Any, Any, Any]) -> MemberRef:
+    """Who the member token says the caller is."""
+    return current_member(request, None)
+
+
+def members_router() -> Router:
+    return Router("/v1", route_handlers=[request_otp, enroll, me])

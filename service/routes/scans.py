@@ -1,0 +1,308 @@
+"""`POST /v1/scans`: the hot path. Verify in process, one Redis round trip, one group-committed write."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import re
+import uuid
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, Response, post
+from litestar.datastructures import Cookie
+
+from antifraud.clients import coarse, ip_prefix, ua_family
+from antifraud.scanlog import CounterfeitRecord, Idempotency, ScanOutcome, ScanRecord, stored_response
+from campaigns.members.errors import InvalidMemberToken
+from campaigns.members.tokens import MemberRef
+from codegen.registry import MISS_OUTCOMES, CodeFacts, Outcome, Verification
+from service.errors import Conflict, InvalidField, MalformedBody
+from service.ids import uuid7
+from service.state import AppState
+
+MEMBER_COOKIE = "oc_member"
+IDEMPOTENCY_TTL_S = 24 * 3600
+# How long a replay waits for the original request to finish before giving up with 409.
+IDEMPOTENCY_WAIT_S = 10.0
+
+Verdict = Literal["genuine_first", "genuine_repeat", "suspect_clone", "not_activated", "counterfeit"]
+
+
+class Location(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
+    lng: Annotated[float, msgspec.Meta(ge=-180, le=180)]
+    accuracy_m: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] | None = None
+
+
+class ScanIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # The scanned URL exactly as the phone read it, or its path.
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+    # Opaque, kept by the consumer page in local storage.
+    device_id: Annotated[str, msgspec.Meta(min_length=8, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+    # Only sent with the consumer's consent.
+    location: Location | None = None
+    member_token: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+
+
+class ProductOut(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    name: str
+    gtin: str | None
+    facts: dict[str, Any]
+
+
+class BatchOut(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    lot: str | None
+    production_date: dt.date | None
+
+
+class MemberOut(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    enrolled: bool
+    points_balance: int
+
+
+class ScanResult(msgspec.Struct, frozen=True):
+    scan_id: uuid.UUID
+    verdict: Verdict
+    # Why a code is counterfeit (malformed, bad_tag, voided, ...); null for genuine codes.
+    reason: str | None
+    product: ProductOut | None
+    batch: BatchOut | None
+    scan_count: int | None
+    first_scanned_at: dt.datetime | None
+    member: MemberOut | None
+    member_token: str | None
+    # Filled by campaigns (points, coupon, draw outcome); null when nothing was won.
+    reward: Any = None
+
+
+_decoder = msgspec.json.Decoder(ScanIn)
+_encoder = msgspec.json.Encoder()
+_FIELD = re.compile(r"at `\$\.?([\w.\[\]]*)`")
+
+
+def decode_scan(body: bytes) -> ScanIn:
+    try:
+        return _decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        match = _FIELD.search(str(exc))
+        field = (match.group(1) if match else "") or "body"
+        raise InvalidField(field, str(exc).split(" - at ")[0]) from None
+    except msgspec.DecodeError as exc:
+        raise MalformedBody(str(exc)) from None
+
+
+@post("/v1/scans", tags=["scans"], status_code=200)
+async def scan(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Verify a scanned code, tell first from repeat scans, enrol the scanner and log the scan."""
+    state: AppState = request.app.state.onecode
+    data = decode_scan(await request.body())
+    token = data.member_token or request.cookies.get(MEMBER_COOKIE)
+    idempotency_key = request.headers.get("idempotency-key")
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 128:  # noqa: PLR2004
+        raise InvalidField("Idempotency-Key", "must be 1 to 128 characters")
+
+    replay: bytes | None = None
+    request_hash = b""
+    if idempotency_key is not None:
+        request_hash = hashlib.sha256(msgspec.json.encode(data)).digest()
+        replay = await _claim_idempotency(state, data.device_id, idempotency_key, request_hash)
+        if replay is not None:
+            return _respond(request, replay, None)
+    try:
+        body, member_token = await _process(state, request, data, token, idempotency_key, request_hash)
+    except BaseException:
+        if idempotency_key is not None:
+            await state.redis.delete(_idem_key(state, data.device_id, idempotency_key))
+        raise
+    if idempotency_key is not None:
+        await state.redis.set(
+            _idem_key(state, data.device_id, idempotency_key),
+            b"done:" + request_hash + body,
+            ex=IDEMPOTENCY_TTL_S,
+        )
+    return _respond(request, body, member_token)
+
+
+async def _process(
+    state: AppState,
+    request: Request[Any, Any, Any],
+    data: ScanIn,
+    token: str | None,
+    idempotency_key: str | None,
+    request_hash: bytes,
+) -> tuple[bytes, str | None]:
+    verification = await _verify(state, data.code)
+    facts = verification.facts if verification.outcome is Outcome.GENUINE else None
+    member = _member_from_token(state, token, facts.brand_id if facts else verification.claimed_brand_id)
+    client_ip = _client_ip(request, state)
+    signals = await state.signals.on_scan(
+        device_id=data.device_id,
+        ip=client_ip,
+        code=(facts.brand_id, facts.key_id, facts.index) if facts else None,
+    )
+    scan_id = uuid7()
+    now = dt.datetime.now(dt.UTC)
+    location = data.location
+    user_agent = ua_family(request.headers.get("user-agent"))
+    if facts is None:
+        if signals.log_counterfeit:
+            await state.writer.record_counterfeit(
+                CounterfeitRecord(
+                    scan_id=scan_id,
+                    scanned_at=now,
+                    claimed_brand_id=verification.claimed_brand_id,
+                    outcome=verification.outcome.value,
+                    code=data.code,
+                    device_id=data.device_id,
+                    ip_prefix=ip_prefix(client_ip),
+                    lat=coarse(location.lat) if location else None,
+                    lng=coarse(location.lng) if location else None,
+                    ua_family=user_agent,
+                )
+            )
+        body = _encoder.encode(_counterfeit_result(scan_id, verification, member))
+        return body, None
+
+    record = ScanRecord(
+        scan_id=scan_id,
+        scanned_at=now,
+        facts=facts,
+        device_id=data.device_id,
+        member_id=member.member_id if member else None,
+        member_enrolled=member.enrolled if member else False,
+        ip_prefix=ip_prefix(client_ip),
+        lat=coarse(location.lat) if location else None,
+        lng=coarse(location.lng) if location else None,
+        ua_family=user_agent,
+    )
+    minted: dict[str, str] = {}
+
+    def render(outcome: ScanOutcome) -> bytes:
+        ref = MemberRef(outcome.member_id, facts.brand_id, outcome.member_enrolled)
+        minted["token"] = state.member_tokens.issue(ref)
+        return _encoder.encode(_genuine_result(scan_id, facts, outcome, minted["token"]))
+
+    idempotency = None if idempotency_key is None else Idempotency(idempotency_key, request_hash, render)
+    outcome = await state.writer.record(record, idempotency)
+    return render(outcome), minted["token"]
+
+
+async def _verify(state: AppState, code: str) -> Verification:
+    """Verify in process; a miss that a stale cache could explain gets one (coalesced) reload first."""
+    await state.registry_follower.ensure_loaded()
+    verification = state.registry.verify(code)
+    if verification.outcome in MISS_OUTCOMES and await state.registry_follower.refresh_if_stale():
+        verification = state.registry.verify(code)
+    return verification
+
+
+def _member_from_token(state: AppState, token: str | None, brand_id: uuid.UUID | None) -> MemberRef | None:
+    """A token for another brand (or a forged one) is ignored: the scan then counts for the device."""
+    if not token or brand_id is None:
+        return None
+    try:
+        return state.member_tokens.read(token, brand_id=brand_id)
+    except (InvalidMemberToken, ValueError):
+        return None
+
+
+def _client_ip(request: Request[Any, Any, Any], state: AppState) -> str | None:
+    if state.settings.trust_forwarded_for:
+        forwarded = request.headers.get("x-forwarded-for")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.client.host if request.client else None
+
+
+def _genuine_result(
+    scan_id: uuid.UUID, facts: CodeFacts, outcome: ScanOutcome, member_token: str
+) -> ScanResult:
+    return ScanResult(
+        scan_id=scan_id,
+        verdict="genuine_first" if outcome.first else "genuine_repeat",
+        reason=None,
+        product=ProductOut(id=facts.product_id, name=facts.product_name, gtin=facts.gtin, facts=facts.facts),
+        batch=BatchOut(id=facts.batch_id, lot=facts.lot, production_date=facts.production_date),
+        scan_count=outcome.scan_count,
+        first_scanned_at=outcome.first_scanned_at,
+        member=MemberOut(id=outcome.member_id, enrolled=outcome.member_enrolled, points_balance=0),
+        member_token=member_token,
+        reward=None,
+    )
+
+
+def _counterfeit_result(
+    scan_id: uuid.UUID, verification: Verification, member: MemberRef | None
+) -> ScanResult:
+    return ScanResult(
+        scan_id=scan_id,
+        verdict="counterfeit",
+        reason=verification.outcome.value,
+        product=None,
+        batch=None,
+        scan_count=None,
+        first_scanned_at=None,
+        member=None
+        if member is None
+        else MemberOut(id=member.member_id, enrolled=member.enrolled, points_balance=0),
+        member_token=None,
+    )
+
+
+def _respond(request: Request[Any, Any, Any], body: bytes, member_token: str | None) -> Response[bytes]:
+    cookies = []
+    if member_token is not None:
+        cookies.append(
+            Cookie(
+                key=MEMBER_COOKIE,
+                value=member_token,
+                httponly=True,
+                secure=request.url.scheme == "https",
+                samesite="lax",
+                max_age=400 * 24 * 3600,
+                path="/",
+            )
+        )
+    return Response(body, media_type="application/json", cookies=cookies)
+
+
+def _idem_key(state: AppState, device_id: str, key: str) -> str:
+    digest = hashlib.sha256(f"{device_id}\0{key}".encode()).hexdigest()[:40]
+    return f"{state.settings.redis_prefix}idem:{{{digest}}}"
+
+
+async def _claim_idempotency(state: AppState, device_id: str, key: str, request_hash: bytes) -> bytes | None:
+    """None when this request may proceed; else the stored answer of the original request."""
+    redis_key = _idem_key(state, device_id, key)
+    deadline = asyncio.get_running_loop().time() + IDEMPOTENCY_WAIT_S
+    while True:
+        if await state.redis.set(redis_key, b"pending:" + request_hash, nx=True, ex=60):
+            # Redis may have lost the key (flush, restart): PostgreSQL keeps answers for 24 hours too.
+            async with state.pool.connection() as conn:
+                stored = await stored_response(conn, device_id, key)
+            if stored is None:
+                return None
+            stored_hash, response = stored
+            await state.redis.set(redis_key, b"done:" + stored_hash + response, ex=IDEMPOTENCY_TTL_S)
+            return _same_request(stored_hash, request_hash, response)
+        value = await state.redis.get(redis_key)
+        if not isinstance(value, bytes | None):
+            raise TypeError("the Redis client must return bytes")
+        if value is not None and value.startswith(b"done:"):
+            return _same_request(value[5:37], request_hash, value[37:])
+        if value is not None and value[8:] != request_hash:
+            raise InvalidField("Idempotency-Key", "this key was used with a different request body")
+        if asyncio.get_running_loop().time() > deadline:
+            raise Conflict("the original request with this Idempotency-Key is still running")
+        await asyncio.sleep(0.02)
+
+
+def _same_request(stored_hash: bytes, request_hash: bytes, response: bytes) -> bytes:
+    if stored_hash != request_hash:
+        raise InvalidField("Idempotency-Key", "this key was used with a different request body")
+    return response
