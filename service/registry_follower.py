@@ -47,12 +47,18 @@ class RegistryFollower:
             raise StorageUnavailable("the code registry is not loaded yet")
 
     async def refresh_if_stale(self) -> bool:
-        """Reload unless another request just did; True when the registry is fresh afterwards."""
-        if time.monotonic() - self._registry.refreshed_at < MIN_RELOAD_GAP_S:
-            return False
+        """Reload after a cache miss; True when the registry was reloaded after this call began.
+
+        Misses that arrive together share one reload, and reloads are at least MIN_RELOAD_GAP_S apart,
+        so a flood of forged codes costs the database at most a few cheap queries a second.
+        """
+        missed_at = time.monotonic()
         async with self._lock:
-            if time.monotonic() - self._registry.refreshed_at < MIN_RELOAD_GAP_S:
+            if self._registry.refreshed_at >= missed_at:
                 return True
+            wait = MIN_RELOAD_GAP_S - (time.monotonic() - self._registry.refreshed_at)
+            if wait > 0:
+                await asyncio.sleep(wait)
             try:
                 async with self._pool.connection(timeout=1.0) as conn:
                     await self._registry.refresh(conn)

@@ -1,0 +1,212 @@
+"""POST /v1/scans over HTTP: verdicts, dedup under concurrency, Redis loss, idempotency, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+import redis.asyncio
+from litestar.testing import AsyncTestClient
+
+from service.settings import Settings
+from tests.api.test_errors import assert_problem
+from tests.conftest import Tenant
+from tests.fixtures_codes import IssuedBatch, issue_batch
+
+
+@pytest.fixture
+async def issued(db: psycopg.AsyncConnection[Any], settings: Settings, tenant_a: Tenant) -> IssuedBatch:
+    return await issue_batch(db, settings, tenant_a.brand_id)
+
+
+def device() -> str:
+    return f"dev-{uuid.uuid4().hex[:12]}"
+
+
+async def scan(client: AsyncTestClient[Any], code: str, device_id: str, **extra: Any) -> Any:
+    headers = extra.pop("headers", {})
+    return await client.post(
+        "/v1/scans", json={"code": code, "device_id": device_id, **extra}, headers=headers
+    )
+
+
+class TestVerdicts:
+    async def test_first_then_repeat(self, client: AsyncTestClient[Any], issued: IssuedBatch) -> None:
+        """The first scan of a code is genuine_first, the next genuine_repeat, with facts and counts."""
+        first = await scan(client, issued.urls[0], device())
+        assert first.status_code == 200, first.text
+        body = first.json()
+        assert body["verdict"] == "genuine_first", body
+        assert body["scan_count"] == 1
+        assert body["product"]["gtin"] == "09506000134352"
+        assert body["product"]["facts"]["origin"] == "Qingdao"
+        assert body["batch"]["lot"] == "L2026-11"
+        assert body["member"]["enrolled"] is False
+        assert body["member_token"]
+        assert body["reward"] is None
+        assert "oc_member" in first.headers.get("set-cookie", "")
+        again = (await scan(client, issued.urls[0], device())).json()
+        assert again["verdict"] == "genuine_repeat"
+        assert again["scan_count"] == 2
+        assert again["first_scanned_at"] == body["first_scanned_at"]
+
+    async def test_phone_quirks_still_verify(self, client: AsyncTestClient[Any], issued: IssuedBatch) -> None:
+        """Lowercased, uppercased-scheme and trailing-slash forms of a printed URL verify."""
+        url = issued.urls[1]
+        for variant in (url.lower(), url.replace("https://", "HTTPS://"), url + "/"):
+            assert (await scan(client, variant, device())).json()["verdict"] in {
+                "genuine_first",
+                "genuine_repeat",
+            }
+
+    @pytest.mark.parametrize(
+        ("mutate", "reason"),
+        [
+            (lambda u: u[:-1] + ("A" if u[-1] != "A" else "B"), "bad_tag"),
+            (lambda u: u[:-3], "malformed"),
+            (lambda _u: "https://evil.example/01/09506000134352/21/AAAAAAAAAAAAAAAAAAAA", "bad_tag"),
+            (lambda _u: "hello world", "malformed"),
+            (lambda u: u.replace("09506000134352", "00012345600012"), "unknown_product"),
+        ],
+    )
+    async def test_forgeries_are_counterfeit(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch, mutate: Any, reason: str
+    ) -> None:
+        """Mutated or invented codes are counterfeit, with the reason and no product facts."""
+        body = (await scan(client, mutate(issued.urls[2]), device())).json()
+        assert body["verdict"] == "counterfeit"
+        assert body["reason"] == reason
+        assert body["product"] is None and body["batch"] is None
+
+    async def test_voided_batch_codes_are_counterfeit(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch, tenant_a: Tenant
+    ) -> None:
+        """Voiding a batch kills all its codes with the distinct reason `voided`."""
+        voided = await client.post(f"/v1/batches/{issued.batch.id}/void", headers=tenant_a.headers())
+        assert voided.status_code == 200, voided.text
+        body = (await scan(client, issued.urls[3], device())).json()
+        assert (body["verdict"], body["reason"]) == ("counterfeit", "voided")
+
+    async def test_counterfeits_are_logged(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch, db: psycopg.AsyncConnection[Any]
+    ) -> None:
+        """Forged scans are intelligence: they land in counterfeit_scans."""
+        await scan(client, issued.urls[4][:-1] + "Z", device())
+        cur = await db.execute("SELECT outcome FROM counterfeit_scans")
+        assert [row[0] for row in await cur.fetchall()] in (["bad_tag"], [])  # "Z" may equal the last char
+        await scan(client, "garbage-code", device())
+        cur = await db.execute("SELECT count(*) FROM counterfeit_scans WHERE outcome = 'malformed'")
+        assert (await cur.fetchone()) == (1,)
+
+    async def test_get_never_scans(self, client: AsyncTestClient[Any], issued: IssuedBatch) -> None:
+        """The scan endpoint takes POST only: link prefetchers cannot record or award anything."""
+        assert (await client.get("/v1/scans")).status_code == 405
+
+
+class TestDurability:
+    async def test_fifty_simultaneous_first_scans_yield_one_first(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch, db: psycopg.AsyncConnection[Any]
+    ) -> None:
+        """50 concurrent scans of one code: exactly one genuine_first, counts 1..50, all logged."""
+        responses = await asyncio.gather(*(scan(client, issued.urls[5], device()) for _ in range(50)))
+        bodies = [r.json() for r in responses]
+        assert [b["verdict"] for b in bodies].count("genuine_first") == 1
+        assert sorted(b["scan_count"] for b in bodies) == list(range(1, 51))
+        cur = await db.execute(
+            "SELECT count(*) FROM scans WHERE code_index = (SELECT code_index FROM code_claims)"
+        )
+        assert (await cur.fetchone()) == (50,)
+
+    async def test_redis_flush_between_scans_still_repeat(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch, settings: Settings
+    ) -> None:
+        """Losing Redis never yields a second first scan: PostgreSQL's claim decides."""
+        assert (await scan(client, issued.urls[6], device())).json()["verdict"] == "genuine_first"
+        r = redis.asyncio.Redis.from_url(settings.redis_url or "")
+        async for key in r.scan_iter(match=f"{settings.redis_prefix}*"):
+            await r.delete(key)
+        await r.aclose()
+        again = (await scan(client, issued.urls[6], device())).json()
+        assert again["verdict"] == "genuine_repeat"
+        assert again["scan_count"] == 2
+
+    async def test_idempotent_replays_have_one_effect(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch, db: psycopg.AsyncConnection[Any]
+    ) -> None:
+        """20 concurrent replays with one Idempotency-Key: one scan logged, 20 identical answers."""
+        dev = device()
+        headers = {"Idempotency-Key": "retry-1"}
+        responses = await asyncio.gather(
+            *(scan(client, issued.urls[7], dev, headers=headers) for _ in range(20))
+        )
+        assert {r.status_code for r in responses} == {200}
+        assert len({r.text for r in responses}) == 1
+        assert responses[0].json()["verdict"] == "genuine_first"
+        cur = await db.execute("SELECT count(*) FROM scans")
+        assert (await cur.fetchone()) == (1,)
+        other = await scan(client, issued.urls[8], dev, headers=headers)
+        assert_problem(other, 422, "validation-error")
+
+    async def test_idempotency_survives_a_redis_flush(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch, settings: Settings
+    ) -> None:
+        """After Redis loses the key, PostgreSQL still returns the original answer."""
+        dev = device()
+        headers = {"Idempotency-Key": "retry-2"}
+        first = await scan(client, issued.urls[9], dev, headers=headers)
+        r = redis.asyncio.Redis.from_url(settings.redis_url or "")
+        async for key in r.scan_iter(match=f"{settings.redis_prefix}*"):
+            await r.delete(key)
+        await r.aclose()
+        replay = await scan(client, issued.urls[9], dev, headers=headers)
+        assert replay.text == first.text
+
+
+class TestBadInput:
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({"code": "x" * 513, "device_id": "device-123"}, "code"),
+            ({"code": "x"}, "body"),
+            ({"code": "x", "device_id": "short"}, "device_id"),
+            ({"code": "x", "device_id": "device-123", "location": {"lat": 91, "lng": 0}}, "location.lat"),
+            ({"code": "x", "device_id": "device-123", "extra": 1}, "body"),
+            ({"code": 5, "device_id": "device-123"}, "code"),
+        ],
+    )
+    async def test_invalid_bodies_are_422(
+        self, client: AsyncTestClient[Any], body: dict[str, Any], field: str
+    ) -> None:
+        """Each invalid field is named; nothing is recorded."""
+        problem = assert_problem(await client.post("/v1/scans", json=body), 422, "validation-error")
+        assert problem["errors"][0]["field"] == field
+
+    async def test_not_json_is_400(self, client: AsyncTestClient[Any]) -> None:
+        response = await client.post(
+            "/v1/scans", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert_problem(response, 400, "malformed-body")
+
+    async def test_a_megabyte_is_413(self, client: AsyncTestClient[Any]) -> None:
+        response = await client.post(
+            "/v1/scans", content=b"x" * (1024 * 1024), headers={"content-type": "application/json"}
+        )
+        assert_problem(response, 413, "body-too-large")
+
+
+class TestThrottling:
+    async def test_a_bot_device_is_throttled_and_a_person_is_not(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch
+    ) -> None:
+        """One device bursting through many codes gets 429 with Retry-After; another device scanning once is fine."""
+        bot = device()
+        statuses = [(await scan(client, url, bot)).status_code for url in issued.urls[10:60]]
+        assert statuses[:30] == [200] * 30
+        assert set(statuses[30:]) == {429}
+        throttled = await scan(client, issued.urls[61], bot)
+        assert_problem(throttled, 429, "rate-limited")
+        assert int(throttled.headers["retry-after"]) >= 1
+        assert (await scan(client, issued.urls[62], device())).status_code == 200
