@@ -201,7 +201,7 @@ class TestThrottling:
     async def test_a_bot_device_is_throttled_and_a_person_is_not(
         self, client: AsyncTestClient[Any], issued: IssuedBatch
     ) -> None:
-        """One device bursting through many codes gets 429 with Retry-After; another device scanning once is fine."""
+        """A device bursting through codes gets 429 with Retry-After; another device is unaffected."""
         bot = device()
         statuses = [(await scan(client, url, bot)).status_code for url in issued.urls[10:60]]
         assert statuses[:30] == [200] * 30
