@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import msgspec
 import psycopg
 
+from codegen import batches, exports, keyring, products
+from codegen.errors import CodegenError
+from codegen.gtin import normalize_gtin
+from codegen.models import MAX_BATCH_QUANTITY, BatchIn, BatchStatus
+from codegen.printing import QUERIES as CODEGEN_QUERIES
+from codegen.printing import BatchPrinting, ExportFormat, load_printing, write_export
 from service import audit, auth, brands
 from service.embedded import EmbeddedEngines
 from service.logs import configure_logging
@@ -23,6 +31,8 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
 
 CLI_ACTOR = "cli"
+BATCH_BRAND = CODEGEN_QUERIES["batch_brand"]
+PRODUCT_BRAND_BY_GTIN = CODEGEN_QUERIES["product_brand_by_gtin"]
 R = TypeVar("R")
 
 
@@ -229,6 +239,176 @@ def audit_verify(settings: Settings) -> None:
     emit(result, as_json=True)
     if not result.intact:
         raise SystemExit(1)
+
+
+@main.group()
+def batch() -> None:
+    """Issue batches of codes."""
+
+
+@batch.command("create")
+@click.option("--gtin", required=True, help="GTIN of the product (its brand follows from it).")
+@click.option("--quantity", type=click.IntRange(1, MAX_BATCH_QUANTITY), required=True)
+@click.option("--lot", default=None)
+@click.option("--line", default=None, help="Production line.")
+@click.option("--production-date", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option("--signed", is_flag=True, help="Also sign every code with Ed25519 (publicly verifiable).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def batch_create(
+    settings: Settings,
+    gtin: str,
+    quantity: int,
+    lot: str | None,
+    line: str | None,
+    production_date: dt.datetime | None,
+    signed: bool,
+    as_json: bool,
+) -> None:
+    """Reserve a batch of codes for the product with this GTIN (one row, however many codes)."""
+
+    async def work(conn: psycopg.AsyncConnection[Any]) -> Any:
+        brand_id = await _brand_of_gtin(conn, gtin)
+        product = await products.get_product_by_gtin(conn, brand_id, gtin)
+        data = BatchIn(
+            product_id=product.id,
+            quantity=quantity,
+            lot=lot,
+            line=line,
+            production_date=production_date.date() if production_date else None,
+            signed=signed,
+        )
+        return await batches.create_batch(
+            conn, actor=CLI_ACTOR, brand_id=brand_id, data=data, master_key=settings.master_key
+        )
+
+    with engines(settings) as ready:
+        created = run_db(ready, work)
+    if as_json:
+        click.echo(msgspec.json.encode({"batch_id": created.id, **msgspec.to_builtins(created)}).decode())
+    else:
+        emit(created, as_json=False)
+
+
+@main.group()
+def codes() -> None:
+    """Print files of issued codes."""
+
+
+@codes.command("export")
+@click.argument("batch_id", type=click.UUID)
+@click.option(
+    "--format", "fmt", type=click.Choice([f.value for f in ExportFormat]), default="csv", show_default=True
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--start", type=click.IntRange(0), default=None, help="First position (resume an export).")
+@click.option("--stop", type=click.IntRange(1), default=None, help="Position after the last one.")
+@click.option("--password", default=None, help="Encrypt CSV/TXT into an AES-256 ZIP with this password.")
+@click.pass_obj
+def codes_export(
+    settings: Settings,
+    batch_id: uuid.UUID,
+    fmt: str,
+    out: Path,
+    start: int | None,
+    stop: int | None,
+    password: str | None,
+) -> None:
+    """Write a batch's print file; shows progress and is audited like the API export."""
+    export_format = ExportFormat(fmt)
+
+    async def work(conn: psycopg.AsyncConnection[Any]) -> tuple[BatchPrinting, int, int]:
+        cur = await conn.execute(BATCH_BRAND, {"batch_id": batch_id})
+        row = await cur.fetchone()
+        if row is None:
+            raise click.BadParameter(f"no batch {batch_id}", param_hint="BATCH_ID")
+        brand_id = row[0]
+        printing = await load_printing(conn, brand_id, batch_id, settings.all_master_keys)
+        first, last = batches.check_range(printing.batch, start, stop)
+        await audit.record(
+            conn,
+            actor=CLI_ACTOR,
+            brand_id=brand_id,
+            action="batch.export",
+            object_type="batch",
+            object_id=batch_id,
+            after={"format": fmt, "start": first, "stop": last, "encrypted": bool(password)},
+        )
+        if printing.batch.status is BatchStatus.ISSUED:
+            await batches.set_status(
+                conn, actor=CLI_ACTOR, brand_id=brand_id, batch_id=batch_id, status=BatchStatus.EXPORTED
+            )
+        return printing, first, last
+
+    with engines(settings) as ready:
+        printing, first, last = run_db(ready, work)
+    if export_format in {ExportFormat.CSV, ExportFormat.TXT} and password is None:
+        with (
+            click.progressbar(length=last - first, label=f"exporting {out.name}") as bar,
+            out.open("wb") as handle,
+        ):
+            codes_iter = printing.codes(settings.scan_domain, first, last)
+            done = 0
+
+            def progress(count: int) -> None:
+                nonlocal done
+                bar.update(count - done)
+                done = count
+
+            writer = exports.txt_chunks if export_format is ExportFormat.TXT else exports.csv_chunks
+            extra: dict[str, Any] = (
+                {} if export_format is ExportFormat.TXT else {"parent": printing.parents or None}
+            )
+            for chunk in writer(codes_iter, progress=progress, **extra):
+                handle.write(chunk)
+    else:
+        temp = write_export(printing, export_format, settings.scan_domain, first, last, password)
+        temp.replace(out)
+    click.echo(f"wrote {last - first} codes to {out}")
+
+
+@main.group()
+def keys() -> None:
+    """Brand keys."""
+
+
+@keys.command("rotate")
+@click.option("--brand", "brand_ref", required=True, help="Brand slug or id.")
+@click.pass_obj
+def keys_rotate(settings: Settings, brand_ref: str) -> None:
+    """Add a new key; new batches use it, older codes keep verifying."""
+
+    async def work(conn: psycopg.AsyncConnection[Any]) -> Any:
+        brand_id = await _resolve_brand(conn, brand_ref)
+        await keyring.current_key(conn, brand_id, settings.master_key)
+        key = await keyring.rotate(conn, brand_id, settings.master_key)
+        await audit.record(
+            conn,
+            actor=CLI_ACTOR,
+            brand_id=brand_id,
+            action="key.rotate",
+            object_type="brand_key",
+            object_id=f"{brand_id}:{key.key_id}",
+            after={"key_id": key.key_id},
+        )
+        return key.key_id
+
+    with engines(settings) as ready:
+        key_id = run_db(ready, work)
+    click.echo(f"brand {brand_ref}: key {key_id} is now current")
+
+
+async def _brand_of_gtin(conn: psycopg.AsyncConnection[Any], gtin: str) -> uuid.UUID:
+    try:
+        normalized = normalize_gtin(gtin)
+    except CodegenError as exc:
+        raise click.BadParameter(str(exc), param_hint="--gtin") from None
+    cur = await conn.execute(PRODUCT_BRAND_BY_GTIN, {"gtin": normalized})
+    row = await cur.fetchone()
+    if row is None:
+        raise click.BadParameter(f"no product has GTIN {gtin}", param_hint="--gtin")
+    brand_id: uuid.UUID = row[0]
+    return brand_id
 
 
 async def _resolve_brand(conn: psycopg.AsyncConnection[Any], ref: str) -> uuid.UUID:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, LiteralString, TypeVar
 
-from psycopg.rows import class_row
+import msgspec
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 if TYPE_CHECKING:
@@ -35,14 +36,17 @@ def make_pool(settings: Settings, conninfo: str | None = None) -> AsyncConnectio
 async def fetch_one(
     conn: AsyncConnection[Any], query: LiteralString, params: Mapping[str, Any], as_type: type[T]
 ) -> T | None:
-    async with conn.cursor(row_factory=class_row(as_type)) as cur:
+    """The first row as `as_type`, validated (text becomes enums, and so on), or None."""
+    async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, params)
-        return await cur.fetchone()
+        row = await cur.fetchone()
+    return None if row is None else msgspec.convert(row, as_type)
 
 
 async def fetch_all(
     conn: AsyncConnection[Any], query: LiteralString, params: Mapping[str, Any], as_type: type[T]
 ) -> list[T]:
-    async with conn.cursor(row_factory=class_row(as_type)) as cur:
+    async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, params)
-        return await cur.fetchall()
+        rows = await cur.fetchall()
+    return msgspec.convert(rows, list[as_type])  # type: ignore[valid-type]

@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import msgspec
 import psycopg
 
+from codegen import batches, products
+from codegen.errors import ObjectNotFound
+from codegen.models import Batch, BatchIn, ProductIn
+from codegen.printing import load_printing
 from service import auth, brands
 from service.models import BrandIn, Role, TokenIn
 
@@ -22,11 +27,23 @@ DEMO_ACTOR = "demo-seed"
 _TOKEN_FILE = "demo-token"  # noqa: S105 - a file name
 
 
+DEMO_GTIN = "06901234567892"
+DEMO_BATCH_SIZE = 1000
+DEMO_SCAN_URLS = 20
+
+
 class DemoInfo(msgspec.Struct, frozen=True, kw_only=True):
     api: str
     brand_id: uuid.UUID
     token: str
     docs: str
+    gtin: str
+    product_id: uuid.UUID
+    batch_id: uuid.UUID
+    # Codes as printed (what a phone reads and POSTs to /v1/scans).
+    scan_urls: list[str]
+    # The same codes' consumer pages on this local server (printed codes say https://<scan domain>).
+    page_urls: list[str]
 
 
 def seed_demo(settings: Settings) -> DemoInfo:
@@ -44,8 +61,49 @@ async def _seed(settings: Settings) -> DemoInfo:
                 conn, actor=DEMO_ACTOR, data=BrandIn(slug=DEMO_SLUG, name="Demo Brewery")
             )
         token = await _demo_token(conn, settings, brand.id)
+        batch = await _demo_batch(conn, settings, brand.id)
+        printing = await load_printing(conn, brand.id, batch.id, settings.all_master_keys)
+    urls = [url for chunk in printing.codes(settings.scan_domain, 0, DEMO_SCAN_URLS) for _, _, url in chunk]
     api = f"http://{settings.host}:{settings.port}"
-    return DemoInfo(api=api, brand_id=brand.id, token=token, docs=f"{api}/schema/swagger")
+    return DemoInfo(
+        api=api,
+        brand_id=brand.id,
+        token=token,
+        docs=f"{api}/schema/swagger",
+        gtin=DEMO_GTIN,
+        product_id=batch.product_id,
+        batch_id=batch.id,
+        scan_urls=urls,
+        page_urls=[api + urlsplit(url).path for url in urls],
+    )
+
+
+async def _demo_batch(conn: psycopg.AsyncConnection[Any], settings: Settings, brand_id: uuid.UUID) -> Batch:
+    """The demo product and its first batch, created on the first run only."""
+    try:
+        product = await products.get_product_by_gtin(conn, brand_id, DEMO_GTIN)
+    except ObjectNotFound:
+        product = await products.create_product(
+            conn,
+            actor=DEMO_ACTOR,
+            brand_id=brand_id,
+            data=ProductIn(
+                name="Demo Lager 500ml",
+                gtin=DEMO_GTIN,
+                sku="LAGER-500",
+                facts={"origin": "Qingdao, Shandong", "shelf_life_days": 365, "abv": "4.3%"},
+            ),
+        )
+    existing = await batches.list_batches(conn, brand_id, product_id=product.id, after=None, limit=1)
+    if existing:
+        return existing[0]
+    return await batches.create_batch(
+        conn,
+        actor=DEMO_ACTOR,
+        brand_id=brand_id,
+        data=BatchIn(product_id=product.id, quantity=DEMO_BATCH_SIZE, lot="DEMO-LOT-1", line="line-1"),
+        master_key=settings.master_key,
+    )
 
 
 async def _demo_token(conn: psycopg.AsyncConnection[Any], settings: Settings, brand_id: uuid.UUID) -> str:

@@ -156,3 +156,20 @@ RETURNING next_ref - %(count)s AS first_ref;
 UPDATE aggregations SET parent_id = %(parent_id)s
 WHERE brand_id = %(brand_id)s AND sscc = ANY(%(sscc)s) AND parent_id IS NULL AND level = 'case'
 RETURNING id;
+
+-- batch_parents --
+-- The cases of a batch's items, for the `parent` column of print files.
+SELECT i.start_index, i.stop_index, a.sscc
+FROM aggregation_items i JOIN aggregations a ON a.id = i.aggregation_id
+WHERE i.batch_id = %(batch_id)s AND i.brand_id = %(brand_id)s
+ORDER BY i.start_index;
+
+-- brand_short_code --
+SELECT short_code FROM brands WHERE id = %(brand_id)s;
+
+-- product_brand_by_gtin --
+-- GTINs are unique worldwide, so operators' CLI commands may name a product by GTIN alone.
+SELECT brand_id FROM products WHERE gtin = %(gtin)s;
+
+-- batch_brand --
+SELECT brand_id FROM batches WHERE id = %(batch_id)s;

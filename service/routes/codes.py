@@ -26,6 +26,7 @@ from codegen.models import (
 from service import audit
 from service.guards import ANY_BRAND_ROLE, brand_of, principal_from, require_token, roles
 from service.models import Page, Role
+from service.routes import exports
 from service.routes.admin import Limit, page
 from service.settings import Settings
 from service.state import AppState
@@ -237,6 +238,7 @@ def codes_router() -> Router:
             get_aggregation,
             find_aggregation,
             item_parents,
+            exports.export_codes,
         ],
         guards=[require_token],
     )
