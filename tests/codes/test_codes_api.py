@@ -9,12 +9,12 @@ from typing import Any
 
 import biip
 import psycopg
-import pyzipper  # type: ignore[import-untyped]
 import pytest
+import pyzipper  # type: ignore[import-untyped]
 from litestar.testing import AsyncTestClient
 
-from tests.api.test_errors import assert_problem
 from service.models import Role
+from tests.api.test_errors import assert_problem
 from tests.conftest import Tenant
 
 GTIN = "09506000134352"
@@ -232,7 +232,7 @@ class TestAggregation:
     async def test_regular_packing_and_parent_chain(
         self, client: AsyncTestClient[Any], tenant_a: Tenant
     ) -> None:
-        """24 per case, 2 cases per pallet: an item's parents are its case then its pallet; CSV has parents."""
+        """24 per case, 2 cases a pallet: an item's parents are its case, then pallet; CSV shows them."""
         product = await make_product(client, tenant_a)
         batch = await make_batch(client, tenant_a, product["id"], quantity=100)
         packed = await client.post(
