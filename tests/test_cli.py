@@ -66,9 +66,43 @@ class TestCli:
         second = run_cli("demo", "--json", env=cli_env)
         assert second.returncode == 0, second.stderr
         one, two = json.loads(first.stdout), json.loads(second.stdout)
-        assert {"api", "brand_id", "token"} <= one.keys()
+        assert {"api", "brand_id", "token", "gtin", "batch_id", "scan_urls"} <= one.keys()
         assert one["api"] == "http://127.0.0.1:8000"
-        assert (one["brand_id"], one["token"]) == (two["brand_id"], two["token"])
+        assert len(one["scan_urls"]) >= 10
+        assert all(f"/01/{one['gtin']}/21/" in url for url in one["scan_urls"])
+        assert one == two
+
+    def test_batch_create_and_export(self, cli_env: dict[str, str], tmp_path: Path) -> None:
+        """`onecode batch create --gtin --quantity --json`, then `codes export` to a CSV and a TXT file."""
+        demo = json.loads(run_cli("demo", "--json", env=cli_env).stdout)
+        created = run_cli(
+            "batch",
+            "create",
+            "--gtin",
+            demo["gtin"],
+            "--quantity",
+            "500",
+            "--lot",
+            "L9",
+            "--json",
+            env=cli_env,
+        )
+        assert created.returncode == 0, created.stderr
+        batch = json.loads(created.stdout)
+        assert batch["quantity"] == 500 and batch["lot"] == "L9" and batch["batch_id"]
+        out = tmp_path / "codes.csv"
+        exported = run_cli(
+            "codes", "export", batch["batch_id"], "--format", "csv", "--out", str(out), env=cli_env
+        )
+        assert exported.returncode == 0, exported.stderr
+        lines = out.read_text().splitlines()
+        assert lines[0] == "index,serial,url" and len(lines) == 501
+        part = tmp_path / "part.txt"
+        args = ["codes", "export", batch["batch_id"], "--format", "txt", "--start", "100", "--stop", "110"]
+        assert run_cli(*args, "--out", str(part), env=cli_env).returncode == 0
+        assert part.read_text().splitlines() == [line.split(",")[2] for line in lines[101:111]]
+        bad = run_cli("batch", "create", "--gtin", "12345678901231", "--quantity", "5", env=cli_env)
+        assert bad.returncode == 2 and "--gtin" in bad.stderr
 
     def test_token_create_prints_a_working_secret_once(self, cli_env: dict[str, str]) -> None:
         """`onecode token create` makes a brand token; `token revoke` ends it."""
