@@ -19,6 +19,7 @@ from campaigns.members.enrolment import DevelopmentSms, Enrolment
 from campaigns.members.phones import PhoneVault
 from campaigns.members.tokens import MemberTokens
 from codegen.registry import CodeRegistry
+from service import maintenance
 from service.db import make_pool
 from service.middleware import RequestContextMiddleware
 from service.models import Principal
@@ -103,11 +104,15 @@ def create_app(settings: Settings) -> Litestar:
         )
         await writer.start()
         following = asyncio.create_task(follower.follow(), name="registry-follower")
+        stopping = asyncio.Event()
+        housekeeping = asyncio.create_task(maintenance.housekeeping(pool, stopping), name="housekeeping")
         try:
             yield
         finally:
             follower.stop()
+            stopping.set()
             await following
+            await housekeeping
             await writer.stop()
             await client.aclose()
             await pool.close()
