@@ -31,7 +31,8 @@ def set_database_reachable(engines: Engines, dbname: str, *, reachable: bool) ->
         )
         if not reachable:
             admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
                 (dbname,),
             )
 
@@ -45,7 +46,7 @@ class TestPostgresOutage:
         tenant_a: Tenant,
         engines: Engines,
     ) -> None:
-        """Acknowledged scans are durable; during the outage no scan is acknowledged; afterwards all is well."""
+        """Acknowledged scans are durable; during the outage none is acknowledged; then all is well."""
         issued = await issue_batch(db, settings, tenant_a.brand_id)
         ok = await client.post("/v1/scans", json={"code": issued.urls[0], "device_id": "device-fault-1"})
         assert ok.json()["verdict"] == "genuine_first"
@@ -80,7 +81,8 @@ class TestHousekeeping:
         """The scan log has this month's partition and the next two, for both scan tables."""
         await maintenance.run_once(app.state.onecode.pool)
         cur = await db.execute(
-            "SELECT count(*) FROM pg_inherits WHERE inhparent IN ('scans'::regclass, 'counterfeit_scans'::regclass)"
+            "SELECT count(*) FROM pg_inherits"
+            " WHERE inhparent IN ('scans'::regclass, 'counterfeit_scans'::regclass)"
         )
         row = await cur.fetchone()
         assert row is not None and row[0] >= 6
