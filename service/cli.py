@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -125,6 +126,12 @@ def serve(
         # Worker processes read their settings from the environment: hand them the concrete engines.
         os.environ["DATABASE_URL"] = ready.database_url or ""
         os.environ["REDIS_URL"] = ready.redis_url or ""
+        if ready.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            # /metrics then sums every worker's samples instead of showing whichever worker answered.
+            metrics_dir = ready.home / "metrics"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         click.echo(f"OneCode listening on http://{ready.host}:{ready.port} (OpenAPI at /schema)")
         Granian(
             "service.asgi:app_from_env",
