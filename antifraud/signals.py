@@ -53,6 +53,11 @@ class Signals:
         self._window: AsyncScript = redis.register_script(_lua("window_counter.lua"))
         self._code: AsyncScript = redis.register_script(_lua("code_signals.lua"))
 
+    async def repair_count(self, code: tuple[uuid.UUID, int, int], scans: int) -> None:
+        """PostgreSQL knows more scans than Redis (a flush or restart): put the truth back."""
+        tag = f"{{c:{code[0]}:{code[1]}:{code[2]}}}"
+        await self._redis.set(f"{self._prefix}{tag}:n", scans, ex=self.limits.code_signal_ttl_s)
+
     async def on_scan(
         self,
         *,

@@ -189,6 +189,8 @@ async def _process(
 
     idempotency = None if idempotency_key is None else Idempotency(idempotency_key, request_hash, render)
     outcome = await state.writer.record(record, idempotency)
+    if signals.code is not None and signals.code.scans < outcome.scan_count:
+        await state.signals.repair_count((facts.brand_id, facts.key_id, facts.index), outcome.scan_count)
     return render(outcome), minted["token"]
 
 

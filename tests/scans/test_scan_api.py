@@ -132,6 +132,10 @@ class TestDurability:
         again = (await scan(client, issued.urls[6], device())).json()
         assert again["verdict"] == "genuine_repeat"
         assert again["scan_count"] == 2
+        r = redis.asyncio.Redis.from_url(settings.redis_url or "")
+        counters = [key async for key in r.scan_iter(match=f"{settings.redis_prefix}{{c:*}}:n")]
+        assert [int(await r.get(key) or 0) for key in counters] == [2]  # Redis repaired from PostgreSQL
+        await r.aclose()
 
     async def test_idempotent_replays_have_one_effect(
         self, client: AsyncTestClient[Any], issued: IssuedBatch, db: psycopg.AsyncConnection[Any]
