@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio
 from litestar import Litestar, Request
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from psycopg import AsyncConnection
 
@@ -136,7 +137,7 @@ def create_app(settings: Settings) -> Litestar:
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(),  # type: ignore[arg-type]
-        middleware=[RequestContextMiddleware],
+        middleware=[DefineMiddleware(RequestContextMiddleware, access_log=settings.access_log)],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="OneCode API",

@@ -63,6 +63,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scans_per_ip_minute: int = 600
     log_level: str = "INFO"
     log_json: bool = True
+    # One JSON line per request; at thousands of scans a second it costs measurable CPU.
+    access_log: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -95,6 +97,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             scans_per_ip_minute=_int(env, "ONECODE_SCANS_PER_IP_MINUTE", 600),
             log_level=env.get("ONECODE_LOG_LEVEL", "INFO").upper(),
             log_json=_bool(env, "ONECODE_LOG_JSON", default=True),
+            access_log=_bool(env, "ONECODE_ACCESS_LOG", default=True),
         )
 
     def with_engines(self, database_url: str, redis_url: str) -> Settings:
