@@ -8,14 +8,13 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, get, post
-from litestar.datastructures import Cookie
 from psycopg import AsyncConnection
 
 from campaigns.members.enrolment import Profile
 from campaigns.members.errors import InvalidMemberToken
 from campaigns.members.tokens import MemberRef
 from codegen import keys
-from service.routes.scans import MEMBER_COOKIE
+from service.routes.scans import MEMBER_COOKIE, member_cookie
 from service.state import AppState
 
 MemberToken = Annotated[str, msgspec.Meta(max_length=256)]
@@ -116,16 +115,7 @@ async def enroll(
         consent_location_at=enrolled.consent_location_at,
         points_balance=0,
     )
-    cookie = Cookie(
-        key=MEMBER_COOKIE,
-        value=token,
-        httponly=True,
-        secure=request.url.scheme == "https",
-        samesite="lax",
-        max_age=400 * 24 * 3600,
-        path="/",
-    )
-    return Response(Enrolled(member=view, member_token=token), cookies=[cookie])
+    return Response(Enrolled(member=view, member_token=token), cookies=[member_cookie(request, token)])
 
 
 @get("/members/me", tags=["members"])

@@ -256,20 +256,21 @@ def _counterfeit_result(
     )
 
 
+def member_cookie(request: Request[Any, Any, Any], member_token: str) -> Cookie:
+    """The consumer page's copy of the member token: httpOnly, so page scripts never read it."""
+    return Cookie(
+        key=MEMBER_COOKIE,
+        value=member_token,
+        httponly=True,
+        secure=request.url.scheme == "https",
+        samesite="lax",
+        max_age=400 * 24 * 3600,
+        path="/",
+    )
+
+
 def _respond(request: Request[Any, Any, Any], body: bytes, member_token: str | None) -> Response[bytes]:
-    cookies = []
-    if member_token is not None:
-        cookies.append(
-            Cookie(
-                key=MEMBER_COOKIE,
-                value=member_token,
-                httponly=True,
-                secure=request.url.scheme == "https",
-                samesite="lax",
-                max_age=400 * 24 * 3600,
-                path="/",
-            )
-        )
+    cookies = [] if member_token is None else [member_cookie(request, member_token)]
     return Response(body, media_type="application/json", cookies=cookies)
 
 
