@@ -45,11 +45,11 @@ def measure(name: str, command: list[str], port: int) -> tuple[float, str]:
         "ONECODE_ACCESS_LOG": "false",
         "ONECODE_AUTO_MIGRATE": "false",
     }
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_up(port)
-        out = subprocess.run(  # noqa: S603
-            ["wrk", "-t2", "-c64", f"-d{DURATION}", "--latency", f"http://127.0.0.1:{port}/healthz"],  # noqa: S607
+        out = subprocess.run(
+            ["wrk", "-t2", "-c64", f"-d{DURATION}", "--latency", f"http://127.0.0.1:{port}/healthz"],
             capture_output=True,
             text=True,
             check=True,
