@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -93,29 +94,52 @@ class _Pending:
 CodeKey = tuple[uuid.UUID, int, int]
 
 
-class ScanWriter:
-    """One per process. `record()` returns once the scan is committed, with PostgreSQL's verdict."""
+IDLE_CHECK_S = 1.0
 
-    def __init__(self, conninfo: str, *, max_batch: int = 512, connect_timeout_s: float = 2.0) -> None:
+
+class _Lane:
+    """One writer connection. Several lanes overlap: while one waits for its commit, another writes."""
+
+    def __init__(self) -> None:
+        self.conn: AsyncConnection[Any] | None = None
+        self.last_used = 0.0
+        # Set when another lane lost its connection: an outage usually takes every connection with it.
+        self.suspect = False
+
+
+class ScanWriter:
+    """One per process. `record()` returns once the scan is committed, with PostgreSQL's verdict.
+
+    `lanes` transactions run at once, each taking everything queued when it starts. Every statement
+    handles its rows in key order, so concurrent lanes lock rows in one order and cannot deadlock.
+    """
+
+    def __init__(
+        self, conninfo: str, *, lanes: int = 3, max_batch: int = 512, connect_timeout_s: float = 2.0
+    ) -> None:
         self._conninfo = conninfo
+        self._lanes = [_Lane() for _ in range(lanes)]
         self._max_batch = max_batch
         self._connect_timeout_s = connect_timeout_s
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()  # None asks the writer to stop
-        self._conn: AsyncConnection[Any] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()  # None asks one lane to stop
+        self._tasks: list[asyncio.Task[None]] = []
         self.batches_written = 0
         self.scans_written = 0
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="scan-writer")
+        self._tasks = [
+            asyncio.create_task(self._run(lane), name=f"scan-writer-{n}")
+            for n, lane in enumerate(self._lanes)
+        ]
 
     async def stop(self) -> None:
-        """Finish what is queued, then close; the writer is never cancelled in the middle of a commit."""
-        if self._task is not None:
+        """Finish what is queued, then close; a lane is never cancelled in the middle of a commit."""
+        for _ in self._tasks:
             self._queue.put_nowait(None)
-            await self._task
-        if self._conn is not None:
-            await self._conn.close()
+        await asyncio.gather(*self._tasks)
+        for lane in self._lanes:
+            if lane.conn is not None:
+                await lane.conn.close()
 
     async def record(self, record: ScanRecord, idempotency: Idempotency | None = None) -> ScanOutcome:
         future: asyncio.Future[ScanOutcome] = asyncio.get_running_loop().create_future()
@@ -127,58 +151,82 @@ class ScanWriter:
         self._queue.put_nowait(_Pending(record, None, future))
         await future
 
-    async def _run(self) -> None:  # noqa: C901 - the loop and its two failure modes belong together
+    async def _next_batch(self) -> tuple[list[_Pending], bool]:
+        """Wait for one scan, then take everything queued meanwhile: no timer needed. True = stop after."""
+        first = await self._queue.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        while len(batch) < self._max_batch and not self._queue.empty():
+            queued = self._queue.get_nowait()
+            if queued is None:
+                return batch, True
+            batch.append(queued)
+        return batch, False
+
+    async def _run(self, lane: _Lane) -> None:
         stopping = False
         while not stopping:
-            first = await self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            # Everything that queued while the last transaction ran goes into this one: no timer needed.
-            while len(batch) < self._max_batch and not self._queue.empty():
-                queued = self._queue.get_nowait()
-                if queued is None:
-                    stopping = True
-                    break
-                batch.append(queued)
-            try:
-                results = await self._write(batch)
-            except (psycopg.Error, OSError) as exc:
-                logger.warning("scan batch of %d failed: %s", len(batch), exc)
-                await self._drop_connection()
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(StorageUnavailable("the scan log is unavailable"))
-                continue
-            except Exception as exc:  # a bug must not kill the writer and strand every later request
-                logger.exception("scan batch of %d failed unexpectedly", len(batch))
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
-                continue
-            for pending, result in zip(batch, results, strict=True):
-                if not pending.future.done():
-                    pending.future.set_result(result)
+            batch, stopping = await self._next_batch()
+            if batch:
+                await self._commit_batch(lane, batch)
 
-    async def _connection(self) -> AsyncConnection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(
+    async def _commit_batch(self, lane: _Lane, batch: list[_Pending]) -> None:
+        """Write one batch and wake its requests with their outcome, or with the reason it failed."""
+        results: list[ScanOutcome | None] = []
+        failure: BaseException | None = None
+        try:
+            try:
+                results = await self._write(lane, batch)
+            except psycopg.errors.DeadlockDetected:
+                # Key ordering makes this rare (only another writer, e.g. enrolment, can cross us).
+                results = await self._write(lane, batch)
+        except (psycopg.Error, OSError) as exc:
+            logger.warning("scan batch of %d failed: %s", len(batch), exc)
+            await self._drop_connection(lane)
+            for other in self._lanes:
+                other.suspect = True
+            failure = StorageUnavailable("the scan log is unavailable")
+        except Exception as exc:  # a bug must not kill the writer and strand every later request
+            logger.exception("scan batch of %d failed unexpectedly", len(batch))
+            failure = exc
+        for n, pending in enumerate(batch):
+            if pending.future.done():
+                continue
+            if failure is not None:
+                pending.future.set_exception(failure)
+            else:
+                pending.future.set_result(results[n])
+
+    async def _connection(self, lane: _Lane) -> AsyncConnection[Any]:
+        idle = time.monotonic() - lane.last_used
+        lane.last_used = time.monotonic()
+        if lane.conn is not None and not lane.conn.closed and (lane.suspect or idle > IDLE_CHECK_S):
+            lane.suspect = False
+            # A lane that sat idle may hold a connection the server dropped (restart, failover): check
+            # it before trusting a batch to it, instead of failing that batch with a 503.
+            try:
+                await lane.conn.execute("SELECT 1")
+            except psycopg.Error:
+                await self._drop_connection(lane)
+        if lane.conn is None or lane.conn.closed:
+            lane.conn = await psycopg.AsyncConnection.connect(
                 self._conninfo,
                 connect_timeout=max(1, int(self._connect_timeout_s)),
                 application_name="onecode-scans",
             )
-        return self._conn
+        return lane.conn
 
-    async def _drop_connection(self) -> None:
-        if self._conn is not None:
+    async def _drop_connection(self, lane: _Lane) -> None:
+        if lane.conn is not None:
             with contextlib.suppress(Exception):
-                await self._conn.close()
-        self._conn = None
+                await lane.conn.close()
+        lane.conn = None
 
-    async def _write(self, batch: list[_Pending]) -> list[ScanOutcome | None]:
+    async def _write(self, lane: _Lane, batch: list[_Pending]) -> list[ScanOutcome | None]:
         scans = [p for p in batch if isinstance(p.record, ScanRecord)]
         fakes = [p.record for p in batch if isinstance(p.record, CounterfeitRecord)]
-        conn = await self._connection()
+        conn = await self._connection(lane)
         outcomes: dict[int, ScanOutcome] = {}
         async with conn.transaction():
             if scans:
@@ -214,6 +262,7 @@ class ScanWriter:
         for record in records:
             facts = record.facts
             per_code.setdefault((facts.brand_id, facts.key_id, facts.index), []).append(record)
+        per_code = dict(sorted(per_code.items()))  # one lock order for every lane
         firsts = [group[0] for group in per_code.values()]
         cur = await conn.execute(
             QUERIES["upsert_claims"],
@@ -289,6 +338,7 @@ class ScanWriter:
             else:
                 unknown.setdefault((record.facts.brand_id, record.device_id), record)
         if unknown:
+            unknown = dict(sorted(unknown.items()))  # one lock order for every lane
             candidates = {key: uuid.uuid4() for key in unknown}
             cur = await conn.execute(
                 QUERIES["upsert_devices"],
