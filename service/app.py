@@ -84,6 +84,13 @@ def create_app(settings: Settings) -> Litestar:
         follower = RegistryFollower(pool, registry)
         writer = ScanWriter(settings.database_url or "")
         phones = PhoneVault(settings.all_master_keys)
+        signals = Signals(
+            client,
+            prefix=settings.redis_prefix,
+            limits=Limits(
+                device_per_minute=settings.scans_per_device_minute, ip_per_minute=settings.scans_per_ip_minute
+            ),
+        )
         app.state.onecode = AppState(
             settings=settings,
             pool=pool,
@@ -91,19 +98,13 @@ def create_app(settings: Settings) -> Litestar:
             registry=registry,
             registry_follower=follower,
             writer=writer,
-            signals=Signals(
-                client,
-                prefix=settings.redis_prefix,
-                limits=Limits(
-                    device_per_minute=settings.scans_per_device_minute,
-                    ip_per_minute=settings.scans_per_ip_minute,
-                ),
-            ),
+            signals=signals,
             member_tokens=MemberTokens(settings.master_key),
             phones=phones,
             enrolment=Enrolment(client, phones, DevelopmentSms(), prefix=settings.redis_prefix),
         )
         await writer.start()
+        await signals.start()
         following = asyncio.create_task(follower.follow(), name="registry-follower")
         stopping = asyncio.Event()
         housekeeping = asyncio.create_task(maintenance.housekeeping(pool, stopping), name="housekeeping")
@@ -115,6 +116,7 @@ def create_app(settings: Settings) -> Litestar:
             await following
             await housekeeping
             await writer.stop()
+            await signals.stop()
             await client.aclose()
             await pool.close()
 
