@@ -34,7 +34,13 @@ Resolver = Callable[[str], Verification]
 
 
 async def create_aggregation(  # noqa: C901 - one validation per input kind, in order
-    conn: AsyncConnection[Any], *, actor: str, brand_id: uuid.UUID, data: AggregationIn, resolve: Resolver
+    conn: AsyncConnection[Any],
+    *,
+    actor: str,
+    brand_id: uuid.UUID,
+    data: AggregationIn,
+    resolve: Resolver,
+    scan_domain: str,
 ) -> AggregationView:
     """Record one case (item ranges and/or scanned serials) or one pallet (child case SSCCs)."""
     validate_sscc(data.sscc)
@@ -85,7 +91,7 @@ async def create_aggregation(  # noqa: C901 - one validation per input kind, in 
         object_id=aggregation.id,
         after={"aggregation": aggregation, "items": ranges, "children": data.children_sscc},
     )
-    return await view(conn, brand_id, aggregation.id)
+    return await view(conn, brand_id, aggregation.id, scan_domain=scan_domain)
 
 
 async def pack_regularly(
@@ -168,7 +174,14 @@ async def pack_regularly(
     return pallets or cases
 
 
-async def view(conn: AsyncConnection[Any], brand_id: uuid.UUID, aggregation_id: uuid.UUID) -> AggregationView:
+def sscc_url(scan_domain: str, sscc: str) -> str:
+    """The label printed on a case or pallet: `https://<scan-domain>/00/<SSCC-18>`."""
+    return f"https://{scan_domain.lower()}/00/{validate_sscc(sscc)}"
+
+
+async def view(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, aggregation_id: uuid.UUID, *, scan_domain: str
+) -> AggregationView:
     aggregation = await fetch_one(
         conn,
         QUERIES["get_aggregation"],
@@ -186,16 +199,24 @@ async def view(conn: AsyncConnection[Any], brand_id: uuid.UUID, aggregation_id: 
         Aggregation,
     )
     parents = await parent_chain(conn, brand_id, aggregation.parent_id) if aggregation.parent_id else []
-    return AggregationView(aggregation=aggregation, items=items, children=children, parents=parents)
+    return AggregationView(
+        aggregation=aggregation,
+        url=sscc_url(scan_domain, aggregation.sscc),
+        items=items,
+        children=children,
+        parents=parents,
+    )
 
 
-async def by_sscc(conn: AsyncConnection[Any], brand_id: uuid.UUID, sscc: str) -> AggregationView:
+async def by_sscc(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, sscc: str, *, scan_domain: str
+) -> AggregationView:
     found = await fetch_one(
         conn, QUERIES["get_aggregation_by_sscc"], {"brand_id": brand_id, "sscc": sscc}, Aggregation
     )
     if found is None:
         raise ObjectNotFound("aggregation with SSCC", sscc, field="sscc")
-    return await view(conn, brand_id, found.id)
+    return await view(conn, brand_id, found.id, scan_domain=scan_domain)
 
 
 async def parent_chain(

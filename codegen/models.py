@@ -154,6 +154,8 @@ class RegularPackingIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
 class AggregationView(msgspec.Struct, frozen=True):
     aggregation: Aggregation
+    # The case/pallet label: a GS1 Digital Link URI with AI 00 (SSCC).
+    url: str
     items: list[ItemRange]
     children: list[Aggregation]
     parents: list[Aggregation]

@@ -172,14 +172,19 @@ async def void_batch(request: Request[Any, Any, Any], db: AsyncConnection[Any], 
 
 @post("/aggregations", opt=roles(*BATCH_WRITERS), tags=["aggregation"])
 async def create_aggregation(
-    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: AggregationIn
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], settings: Settings, data: AggregationIn
 ) -> AggregationView:
     """A packing station records a case (item ranges or scanned serials) or a pallet (case SSCCs)."""
     principal = principal_from(request)
     registry = _state(request).registry
     await registry.refresh(db)
     return await aggregation.create_aggregation(
-        db, actor=principal.actor, brand_id=brand_of(principal), data=data, resolve=registry.verify
+        db,
+        actor=principal.actor,
+        brand_id=brand_of(principal),
+        data=data,
+        resolve=registry.verify,
+        scan_domain=settings.scan_domain,
     )
 
 
@@ -196,18 +201,23 @@ async def pack_batch(
 
 @get("/aggregations/{aggregation_id:uuid}", opt=roles(*READERS), tags=["aggregation"])
 async def get_aggregation(
-    request: Request[Any, Any, Any], db: AsyncConnection[Any], aggregation_id: uuid.UUID
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], settings: Settings, aggregation_id: uuid.UUID
 ) -> AggregationView:
-    return await aggregation.view(db, brand_of(principal_from(request)), aggregation_id)
+    return await aggregation.view(
+        db, brand_of(principal_from(request)), aggregation_id, scan_domain=settings.scan_domain
+    )
 
 
 @get("/aggregations", opt=roles(*READERS), tags=["aggregation"])
 async def find_aggregation(
     request: Request[Any, Any, Any],
     db: AsyncConnection[Any],
+    settings: Settings,
     sscc: Annotated[str, Parameter(pattern=r"^[0-9]{18}$")],
 ) -> AggregationView:
-    return await aggregation.by_sscc(db, brand_of(principal_from(request)), sscc)
+    return await aggregation.by_sscc(
+        db, brand_of(principal_from(request)), sscc, scan_domain=settings.scan_domain
+    )
 
 
 @get("/batches/{batch_id:uuid}/items/{position:int}/parents", opt=roles(*READERS), tags=["aggregation"])

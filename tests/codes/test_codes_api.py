@@ -255,6 +255,9 @@ class TestAggregation:
             await client.get(f"/v1/aggregations?sscc={parents[0]['sscc']}", headers=tenant_a.headers())
         ).json()
         assert case["items"] == [{"batch_id": batch["id"], "start": 24, "stop": 48}]
+        label = biip.parse(case["url"]).gs1_digital_link_uri
+        assert label is not None
+        assert {es.ai.ai: es.value for es in label.element_strings}["00"] == parents[0]["sscc"]
         rows = list(
             csv.DictReader(
                 io.StringIO(
