@@ -69,6 +69,30 @@ class CounterfeitRecord(msgspec.Struct, frozen=True, kw_only=True):
     ua_family: str | None = None
 
 
+class _ScanRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One scan as `record_scans` reads it from its JSON parameter."""
+
+    seq: int
+    scan_id: uuid.UUID
+    scanned_at: dt.datetime
+    brand_id: uuid.UUID
+    product_id: uuid.UUID
+    batch_id: uuid.UUID
+    key_id: int
+    code_index: int
+    device_id: str
+    member_id: uuid.UUID | None
+    enrolled: bool
+    candidate_id: uuid.UUID | None
+    ip_prefix: str | None
+    lat: float | None
+    lng: float | None
+    ua_family: str | None
+
+
+_encode_rows = msgspec.json.Encoder().encode
+
+
 class Idempotency(msgspec.Struct, frozen=True):
     """Store the response under (device, key) in the same transaction as the scan's effects."""
 
@@ -89,9 +113,6 @@ class _Pending:
         self.record = record
         self.idempotency = idempotency
         self.future = future
-
-
-CodeKey = tuple[uuid.UUID, int, int]
 
 
 IDLE_CHECK_S = 1.0
@@ -254,106 +275,43 @@ class ScanWriter:
         return [outcomes.get(id(p)) for p in batch]
 
     async def _write_scans(self, conn: AsyncConnection[Any], scans: list[_Pending]) -> dict[int, ScanOutcome]:
-        records: list[ScanRecord] = [p.record for p in scans]  # type: ignore[misc]
-        members = await self._resolve_members(conn, records)
-
-        # Several scans of one code may share a batch: one claim row each, counted in arrival order.
-        per_code: dict[CodeKey, list[ScanRecord]] = {}
-        for record in records:
+        rows = []
+        for seq, pending in enumerate(scans):
+            record: ScanRecord = pending.record  # type: ignore[assignment]
             facts = record.facts
-            per_code.setdefault((facts.brand_id, facts.key_id, facts.index), []).append(record)
-        per_code = dict(sorted(per_code.items()))  # one lock order for every lane
-        firsts = [group[0] for group in per_code.values()]
-        cur = await conn.execute(
-            QUERIES["upsert_claims"],
-            {
-                "brand_ids": [r.facts.brand_id for r in firsts],
-                "key_ids": [r.facts.key_id for r in firsts],
-                "code_indexes": [r.facts.index for r in firsts],
-                "batch_ids": [r.facts.batch_id for r in firsts],
-                "product_ids": [r.facts.product_id for r in firsts],
-                "scan_ids": [r.scan_id for r in firsts],
-                "member_ids": [members[r.facts.brand_id, r.device_id, r.member_id][0] for r in firsts],
-                "device_ids": [r.device_id for r in firsts],
-                "scanned_ats": [r.scanned_at for r in firsts],
-                "counts": [len(group) for group in per_code.values()],
-                "last_ats": [group[-1].scanned_at for group in per_code.values()],
-            },
-        )
-        outcomes: dict[int, ScanOutcome] = {}
-        by_record: dict[int, tuple[str, int]] = {}
-        for brand_id, key_id, code_index, inserted, total, first_at in await cur.fetchall():
-            group = per_code[brand_id, key_id, code_index]
-            before = total - len(group)
-            for n, record in enumerate(group):
-                first = inserted and n == 0
-                member_id, enrolled, created = members[brand_id, record.device_id, record.member_id]
-                outcomes[id(record)] = ScanOutcome(
-                    first=first,
-                    scan_count=before + n + 1,
-                    first_scanned_at=first_at,
-                    member_id=member_id,
-                    member_enrolled=enrolled,
-                    member_created=created,
+            rows.append(
+                _ScanRow(
+                    seq=seq,
+                    scan_id=record.scan_id,
+                    scanned_at=record.scanned_at,
+                    brand_id=facts.brand_id,
+                    product_id=facts.product_id,
+                    batch_id=facts.batch_id,
+                    key_id=facts.key_id,
+                    code_index=facts.index,
+                    device_id=record.device_id,
+                    member_id=record.member_id,
+                    enrolled=record.member_enrolled,
+                    # Used only when the device turns out to be new: the id of its anonymous member.
+                    candidate_id=uuid.uuid4() if record.member_id is None else None,
+                    ip_prefix=record.ip_prefix,
+                    lat=record.lat,
+                    lng=record.lng,
+                    ua_family=record.ua_family,
                 )
-                by_record[id(record)] = ("genuine_first" if first else "genuine_repeat", before + n + 1)
-        async with conn.cursor().copy(QUERIES["copy_scans"]) as copy:
-            for record in records:
-                verdict, number = by_record[id(record)]
-                facts = record.facts
-                await copy.write_row(
-                    (
-                        record.scan_id,
-                        record.scanned_at,
-                        facts.brand_id,
-                        facts.product_id,
-                        facts.batch_id,
-                        facts.key_id,
-                        facts.index,
-                        verdict,
-                        number,
-                        record.device_id,
-                        outcomes[id(record)].member_id,
-                        record.ip_prefix,
-                        record.lat,
-                        record.lng,
-                        record.ua_family,
-                    )
-                )
-        return {id(p): outcomes[id(p.record)] for p in scans}
-
-    async def _resolve_members(
-        self, conn: AsyncConnection[Any], records: list[ScanRecord]
-    ) -> dict[tuple[uuid.UUID, str, uuid.UUID | None], tuple[uuid.UUID, bool, bool]]:
-        """(brand, device, token member) -> (member id, enrolled, created now)."""
-        resolved: dict[tuple[uuid.UUID, str, uuid.UUID | None], tuple[uuid.UUID, bool, bool]] = {}
-        unknown: dict[tuple[uuid.UUID, str], ScanRecord] = {}
-        for record in records:
-            if record.member_id is not None:
-                resolved[record.facts.brand_id, record.device_id, record.member_id] = (
-                    record.member_id,
-                    record.member_enrolled,
-                    False,
-                )
-            else:
-                unknown.setdefault((record.facts.brand_id, record.device_id), record)
-        if unknown:
-            unknown = dict(sorted(unknown.items()))  # one lock order for every lane
-            candidates = {key: uuid.uuid4() for key in unknown}
-            cur = await conn.execute(
-                QUERIES["upsert_devices"],
-                {
-                    "brand_ids": [key[0] for key in unknown],
-                    "device_ids": [key[1] for key in unknown],
-                    "candidate_ids": [candidates[key] for key in unknown],
-                    "product_ids": [r.facts.product_id for r in unknown.values()],
-                    "batch_ids": [r.facts.batch_id for r in unknown.values()],
-                },
             )
-            for brand_id, device_id, member_id, enrolled in await cur.fetchall():
-                created = member_id == candidates[brand_id, device_id]
-                resolved[brand_id, device_id, None] = (member_id, enrolled, created)
-        return resolved
+        cur = await conn.execute(QUERIES["record_scans"], {"scans": _encode_rows(rows).decode()})
+        outcomes: dict[int, ScanOutcome] = {}
+        for seq, first, scan_number, first_at, member_id, enrolled, created in await cur.fetchall():
+            outcomes[id(scans[seq])] = ScanOutcome(
+                first=first,
+                scan_count=scan_number,
+                first_scanned_at=first_at,
+                member_id=member_id,
+                member_enrolled=enrolled,
+                member_created=created,
+            )
+        return outcomes
 
     async def _write_idempotency(
         self, conn: AsyncConnection[Any], scans: list[_Pending], outcomes: dict[int, ScanOutcome]

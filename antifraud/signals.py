@@ -45,17 +45,21 @@ class ScanSignals(msgspec.Struct, frozen=True):
     log_counterfeit: bool
 
 
-Command = tuple[Any, ...]
+# One scan's Redis work: keys, args (in scan_signals.lua's operation format), number of operations.
+Operations = tuple[list[str], list[Any], int]
 
 
 class Signals:
-    """Each scan's Redis work is a few EVALSHA calls, sent in one pipeline shared with concurrent scans.
+    """Each scan's Redis work is a few counters, sent in one script call shared with concurrent scans.
 
-    Requests queue their commands; one task sends everything queued as one pipeline and hands each
-    request its replies (the same coalescing as the scan writer's group commit). A pipeline per request
-    costs about three times more client CPU, which on the scan path is the bottleneck. Scripts are
-    loaded once; a Redis that lost them answers NOSCRIPT, and they are loaded again and the batch
-    retried (redis-py's Script objects would ask SCRIPT EXISTS before every pipeline instead).
+    Requests queue their operations; one task sends everything queued as one EVALSHA and hands each
+    request its replies (the same coalescing as the scan writer's group commit). A command per scan,
+    even pipelined, costs the client several times more CPU, and on the scan path the client's CPU
+    is the bottleneck. The script is loaded once; a Redis that lost it answers NOSCRIPT, and it is
+    loaded again and the call retried.
+
+    The keys of one call span hash slots, so this needs a single Redis (or a cluster proxy); on Redis
+    Cluster the group would be split by slot.
     """
 
     def __init__(self, redis: Redis, *, prefix: str, limits: Limits, max_batch: int = 256) -> None:
@@ -63,11 +67,10 @@ class Signals:
         self._prefix = prefix
         self.limits = limits
         self._max_batch = max_batch
-        self._scripts = {name: _lua(name) for name in ("window_counter.lua", "code_signals.lua")}
+        self._script = _lua("scan_signals.lua")
         # Redis names scripts by their SHA-1; no security property is asked of it here.
-        self._window = hashlib.sha1(self._scripts["window_counter.lua"].encode()).hexdigest()  # noqa: S324
-        self._code = hashlib.sha1(self._scripts["code_signals.lua"].encode()).hexdigest()  # noqa: S324
-        self._queue: asyncio.Queue[tuple[list[Command], asyncio.Future[list[Any]]] | None] = asyncio.Queue()
+        self._sha = hashlib.sha1(self._script.encode()).hexdigest()  # noqa: S324
+        self._queue: asyncio.Queue[tuple[Operations, asyncio.Future[list[int]]] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -77,10 +80,6 @@ class Signals:
         if self._task is not None:
             self._queue.put_nowait(None)
             await self._task
-
-    async def _load_scripts(self) -> None:
-        for source in self._scripts.values():
-            await self._redis.script_load(source)
 
     async def repair_count(self, code: tuple[uuid.UUID, int, int], scans: int) -> None:
         """PostgreSQL knows more scans than Redis (a flush or restart): put the truth back."""
@@ -95,44 +94,47 @@ class Signals:
         code: tuple[uuid.UUID, int, int] | None,
     ) -> ScanSignals:
         """Count the scan against its device and IP (Throttled above the limits) and its code."""
-        replies = await self._call(self._commands(device_id, ip, code))
-        device_count, device_ttl = replies[0]
+        # Two numbers per operation: device window, IP window (with an IP), then code or counterfeit.
+        replies = await self._call(self._operations(device_id, ip, code))
+        device_count, device_ttl = replies[0], replies[1]
         if device_count > self.limits.device_per_minute:
             raise Throttled("too many scans from this device", retry_after=max(1, device_ttl))
         if ip is not None:
-            ip_count, ip_ttl = replies[1]
+            ip_count, ip_ttl = replies[2], replies[3]
             if ip_count > self.limits.ip_per_minute:
                 raise Throttled("too many scans from this network", retry_after=max(1, ip_ttl))
-        last = replies[-1]
         if code is not None:
             return ScanSignals(
-                code=CodeSignals(scans=int(last[0]), distinct_devices=int(last[1])), log_counterfeit=False
+                code=CodeSignals(scans=replies[-2], distinct_devices=replies[-1]), log_counterfeit=False
             )
-        return ScanSignals(
-            code=None, log_counterfeit=int(last[0]) <= self.limits.counterfeit_logs_per_ip_minute
-        )
+        within_limit = replies[-2] <= self.limits.counterfeit_logs_per_ip_minute
+        return ScanSignals(code=None, log_counterfeit=within_limit)
 
-    def _commands(
+    def _operations(
         self, device_id: str, ip: str | None, code: tuple[uuid.UUID, int, int] | None
-    ) -> list[Command]:
+    ) -> Operations:
         minute = int(time.time() // 60)
         p = self._prefix
-        commands: list[Command] = [(self._window, 1, f"{p}v:d:{{{device_id}}}:{minute}", 60)]
+        keys = [f"{p}v:d:{{{device_id}}}:{minute}"]
+        args: list[Any] = ["w", 60]
         if ip is not None:
-            commands.append((self._window, 1, f"{p}v:ip:{{{ip}}}:{minute}", 60))
+            keys.append(f"{p}v:ip:{{{ip}}}:{minute}")
+            args += ("w", 60)
+        operations = len(keys) + 1
         if code is not None:
             tag = f"{{c:{code[0]}:{code[1]}:{code[2]}}}"
-            ttl = self.limits.code_signal_ttl_s
-            commands.append((self._code, 2, f"{p}{tag}:n", f"{p}{tag}:d", device_id, ttl))
+            keys += (f"{p}{tag}:n", f"{p}{tag}:d")
+            args += ("c", device_id, self.limits.code_signal_ttl_s)
         else:
-            commands.append((self._window, 1, f"{p}v:cf:{{{ip or device_id}}}:{minute}", 60))
-        return commands
+            keys.append(f"{p}v:cf:{{{ip or device_id}}}:{minute}")
+            args += ("w", 60)
+        return keys, args, operations
 
-    async def _call(self, commands: list[Command]) -> list[Any]:
+    async def _call(self, operations: Operations) -> list[int]:
         if self._task is None or self._task.done():
             raise RuntimeError("Signals.start() was not called, or stop() was")
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((commands, future))
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((operations, future))
         return await future
 
     async def _run(self) -> None:
@@ -149,28 +151,26 @@ class Signals:
                 batch.append(queued)
             await self._send(batch)
 
-    async def _send(self, batch: list[tuple[list[Command], asyncio.Future[list[Any]]]]) -> None:
-        flat = [command for commands, _ in batch for command in commands]
+    async def _send(self, batch: list[tuple[Operations, asyncio.Future[list[int]]]]) -> None:
+        keys: list[str] = []
+        args: list[Any] = []
+        for (op_keys, op_args, _), _ in batch:
+            keys += op_keys
+            args += op_args
         try:
             try:
-                replies = await self._pipeline(flat)
+                replies = await self._redis.evalsha(self._sha, len(keys), *keys, *args)  # type: ignore[misc]
             except NoScriptError:
-                await self._load_scripts()
-                replies = await self._pipeline(flat)
+                await self._redis.script_load(self._script)
+                replies = await self._redis.evalsha(self._sha, len(keys), *keys, *args)  # type: ignore[misc]
         except Exception as exc:  # noqa: BLE001 - every waiting request gets the error (503 via problems)
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
         at = 0
-        for commands, future in batch:
+        for (_, _, operations), future in batch:
+            width = 2 * operations
             if not future.done():
-                future.set_result(replies[at : at + len(commands)])
-            at += len(commands)
-
-    async def _pipeline(self, commands: list[Command]) -> list[Any]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.evalsha(*command)
-            replies: list[Any] = await pipe.execute()
-        return replies
+                future.set_result(replies[at : at + width])
+            at += width

@@ -1,40 +1,71 @@
--- upsert_devices --
--- Find or create the member of each (brand, device): unknown devices get their candidate member id,
--- and that anonymous member is created in the same statement.
+-- record_scans --
+-- A whole group commit's genuine scans in one statement (one round trip, one JSON parameter that
+-- PostgreSQL parses faster than the client could build arrays). For each scan: find or create the
+-- device's member (unless a member token named one), count the code's claim (the first insert is
+-- the first scan), and log the scan. Each step touches its rows in key order, so concurrent writers
+-- lock them in one order and cannot deadlock. Rows come back by `seq`, the scan's place in the batch.
 WITH input AS (
-    SELECT * FROM unnest(%(brand_ids)s::uuid[], %(device_ids)s::text[], %(candidate_ids)s::uuid[],
-                         %(product_ids)s::uuid[], %(batch_ids)s::uuid[])
-        AS t(brand_id, device_id, candidate_id, product_id, batch_id)
+    SELECT * FROM json_to_recordset(%(scans)s::json) AS t(
+        seq integer, scan_id uuid, scanned_at timestamptz, brand_id uuid, product_id uuid, batch_id uuid,
+        key_id smallint, code_index bigint, device_id text, member_id uuid, enrolled boolean,
+        candidate_id uuid, ip_prefix inet, lat numeric, lng numeric, ua_family text)
+), new_devices AS (
+    SELECT DISTINCT ON (brand_id, device_id) brand_id, device_id, candidate_id, product_id, batch_id
+    FROM input WHERE member_id IS NULL
+    ORDER BY brand_id, device_id, seq
 ), dev AS (
     INSERT INTO member_devices AS d (brand_id, device_id, member_id)
-    SELECT brand_id, device_id, candidate_id FROM input
+    SELECT brand_id, device_id, candidate_id FROM new_devices ORDER BY brand_id, device_id
     ON CONFLICT (brand_id, device_id) DO UPDATE SET last_seen = now()
     RETURNING d.brand_id, d.device_id, d.member_id, (d.xmax = 0) AS inserted
 ), created AS (
     INSERT INTO members (id, brand_id, acquired_product_id, acquired_batch_id)
-    SELECT dev.member_id, dev.brand_id, input.product_id, input.batch_id
-    FROM dev JOIN input USING (brand_id, device_id)
+    SELECT dev.member_id, dev.brand_id, nd.product_id, nd.batch_id
+    FROM dev JOIN new_devices nd USING (brand_id, device_id)
     WHERE dev.inserted
-    RETURNING id
+), resolved AS (
+    SELECT i.*,
+           coalesce(i.member_id, dev.member_id) AS resolved_member_id,
+           CASE WHEN i.member_id IS NOT NULL THEN i.enrolled ELSE coalesce(m.enrolled_at IS NOT NULL, false) END
+               AS resolved_enrolled,
+           coalesce(i.member_id IS NULL AND dev.inserted, false) AS member_created
+    FROM input i
+    LEFT JOIN dev ON i.member_id IS NULL AND dev.brand_id = i.brand_id AND dev.device_id = i.device_id
+    LEFT JOIN members m ON m.id = dev.member_id
+), per_code AS (
+    SELECT brand_id, key_id, code_index, count(*)::integer AS scans, max(scanned_at) AS last_at,
+           min(seq) AS first_seq
+    FROM input GROUP BY brand_id, key_id, code_index
+), claims AS (
+    INSERT INTO code_claims AS c (brand_id, key_id, code_index, batch_id, product_id, first_scan_id,
+                                  first_member_id, first_device_id, first_scanned_at, scan_count,
+                                  last_scanned_at)
+    SELECT p.brand_id, p.key_id, p.code_index, r.batch_id, r.product_id, r.scan_id, r.resolved_member_id,
+           r.device_id, r.scanned_at, p.scans, p.last_at
+    FROM per_code p JOIN resolved r ON r.seq = p.first_seq
+    ORDER BY p.brand_id, p.key_id, p.code_index
+    ON CONFLICT (brand_id, key_id, code_index)
+    DO UPDATE SET scan_count = c.scan_count + excluded.scan_count, last_scanned_at = excluded.last_scanned_at
+    RETURNING c.brand_id, c.key_id, c.code_index, (c.xmax = 0) AS inserted, c.scan_count AS total,
+              c.first_scanned_at
+), numbered AS (
+    SELECT r.*, c.first_scanned_at,
+           c.inserted AND r.seq = p.first_seq AS first,
+           (c.total - p.scans + row_number() OVER (PARTITION BY r.brand_id, r.key_id, r.code_index ORDER BY r.seq))::integer
+               AS scan_number
+    FROM resolved r
+    JOIN claims c USING (brand_id, key_id, code_index)
+    JOIN per_code p USING (brand_id, key_id, code_index)
+), logged AS (
+    INSERT INTO scans (id, scanned_at, brand_id, product_id, batch_id, key_id, code_index, verdict, scan_number,
+                       device_id, member_id, ip_prefix, lat, lng, ua_family)
+    SELECT scan_id, scanned_at, brand_id, product_id, batch_id, key_id, code_index,
+           CASE WHEN first THEN 'genuine_first' ELSE 'genuine_repeat' END, scan_number,
+           device_id, resolved_member_id, ip_prefix, round(lat, 2), round(lng, 2), ua_family
+    FROM numbered
 )
-SELECT dev.brand_id, dev.device_id, dev.member_id, coalesce(m.enrolled_at IS NOT NULL, false) AS enrolled
-FROM dev LEFT JOIN members m ON m.id = dev.member_id;
-
--- upsert_claims --
--- One row per code; the first insert is the first scan, later ones only count. `inserted` tells which.
-INSERT INTO code_claims AS c (brand_id, key_id, code_index, batch_id, product_id, first_scan_id,
-                              first_member_id, first_device_id, first_scanned_at, scan_count, last_scanned_at)
-SELECT * FROM unnest(%(brand_ids)s::uuid[], %(key_ids)s::smallint[], %(code_indexes)s::bigint[],
-                     %(batch_ids)s::uuid[], %(product_ids)s::uuid[], %(scan_ids)s::uuid[],
-                     %(member_ids)s::uuid[], %(device_ids)s::text[], %(scanned_ats)s::timestamptz[],
-                     %(counts)s::integer[], %(last_ats)s::timestamptz[])
-ON CONFLICT (brand_id, key_id, code_index)
-DO UPDATE SET scan_count = c.scan_count + excluded.scan_count, last_scanned_at = excluded.last_scanned_at
-RETURNING c.brand_id, c.key_id, c.code_index, (c.xmax = 0) AS inserted, c.scan_count, c.first_scanned_at;
-
--- copy_scans --
-COPY scans (id, scanned_at, brand_id, product_id, batch_id, key_id, code_index, verdict, scan_number,
-            device_id, member_id, ip_prefix, lat, lng, ua_family) FROM STDIN;
+SELECT seq, first, scan_number, first_scanned_at, resolved_member_id, resolved_enrolled, member_created
+FROM numbered;
 
 -- copy_counterfeits --
 COPY counterfeit_scans (id, scanned_at, claimed_brand_id, outcome, code, device_id, ip_prefix, lat, lng,

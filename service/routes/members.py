@@ -115,7 +115,7 @@ async def enroll(
         consent_location_at=enrolled.consent_location_at,
         points_balance=0,
     )
-    return Response(Enrolled(member=view, member_token=token), cookies=[member_cookie(request, token)])
+    return Response(Enrolled(member=view, member_token=token), headers=member_cookie(request, token))
 
 
 @get("/members/me", tags=["members"])
