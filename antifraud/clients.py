@@ -36,6 +36,10 @@ def ip_prefix(ip: str | None) -> str | None:
     """IPv4 to /24 and IPv6 to /48: enough for regional statistics and abuse limits, not a person."""
     if not ip:
         return None
+    octets = ip.split(".")
+    # The common case, dotted IPv4, without the ipaddress module (a measurable cost on the scan path).
+    if len(octets) == 4 and all(o.isdigit() and str(int(o)) == o and int(o) <= 255 for o in octets):  # noqa: PLR2004
+        return f"{octets[0]}.{octets[1]}.{octets[2]}.0/24"
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:

@@ -235,6 +235,7 @@ class ScanWriter:
                 self._conninfo,
                 connect_timeout=max(1, int(self._connect_timeout_s)),
                 application_name="onecode-scans",
+                autocommit=True,
             )
         return lane.conn
 
@@ -249,30 +250,37 @@ class ScanWriter:
         fakes = [p.record for p in batch if isinstance(p.record, CounterfeitRecord)]
         conn = await self._connection(lane)
         outcomes: dict[int, ScanOutcome] = {}
-        async with conn.transaction():
-            if scans:
-                outcomes = await self._write_scans(conn, scans)
-                await self._write_idempotency(conn, scans, outcomes)
-            if fakes:
-                async with conn.cursor().copy(QUERIES["copy_counterfeits"]) as copy:
-                    for fake in fakes:
-                        await copy.write_row(
-                            (
-                                fake.scan_id,
-                                fake.scanned_at,
-                                fake.claimed_brand_id,
-                                fake.outcome,
-                                fake.code,
-                                fake.device_id,
-                                fake.ip_prefix,
-                                fake.lat,
-                                fake.lng,
-                                fake.ua_family,
-                            )
-                        )
+        if scans and not fakes and all(p.idempotency is None for p in scans):
+            # The common batch is one statement, atomic on its own: no BEGIN/COMMIT round trips.
+            outcomes = await self._write_scans(conn, scans)
+        else:
+            async with conn.transaction():
+                if scans:
+                    outcomes = await self._write_scans(conn, scans)
+                    await self._write_idempotency(conn, scans, outcomes)
+                if fakes:
+                    await self._write_counterfeits(conn, fakes)
         self.batches_written += 1
         self.scans_written += len(batch)
         return [outcomes.get(id(p)) for p in batch]
+
+    async def _write_counterfeits(self, conn: AsyncConnection[Any], fakes: list[CounterfeitRecord]) -> None:
+        async with conn.cursor().copy(QUERIES["copy_counterfeits"]) as copy:
+            for fake in fakes:
+                await copy.write_row(
+                    (
+                        fake.scan_id,
+                        fake.scanned_at,
+                        fake.claimed_brand_id,
+                        fake.outcome,
+                        fake.code,
+                        fake.device_id,
+                        fake.ip_prefix,
+                        fake.lat,
+                        fake.lng,
+                        fake.ua_family,
+                    )
+                )
 
     async def _write_scans(self, conn: AsyncConnection[Any], scans: list[_Pending]) -> dict[int, ScanOutcome]:
         rows = []

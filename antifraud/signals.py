@@ -159,10 +159,10 @@ class Signals:
             args += op_args
         try:
             try:
-                replies = await self._redis.evalsha(self._sha, len(keys), *keys, *args)  # type: ignore[misc]
+                replies = await self._redis.evalsha(self._sha, len(keys), *keys, *args)
             except NoScriptError:
                 await self._redis.script_load(self._script)
-                replies = await self._redis.evalsha(self._sha, len(keys), *keys, *args)  # type: ignore[misc]
+                replies = await self._redis.evalsha(self._sha, len(keys), *keys, *args)
         except Exception as exc:  # noqa: BLE001 - every waiting request gets the error (503 via problems)
             for _, future in batch:
                 if not future.done():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import re
@@ -16,6 +17,7 @@ from service.metrics import REQUEST_LATENCY
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from prometheus_client import Histogram
 
 access_logger = logging.getLogger("onecode.access")
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{8,64}$")
@@ -23,6 +25,15 @@ _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{8,64}$")
 # call per request (uuid4 reads the kernel's random source each time, a measurable cost here).
 _ID_PREFIX = secrets.token_hex(6).encode()
 _ID_SEQUENCE = itertools.count()
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+@functools.cache
+def _latency_child(route: str, method: str, status: int) -> Histogram:
+    # labels() validates and locks on every call; routes are templates, so this cache stays small.
+    return REQUEST_LATENCY.labels(route, method, str(status))
 
 
 class RequestContextMiddleware:
@@ -59,8 +70,8 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("path_template") or "unmatched"
-            method = scope["method"]
-            REQUEST_LATENCY.labels(route, method, str(status)).observe(elapsed)
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"  # bounded label values
+            _latency_child(route, method, status).observe(elapsed)
             if self.access_log:
                 access_logger.info(
                     "request",

@@ -100,8 +100,9 @@ async def scan(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Verify a scanned code, tell first from repeat scans, enrol the scanner and log the scan."""
     state: AppState = request.app.state.onecode
     data = decode_scan(await request.body())
-    token = data.member_token or request.cookies.get(MEMBER_COOKIE)
-    idempotency_key = request.headers.get("idempotency-key")
+    headers = _ScanHeaders.read(request)
+    token = data.member_token or headers.member_cookie
+    idempotency_key = headers.idempotency_key
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 128:  # noqa: PLR2004
         raise InvalidField("Idempotency-Key", "must be 1 to 128 characters")
 
@@ -111,9 +112,9 @@ async def scan(request: Request[Any, Any, Any]) -> Response[bytes]:
         request_hash = hashlib.sha256(msgspec.json.encode(data)).digest()
         replay = await _claim_idempotency(state, data.device_id, idempotency_key, request_hash)
         if replay is not None:
-            return _respond(request, replay, None)
+            return _respond(request, headers, replay, None)
     try:
-        body, member_token = await _process(state, request, data, token, idempotency_key, request_hash)
+        body, member_token = await _process(state, request, headers, data, token, request_hash)
     except BaseException:
         if idempotency_key is not None:
             await state.redis.delete(_idem_key(state, data.device_id, idempotency_key))
@@ -124,21 +125,56 @@ async def scan(request: Request[Any, Any, Any]) -> Response[bytes]:
             b"done:" + request_hash + body,
             ex=IDEMPOTENCY_TTL_S,
         )
-    return _respond(request, body, member_token)
+    return _respond(request, headers, body, member_token)
+
+
+class _ScanHeaders:
+    """The few headers a scan reads, found in one pass over the raw ones (no header mapping built)."""
+
+    __slots__ = ("forwarded_for", "idempotency_key", "member_cookie", "user_agent")
+
+    def __init__(self) -> None:
+        self.idempotency_key: str | None = None
+        self.user_agent: str | None = None
+        self.forwarded_for: str | None = None
+        self.member_cookie: str | None = None
+
+    @classmethod
+    def read(cls, request: Request[Any, Any, Any]) -> _ScanHeaders:
+        found = cls()
+        for name, value in request.scope["headers"]:
+            if name == b"idempotency-key":
+                found.idempotency_key = value.decode("latin-1")
+            elif name == b"user-agent":
+                found.user_agent = value.decode("latin-1")
+            elif name == b"x-forwarded-for":
+                found.forwarded_for = value.decode("latin-1")
+            elif name == b"cookie" and found.member_cookie is None:
+                found.member_cookie = _cookie(value.decode("latin-1"), MEMBER_COOKIE)
+        return found
+
+
+def _cookie(header: str, name: str) -> str | None:
+    """One cookie's value from a Cookie header (our token needs no unquoting: see member_cookie)."""
+    for pair in header.split(";"):
+        key, _, value = pair.strip().partition("=")
+        if key == name:
+            return value
+    return None
 
 
 async def _process(
     state: AppState,
     request: Request[Any, Any, Any],
+    headers: _ScanHeaders,
     data: ScanIn,
     token: str | None,
-    idempotency_key: str | None,
     request_hash: bytes,
 ) -> tuple[bytes, str | None]:
     verification = await _verify(state, data.code)
     facts = verification.facts if verification.outcome is Outcome.GENUINE else None
     member = _member_from_token(state, token, facts.brand_id if facts else verification.claimed_brand_id)
-    client_ip = _client_ip(request, state)
+    client_ip = _client_ip(request, headers, state)
     signals = await state.signals.on_scan(
         device_id=data.device_id,
         ip=client_ip,
@@ -147,7 +183,7 @@ async def _process(
     scan_id = uuid7()
     now = dt.datetime.now(dt.UTC)
     location = data.location
-    user_agent = ua_family(request.headers.get("user-agent"))
+    user_agent = ua_family(headers.user_agent)
     if facts is None:
         if signals.log_counterfeit:
             await state.writer.record_counterfeit(
@@ -182,11 +218,19 @@ async def _process(
     minted: dict[str, str] = {}
 
     def render(outcome: ScanOutcome) -> bytes:
-        ref = MemberRef(outcome.member_id, facts.brand_id, outcome.member_enrolled)
-        minted["token"] = state.member_tokens.issue(ref)
+        if (
+            token
+            and member
+            and (member.member_id, member.enrolled) == (outcome.member_id, outcome.member_enrolled)
+        ):
+            minted["token"] = token  # the caller's token still says all there is to say
+        else:
+            ref = MemberRef(outcome.member_id, facts.brand_id, outcome.member_enrolled)
+            minted["token"] = state.member_tokens.issue(ref)
         return _encoder.encode(_genuine_result(scan_id, facts, outcome, minted["token"]))
 
-    idempotency = None if idempotency_key is None else Idempotency(idempotency_key, request_hash, render)
+    key = headers.idempotency_key
+    idempotency = None if key is None else Idempotency(key, request_hash, render)
     outcome = await state.writer.record(record, idempotency)
     if signals.code is not None and signals.code.scans < outcome.scan_count:
         await state.signals.repair_count((facts.brand_id, facts.key_id, facts.index), outcome.scan_count)
@@ -212,11 +256,9 @@ def _member_from_token(state: AppState, token: str | None, brand_id: uuid.UUID |
         return None
 
 
-def _client_ip(request: Request[Any, Any, Any], state: AppState) -> str | None:
-    if state.settings.trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
+def _client_ip(request: Request[Any, Any, Any], headers: _ScanHeaders, state: AppState) -> str | None:
+    if state.settings.trust_forwarded_for and headers.forwarded_for:
+        return headers.forwarded_for.split(",")[0].strip()
     return request.client.host if request.client else None
 
 
@@ -270,9 +312,11 @@ def member_cookie(request: Request[Any, Any, Any], member_token: str) -> dict[st
     return {"set-cookie": f"{MEMBER_COOKIE}={member_token}; {attributes}"}
 
 
-def _respond(request: Request[Any, Any, Any], body: bytes, member_token: str | None) -> Response[bytes]:
+def _respond(
+    request: Request[Any, Any, Any], headers: _ScanHeaders, body: bytes, member_token: str | None
+) -> Response[bytes]:
     # A client that already holds this token in its cookie need not be sent it again.
-    if member_token is None or request.cookies.get(MEMBER_COOKIE) == member_token:
+    if member_token is None or headers.member_cookie == member_token:
         return Response(body, media_type="application/json")
     return Response(body, media_type="application/json", headers=member_cookie(request, member_token))
 

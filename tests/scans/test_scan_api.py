@@ -53,6 +53,26 @@ class TestVerdicts:
         assert again["scan_count"] == 2
         assert again["first_scanned_at"] == body["first_scanned_at"]
 
+    async def test_member_cookie_carries_the_member(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch
+    ) -> None:
+        """The cookie a first scan sets names the member on later scans, from any device id."""
+        first = await scan(client, issued.urls[2], device())
+        member_id = first.json()["member"]["id"]
+        cookie = first.headers["set-cookie"]
+        assert "HttpOnly" in cookie
+        assert "SameSite=Lax" in cookie
+        token = cookie.split(";")[0].split("=", 1)[1]
+        client.cookies.clear()
+        later = await scan(
+            client, issued.urls[3], device(), headers={"Cookie": f"other=1; oc_member={token}"}
+        )
+        assert later.json()["member"]["id"] == member_id
+        # The client already holds the token: no need to send it again.
+        assert "set-cookie" not in later.headers
+        forged = await scan(client, issued.urls[4], device(), headers={"Cookie": "oc_member=v1.forged"})
+        assert forged.json()["member"]["id"] != member_id
+
     async def test_phone_quirks_still_verify(self, client: AsyncTestClient[Any], issued: IssuedBatch) -> None:
         """Lowercased, uppercased-scheme and trailing-slash forms of a printed URL verify."""
         url = issued.urls[1]
