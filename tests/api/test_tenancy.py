@@ -26,6 +26,10 @@ PUBLIC_PATHS = {
     "/v1/members/enroll",
     "/v1/members/me",
     "/v1/brands/{brand_id:uuid}/public-keys",
+    # The consumer page behind every printed code URL (GS1 Digital Link and the short brand form).
+    "/01/{rest:path}",
+    "/C/{rest:path}",
+    "/c/{rest:path}",
 }
 
 # A valid body per write route, so the check reaches the tenant decision instead of stopping at validation.

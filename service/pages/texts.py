@@ -1,0 +1,174 @@
+"""Every text of the consumer page, in zh-CN (the default) and English; one dict per language."""
+
+# Chinese text is written with fullwidth punctuation (comma, colon, brackets): correct there, not ambiguous.
+# ruff: noqa: RUF001
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+Lang = Literal["zh-CN", "en"]
+DEFAULT_LANG: Final[Lang] = "zh-CN"
+
+# Keys are shared by the server-side templates (`$t_<key>`) and the inline script (`t.<key>`).
+TEXTS: Final[dict[Lang, dict[str, str]]] = {
+    "zh-CN": {
+        "title": "扫码验证",
+        "authentic": "防伪码验证通过",
+        "authentic_lead": "此码由品牌签发，签名有效。",
+        "gtin": "商品条码",
+        "lot": "批号",
+        "production_date": "生产日期",
+        "yes": "是",
+        "no": "否",
+        "checking": "正在查询扫码记录…",
+        "noscript": "请启用 JavaScript 以记录本次扫码并查看扫码记录。",
+        "verdict_genuine_first": "正品 · 首次扫码",
+        "verdict_genuine_first_detail": "您是第一位扫描此码的人。",
+        "verdict_genuine_repeat": "正品 · 此码已被扫描过",
+        "verdict_genuine_repeat_detail": (
+            "此码已被扫描 {count} 次，首次扫描于 {time}。如果您刚刚打开包装，请留意。"
+        ),
+        "verdict_suspect_clone": "可疑：此码可能被复制",
+        "verdict_suspect_clone_detail": "此码的扫码记录异常，可能被复制到了其他商品上。请谨慎购买。",
+        "verdict_not_activated": "可疑：此码尚未发货激活",
+        "verdict_not_activated_detail": "品牌尚未将此码发往销售渠道。请谨慎购买，并联系品牌客服。",
+        "verdict_counterfeit": "无法验证此码",
+        "verdict_counterfeit_detail": "此码不是品牌签发的有效码，商品可能是仿冒品。",
+        "retry": "重试",
+        "points": "积分：{points}",
+        "join_title": "成为会员",
+        "join_lead": "绑定手机号，积分和奖励不会丢失。",
+        "phone": "手机号",
+        "send_code": "获取验证码",
+        "code_sent": "验证码已发送，5 分钟内有效。",
+        "otp": "短信验证码（6 位数字）",
+        "consents": "授权（可选）",
+        "consent_marketing": "我同意接收品牌的优惠和活动信息",
+        "consent_location": "我同意品牌使用我扫码时分享的位置",
+        "profile": "个人资料（可选）",
+        "name": "称呼",
+        "gender": "性别",
+        "gender_none": "不透露",
+        "gender_female": "女",
+        "gender_male": "男",
+        "gender_other": "其他",
+        "birthday": "生日",
+        "enrol": "确认加入",
+        "enrolled_title": "您已是会员",
+        "enrolled_detail": "手机尾号 {last4} 已绑定。",
+        "enrolled_welcome": "欢迎回来，会员。",
+        "location_title": "分享位置（可选）",
+        "location_lead": "分享位置可帮助品牌发现假货和窜货。位置会被模糊到约 1 公里。本次扫码未包含位置。",
+        "location_agree": "我同意在以后的扫码中分享我的位置",
+        "location_share": "开启位置分享",
+        "location_on": "已开启：以后的扫码会附带您的大致位置。",
+        "location_stop": "停止分享位置",
+        "location_off": "已关闭：扫码不会附带位置。",
+        "location_denied": "未能获取位置，扫码不会附带位置。",
+        "location_need_agree": "请先勾选同意。",
+        "unverified_title": "无法验证此码",
+        "unverified_lead": "我们无法确认此码是品牌签发的。它可能印刷有误、已被作废，或者商品是仿冒品。",
+        "unverified_advice": "请勿购买来源不明的商品。如有疑问，请联系品牌客服。",
+        "unverified_logged": "本次查询已匿名记录，以帮助品牌打击假货。",
+        "not_found_lead": "这不是一个有效的扫码链接。请直接用手机相机扫描商品上的二维码。",
+        "unavailable_title": "服务繁忙",
+        "unavailable_lead": "暂时无法验证，请稍后刷新页面重试。",
+        "err_network": "网络连接失败，请检查网络后重试。",
+        "err_rate": "扫码或请求过于频繁，请稍后再试。",
+        "err_rate_wait": "扫码或请求过于频繁，请 {seconds} 秒后再试。",
+        "err_otp": "验证码错误或已过期，请重新获取。",
+        "err_phone": "请检查手机号是否正确。",
+        "err_invalid": "请检查填写的内容。",
+        "err_token": "请重新扫描商品上的二维码后再试。",
+        "err_busy": "服务繁忙，请稍后再试。",
+        "err_generic": "出错了（{status}），请稍后再试。",
+    },
+    "en": {
+        "title": "Scan check",
+        "authentic": "Authentic code",
+        "authentic_lead": "This code was issued by the brand and its signature is valid.",
+        "gtin": "GTIN",
+        "lot": "Lot",
+        "production_date": "Production date",
+        "yes": "yes",
+        "no": "no",
+        "checking": "Checking the scan history…",
+        "noscript": "Turn on JavaScript to record this scan and see its history.",
+        "verdict_genuine_first": "Genuine · first scan",
+        "verdict_genuine_first_detail": "You are the first person to scan this code.",
+        "verdict_genuine_repeat": "Genuine · scanned before",
+        "verdict_genuine_repeat_detail": (
+            "This code has been scanned {count} times, first on {time}. "
+            "If you just opened the pack, take care."
+        ),
+        "verdict_suspect_clone": "Suspicious: this code may have been copied",
+        "verdict_suspect_clone_detail": (
+            "The scans of this code look unusual: it may have been copied onto other goods. Buy with care."
+        ),
+        "verdict_not_activated": "Suspicious: this code was never shipped",
+        "verdict_not_activated_detail": (
+            "The brand has not released this code for sale yet. Buy with care and contact the brand."
+        ),
+        "verdict_counterfeit": "Could not verify this code",
+        "verdict_counterfeit_detail": (
+            "This is not a valid code of the brand: the product may be counterfeit."
+        ),
+        "retry": "Try again",
+        "points": "Points: {points}",
+        "join_title": "Become a member",
+        "join_lead": "Add your phone number so your points and rewards are kept.",
+        "phone": "Phone number",
+        "send_code": "Send code",
+        "code_sent": "Code sent; it is valid for 5 minutes.",
+        "otp": "SMS code (6 digits)",
+        "consents": "Permissions (optional)",
+        "consent_marketing": "Send me the brand's offers and news",
+        "consent_location": "The brand may use the location I share when scanning",
+        "profile": "Profile (optional)",
+        "name": "Name",
+        "gender": "Gender",
+        "gender_none": "Prefer not to say",
+        "gender_female": "Female",
+        "gender_male": "Male",
+        "gender_other": "Other",
+        "birthday": "Birthday",
+        "enrol": "Join",
+        "enrolled_title": "You are a member",
+        "enrolled_detail": "Phone ending {last4} is linked.",
+        "enrolled_welcome": "Welcome back, member.",
+        "location_title": "Share location (optional)",
+        "location_lead": (
+            "Your location helps the brand find fakes and grey-market goods. It is rounded to about 1 km. "
+            "This scan was sent without it."
+        ),
+        "location_agree": "I agree to share my location with my next scans",
+        "location_share": "Share location",
+        "location_on": "On: your next scans include your approximate location.",
+        "location_stop": "Stop sharing location",
+        "location_off": "Off: scans are sent without location.",
+        "location_denied": "Could not get your location; scans are sent without it.",
+        "location_need_agree": "Tick the box to agree first.",
+        "unverified_title": "Could not verify this code",
+        "unverified_lead": (
+            "We cannot confirm that the brand issued this code. It may be misprinted or voided, "
+            "or the product may be counterfeit."
+        ),
+        "unverified_advice": "Do not buy goods of unknown origin. If in doubt, contact the brand.",
+        "unverified_logged": "This check was recorded anonymously to help the brand fight fakes.",
+        "not_found_lead": (
+            "This is not a valid scan link. Scan the QR code on the product with your phone's camera."
+        ),
+        "unavailable_title": "Busy",
+        "unavailable_lead": "We cannot check codes right now. Reload the page in a moment.",
+        "err_network": "No connection. Check your network and try again.",
+        "err_rate": "Too many scans or requests. Please try again later.",
+        "err_rate_wait": "Too many scans or requests. Please try again in {seconds} seconds.",
+        "err_otp": "Wrong or expired code. Ask for a new one.",
+        "err_phone": "Check the phone number.",
+        "err_invalid": "Check what you entered.",
+        "err_token": "Scan the QR code on the product again, then try again.",
+        "err_busy": "The service is busy. Please try again shortly.",
+        "err_generic": "Something went wrong ({status}). Please try again later.",
+    },
+}
