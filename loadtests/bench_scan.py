@@ -1,0 +1,341 @@
+"""Scan benchmark: a bare litestar endpoint vs the real `POST /v1/scans`, in one run on this machine.
+
+Run:  python -m loadtests.bench_scan              (about 1.5 minutes; needs wrk: apt-get install wrk)
+      python -m loadtests.bench_scan --soak 300   (adds a 5-minute run sampling the worker's memory)
+
+It creates a fresh database on BENCH_DATABASE_URL's server (default: the local PostgreSQL), seeds a
+load-test brand with one batch in process, starts each server with the same granian settings as
+`onecode serve` (one worker each), and drives it with wrk at 64 connections from one thread. Every
+first scan comes from a new device (so each one also creates an anonymous member, the costliest case);
+the repeat phase re-scans codes the first phase claimed, from the same devices. Requests carry a
+varying X-Forwarded-For, as they would behind a load balancer, so the per-IP limit does not trip.
+
+Printed: requests/s, p50/p99 and non-2xx count per phase, the ratios to the bare endpoint, and with
+--soak the worker's resident memory over time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import redis
+
+from codegen import batches, products
+from codegen.models import BatchIn, ProductIn
+from codegen.printing import load_printing
+from service import brands
+from service.migrations import migrate
+from service.models import BrandIn
+from service.settings import Settings
+
+ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+BENCH_DB = "onecode_bench"
+SCAN_DOMAIN = "s.onecode.test"
+CONNECTIONS = 64
+
+WRK_SCRIPT = r"""
+-- One thread: walks the code file in order; args: <codes file>
+local codes = {}
+local n = 0
+function init(args)
+  for line in io.lines(args[1]) do codes[#codes + 1] = line end
+end
+function request()
+  n = n + 1
+  local i = ((n - 1) % #codes) + 1
+  local code, device = codes[i]:match("([^ ]+) ([^ ]+)")
+  local ip = "10." .. (i % 250) .. "." .. (math.floor(i / 250) % 250) .. "."
+    .. (math.floor(i / 62500) % 250 + 1)
+  local body = '{"code":"' .. code .. '","device_id":"' .. device .. '"}'
+  return wrk.format("POST", "/v1/scans",
+    {["Content-Type"] = "application/json", ["X-Forwarded-For"] = ip}, body)
+end
+"""
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    requests: int
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=20, help="seconds per measured phase")
+    parser.add_argument("--warmup", type=int, default=5, help="seconds of warm-up before each phase")
+    parser.add_argument("--soak", type=int, default=0, help="also run first scans this long, sampling RSS")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+
+    workdir = Path(tempfile.mkdtemp(prefix="onecode-bench-"))
+    script = workdir / "scan.lua"
+    script.write_text(WRK_SCRIPT)
+    database_url = fresh_database()
+    # Generous: more codes than the fastest plausible run scans, so no first scan is ever a repeat.
+    per_phase = 6000 * (args.duration + args.warmup)
+    urls = seed(database_url, per_phase * 2 + 6000 * args.soak)
+    print(f"seeded {len(urls):,} codes into {BENCH_DB}")
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+    results: list[Result] = []
+    bare_port = free_port()
+    with server(bare_command(bare_port), bare_port, env_for(database_url, workdir)) as _:
+        warm = write_codes(workdir / "bare-warm.txt", urls[:50_000], "bare-warm")
+        run_wrk(script, warm, bare_port, args.warmup, "warm-up")
+        codes = write_codes(workdir / "bare.txt", urls[:50_000], "bare")
+        results.append(run_wrk(script, codes, bare_port, args.duration, "bare litestar"))
+
+    real_port = free_port()
+    env = env_for(database_url, workdir)
+    with server(real_command(real_port), real_port, env) as proc:
+        warm_urls, first_urls = urls[:per_phase], urls[per_phase : 2 * per_phase]
+        warm = write_codes(workdir / "warm.txt", warm_urls, "warm")
+        run_wrk(script, warm, real_port, args.warmup, "warm-up")
+        before = claims(database_url)
+        codes = write_codes(workdir / "first.txt", first_urls, "dev")
+        first = run_wrk(script, codes, real_port, args.duration, "first scans")
+        scanned = claims(database_url) - before
+        if scanned >= len(first_urls):
+            raise SystemExit("the first-scan phase ran out of codes; raise the per-phase allowance")
+        results.append(first)
+        repeat_file = write_codes(workdir / "repeat.txt", first_urls[:scanned], "dev")
+        results.append(run_wrk(script, repeat_file, real_port, args.duration, "repeat scans"))
+        if args.soak:
+            soak_urls = urls[2 * per_phase :]
+            soak(script, write_codes(workdir / "soak.txt", soak_urls, "soak"), real_port, proc.pid, args.soak)
+
+    report(results)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def fresh_database() -> str:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    url = psycopg.conninfo.make_conninfo(ADMIN_URL, dbname=BENCH_DB)
+    migrate(url)
+    return url
+
+
+def seed(database_url: str, count: int) -> list[str]:
+    settings = Settings.from_env({"ONECODE_MASTER_KEY": _bench_master_key(), "ONECODE_HOME": "/nonexistent"})
+
+    async def run() -> list[str]:
+        async with await psycopg.AsyncConnection.connect(database_url) as conn, conn.transaction():
+            brand = await brands.create_brand(
+                conn, actor="bench", data=BrandIn(slug="bench", name="Bench Brewery", is_loadtest=True)
+            )
+            product = await products.create_product(
+                conn,
+                actor="bench",
+                brand_id=brand.id,
+                data=ProductIn(name="Bench Lager", gtin="06901234567892", facts={"origin": "Qingdao"}),
+            )
+            batch = await batches.create_batch(
+                conn,
+                actor="bench",
+                brand_id=brand.id,
+                data=BatchIn(product_id=product.id, quantity=count, lot="BENCH-1"),
+                master_key=settings.master_key,
+            )
+            printing = await load_printing(conn, brand.id, batch.id, settings.all_master_keys)
+        return [url for chunk in printing.codes(SCAN_DOMAIN, 0, count) for _, _, url in chunk]
+
+    return asyncio.run(run())
+
+
+def _bench_master_key() -> str:
+    # Fixed for the benchmark database only: the servers and the seeding must agree on it.
+    return "YmVuY2gtbWFzdGVyLWtleS1ub3QtZm9yLXByb2R1Y3Q="
+
+
+def write_codes(path: Path, urls: list[str], device_prefix: str) -> Path:
+    with path.open("w") as handle:
+        for n, url in enumerate(urls):
+            handle.write(f"{url} {device_prefix}-{n:08d}\n")
+    return path
+
+
+def env_for(database_url: str, workdir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "ONECODE_HOME": str(workdir / "home"),
+        "ONECODE_MASTER_KEY": _bench_master_key(),
+        "ONECODE_SCAN_DOMAIN": SCAN_DOMAIN,
+        "ONECODE_ACCESS_LOG": "false",
+        "ONECODE_AUTO_MIGRATE": "false",
+        "ONECODE_TRUST_FORWARDED_FOR": "true",
+        "ONECODE_WORKERS": "1",
+    }
+
+
+def bare_command(port: int) -> list[str]:
+    # The same granian settings `onecode serve` uses, around the bare app.
+    code = (
+        "from granian import Granian; "
+        f"Granian('loadtests.bare_app:create_bare_app', address='127.0.0.1', port={port}, workers=1, "
+        "interface='asgi', factory=True, log_access=False, backlog=2048).serve()"
+    )
+    return [sys.executable, "-c", code]
+
+
+def real_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "service", "serve", "--port", str(port), "--no-migrate"]
+
+
+@contextlib.contextmanager
+def server(command: list[str], port: int, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_up(port, proc)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def wait_up(port: int, proc: subprocess.Popen[bytes]) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/scans", data=b"{}", headers={"Content-Type": "application/json"}
+    )
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            urllib.request.urlopen(request, timeout=1)  # noqa: S310 - our own local server
+        except urllib.error.HTTPError:
+            return  # it answered (a 4xx for the empty body): up
+        except OSError:
+            time.sleep(0.1)
+        else:
+            return
+    raise SystemExit(f"server on {port} did not start")
+
+
+def run_wrk(script: Path, codes: Path, port: int, seconds: int, name: str) -> Result:
+    out = subprocess.run(
+        [
+            "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "--timeout", "10s",
+            "-s", str(script), f"http://127.0.0.1:{port}", "--", str(codes),
+        ],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rps = float(_find(r"Requests/sec:\s+([\d.]+)", out))
+    non_2xx = int(_find(r"Non-2xx or 3xx responses:\s+(\d+)", out, "0"))
+    requests = int(_find(r"(\d+) requests in", out))
+    p50, p99 = _ms(_find(r"50%\s+(\S+)", out)), _ms(_find(r"99%\s+(\S+)", out))
+    return Result(name, rps, p50, p99, non_2xx, requests)
+
+
+def soak(script: Path, codes: Path, port: int, server_pid: int, seconds: int) -> None:
+    """First scans for `seconds`, the worker's RSS sampled every 10 s: it should level off, not climb."""
+    wrk = subprocess.Popen(
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(script), f"http://127.0.0.1:{port}",
+         "--", str(codes)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    samples: list[tuple[int, int]] = []
+    started = time.monotonic()
+    while wrk.poll() is None:
+        worker_rss = max(rss_kib(pid) for pid in descendants(server_pid))
+        samples.append((int(time.monotonic() - started), worker_rss))
+        time.sleep(10)
+    out = wrk.communicate()[0]
+    rate = float(_find(r"Requests/sec:\s+([\d.]+)", out))
+    print(f"\nsoak: {rate:,.0f} first scans/s for {seconds} s")
+    print("worker RSS (MiB) every 10 s: " + " ".join(f"{kib / 1024:.0f}" for _, kib in samples))
+    after_first_minute = [kib for at, kib in samples if at >= 60]  # noqa: PLR2004
+    if after_first_minute:
+        growth = (after_first_minute[-1] - after_first_minute[0]) / 1024
+        print(f"growth after the first minute: {growth:+.1f} MiB")
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def rss_kib(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def claims(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM code_claims").fetchone()
+    return int(row[0]) if row else 0
+
+
+def report(results: list[Result]) -> None:
+    bare = results[0]
+    print(f"\n{'phase':15s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-2xx':>8s} {'vs bare':>8s}")
+    for r in results:
+        ratio = r.rps / bare.rps
+        print(f"{r.name:15s} {r.rps:9,.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {r.non_2xx:8d} {ratio:8.0%}")
+    print(f"({CONNECTIONS} connections, one granian worker each, wrk on the same machine)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _find(pattern: str, text: str, default: str | None = None) -> str:
+    match = re.search(pattern, text)
+    if match is None:
+        if default is not None:
+            return default
+        raise SystemExit(f"wrk output lacks {pattern!r}:\n{text}")
+    return match.group(1)
+
+
+def _ms(value: str) -> float:
+    units = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", value)
+    if match is None:
+        raise SystemExit(f"unexpected latency {value!r}")
+    return float(match.group(1)) * units[match.group(2)]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""Seed load-test codes through the public admin API and cache their scan URLs so re-runs reuse them."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import string
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codegen.gtin import check_digit
+from service.demo import DEMO_SLUG
+
+DEFAULT_CODES = 20_000
+SEED_DIR = Path(__file__).resolve().parent / ".seed"
+# First scans reserve codes in blocks and record a block before handing out any code of it: a killed run
+# wastes at most one block, and never hands out a code it may already have scanned as a fresh one.
+RESERVE_BLOCK = 500
+# The export of 20,000 codes takes well under a second; this is for much larger seeds on slow machines.
+TIMEOUT_S = 120
+_BATCH_HEADER = "# batch "
+
+
+class SeedError(Exception):
+    """Seeding cannot go on; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Seed:
+    """A batch of codes issued for load tests, as its scan URLs, and the file that caches them."""
+
+    batch_id: str
+    urls: list[str]
+    path: Path
+
+
+def default_token(env: dict[str, str] | None = None) -> str:
+    """ONECODE_TOKEN, else the token `onecode demo` (or `serve --demo`) wrote into $ONECODE_HOME."""
+    env = dict(os.environ) if env is None else env
+    if token := env.get("ONECODE_TOKEN", "").strip():
+        return token
+    # The same default home as service.settings, so a server started from this directory is found.
+    token_file = Path(env.get("ONECODE_HOME", ".onecode")) / "demo-token"
+    try:
+        return token_file.read_text().strip()
+    except FileNotFoundError:
+        raise SeedError(
+            f"no token: pass --token, set ONECODE_TOKEN, or start the server with --demo "
+            f"(it writes {token_file}; set ONECODE_HOME to the server's)"
+        ) from None
+
+
+def loadtest_gtin() -> str:
+    """A random valid GTIN-14 with a GS1 restricted-circulation prefix (20-29), never a real product's."""
+    payload = "02" + "".join(random.choices(string.digits, k=11))
+    return payload + str(check_digit(payload))
+
+
+def cache_path(seed_dir: Path, base_url: str, quantity: int) -> Path:
+    host = urllib.parse.urlsplit(base_url).netloc.replace(":", "-")
+    return seed_dir / f"{host}-{quantity}.txt"
+
+
+def seed(base_url: str, token: str, quantity: int = DEFAULT_CODES, seed_dir: Path = SEED_DIR) -> Seed:
+    """The cached batch for this server and size while it is usable there, else a newly issued one."""
+    api = _Api(base_url, token)
+    path = cache_path(seed_dir, base_url, quantity)
+    cached = _read_cache(path)
+    if cached is not None and _still_usable(api, cached):
+        return cached
+    _check_loadtest_brand(api)
+    return _issue(api, path, quantity)
+
+
+class FreshCodes:
+    """Codes of a seed never handed out for a first scan, in this run or an earlier one on the same cache."""
+
+    def __init__(self, seed: Seed) -> None:
+        self._urls = seed.urls
+        self._cursor_file = _cursor_file(seed.path)
+        self._next = _read_cursor(self._cursor_file)
+        self._reserved_until = self._next
+
+    def __len__(self) -> int:
+        return len(self._urls) - self._next
+
+    def take(self) -> str | None:
+        """The next unscanned code, or None once the batch is used up."""
+        if self._next >= len(self._urls):
+            return None
+        if self._next >= self._reserved_until:
+            self._reserved_until = min(self._next + RESERVE_BLOCK, len(self._urls))
+            _write_atomically(self._cursor_file, f"{self._reserved_until}\n")
+        url = self._urls[self._next]
+        self._next += 1
+        return url
+
+
+class _Api:
+    """The few admin API calls seeding needs, over urllib (no dependency beyond the standard library)."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        if urllib.parse.urlsplit(base_url).scheme not in {"http", "https"}:
+            raise SeedError(f"the host must be an http(s) URL, got {base_url!r}")
+        self._base = base_url.rstrip("/")
+        self._token = token
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> bytes:
+        request = urllib.request.Request(  # noqa: S310 - the scheme was checked to be http(s) above
+            self._base + path,
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 - as above
+                payload: bytes = response.read()
+                return payload
+        except urllib.error.HTTPError as exc:
+            raise _ApiError(method, path, exc.code, exc.read()[:500].decode(errors="replace")) from None
+        except urllib.error.URLError as exc:
+            raise SeedError(f"{method} {self._base}{path}: {exc.reason}") from None
+
+    def json(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        return json.loads(self.call(method, path, body))
+
+
+class _ApiError(SeedError):
+    def __init__(self, method: str, path: str, status: int, detail: str) -> None:
+        super().__init__(f"{method} {path} answered {status}: {detail}")
+        self.status = status
+
+
+def _still_usable(api: _Api, cached: Seed) -> bool:
+    """The cached batch exists on this server (a fresh database does not have it) and is not voided."""
+    try:
+        batch = api.json("GET", f"/v1/batches/{cached.batch_id}")
+    except _ApiError as exc:
+        if exc.status == 404:  # noqa: PLR2004 - HTTP status
+            return False
+        raise
+    return batch["status"] != "voided" and len(FreshCodes(cached)) > 0
+
+
+def _check_loadtest_brand(api: _Api) -> None:
+    """Only load-test brands (or the local demo brand) get load-test products, batches and scans."""
+    brands = api.json("GET", "/v1/brands")["items"]
+    if len(brands) != 1:
+        raise SeedError("the token must be a brand_admin token of one brand, not a platform token")
+    brand = brands[0]
+    if not brand["is_loadtest"] and brand["slug"] != DEMO_SLUG:
+        raise SeedError(
+            f"brand {brand['slug']!r} is not a load-test brand: its reports would fill with fake scans. "
+            "Use a brand made with `onecode brand create --loadtest` (or the demo brand)."
+        )
+
+
+def _issue(api: _Api, path: Path, quantity: int) -> Seed:
+    """A new product and batch through the admin API, exported as TXT (one scan URL a line) into `path`."""
+    started = dt.datetime.now(dt.UTC)
+    product = api.json(
+        "POST",
+        "/v1/products",
+        {
+            "name": f"Load test {started:%Y-%m-%d %H:%M:%S}",
+            "gtin": loadtest_gtin(),
+            "facts": {"loadtest": True},
+        },
+    )
+    batch = api.json(
+        "POST", "/v1/batches", {"product_id": product["id"], "quantity": quantity, "lot": "LOADTEST"}
+    )
+    urls = api.call("GET", f"/v1/batches/{batch['id']}/codes?format=txt").decode().split()
+    if len(urls) != quantity:
+        raise SeedError(f"the export of batch {batch['id']} held {len(urls)} codes, expected {quantity}")
+    _write_atomically(path, _BATCH_HEADER + batch["id"] + "\n" + "\n".join(urls) + "\n")
+    # A new batch: none of its codes was handed out yet.
+    _cursor_file(path).unlink(missing_ok=True)
+    return Seed(batch_id=batch["id"], urls=urls, path=path)
+
+
+def _read_cache(path: Path) -> Seed | None:
+    try:
+        header, *urls = path.read_text().split("\n")
+    except FileNotFoundError:
+        return None
+    if not header.startswith(_BATCH_HEADER):
+        return None
+    return Seed(batch_id=header.removeprefix(_BATCH_HEADER), urls=[url for url in urls if url], path=path)
+
+
+def _cursor_file(path: Path) -> Path:
+    return path.with_suffix(".used")
+
+
+def _read_cursor(path: Path) -> int:
+    try:
+        return int(path.read_text())
+    except FileNotFoundError:
+        return 0
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # A run killed mid-write must not leave a truncated cache that looks valid.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text(text)
+    temp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m loadtests.seeding http://127.0.0.1:8000`: seed (or reuse) codes, print the cache file."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("host", help="base URL of the OneCode server")
+    parser.add_argument("--codes", type=int, default=DEFAULT_CODES, help="codes in the batch")
+    parser.add_argument("--token", default=None, help="brand_admin token (default: ONECODE_TOKEN, demo's)")
+    parser.add_argument("--seed-dir", type=Path, default=SEED_DIR, help="where seeds are cached")
+    args = parser.parse_args(argv)
+    try:
+        seeded = seed(args.host, args.token or default_token(), args.codes, args.seed_dir)
+    except SeedError as exc:
+        parser.exit(1, f"seeding failed: {exc}\n")
+    print(f"{len(FreshCodes(seeded))} of {len(seeded.urls)} codes unscanned, batch {seeded.batch_id}")
+    print(seeded.path)
+
+
+if __name__ == "__main__":
+    main()
