@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
-from campaigns.errors import CampaignError
+from campaigns.errors import InvalidCampaign
 from codegen import keys
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
@@ -83,14 +83,14 @@ class DrawOutcome(msgspec.Struct, frozen=True):
     slot: int | None = None
 
 
-class InvalidCampaign(CampaignError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
 def _seed_aad(brand_id: uuid.UUID) -> bytes:
     return f"onecode:draw-seed:{brand_id}".encode()
+
+
+def new_seed(brand_id: uuid.UUID, master_key: bytes) -> tuple[bytes, bytes]:
+    """A fresh secret seed as (sealed under the master key, SHA-256 to publish): the draw's commitment."""
+    seed = secrets.token_bytes(32)
+    return keys.seal(master_key, seed, aad=_seed_aad(brand_id)), hashlib.sha256(seed).digest()
 
 
 async def create_draw_campaign(
@@ -105,7 +105,7 @@ async def create_draw_campaign(
         raise InvalidCampaign("time_zone", f"unknown time zone {data.time_zone!r}") from None
     if sum(p.weight for p in data.prizes) + data.no_prize_weight == 0:
         raise InvalidCampaign("prizes", "the weights of the prizes and of 'no prize' sum to zero")
-    seed = secrets.token_bytes(32)
+    seed_sealed, seed_hash = new_seed(brand_id, master_key)
     cur = await conn.execute(
         QUERIES["insert_campaign"],
         {
@@ -120,8 +120,8 @@ async def create_draw_campaign(
             "member_daily_cap": data.member_daily_cap,
             "member_campaign_cap": data.member_campaign_cap,
             "no_prize_weight": data.no_prize_weight,
-            "seed_sealed": keys.seal(master_key, seed, aad=_seed_aad(brand_id)),
-            "seed_hash": hashlib.sha256(seed).digest(),
+            "seed_sealed": seed_sealed,
+            "seed_hash": seed_hash,
         },
     )
     row = await cur.fetchone()

@@ -20,3 +20,49 @@ class InsufficientPoints(CampaignError):
 
 class InvalidAmount(CampaignError):
     field = "amount"
+
+
+class InvalidCampaign(CampaignError):
+    """A campaign's settings break a rule; `field_errors` lists every (field, message) found."""
+
+    def __init__(self, field: str, message: str, *, more: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.field_errors = [(field, message), *(more or [])]
+
+
+class CampaignNotFound(CampaignError):
+    """No such campaign (or prize) in the caller's brand: another brand's is reported the same way."""
+
+    def __init__(self, kind: str, object_id: object) -> None:
+        super().__init__(f"{kind} {object_id} not found")
+        self.object_id = object_id
+
+
+class InvalidTransition(CampaignError):
+    """The lifecycle does not allow this step from the campaign's current status."""
+
+    field = "status"
+
+    def __init__(self, *, action: str, status: str) -> None:
+        super().__init__(f"cannot {action} a campaign that is {status}")
+        self.action = action
+        self.status = status
+
+
+class LiveChangeNotConfirmed(CampaignError):
+    """A live (scheduled, active or paused) campaign's rules changed without `"live_change": true`."""
+
+    field = "live_change"
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f'the campaign is {status}: send "live_change": true to change its rules')
+        self.status = status
+
+
+class CampaignLocked(CampaignError):
+    """The change can never be made in the campaign's state (an ended campaign, committed draw weights)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field

@@ -26,7 +26,7 @@ from service.middleware import RequestContextMiddleware
 from service.models import Principal
 from service.problems import exception_handlers
 from service.registry_follower import RegistryFollower
-from service.routes import admin, codes, consumer, health, members, scans
+from service.routes import admin, campaigns, codes, consumer, health, members, scans
 from service.settings import Settings
 from service.state import AppState
 
@@ -130,6 +130,7 @@ def create_app(settings: Settings) -> Litestar:
             codes.public_router(),
             scans.scan,
             members.members_router(),
+            campaigns.campaigns_router(),
             consumer.consumer_page,
         ],
         lifespan=[lifespan],

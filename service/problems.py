@@ -15,6 +15,7 @@ from litestar.exceptions import HTTPException, SerializationException, Validatio
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from antifraud import errors as antifraud_errors
+from campaigns import errors as campaign_errors
 from campaigns.members import errors as member_errors
 from codegen import errors as codegen_errors
 from codegen.errors import CodegenError
@@ -82,6 +83,17 @@ _DOMAIN_TYPES: list[tuple[type[Exception], int, str, str]] = [
     (member_errors.OtpRejected, 422, "otp-rejected", "One-time password rejected"),
     (member_errors.InvalidMemberToken, 401, "invalid-member-token", "Invalid member token"),
     (member_errors.MembersError, 422, "validation-error", "Request failed validation"),
+    (campaign_errors.CampaignNotFound, 404, "not-found", "Not found"),
+    (campaign_errors.InvalidTransition, 409, "invalid-transition", "Invalid campaign status transition"),
+    (
+        campaign_errors.LiveChangeNotConfirmed,
+        409,
+        "live-change-not-confirmed",
+        "Live campaign change not confirmed",
+    ),
+    (campaign_errors.CampaignLocked, 409, "campaign-locked", "Campaign cannot be changed"),
+    (campaign_errors.InsufficientPoints, 409, "insufficient-points", "Insufficient points"),
+    (campaign_errors.CampaignError, 422, "validation-error", "Request failed validation"),
 ]
 
 
@@ -147,6 +159,9 @@ def _domain_exception(request: Request[Any, Any, Any], exc: Exception) -> Respon
     _, status, slug, title = match
     field = getattr(exc, "field", None)
     field_errors = [FieldError(field=field, message=str(exc))] if field else None
+    # Domain validation may find several faults at once (campaign rules): report them all.
+    if many := getattr(exc, "field_errors", None):
+        field_errors = [FieldError(field=name, message=message) for name, message in many]
     headers: dict[str, str] = {}
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:

@@ -2,7 +2,7 @@
 INSERT INTO campaigns (brand_id, name, kind, status, starts_at, ends_at, time_zone, budget_cents,
                        daily_budget_cents, member_daily_cap, member_campaign_cap, no_prize_weight,
                        seed_sealed, seed_hash)
-VALUES (%(brand_id)s, %(name)s, 'draw', %(status)s, %(starts_at)s, %(ends_at)s, %(time_zone)s, %(budget_cents)s,
+VALUES (%(brand_id)s, %(name)s, 'lucky_draw', %(status)s, %(starts_at)s, %(ends_at)s, %(time_zone)s, %(budget_cents)s,
         %(daily_budget_cents)s, %(member_daily_cap)s, %(member_campaign_cap)s, %(no_prize_weight)s,
         %(seed_sealed)s, %(seed_hash)s)
 RETURNING id;

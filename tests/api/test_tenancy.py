@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -9,6 +10,7 @@ import psycopg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from campaigns import draws
 from codegen import aggregation, batches, products
 from codegen.models import BatchIn, ProductIn, RegularPackingIn
 from service import auth
@@ -54,6 +56,17 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
         "items_per_case": 5,
         "gs1_company_prefix": "0614141",
     },
+    ("POST", "/v1/campaigns"): {
+        "name": "Sneaky campaign",
+        "kind": "points",
+        "starts_at": "2030-01-01T00:00:00Z",
+        "ends_at": "2030-02-01T00:00:00Z",
+        "budget_cents": 100,
+        "points_reward": {"points": 10},
+    },
+    ("PATCH", "/v1/campaigns/{campaign_id:uuid}"): {"name": "renamed", "live_change": True},
+    ("POST", "/v1/campaigns/{campaign_action:str}"): None,
+    ("POST", "/v1/campaigns/{campaign_id:uuid}/prizes/{prize_action:str}"): {"add": 5},
 }
 
 
@@ -82,8 +95,28 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_ke
         brand_id=tenant.brand_id,
         data=RegularPackingIn(batch_id=batch.id, items_per_case=50, gs1_company_prefix="0614141"),
     )
+    now = dt.datetime.now(dt.UTC)
+    campaign_id = await draws.create_draw_campaign(
+        db,
+        brand_id=tenant.brand_id,
+        data=draws.DrawCampaignIn(
+            name="Victim draw",
+            starts_at=now - dt.timedelta(days=1),
+            ends_at=now + dt.timedelta(days=30),
+            budget_cents=10_000,
+            prizes=[draws.PrizeIn(name="Mug", kind="physical", weight=1, stock=3, cost_cents=100)],
+        ),
+        master_key=master_key,
+    )
+    cur = await db.execute("SELECT id FROM prizes WHERE campaign_id = %s", (campaign_id,))
+    prize = await cur.fetchone()
+    assert prize is not None
     return {
         "brand_id": str(tenant.brand_id),
+        "campaign_id": str(campaign_id),
+        # Lifecycle steps and top-ups are custom methods: `<id>:<action>` is one path segment.
+        "campaign_action": f"{campaign_id}:pause",
+        "prize_action": f"{prize[0]}:top-up",
         "token_id": str(token.token.id),
         "product_id": str(product.id),
         "batch_id": str(batch.id),
@@ -148,6 +181,12 @@ class TestTenancy:
         response = await client.get("/v1/tokens", headers=tenant_b.headers())
         assert ids["token_id"] in {t["id"] for t in response.json()["items"]}
         assert all(t["revoked_at"] is None for t in response.json()["items"])
+        cur = await db.execute(
+            "SELECT c.status, c.name, p.stock FROM campaigns c JOIN prizes p ON p.campaign_id = c.id"
+            " WHERE c.id = %s",
+            (ids["campaign_id"],),
+        )
+        assert await cur.fetchone() == ("active", "Victim draw", 3)
 
     async def test_lists_only_show_the_callers_brand(
         self, client: AsyncTestClient[Any], tenant_a: Tenant, tenant_b: Tenant

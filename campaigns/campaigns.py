@@ -1,0 +1,481 @@
+"""The campaign model marketers configure: rules validated on save, and the status lifecycle.
+
+Lifecycle: draft -> scheduled -> active <-> paused -> ended (a draft may also be activated directly).
+Only drafts are freely editable; a live campaign's rules change only with an explicit `live_change`
+flag, and every change is audited. A lucky draw commits to its seed (the hash is published) when it
+leaves the draft state and reveals it when it ends, using the seed logic of `campaigns.draws`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import zoneinfo
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import msgspec
+import psycopg.errors
+from psycopg.types.json import Jsonb
+
+from campaigns import draws
+from campaigns.errors import (
+    CampaignLocked,
+    CampaignNotFound,
+    InvalidCampaign,
+    InvalidTransition,
+    LiveChangeNotConfirmed,
+)
+from service import audit
+from service.db import fetch_all, fetch_one
+from service.queries import load_queries
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+QUERIES = load_queries("campaigns.sql", "campaigns.sql")
+
+CampaignKind = Literal["points", "lucky_draw"]
+CampaignStatus = Literal["draft", "scheduled", "active", "paused", "ended"]
+Action = Literal["schedule", "activate", "pause", "resume", "end"]
+
+# Which statuses each action leaves from, and where it goes. The database CHECK bounds the values;
+# this table is the one place that decides the allowed steps.
+TRANSITIONS: dict[Action, tuple[frozenset[str], CampaignStatus]] = {
+    "schedule": (frozenset({"draft"}), "scheduled"),
+    "activate": (frozenset({"draft", "scheduled"}), "active"),
+    "pause": (frozenset({"active"}), "paused"),
+    "resume": (frozenset({"paused"}), "active"),
+    "end": (frozenset({"scheduled", "active", "paused"}), "ended"),
+}
+LIVE_STATUSES = frozenset({"scheduled", "active", "paused"})
+
+Cents = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
+Cap = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+AwareDatetime = Annotated[dt.datetime, msgspec.Meta(tz=True)]
+Label = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class TimeWindow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A daily window in the campaign's time zone, start inclusive, end exclusive."""
+
+    start: dt.time
+    end: dt.time
+
+
+class Eligibility(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Which scans a campaign rewards; an empty list means no restriction on that dimension."""
+
+    product_ids: Annotated[list[uuid.UUID], msgspec.Meta(max_length=1000)] = []
+    batch_ids: Annotated[list[uuid.UUID], msgspec.Meta(max_length=1000)] = []
+    regions: Annotated[list[Label], msgspec.Meta(max_length=500)] = []
+    first_scan_only: bool = False
+    # Stored and validated now; evaluated once the members issue defines tiers.
+    member_tiers: Annotated[list[Label], msgspec.Meta(max_length=50)] = []
+    members: Literal["any", "new", "existing"] = "any"
+    time_windows: Annotated[list[TimeWindow], msgspec.Meta(max_length=24)] = []
+
+
+class PointsReward(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Points per rewarded scan: `points` for any product, `per_product` overriding it for some."""
+
+    points: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+    per_product: dict[uuid.UUID, Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]] = {}
+    # Percent, integer so points stay integers: {"gold": 150} gives gold members 1.5 times the points.
+    tier_multipliers_pct: dict[Label, Annotated[int, msgspec.Meta(ge=1, le=10_000)]] = {}
+
+
+class CampaignIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: Name
+    kind: CampaignKind
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    time_zone: str = "Asia/Shanghai"
+    budget_cents: Cents
+    daily_budget_cents: Cents | None = None
+    member_daily_cap: Cap | None = None
+    member_campaign_cap: Cap | None = None
+    priority: Annotated[int, msgspec.Meta(ge=-1000, le=1000)] = 0
+    stackable: bool = False
+    eligibility: Eligibility = msgspec.field(default_factory=Eligibility)
+    points_reward: PointsReward | None = None
+    # Lucky draws only: the prize pool (see campaigns.draws) and the weight of "no prize".
+    prizes: Annotated[list[draws.PrizeIn], msgspec.Meta(max_length=50)] = []
+    no_prize_weight: Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)] = 0
+
+
+class CampaignPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Fields to change; absent ones stay. `live_change` must be true to change a live campaign."""
+
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    starts_at: AwareDatetime | msgspec.UnsetType = msgspec.UNSET
+    ends_at: AwareDatetime | msgspec.UnsetType = msgspec.UNSET
+    time_zone: str | msgspec.UnsetType = msgspec.UNSET
+    budget_cents: Cents | msgspec.UnsetType = msgspec.UNSET
+    daily_budget_cents: Cents | msgspec.UnsetType | None = msgspec.UNSET
+    member_daily_cap: Cap | msgspec.UnsetType | None = msgspec.UNSET
+    member_campaign_cap: Cap | msgspec.UnsetType | None = msgspec.UNSET
+    priority: Annotated[int, msgspec.Meta(ge=-1000, le=1000)] | msgspec.UnsetType = msgspec.UNSET
+    stackable: bool | msgspec.UnsetType = msgspec.UNSET
+    eligibility: Eligibility | msgspec.UnsetType = msgspec.UNSET
+    points_reward: PointsReward | msgspec.UnsetType | None = msgspec.UNSET
+    no_prize_weight: Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)] | msgspec.UnsetType = msgspec.UNSET
+    live_change: bool = False
+
+
+class Campaign(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    brand_id: uuid.UUID
+    name: str
+    kind: CampaignKind
+    status: CampaignStatus
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    time_zone: str
+    budget_cents: int
+    spent_cents: int
+    daily_budget_cents: int | None
+    member_daily_cap: int | None
+    member_campaign_cap: int | None
+    priority: int
+    stackable: bool
+    eligibility: Eligibility
+    points_reward: PointsReward | None
+    no_prize_weight: int
+    # Hex SHA-256 of the draw's seed, published once committed; the seed itself once the campaign ended.
+    seed_hash: str | None
+    seed_revealed: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    prizes: list[draws.Prize]
+
+
+class TopUpIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    add: Annotated[int, msgspec.Meta(ge=1, le=100_000_000)]
+
+
+class _Count(msgspec.Struct, frozen=True):
+    n: int
+
+
+def check_rules(data: CampaignIn) -> list[tuple[str, str]]:
+    """Every rule a campaign's settings break, as (field, message); empty when valid."""
+    return [*_check_schedule(data), *_check_limits(data), *_check_reward(data)]
+
+
+def _check_schedule(data: CampaignIn) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if data.ends_at <= data.starts_at:
+        found.append(("ends_at", "the campaign must end after it starts"))
+    try:
+        zoneinfo.ZoneInfo(data.time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        found.append(("time_zone", f"unknown time zone {data.time_zone!r}"))
+    for i, window in enumerate(data.eligibility.time_windows):
+        # An overnight window is written as two windows (22:00-23:59:59 and 00:00-06:00): one rule, no wrap.
+        if window.start >= window.end:
+            found.append((f"eligibility.time_windows[{i}]", "a window must end after it starts"))
+        if window.start.tzinfo is not None or window.end.tzinfo is not None:
+            found.append((f"eligibility.time_windows[{i}]", "times are local to the campaign's time zone"))
+    return found
+
+
+def _check_limits(data: CampaignIn) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if data.daily_budget_cents is not None and data.daily_budget_cents > data.budget_cents:
+        found.append(("daily_budget_cents", "the daily budget exceeds the total budget"))
+    if (
+        data.member_daily_cap is not None
+        and data.member_campaign_cap is not None
+        and data.member_daily_cap > data.member_campaign_cap
+    ):
+        found.append(("member_daily_cap", "the daily cap per member exceeds the cap per campaign"))
+    return found
+
+
+def _check_reward(data: CampaignIn) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if data.kind == "points":
+        reward = data.points_reward
+        if reward is None:
+            found.append(("points_reward", "a points campaign needs a points reward"))
+        elif reward.points is None and not reward.per_product:
+            found.append(("points_reward", "give a fixed amount of points or an amount per product"))
+        if data.prizes or data.no_prize_weight:
+            found.append(("prizes", "only lucky draws have prizes"))
+        return found
+    if data.points_reward is not None:
+        found.append(("points_reward", "a lucky draw rewards with prizes, not a points reward"))
+    if data.prizes and sum(p.weight for p in data.prizes) + data.no_prize_weight == 0:
+        found.append(("prizes", "the weights of the prizes and of 'no prize' sum to zero"))
+    return found
+
+
+def _raise_if_any(found: list[tuple[str, str]]) -> None:
+    if found:
+        (field, message), *more = found
+        raise InvalidCampaign(field, message, more=more)
+
+
+async def _check_references(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: CampaignIn) -> None:
+    """Products and batches named by the rules must be the brand's own: ids are never a way across tenants."""
+    product_ids = set(data.eligibility.product_ids)
+    if data.points_reward is not None:
+        product_ids |= set(data.points_reward.per_product)
+    checks = [
+        ("count_brand_products", "eligibility.product_ids", product_ids, "product"),
+        ("count_brand_batches", "eligibility.batch_ids", set(data.eligibility.batch_ids), "batch"),
+    ]
+    for query, field, ids, kind in checks:
+        if not ids:
+            continue
+        count = await fetch_one(conn, QUERIES[query], {"brand_id": brand_id, "ids": list(ids)}, _Count)
+        if count is None or count.n != len(ids):
+            raise InvalidCampaign(field, f"an unknown {kind} is named")
+
+
+def _params(data: CampaignIn) -> dict[str, Any]:
+    return {
+        "name": data.name,
+        "starts_at": data.starts_at,
+        "ends_at": data.ends_at,
+        "time_zone": data.time_zone,
+        "budget_cents": data.budget_cents,
+        "daily_budget_cents": data.daily_budget_cents,
+        "member_daily_cap": data.member_daily_cap,
+        "member_campaign_cap": data.member_campaign_cap,
+        "no_prize_weight": data.no_prize_weight,
+        "eligibility": Jsonb(msgspec.to_builtins(data.eligibility)),
+        "points_reward": None
+        if data.points_reward is None
+        else Jsonb(msgspec.to_builtins(data.points_reward)),
+        "priority": data.priority,
+        "stackable": data.stackable,
+    }
+
+
+async def create_campaign(
+    conn: AsyncConnection[Any], *, actor: str, brand_id: uuid.UUID, data: CampaignIn
+) -> Campaign:
+    """Save a draft after checking every rule; a lucky draw's prize pool is saved with it."""
+    found = check_rules(data)
+    if data.kind == "lucky_draw" and not data.prizes:
+        found.append(("prizes", "a lucky draw needs at least one prize"))
+    _raise_if_any(found)
+    await _check_references(conn, brand_id, data)
+    cur = await conn.execute(
+        QUERIES["insert_campaign"], {"brand_id": brand_id, "kind": data.kind, **_params(data)}
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    campaign_id: uuid.UUID = row[0]
+    for prize in data.prizes:
+        await conn.execute(
+            draws.QUERIES["insert_prize"], {"campaign_id": campaign_id, **msgspec.structs.asdict(prize)}
+        )
+    campaign = await get_campaign(conn, brand_id, campaign_id)
+    await audit.record(
+        conn,
+        actor=actor,
+        brand_id=brand_id,
+        action="campaign.create",
+        object_type="campaign",
+        object_id=campaign_id,
+        after=campaign,
+    )
+    return campaign
+
+
+async def get_campaign(conn: AsyncConnection[Any], brand_id: uuid.UUID, campaign_id: uuid.UUID) -> Campaign:
+    campaign = await fetch_one(
+        conn, QUERIES["get_campaign"], {"brand_id": brand_id, "campaign_id": campaign_id}, Campaign
+    )
+    if campaign is None:
+        raise CampaignNotFound("campaign", campaign_id)
+    return campaign
+
+
+async def list_campaigns(
+    conn: AsyncConnection[Any],
+    brand_id: uuid.UUID,
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+    status: CampaignStatus | None = None,
+) -> list[Campaign]:
+    return await fetch_all(
+        conn,
+        QUERIES["list_campaigns"],
+        {"brand_id": brand_id, "after": after, "limit": limit, "status": status},
+        Campaign,
+    )
+
+
+async def _lock(conn: AsyncConnection[Any], brand_id: uuid.UUID, campaign_id: uuid.UUID) -> Campaign:
+    cur = await conn.execute(QUERIES["lock_campaign"], {"brand_id": brand_id, "campaign_id": campaign_id})
+    if await cur.fetchone() is None:
+        raise CampaignNotFound("campaign", campaign_id)
+    return await get_campaign(conn, brand_id, campaign_id)
+
+
+def _as_input(campaign: Campaign) -> CampaignIn:
+    """The editable settings of a saved campaign, so a patch is checked by the same rules as a create."""
+    return CampaignIn(
+        name=campaign.name,
+        kind=campaign.kind,
+        starts_at=campaign.starts_at,
+        ends_at=campaign.ends_at,
+        time_zone=campaign.time_zone,
+        budget_cents=campaign.budget_cents,
+        daily_budget_cents=campaign.daily_budget_cents,
+        member_daily_cap=campaign.member_daily_cap,
+        member_campaign_cap=campaign.member_campaign_cap,
+        priority=campaign.priority,
+        stackable=campaign.stackable,
+        eligibility=campaign.eligibility,
+        points_reward=campaign.points_reward,
+        no_prize_weight=campaign.no_prize_weight,
+    )
+
+
+async def update_campaign(
+    conn: AsyncConnection[Any],
+    *,
+    actor: str,
+    brand_id: uuid.UUID,
+    campaign_id: uuid.UUID,
+    patch: CampaignPatch,
+) -> Campaign:
+    """Edit a draft freely; a live campaign only with `live_change`; an ended campaign never."""
+    before = await _lock(conn, brand_id, campaign_id)
+    changes = {
+        k: v
+        for k, v in msgspec.structs.asdict(patch).items()
+        if v is not msgspec.UNSET and k != "live_change"
+    }
+    if before.status == "ended":
+        raise CampaignLocked("status", "an ended campaign cannot be changed")
+    live = before.status in LIVE_STATUSES
+    if live and not patch.live_change:
+        raise LiveChangeNotConfirmed(before.status)
+    if (
+        live
+        and before.kind == "lucky_draw"
+        and "no_prize_weight" in changes
+        and changes["no_prize_weight"] != before.no_prize_weight
+    ):
+        # Outcomes are recomputed from the seed and the weights: changing a weight after the seed is
+        # committed would make every earlier draw fail verification.
+        raise CampaignLocked("no_prize_weight", "the draw's weights are fixed once its seed is committed")
+    merged = msgspec.structs.replace(_as_input(before), **changes)
+    found = check_rules(merged)
+    # Prizes are not edited here, but the weights they sum to with "no prize" must stay positive.
+    if merged.kind == "lucky_draw" and sum(p.weight for p in before.prizes) + merged.no_prize_weight == 0:
+        found.append(("no_prize_weight", "the weights of the prizes and of 'no prize' sum to zero"))
+    _raise_if_any(found)
+    await _check_references(conn, brand_id, merged)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                QUERIES["update_campaign"],
+                {"brand_id": brand_id, "campaign_id": campaign_id, **_params(merged)},
+            )
+    except psycopg.errors.CheckViolation as exc:
+        if exc.diag.constraint_name == "campaigns_within_budget":
+            raise InvalidCampaign("budget_cents", "the budget is below what is already spent") from None
+        raise
+    after = await get_campaign(conn, brand_id, campaign_id)
+    await audit.record(
+        conn,
+        actor=actor,
+        brand_id=brand_id,
+        action="campaign.live_change" if live else "campaign.update",
+        object_type="campaign",
+        object_id=campaign_id,
+        before=before,
+        after=after,
+    )
+    return after
+
+
+async def transition(
+    conn: AsyncConnection[Any],
+    *,
+    actor: str,
+    brand_id: uuid.UUID,
+    campaign_id: uuid.UUID,
+    action: Action,
+    master_keys: Sequence[bytes],
+    now: dt.datetime,
+) -> Campaign:
+    """Move the campaign one step along its lifecycle; a draw commits its seed, or reveals it at the end."""
+    before = await _lock(conn, brand_id, campaign_id)
+    from_statuses, to_status = TRANSITIONS[action]
+    if before.status not in from_statuses:
+        raise InvalidTransition(action=action, status=before.status)
+    if to_status in {"scheduled", "active"} and before.ends_at <= now:
+        raise InvalidCampaign("ends_at", "the campaign's end is already past")
+    seed_sealed = seed_hash = None
+    if before.kind == "lucky_draw" and before.seed_hash is None:
+        # The first key is the current one (settings.all_master_keys): new seeds are sealed under it.
+        seed_sealed, seed_hash = draws.new_seed(brand_id, master_keys[0])
+    cur = await conn.execute(
+        QUERIES["transition_campaign"],
+        {
+            "brand_id": brand_id,
+            "campaign_id": campaign_id,
+            "to_status": to_status,
+            "from_statuses": list(from_statuses),
+            "seed_sealed": seed_sealed,
+            "seed_hash": seed_hash,
+        },
+    )
+    assert await cur.fetchone() is not None  # the row is locked: its status cannot have moved
+    if to_status == "ended" and before.kind == "lucky_draw":
+        await draws.reveal_seed(conn, campaign_id, master_keys)
+    after = await get_campaign(conn, brand_id, campaign_id)
+    await audit.record(
+        conn,
+        actor=actor,
+        brand_id=brand_id,
+        action=f"campaign.{action}",
+        object_type="campaign",
+        object_id=campaign_id,
+        before={"status": before.status},
+        after={"status": after.status, "seed_hash": after.seed_hash},
+    )
+    return after
+
+
+async def top_up_prize(
+    conn: AsyncConnection[Any],
+    *,
+    actor: str,
+    brand_id: uuid.UUID,
+    campaign_id: uuid.UUID,
+    prize_id: uuid.UUID,
+    data: TopUpIn,
+) -> draws.Prize:
+    """Add stock to a prize of a campaign that has not ended; the budget still caps what is awarded."""
+    campaign = await _lock(conn, brand_id, campaign_id)
+    if campaign.status == "ended":
+        raise CampaignLocked("status", "an ended campaign's prizes cannot be topped up")
+    prize = await fetch_one(
+        conn,
+        QUERIES["top_up_prize"],
+        {"brand_id": brand_id, "campaign_id": campaign_id, "prize_id": prize_id, "add": data.add},
+        draws.Prize,
+    )
+    if prize is None:
+        raise CampaignNotFound("prize", prize_id)
+    await audit.record(
+        conn,
+        actor=actor,
+        brand_id=brand_id,
+        action="campaign.prize_top_up",
+        object_type="prize",
+        object_id=prize_id,
+        after={"campaign_id": campaign_id, "added": data.add, "stock": prize.stock},
+    )
+    return prize

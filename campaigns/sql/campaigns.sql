@@ -1,0 +1,72 @@
+-- insert_campaign --
+-- A new campaign is always a draft: no seed yet, nothing spent.
+INSERT INTO campaigns (brand_id, name, kind, status, starts_at, ends_at, time_zone, budget_cents,
+                       daily_budget_cents, member_daily_cap, member_campaign_cap, no_prize_weight,
+                       eligibility, points_reward, priority, stackable)
+VALUES (%(brand_id)s, %(name)s, %(kind)s, 'draft', %(starts_at)s, %(ends_at)s, %(time_zone)s, %(budget_cents)s,
+        %(daily_budget_cents)s, %(member_daily_cap)s, %(member_campaign_cap)s, %(no_prize_weight)s,
+        %(eligibility)s, %(points_reward)s, %(priority)s, %(stackable)s)
+RETURNING id;
+
+-- get_campaign --
+SELECT c.id, c.brand_id, c.name, c.kind, c.status, c.starts_at, c.ends_at, c.time_zone, c.budget_cents,
+       c.spent_cents, c.daily_budget_cents, c.member_daily_cap, c.member_campaign_cap, c.priority, c.stackable,
+       c.eligibility, c.points_reward, c.no_prize_weight,
+       encode(c.seed_hash, 'hex') AS seed_hash, encode(c.seed_revealed, 'hex') AS seed_revealed,
+       c.created_at, c.updated_at,
+       (SELECT coalesce(jsonb_agg(to_jsonb(p) - 'campaign_id' ORDER BY p.id), '[]'::jsonb)
+        FROM prizes p WHERE p.campaign_id = c.id) AS prizes
+FROM campaigns c
+WHERE c.brand_id = %(brand_id)s AND c.id = %(campaign_id)s;
+
+-- list_campaigns --
+-- Keyset pagination by id, scoped to the brand; `status` filters when given.
+SELECT c.id, c.brand_id, c.name, c.kind, c.status, c.starts_at, c.ends_at, c.time_zone, c.budget_cents,
+       c.spent_cents, c.daily_budget_cents, c.member_daily_cap, c.member_campaign_cap, c.priority, c.stackable,
+       c.eligibility, c.points_reward, c.no_prize_weight,
+       encode(c.seed_hash, 'hex') AS seed_hash, encode(c.seed_revealed, 'hex') AS seed_revealed,
+       c.created_at, c.updated_at,
+       (SELECT coalesce(jsonb_agg(to_jsonb(p) - 'campaign_id' ORDER BY p.id), '[]'::jsonb)
+        FROM prizes p WHERE p.campaign_id = c.id) AS prizes
+FROM campaigns c
+WHERE c.brand_id = %(brand_id)s
+  AND (%(after)s::uuid IS NULL OR c.id > %(after)s)
+  AND (%(status)s::text IS NULL OR c.status = %(status)s)
+ORDER BY c.id
+LIMIT %(limit)s;
+
+-- lock_campaign --
+-- Serialises edits and transitions of one campaign: the status checked is the status changed.
+SELECT status FROM campaigns WHERE brand_id = %(brand_id)s AND id = %(campaign_id)s FOR UPDATE;
+
+-- update_campaign --
+UPDATE campaigns
+SET name = %(name)s, starts_at = %(starts_at)s, ends_at = %(ends_at)s, time_zone = %(time_zone)s,
+    budget_cents = %(budget_cents)s, daily_budget_cents = %(daily_budget_cents)s,
+    member_daily_cap = %(member_daily_cap)s, member_campaign_cap = %(member_campaign_cap)s,
+    no_prize_weight = %(no_prize_weight)s, eligibility = %(eligibility)s, points_reward = %(points_reward)s,
+    priority = %(priority)s, stackable = %(stackable)s, updated_at = now()
+WHERE brand_id = %(brand_id)s AND id = %(campaign_id)s
+RETURNING id;
+
+-- transition_campaign --
+-- Conditional on the current status, so a concurrent step cannot skip the lifecycle. A seed, once
+-- committed, is kept: scheduling then activating a draw publishes one hash only.
+UPDATE campaigns
+SET status = %(to_status)s, updated_at = now(),
+    seed_sealed = coalesce(seed_sealed, %(seed_sealed)s), seed_hash = coalesce(seed_hash, %(seed_hash)s)
+WHERE brand_id = %(brand_id)s AND id = %(campaign_id)s AND status = ANY(%(from_statuses)s)
+RETURNING id;
+
+-- count_brand_products --
+SELECT count(*) AS n FROM products WHERE brand_id = %(brand_id)s AND id = ANY(%(ids)s);
+
+-- count_brand_batches --
+SELECT count(*) AS n FROM batches WHERE brand_id = %(brand_id)s AND id = ANY(%(ids)s);
+
+-- top_up_prize --
+-- Stock only grows here; weights stay as committed, so every past draw still verifies.
+UPDATE prizes p SET stock = p.stock + %(add)s
+FROM campaigns c
+WHERE p.id = %(prize_id)s AND p.campaign_id = c.id AND c.id = %(campaign_id)s AND c.brand_id = %(brand_id)s
+RETURNING p.id, p.name, p.kind, p.weight, p.stock, p.awarded, p.cost_cents, p.points;

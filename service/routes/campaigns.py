@@ -1,0 +1,138 @@
+"""Admin API for marketers: campaigns, their lifecycle steps and prize stock top-ups."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, get_args
+
+from litestar import Request, Router, get, patch, post
+from psycopg import AsyncConnection
+
+from campaigns import campaigns
+from campaigns.campaigns import Action, Campaign, CampaignIn, CampaignPatch, CampaignStatus, TopUpIn
+from campaigns.draws import Prize
+from service.errors import NotFound
+from service.guards import brand_of, principal_from, require_token, roles
+from service.models import Page, Role
+from service.routes.admin import Limit, page
+from service.settings import Settings
+
+WRITERS = (Role.BRAND_ADMIN, Role.MARKETER)
+READERS = (*WRITERS, Role.AUDITOR)
+# The lifecycle steps by their name in the path, typed for the domain function.
+ACTIONS: dict[str, Action] = {name: name for name in get_args(Action)}
+
+
+def _split(ref: str, allowed: frozenset[str]) -> tuple[uuid.UUID, str]:
+    """`<uuid>:<action>` (Google-style custom methods); litestar parameters are whole path segments."""
+    raw_id, _, action = ref.partition(":")
+    try:
+        object_id = uuid.UUID(raw_id)
+    except ValueError:
+        raise NotFound("route", ref) from None
+    if action not in allowed:
+        raise NotFound("route", ref)
+    return object_id, action
+
+
+@post("/campaigns", opt=roles(*WRITERS), tags=["campaigns"])
+async def create_campaign(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: CampaignIn
+) -> Campaign:
+    """Save a draft campaign; every rule is checked and each fault is named by its field."""
+    principal = principal_from(request)
+    return await campaigns.create_campaign(db, actor=principal.actor, brand_id=brand_of(principal), data=data)
+
+
+@get("/campaigns", opt=roles(*READERS), tags=["campaigns"])
+async def list_campaigns(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    after: uuid.UUID | None = None,
+    limit: Limit = 50,
+    status: CampaignStatus | None = None,
+) -> Page:
+    limit = min(limit, settings.max_page_size)
+    items = await campaigns.list_campaigns(
+        db, brand_of(principal_from(request)), after=after, limit=limit, status=status
+    )
+    return page(items, limit, lambda c: c.id)
+
+
+@get("/campaigns/{campaign_id:uuid}", opt=roles(*READERS), tags=["campaigns"])
+async def get_campaign(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], campaign_id: uuid.UUID
+) -> Campaign:
+    return await campaigns.get_campaign(db, brand_of(principal_from(request)), campaign_id)
+
+
+@patch("/campaigns/{campaign_id:uuid}", opt=roles(*WRITERS), tags=["campaigns"])
+async def update_campaign(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], campaign_id: uuid.UUID, data: CampaignPatch
+) -> Campaign:
+    """Drafts change freely; a live campaign needs `"live_change": true` and the change is audited."""
+    principal = principal_from(request)
+    return await campaigns.update_campaign(
+        db, actor=principal.actor, brand_id=brand_of(principal), campaign_id=campaign_id, patch=data
+    )
+
+
+@post("/campaigns/{campaign_action:str}", opt=roles(*WRITERS), status_code=200, tags=["campaigns"])
+async def campaign_action(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], settings: Settings, campaign_action: str
+) -> Campaign:
+    """`POST /v1/campaigns/{id}:schedule`, `:activate`, `:pause`, `:resume` or `:end`."""
+    campaign_id, action = _split(campaign_action, frozenset(ACTIONS))
+    principal = principal_from(request)
+    return await campaigns.transition(
+        db,
+        actor=principal.actor,
+        brand_id=brand_of(principal),
+        campaign_id=campaign_id,
+        action=ACTIONS[action],
+        master_keys=settings.all_master_keys,
+        now=dt.datetime.now(dt.UTC),
+    )
+
+
+@post(
+    "/campaigns/{campaign_id:uuid}/prizes/{prize_action:str}",
+    opt=roles(*WRITERS),
+    status_code=200,
+    tags=["campaigns"],
+)
+async def top_up_prize(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    campaign_id: uuid.UUID,
+    prize_action: str,
+    data: TopUpIn,
+) -> Prize:
+    """`POST /v1/campaigns/{id}/prizes/{prize_id}:top-up` with `{"add": n}`: more stock for a prize."""
+    prize_id, _ = _split(prize_action, frozenset({"top-up"}))
+    principal = principal_from(request)
+    return await campaigns.top_up_prize(
+        db,
+        actor=principal.actor,
+        brand_id=brand_of(principal),
+        campaign_id=campaign_id,
+        prize_id=prize_id,
+        data=data,
+    )
+
+
+def campaigns_router() -> Router:
+    return Router(
+        "/v1",
+        route_handlers=[
+            create_campaign,
+            list_campaigns,
+            get_campaign,
+            update_campaign,
+            campaign_action,
+            top_up_prize,
+        ],
+        guards=[require_token],
+    )
