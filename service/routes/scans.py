@@ -10,7 +10,9 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, Response, post
+from litestar import Request, post
+from litestar.openapi import ResponseSpec
+from litestar.response.base import ASGIResponse
 
 from antifraud.clients import coarse, ip_prefix, ua_family
 from antifraud.scanlog import CounterfeitRecord, Idempotency, ScanOutcome, ScanRecord, stored_response
@@ -95,8 +97,15 @@ def decode_scan(body: bytes) -> ScanIn:
         raise MalformedBody(str(exc)) from None
 
 
-@post("/v1/scans", tags=["scans"], status_code=200)
-async def scan(request: Request[Any, Any, Any]) -> Response[bytes]:
+@post(
+    "/v1/scans",
+    tags=["scans"],
+    status_code=200,
+    responses={
+        200: ResponseSpec(data_container=ScanResult, description="The scan's verdict and what it earned")
+    },
+)
+async def scan(request: Request[Any, Any, Any]) -> ASGIResponse:
     """Verify a scanned code, tell first from repeat scans, enrol the scanner and log the scan."""
     state: AppState = request.app.state.onecode
     data = decode_scan(await request.body())
@@ -314,11 +323,14 @@ def member_cookie(request: Request[Any, Any, Any], member_token: str) -> dict[st
 
 def _respond(
     request: Request[Any, Any, Any], headers: _ScanHeaders, body: bytes, member_token: str | None
-) -> Response[bytes]:
+) -> ASGIResponse:
     # A client that already holds this token in its cookie need not be sent it again.
+    # An ASGIResponse goes out as it is; a Response would be converted into one on every scan.
     if member_token is None or headers.member_cookie == member_token:
-        return Response(body, media_type="application/json")
-    return Response(body, media_type="application/json", headers=member_cookie(request, member_token))
+        return ASGIResponse(body=body, media_type="application/json")
+    return ASGIResponse(
+        body=body, media_type="application/json", headers=member_cookie(request, member_token)
+    )
 
 
 def _idem_key(state: AppState, device_id: str, key: str) -> str:
