@@ -12,6 +12,7 @@ import time
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+import hiredis
 import msgspec
 from redis.exceptions import NoScriptError
 
@@ -151,6 +152,27 @@ class Signals:
                 batch.append(queued)
             await self._send(batch)
 
+    async def _evalsha(self, keys: list[str], args: list[Any]) -> list[int]:
+        """EVALSHA with the command packed by hiredis (C) rather than redis-py's packer.
+
+        redis-py (8.x, asyncio) packs arguments in Python and re-copies its buffer per argument: for
+        the hundred-odd arguments of a group of scans that cost ~300 us, hiredis ~17 us. The pooled
+        connection and reply parsing stay redis-py's.
+        """
+        packed = hiredis.pack_command(("EVALSHA", self._sha, len(keys), *keys, *args))
+        pool = self._redis.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await connection.send_packed_command(packed)
+            replies: list[int] = await connection.read_response()
+        except BaseException:
+            # A cancelled or failed call may leave its reply unread: never reuse that connection.
+            await connection.disconnect()
+            raise
+        finally:
+            await pool.release(connection)
+        return replies
+
     async def _send(self, batch: list[tuple[Operations, asyncio.Future[list[int]]]]) -> None:
         keys: list[str] = []
         args: list[Any] = []
@@ -159,10 +181,10 @@ class Signals:
             args += op_args
         try:
             try:
-                replies = await self._redis.evalsha(self._sha, len(keys), *keys, *args)
+                replies = await self._evalsha(keys, args)
             except NoScriptError:
                 await self._redis.script_load(self._script)
-                replies = await self._redis.evalsha(self._sha, len(keys), *keys, *args)
+                replies = await self._evalsha(keys, args)
         except Exception as exc:  # noqa: BLE001 - every waiting request gets the error (503 via problems)
             for _, future in batch:
                 if not future.done():

@@ -157,6 +157,17 @@ class TestDurability:
         assert [int(await r.get(key) or 0) for key in counters] == [2]  # Redis repaired from PostgreSQL
         await r.aclose()
 
+    async def test_a_redis_that_forgot_its_scripts_is_taught_again(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch, settings: Settings
+    ) -> None:
+        """After a Redis restart the scan script is gone (NOSCRIPT): it is loaded again, no scan fails."""
+        assert (await scan(client, issued.urls[9], device())).status_code == 200
+        r = redis.asyncio.Redis.from_url(settings.redis_url or "")
+        await r.script_flush()
+        await r.aclose()
+        answers = await asyncio.gather(*(scan(client, issued.urls[10 + n], device()) for n in range(5)))
+        assert [a.json()["verdict"] for a in answers] == ["genuine_first"] * 5
+
     async def test_idempotent_replays_have_one_effect(
         self, client: AsyncTestClient[Any], issued: IssuedBatch, db: psycopg.AsyncConnection[Any]
     ) -> None:
