@@ -296,6 +296,15 @@ async def get_campaign(conn: AsyncConnection[Any], brand_id: uuid.UUID, campaign
     return campaign
 
 
+async def find_campaign_by_name(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, name: str
+) -> Campaign | None:
+    """The brand's oldest campaign of that name, if any (for seeds that must not create it twice)."""
+    cur = await conn.execute(QUERIES["campaign_id_by_name"], {"brand_id": brand_id, "name": name})
+    row = await cur.fetchone()
+    return None if row is None else await get_campaign(conn, brand_id, row[0])
+
+
 async def list_campaigns(
     conn: AsyncConnection[Any],
     brand_id: uuid.UUID,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
-from campaigns.errors import InvalidCampaign
+from campaigns.errors import CampaignNotFound, InvalidCampaign, SeedNotRevealed
 from codegen import keys
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
@@ -75,6 +75,22 @@ class DrawSetup(msgspec.Struct, frozen=True):
     member_daily_cap: int | None
     member_campaign_cap: int | None
     daily_budget_cents: int | None
+
+
+class _DrawAuditRow(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    kind: str
+    status: str
+    seed_revealed: bytes | None
+    draws: int
+
+
+class DrawAudit(msgspec.Struct, frozen=True):
+    """The result of recomputing a finished campaign's draws: how many, and the scans that differ."""
+
+    campaign_id: uuid.UUID
+    checked: int
+    mismatched: list[uuid.UUID]
 
 
 class DrawOutcome(msgspec.Struct, frozen=True):
@@ -256,3 +272,14 @@ async def verify_draws(conn: AsyncConnection[Any], campaign_id: uuid.UUID, seed:
         if (expected.id if expected else None) != drawn_prize_id:
             mismatched.append(scan_id)
     return mismatched
+
+
+async def audit_draws(conn: AsyncConnection[Any], campaign_id: uuid.UUID) -> DrawAudit:
+    """Check every draw of an ended campaign against its revealed seed (`onecode campaign verify-draws`)."""
+    row = await fetch_one(conn, QUERIES["get_draw_audit"], {"campaign_id": campaign_id}, _DrawAuditRow)
+    if row is None or row.kind != "lucky_draw":
+        raise CampaignNotFound("lucky draw", campaign_id)
+    if row.seed_revealed is None:
+        raise SeedNotRevealed(status=row.status)
+    mismatched = await verify_draws(conn, campaign_id, row.seed_revealed)
+    return DrawAudit(campaign_id=campaign_id, checked=row.draws, mismatched=mismatched)

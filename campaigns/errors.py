@@ -66,3 +66,13 @@ class CampaignLocked(CampaignError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class SeedNotRevealed(CampaignError):
+    """A draw's outcomes can be checked only once the campaign ended and its seed was published."""
+
+    field = "status"
+
+    def __init__(self, *, status: str) -> None:
+        super().__init__(f"the campaign is {status}: its seed is revealed only when it ends")
+        self.status = status

@@ -1,4 +1,4 @@
-"""The `onecode` command line: serve, migrate, tokens, brands, audit and the demo seed."""
+"""The `onecode` command line: serve, migrate, tokens, brands, audit, campaigns and the demo seed."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import click
 import msgspec
 import psycopg
 
+from campaigns import draws
+from campaigns.errors import CampaignError
 from codegen import batches, exports, keyring, products
 from codegen.errors import CodegenError
 from codegen.gtin import normalize_gtin
@@ -245,6 +247,36 @@ def audit_verify(settings: Settings) -> None:
         result = run_db(ready, audit.verify_chain)
     emit(result, as_json=True)
     if not result.intact:
+        raise SystemExit(1)
+
+
+@main.group()
+def campaign() -> None:
+    """Inspect campaigns."""
+
+
+@campaign.command("verify-draws")
+@click.argument("campaign_id", type=click.UUID)
+@click.pass_obj
+def campaign_verify_draws(settings: Settings, campaign_id: uuid.UUID) -> None:
+    """Recompute every draw of an ended lucky draw from its revealed seed; exit 1 if any differs."""
+
+    async def work(conn: psycopg.AsyncConnection[Any]) -> draws.DrawAudit:
+        return await draws.audit_draws(conn, campaign_id)
+
+    with engines(settings) as ready:
+        try:
+            result = run_db(ready, work)
+        except CampaignError as exc:
+            # Not found, not ended yet, or a seed that does not match its published hash: nothing verified.
+            click.echo(f"campaign {campaign_id}: cannot verify: {exc}", err=True)
+            raise SystemExit(1) from None
+    click.echo(
+        f"campaign {campaign_id}: {result.checked} draw(s) checked, {len(result.mismatched)} mismatch(es)"
+    )
+    for scan_id in result.mismatched:
+        click.echo(f"mismatch: scan {scan_id}")
+    if result.mismatched:
         raise SystemExit(1)
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
+import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import msgspec
 import psycopg
 
+from campaigns import campaigns
+from campaigns.draws import PrizeIn
 from codegen import batches, products
 from codegen.errors import ObjectNotFound
 from codegen.models import Batch, BatchIn, ProductIn
@@ -18,8 +22,6 @@ from service import auth, brands
 from service.models import BrandIn, Role, TokenIn
 
 if TYPE_CHECKING:
-    import uuid
-
     from service.settings import Settings
 
 DEMO_SLUG = "demo"
@@ -30,6 +32,11 @@ _TOKEN_FILE = "demo-token"  # noqa: S105 - a file name
 DEMO_GTIN = "06901234567892"
 DEMO_BATCH_SIZE = 1000
 DEMO_SCAN_URLS = 20
+
+
+class DemoCampaign(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    kind: campaigns.CampaignKind
 
 
 class DemoInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,6 +51,8 @@ class DemoInfo(msgspec.Struct, frozen=True, kw_only=True):
     scan_urls: list[str]
     # The same codes' consumer pages on this local server (printed codes say https://<scan domain>).
     page_urls: list[str]
+    # A points campaign and a lucky draw on the demo product, both active.
+    campaigns: list[DemoCampaign]
 
 
 def seed_demo(settings: Settings) -> DemoInfo:
@@ -63,6 +72,10 @@ async def _seed(settings: Settings) -> DemoInfo:
         token = await _demo_token(conn, settings, brand.id)
         batch = await _demo_batch(conn, settings, brand.id)
         printing = await load_printing(conn, brand.id, batch.id, settings.all_master_keys)
+        demo_campaigns = [
+            await _demo_campaign(conn, settings, brand.id, data)
+            for data in _campaign_settings(batch.product_id, dt.datetime.now(dt.UTC))
+        ]
     urls = [url for chunk in printing.codes(settings.scan_domain, 0, DEMO_SCAN_URLS) for _, _, url in chunk]
     api = f"http://{settings.host}:{settings.port}"
     return DemoInfo(
@@ -75,7 +88,63 @@ async def _seed(settings: Settings) -> DemoInfo:
         batch_id=batch.id,
         scan_urls=urls,
         page_urls=[api + urlsplit(url).path for url in urls],
+        campaigns=demo_campaigns,
     )
+
+
+def _campaign_settings(product_id: uuid.UUID, now: dt.datetime) -> list[campaigns.CampaignIn]:
+    """The demo's two campaigns: points per scan, and a lucky draw where most scans win nothing."""
+    common: dict[str, Any] = {
+        "starts_at": now - dt.timedelta(days=1),
+        "ends_at": now + dt.timedelta(days=365),
+        "eligibility": campaigns.Eligibility(product_ids=[product_id]),
+        "stackable": True,
+    }
+    return [
+        campaigns.CampaignIn(
+            name="Demo points",
+            kind="points",
+            budget_cents=1_000_000,
+            points_reward=campaigns.PointsReward(points=10),
+            **common,
+        ),
+        campaigns.CampaignIn(
+            name="Demo lucky draw",
+            kind="lucky_draw",
+            budget_cents=2_000_000,
+            prizes=[
+                PrizeIn(
+                    name="Six-pack of Demo Lager", kind="physical", weight=5, stock=100, cost_cents=6_000
+                ),
+                PrizeIn(
+                    name="50 bonus points", kind="points", weight=20, stock=1_000, cost_cents=50, points=50
+                ),
+                PrizeIn(name="8.88 CNY red packet", kind="cash", weight=1, stock=50, cost_cents=888),
+            ],
+            no_prize_weight=74,
+            **common,
+        ),
+    ]
+
+
+async def _demo_campaign(
+    conn: psycopg.AsyncConnection[Any], settings: Settings, brand_id: uuid.UUID, data: campaigns.CampaignIn
+) -> DemoCampaign:
+    """The campaign of that name, created and activated on the first run only (re-runs add nothing)."""
+    found = await campaigns.find_campaign_by_name(conn, brand_id, data.name)
+    if found is None:
+        # Through the domain functions, so the rules are checked and the draw commits to its seed.
+        found = await campaigns.create_campaign(conn, actor=DEMO_ACTOR, brand_id=brand_id, data=data)
+        found = await campaigns.transition(
+            conn,
+            actor=DEMO_ACTOR,
+            brand_id=brand_id,
+            campaign_id=found.id,
+            action="activate",
+            master_keys=settings.all_master_keys,
+            now=dt.datetime.now(dt.UTC),
+        )
+    return DemoCampaign(id=found.id, kind=found.kind)
 
 
 async def _demo_batch(conn: psycopg.AsyncConnection[Any], settings: Settings, brand_id: uuid.UUID) -> Batch:

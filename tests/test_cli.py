@@ -12,10 +12,15 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
+from campaigns import draws
 from service.settings import Settings
+from tests.campaigns.test_draws import campaign, draw_concurrently, setup
+from tests.conftest import Tenant
 
 ONECODE = [sys.executable, "-m", "service"]
 
@@ -70,7 +75,26 @@ class TestCli:
         assert one["api"] == "http://127.0.0.1:8000"
         assert len(one["scan_urls"]) >= 10
         assert all(f"/01/{one['gtin']}/21/" in url for url in one["scan_urls"])
+        assert sorted(c["kind"] for c in one["campaigns"]) == ["lucky_draw", "points"]
         assert one == two
+
+    async def test_demo_campaigns_are_active_on_the_demo_product(
+        self, cli_env: dict[str, str], db: psycopg.AsyncConnection[Any]
+    ) -> None:
+        """Both demo campaigns are active on the demo product, the draw's seed committed; re-runs add none."""
+        first = json.loads(run_cli("demo", "--json", env=cli_env).stdout)
+        assert run_cli("demo", "--json", env=cli_env).returncode == 0
+        cur = await db.execute(
+            "SELECT kind, status, eligibility->'product_ids', seed_hash IS NOT NULL,"
+            " (SELECT count(*) FROM prizes p WHERE p.campaign_id = c.id)"
+            " FROM campaigns c WHERE brand_id = %s ORDER BY kind",
+            (first["brand_id"],),
+        )
+        rows = await cur.fetchall()
+        assert rows == [
+            ("lucky_draw", "active", [first["product_id"]], True, 3),
+            ("points", "active", [first["product_id"]], False, 0),
+        ]
 
     def test_batch_create_and_export(self, cli_env: dict[str, str], tmp_path: Path) -> None:
         """`onecode batch create --gtin --quantity --json`, then `codes export` to a CSV and a TXT file."""
@@ -129,6 +153,47 @@ class TestCli:
         result = run_cli("audit", "verify", env=cli_env)
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["intact"] is True
+
+
+class TestVerifyDraws:
+    async def test_a_finished_draw_verifies_and_a_tampered_outcome_fails(
+        self, cli_env: dict[str, str], db: psycopg.AsyncConnection[Any], settings: Settings, tenant_a: Tenant
+    ) -> None:
+        """Before the end: exit 1 (no seed); after: all draws match; one edited outcome: exit 1 naming it."""
+        data = campaign(
+            [
+                draws.PrizeIn(name="Gold", kind="physical", weight=1, stock=3, cost_cents=10_000),
+                draws.PrizeIn(name="Points", kind="points", weight=5, stock=100, cost_cents=10, points=50),
+            ],
+            no_prize_weight=10,
+        )
+        campaign_id, members = await setup(db, settings, tenant_a, data, members=30)
+        await draw_concurrently(settings, campaign_id, members, connections=4)
+        early = run_cli("campaign", "verify-draws", str(campaign_id), env=cli_env)
+        assert early.returncode == 1
+        assert "revealed only when it ends" in early.stderr
+        await draws.reveal_seed(db, campaign_id, settings.all_master_keys)
+        clean = run_cli("campaign", "verify-draws", str(campaign_id), env=cli_env)
+        assert clean.returncode == 0, clean.stderr
+        assert "30 draw(s) checked, 0 mismatch(es)" in clean.stdout
+        cur = await db.execute(
+            "UPDATE draws SET drawn_prize_id = NULL WHERE campaign_id = %s AND drawn_prize_id IS NOT NULL"
+            " AND scan_id = (SELECT scan_id FROM draws WHERE campaign_id = %s AND drawn_prize_id IS NOT NULL"
+            " LIMIT 1) RETURNING scan_id",
+            (campaign_id, campaign_id),
+        )
+        tampered = await cur.fetchone()
+        assert tampered is not None
+        caught = run_cli("campaign", "verify-draws", str(campaign_id), env=cli_env)
+        assert caught.returncode == 1
+        assert "1 mismatch(es)" in caught.stdout
+        assert f"mismatch: scan {tampered[0]}" in caught.stdout
+
+    def test_an_unknown_campaign_is_a_clear_error(self, cli_env: dict[str, str]) -> None:
+        """A campaign id that names no lucky draw exits 1 with a message, not a traceback."""
+        result = run_cli("campaign", "verify-draws", "00000000-0000-4000-8000-000000000000", env=cli_env)
+        assert result.returncode == 1
+        assert "not found" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.slow

@@ -70,3 +70,7 @@ UPDATE prizes p SET stock = p.stock + %(add)s
 FROM campaigns c
 WHERE p.id = %(prize_id)s AND p.campaign_id = c.id AND c.id = %(campaign_id)s AND c.brand_id = %(brand_id)s
 RETURNING p.id, p.name, p.kind, p.weight, p.stock, p.awarded, p.cost_cents, p.points;
+
+-- campaign_id_by_name --
+-- Names are not unique; the oldest wins, so a seed that looks a campaign up by name always finds the same one.
+SELECT id FROM campaigns WHERE brand_id = %(brand_id)s AND name = %(name)s ORDER BY created_at, id LIMIT 1;

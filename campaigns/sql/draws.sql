@@ -61,3 +61,9 @@ SELECT scan_id, drawn_prize_id FROM draws WHERE campaign_id = %(campaign_id)s OR
 
 -- reveal_seed --
 UPDATE campaigns SET seed_revealed = %(seed)s, status = 'ended' WHERE id = %(campaign_id)s;
+
+-- get_draw_audit --
+-- What `onecode campaign verify-draws` needs before recomputing: whether the seed is out, and how many draws.
+SELECT c.id, c.kind, c.status, c.seed_revealed,
+       (SELECT count(*) FROM draws d WHERE d.campaign_id = c.id)::integer AS draws
+FROM campaigns c WHERE c.id = %(campaign_id)s;

@@ -10,11 +10,14 @@ import msgspec
 from litestar import Request, Response, Router, get, post
 from psycopg import AsyncConnection
 
+from campaigns import ledger, rewards
 from campaigns.members.enrolment import Profile
 from campaigns.members.errors import InvalidMemberToken
 from campaigns.members.tokens import MemberRef
 from codegen import keys
+from service.routes.admin import Limit
 from service.routes.scans import MEMBER_COOKIE, member_cookie
+from service.settings import Settings
 from service.state import AppState
 
 MemberToken = Annotated[str, msgspec.Meta(max_length=256)]
@@ -124,5 +127,24 @@ async def me(request: Request[Any, Any, Any]) -> MemberRef:
     return current_member(request, None)
 
 
+@get("/members/me/rewards", tags=["members"])
+async def my_rewards(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    before: int | None = None,
+    limit: Limit = 50,
+) -> rewards.Rewards:
+    """The member's points balance, a page of the points ledger (newest first) and the prizes won."""
+    member = current_member(request, None)
+    return await rewards.member_rewards(
+        db,
+        ledger.Member(member.brand_id, member.member_id),
+        before=before,
+        limit=min(limit, settings.max_page_size),
+        now=dt.datetime.now(dt.UTC),
+    )
+
+
 def members_router() -> Router:
-    return Router("/v1", route_handlers=[request_otp, enroll, me])
+    return Router("/v1", route_handlers=[request_otp, enroll, me, my_rewards])

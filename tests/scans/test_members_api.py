@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import uuid
 from typing import Any
 
 import psycopg
 import redis.asyncio
 from litestar.testing import AsyncTestClient
 
+from campaigns import draws, ledger
+from campaigns.members.tokens import MemberRef, MemberTokens
+from service.routes.scans import MEMBER_COOKIE
 from service.settings import Settings
 from tests.api.test_errors import assert_problem
 from tests.conftest import Tenant
@@ -119,3 +124,102 @@ class TestEnrolment:
         )
         forged = await client.post("/v1/members/otp", json={"phone": PHONE, "member_token": "m1.x.y.0.sig"})
         assert_problem(forged, 401, "invalid-member-token")
+
+
+async def new_member(db: psycopg.AsyncConnection[Any], settings: Settings, brand_id: uuid.UUID) -> Any:
+    """A member row and the cookie header its signed token travels in, as after a first scan."""
+    member_id = uuid.uuid4()
+    await db.execute("INSERT INTO members (id, brand_id) VALUES (%s, %s)", (member_id, brand_id))
+    token = MemberTokens(settings.master_key).issue(MemberRef(member_id, brand_id, enrolled=False))
+    return ledger.Member(brand_id, member_id), {"Cookie": f"{MEMBER_COOKIE}={token}"}
+
+
+class TestMyRewards:
+    async def test_no_token_and_a_token_of_another_brand_cannot_read(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+        tenant_b: Tenant,
+    ) -> None:
+        """Without a member token: 401; a validly signed token naming brand A's member under brand B: 401."""
+        assert_problem(await client.get("/v1/members/me/rewards"), 401, "invalid-member-token")
+        member, _ = await new_member(db, settings, tenant_a.brand_id)
+        await ledger.earn(db, member, 30, reason="scan", source="test", now=dt.datetime.now(dt.UTC))
+        crossed = MemberTokens(settings.master_key).issue(
+            MemberRef(member.member_id, tenant_b.brand_id, enrolled=False)
+        )
+        response = await client.get(
+            "/v1/members/me/rewards", headers={"Cookie": f"{MEMBER_COOKIE}={crossed}"}
+        )
+        assert_problem(response, 401, "invalid-member-token")
+        _, b_cookie = await new_member(db, settings, tenant_b.brand_id)
+        own = (await client.get("/v1/members/me/rewards", headers=b_cookie)).json()
+        assert own["balance"] == 0 and own["entries"] == [] and own["prizes"] == []
+
+    async def test_balance_is_the_ledger_sum_and_pages_go_newest_first(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+    ) -> None:
+        """After earning and spending via the ledger, the balance equals the sum of every page's entries."""
+        member, cookie = await new_member(db, settings, tenant_a.brand_id)
+        now = dt.datetime.now(dt.UTC)
+        for amount in (10, 25, 40):
+            await ledger.earn(db, member, amount, reason="scan", source="test", now=now)
+        async with db.transaction():
+            await ledger.spend(db, member, 30, reason="gift", source="test", now=now)
+        entries: list[dict[str, Any]] = []
+        url = "/v1/members/me/rewards?limit=2"
+        while True:
+            body = (await client.get(url, headers=cookie)).json()
+            entries += body["entries"]
+            if body["next_before"] is None:
+                break
+            url = f"/v1/members/me/rewards?limit=2&before={body['next_before']}"
+        assert body["balance"] == 45 == sum(e["amount"] for e in entries)
+        ids = [e["id"] for e in entries]
+        assert ids == sorted(ids, reverse=True) and len(set(ids)) == len(ids) == 5
+        too_big = await client.get("/v1/members/me/rewards?limit=100000", headers=cookie)
+        assert_problem(too_big, 422, "validation-error")
+
+    async def test_a_prize_won_in_a_draw_is_listed(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+    ) -> None:
+        """A draw the member wins shows its prize, kind, campaign and time; another member sees nothing."""
+        member, cookie = await new_member(db, settings, tenant_a.brand_id)
+        _, other_cookie = await new_member(db, settings, tenant_a.brand_id)
+        now = dt.datetime.now(dt.UTC)
+        data = draws.DrawCampaignIn(
+            name="Sure win",
+            starts_at=now - dt.timedelta(days=1),
+            ends_at=now + dt.timedelta(days=1),
+            budget_cents=100_000,
+            prizes=[draws.PrizeIn(name="Bike", kind="physical", weight=1, stock=1, cost_cents=30_000)],
+        )
+        campaign_id = await draws.create_draw_campaign(
+            db, brand_id=tenant_a.brand_id, data=data, master_key=settings.master_key
+        )
+        async with db.transaction():
+            outcome = await draws.draw(
+                db,
+                campaign_id=campaign_id,
+                member_id=member.member_id,
+                scan_id=uuid.uuid4(),
+                master_keys=settings.all_master_keys,
+                now=now,
+            )
+        assert outcome.result == "won"
+        prizes = (await client.get("/v1/members/me/rewards", headers=cookie)).json()["prizes"]
+        assert [(p["name"], p["kind"], p["campaign_name"], p["slot"]) for p in prizes] == [
+            ("Bike", "physical", "Sure win", 1)
+        ]
+        assert dt.datetime.fromisoformat(prizes[0]["won_at"]) == now
+        assert (await client.get("/v1/members/me/rewards", headers=other_cookie)).json()["prizes"] == []
