@@ -249,7 +249,8 @@ def run_wrk(script: Path, codes: Path, port: int, seconds: int, name: str) -> Re
     rps = float(_find(r"Requests/sec:\s+([\d.]+)", out))
     non_2xx = int(_find(r"Non-2xx or 3xx responses:\s+(\d+)", out, "0"))
     requests = int(_find(r"(\d+) requests in", out))
-    p50, p99 = _ms(_find(r"50%\s+(\S+)", out)), _ms(_find(r"99%\s+(\S+)", out))
+    # The "Latency Distribution" lines, e.g. "     99%   41.20ms" (other lines also end in "%").
+    p50, p99 = _ms(_find(r"(?m)^\s+50%\s+(\S+)", out)), _ms(_find(r"(?m)^\s+99%\s+(\S+)", out))
     return Result(name, rps, p50, p99, non_2xx, requests)
 
 
