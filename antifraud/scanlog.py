@@ -54,6 +54,7 @@ class ScanOutcome(msgspec.Struct, frozen=True, kw_only=True):
     member_id: uuid.UUID
     member_enrolled: bool
     member_created: bool
+    points_balance: int
 
 
 class CounterfeitRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -310,7 +311,7 @@ class ScanWriter:
             )
         cur = await conn.execute(QUERIES["record_scans"], {"scans": _encode_rows(rows).decode()})
         outcomes: dict[int, ScanOutcome] = {}
-        for seq, first, scan_number, first_at, member_id, enrolled, created in await cur.fetchall():
+        for seq, first, scan_number, first_at, member_id, enrolled, created, points in await cur.fetchall():
             outcomes[id(scans[seq])] = ScanOutcome(
                 first=first,
                 scan_count=scan_number,
@@ -318,6 +319,7 @@ class ScanWriter:
                 member_id=member_id,
                 member_enrolled=enrolled,
                 member_created=created,
+                points_balance=points,
             )
         return outcomes
 

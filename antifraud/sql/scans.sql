@@ -64,7 +64,11 @@ WITH input AS (
            device_id, resolved_member_id, ip_prefix, round(lat, 2), round(lng, 2), ua_family
     FROM numbered
 )
-SELECT seq, first, scan_number, first_scanned_at, resolved_member_id, resolved_enrolled, member_created
+SELECT seq, first, scan_number, first_scanned_at, resolved_member_id, resolved_enrolled, member_created,
+       -- The member's points as the answer shows them: open lots not yet expired (see ledger.sql).
+       (SELECT coalesce(sum(l.remaining), 0)::integer FROM points_lots l
+        WHERE l.member_id = numbered.resolved_member_id AND l.remaining > 0 AND l.expires_at > now())
+           AS points_balance
 FROM numbered;
 
 -- copy_counterfeits --

@@ -109,6 +109,9 @@ async def enroll(
         profile_sealer=seal_profile,
     )
     token = state.member_tokens.issue(MemberRef(enrolled.id, enrolled.brand_id, enrolled=True))
+    points = await ledger.balance(
+        db, ledger.Member(enrolled.brand_id, enrolled.id), now=dt.datetime.now(dt.UTC)
+    )
     view = MemberView(
         id=enrolled.id,
         brand_id=enrolled.brand_id,
@@ -116,7 +119,7 @@ async def enroll(
         phone_last4=enrolled.phone_last4,
         consent_marketing_at=enrolled.consent_marketing_at,
         consent_location_at=enrolled.consent_location_at,
-        points_balance=0,
+        points_balance=points.balance,
     )
     return Response(Enrolled(member=view, member_token=token), headers=member_cookie(request, token))
 

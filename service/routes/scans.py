@@ -182,7 +182,7 @@ async def _process(
 ) -> tuple[bytes, str | None]:
     verification = await _verify(state, data.code)
     facts = verification.facts if verification.outcome is Outcome.GENUINE else None
-    member = _member_from_token(state, token, facts.brand_id if facts else verification.claimed_brand_id)
+    member = _member_from_token(state, token, facts.brand_id) if facts else None
     client_ip = _client_ip(request, headers, state)
     signals = await state.signals.on_scan(
         device_id=data.device_id,
@@ -209,7 +209,7 @@ async def _process(
                     ua_family=user_agent,
                 )
             )
-        body = _encoder.encode(_counterfeit_result(scan_id, verification, member))
+        body = _encoder.encode(_counterfeit_result(scan_id, verification))
         return body, None
 
     record = ScanRecord(
@@ -255,9 +255,9 @@ async def _verify(state: AppState, code: str) -> Verification:
     return verification
 
 
-def _member_from_token(state: AppState, token: str | None, brand_id: uuid.UUID | None) -> MemberRef | None:
+def _member_from_token(state: AppState, token: str | None, brand_id: uuid.UUID) -> MemberRef | None:
     """A token for another brand (or a forged one) is ignored: the scan then counts for the device."""
-    if not token or brand_id is None:
+    if not token:
         return None
     try:
         return state.member_tokens.read(token, brand_id=brand_id)
@@ -282,15 +282,15 @@ def _genuine_result(
         batch=BatchOut(id=facts.batch_id, lot=facts.lot, production_date=facts.production_date),
         scan_count=outcome.scan_count,
         first_scanned_at=outcome.first_scanned_at,
-        member=MemberOut(id=outcome.member_id, enrolled=outcome.member_enrolled, points_balance=0),
+        member=MemberOut(
+            id=outcome.member_id, enrolled=outcome.member_enrolled, points_balance=outcome.points_balance
+        ),
         member_token=member_token,
         reward=None,
     )
 
 
-def _counterfeit_result(
-    scan_id: uuid.UUID, verification: Verification, member: MemberRef | None
-) -> ScanResult:
+def _counterfeit_result(scan_id: uuid.UUID, verification: Verification) -> ScanResult:
     return ScanResult(
         scan_id=scan_id,
         verdict="counterfeit",
@@ -299,9 +299,8 @@ def _counterfeit_result(
         batch=None,
         scan_count=None,
         first_scanned_at=None,
-        member=None
-        if member is None
-        else MemberOut(id=member.member_id, enrolled=member.enrolled, points_balance=0),
+        # Like product and batch: a code that is not ours says nothing about the scanner's membership.
+        member=None,
         member_token=None,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 import redis.asyncio
 from litestar.testing import AsyncTestClient
 
+from campaigns import ledger
 from service.settings import Settings
 from tests.api.test_errors import assert_problem
 from tests.conftest import Tenant
@@ -72,6 +74,24 @@ class TestVerdicts:
         assert "set-cookie" not in later.headers
         forged = await scan(client, issued.urls[4], device(), headers={"Cookie": "oc_member=v1.forged"})
         assert forged.json()["member"]["id"] != member_id
+
+    async def test_the_answer_shows_the_members_points(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch, db: psycopg.AsyncConnection[Any]
+    ) -> None:
+        """`member.points_balance` is the ledger's balance (unexpired lots), read in the scan's statement."""
+        phone = device()
+        first = (await scan(client, issued.urls[5], phone)).json()
+        assert first["member"]["points_balance"] == 0
+        member = ledger.Member(issued.brand_id, uuid.UUID(first["member"]["id"]))
+        now = dt.datetime.now(dt.UTC)
+        await ledger.earn(db, member, 120, reason="test", source="test", now=now)
+        await ledger.earn(
+            db, member, 7, reason="test", source="test", now=now - dt.timedelta(days=2),
+            expires_at=now - dt.timedelta(days=1),
+        )  # fmt: skip
+        await db.commit()
+        again = (await scan(client, issued.urls[6], phone)).json()
+        assert again["member"]["points_balance"] == 120
 
     async def test_phone_quirks_still_verify(self, client: AsyncTestClient[Any], issued: IssuedBatch) -> None:
         """Lowercased, uppercased-scheme and trailing-slash forms of a printed URL verify."""
