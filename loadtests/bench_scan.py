@@ -1,6 +1,7 @@
 """Scan benchmark: a bare litestar endpoint vs the real `POST /v1/scans`, in one run on this machine.
 
 Run:  python -m loadtests.bench_scan              (about 1.5 minutes; needs wrk: apt-get install wrk)
+      python -m loadtests.bench_scan --runs 3     (three runs and their medians: this machine is noisy)
       python -m loadtests.bench_scan --soak 300   (adds a 5-minute run sampling the worker's memory)
 
 It creates a fresh database on BENCH_DATABASE_URL's server (default: the local PostgreSQL), seeds a
@@ -23,6 +24,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +48,7 @@ from service.settings import Settings
 ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 BENCH_DB = "onecode_bench"
+REDIS_PREFIX = "onecode-bench:"
 SCAN_DOMAIN = "s.onecode.test"
 CONNECTIONS = 64
 
@@ -84,6 +87,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=20, help="seconds per measured phase")
     parser.add_argument("--warmup", type=int, default=5, help="seconds of warm-up before each phase")
     parser.add_argument("--soak", type=int, default=0, help="also run first scans this long, sampling RSS")
+    parser.add_argument("--runs", type=int, default=1, help="repeat bare/first/repeat; medians are printed")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -94,39 +98,88 @@ def main() -> None:
     database_url = fresh_database()
     # Generous: more codes than the fastest plausible run scans, so no first scan is ever a repeat.
     per_phase = 6000 * (args.duration + args.warmup)
-    urls = seed(database_url, per_phase * 2 + 6000 * args.soak)
+    urls = seed(database_url, per_phase * 2 * args.runs + 6000 * args.soak)
     print(f"seeded {len(urls):,} codes into {BENCH_DB}")
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    forget_redis_keys()
 
+    runs: list[list[Result]] = []
+    for run in range(args.runs):
+        # Each run gets codes of its own: a first scan is always the code's first.
+        start = run * 2 * per_phase
+        run_urls = urls[start : start + 2 * per_phase]
+        soak_urls = urls[args.runs * 2 * per_phase :] if run == args.runs - 1 and args.soak else []
+        runs.append(one_run(script, workdir, database_url, run_urls, soak_urls, args, tag=f"r{run}"))
+        report(runs[-1], f"run {run + 1} of {args.runs}")
+    if args.runs > 1:
+        report(
+            [
+                Result(
+                    name=phase[0].name,
+                    rps=statistics.median(r.rps for r in phase),
+                    p50_ms=statistics.median(r.p50_ms for r in phase),
+                    p99_ms=statistics.median(r.p99_ms for r in phase),
+                    non_2xx=sum(r.non_2xx for r in phase),
+                    requests=sum(r.requests for r in phase),
+                )
+                for phase in zip(*runs, strict=True)
+            ],
+            f"medians of {args.runs} runs (ratios of the medians)",
+        )
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def one_run(
+    script: Path,
+    workdir: Path,
+    database_url: str,
+    urls: list[str],
+    soak_urls: list[str],
+    args: argparse.Namespace,
+    *,
+    tag: str,
+) -> list[Result]:
+    """The bare endpoint, then the real one (first scans, then repeats of the codes just claimed)."""
+    per_phase = len(urls) // 2
     results: list[Result] = []
     bare_port = free_port()
     with server(bare_command(bare_port), bare_port, env_for(database_url, workdir)) as _:
-        warm = write_codes(workdir / "bare-warm.txt", urls[:50_000], "bare-warm")
+        warm = write_codes(workdir / "bare-warm.txt", urls[:50_000], f"{tag}-bare-warm")
         run_wrk(script, warm, bare_port, args.warmup, "warm-up")
-        codes = write_codes(workdir / "bare.txt", urls[:50_000], "bare")
+        codes = write_codes(workdir / "bare.txt", urls[:50_000], f"{tag}-bare")
         results.append(run_wrk(script, codes, bare_port, args.duration, "bare litestar"))
 
     real_port = free_port()
     env = env_for(database_url, workdir)
     with server(real_command(real_port), real_port, env) as proc:
-        warm_urls, first_urls = urls[:per_phase], urls[per_phase : 2 * per_phase]
-        warm = write_codes(workdir / "warm.txt", warm_urls, "warm")
+        warm_urls, first_urls = urls[:per_phase], urls[per_phase:]
+        warm = write_codes(workdir / "warm.txt", warm_urls, f"{tag}-warm")
         run_wrk(script, warm, real_port, args.warmup, "warm-up")
         before = claims(database_url)
-        codes = write_codes(workdir / "first.txt", first_urls, "dev")
+        codes = write_codes(workdir / "first.txt", first_urls, f"{tag}-dev")
         first = run_wrk(script, codes, real_port, args.duration, "first scans")
         scanned = claims(database_url) - before
         if scanned >= len(first_urls):
             raise SystemExit("the first-scan phase ran out of codes; raise the per-phase allowance")
         results.append(first)
-        repeat_file = write_codes(workdir / "repeat.txt", first_urls[:scanned], "dev")
+        repeat_file = write_codes(workdir / "repeat.txt", first_urls[:scanned], f"{tag}-dev")
         results.append(run_wrk(script, repeat_file, real_port, args.duration, "repeat scans"))
-        if args.soak:
-            soak_urls = urls[2 * per_phase :]
-            soak(script, write_codes(workdir / "soak.txt", soak_urls, "soak"), real_port, proc.pid, args.soak)
+        if soak_urls:
+            soak(
+                script,
+                write_codes(workdir / "soak.txt", soak_urls, f"{tag}-soak"),
+                real_port,
+                proc.pid,
+                args.soak,
+            )
+    return results
 
-    report(results)
-    shutil.rmtree(workdir, ignore_errors=True)
+
+def forget_redis_keys() -> None:
+    """Start without the last benchmark's counters; only this benchmark's keys (Redis may be shared)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=f"{REDIS_PREFIX}*", count=1000):
+        client.delete(key)
+    client.close()
 
 
 def fresh_database() -> str:
@@ -182,6 +235,7 @@ def env_for(database_url: str, workdir: Path) -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": database_url,
         "REDIS_URL": REDIS_URL,
+        "ONECODE_REDIS_PREFIX": REDIS_PREFIX,
         "ONECODE_HOME": str(workdir / "home"),
         "ONECODE_MASTER_KEY": _bench_master_key(),
         "ONECODE_SCAN_DOMAIN": SCAN_DOMAIN,
@@ -306,9 +360,10 @@ def claims(database_url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def report(results: list[Result]) -> None:
+def report(results: list[Result], title: str) -> None:
     bare = results[0]
-    print(f"\n{'phase':15s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-2xx':>8s} {'vs bare':>8s}")
+    print(f"\n{title}")
+    print(f"{'phase':15s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-2xx':>8s} {'vs bare':>8s}")
     for r in results:
         ratio = r.rps / bare.rps
         print(f"{r.name:15s} {r.rps:9,.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {r.non_2xx:8d} {ratio:8.0%}")
