@@ -124,6 +124,34 @@ async def adjust(
     )
 
 
+async def transfer(
+    conn: AsyncConnection[Any], source: Member, target: Member, *, reason: str, now: dt.datetime
+) -> int:
+    """Move every open lot of `source` to `target` (a member merge); returns the points moved.
+
+    The ledger is append-only, so a move is an entry out of each source lot and a new lot, with the
+    same expiry, on the target: both histories stay true and the points expire when they would have.
+    """
+    cur = await conn.execute(QUERIES["open_lots_to_move"], {**_who(source), "now": now})
+    moved = 0
+    for lot_id, remaining, expires_at in await cur.fetchall():
+        await conn.execute(QUERIES["take_from_lot"], {"take": remaining, "lot_id": lot_id})
+        into = f"merge-into:{target.member_id}"
+        await _entry(conn, source, -remaining, "adjust", reason, into, lot_id, None, now)
+        await earn(
+            conn,
+            target,
+            remaining,
+            reason=reason,
+            source=f"merge-from:{source.member_id}",
+            now=now,
+            expires_at=expires_at,
+            kind="adjust",
+        )
+        moved += remaining
+    return moved
+
+
 async def expire(conn: AsyncConnection[Any], *, now: dt.datetime, limit: int = 1000) -> int:
     """Expire lots past their date (one entry each); returns how many. Safe to run in parallel."""
     cur = await conn.execute(QUERIES["expired_lots_for_update"], {"now": now, "limit": limit})

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import msgspec
 
+from campaigns import ledger
 from campaigns.members.errors import OtpRejected, OtpThrottled
 from campaigns.members.phones import PhoneVault, normalize_phone
 from service.db import fetch_one
@@ -156,6 +157,14 @@ class Enrolment:
                 await conn.execute(
                     QUERIES["merge_member"],
                     {"brand_id": brand_id, "source_id": member_id, "target_id": existing.id},
+                )
+                # The device's points go with it.
+                await ledger.transfer(
+                    conn,
+                    ledger.Member(brand_id, member_id),
+                    ledger.Member(brand_id, existing.id),
+                    reason="member merged on phone enrolment",
+                    now=dt.datetime.now(dt.UTC),
                 )
             updated = await fetch_one(
                 conn, QUERIES["update_consents"], {**params, "member_id": existing.id}, Member

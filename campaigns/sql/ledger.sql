@@ -15,6 +15,13 @@ WHERE member_id = %(member_id)s AND brand_id = %(brand_id)s AND remaining > 0 AN
 ORDER BY expires_at, id
 FOR UPDATE;
 
+-- open_lots_to_move --
+-- Every open lot of a member being merged into another, with its expiry (kept by the move).
+SELECT id, remaining, expires_at FROM points_lots
+WHERE member_id = %(member_id)s AND brand_id = %(brand_id)s AND remaining > 0 AND expires_at > %(now)s
+ORDER BY expires_at, id
+FOR UPDATE;
+
 -- take_from_lot --
 UPDATE points_lots SET remaining = remaining - %(take)s WHERE id = %(lot_id)s;
 

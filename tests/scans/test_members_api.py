@@ -59,6 +59,43 @@ async def enroll(client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any],
 
 
 class TestEnrolment:
+    async def test_a_merged_devices_points_move_to_the_phone_member(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+    ) -> None:
+        """The anonymous member's points move with it (same expiry); each ledger still sums to its balance."""
+        issued: IssuedBatch = await issue_batch(db, settings, tenant_a.brand_id)
+        phone_member = (
+            await enroll(client, db, await scanned_token(client, issued.urls[0], "device-pts-1"))
+        ).json()
+        await forget_resend_cooldown(settings)
+        client.cookies.clear()  # another phone: no member cookie yet
+        token = await scanned_token(client, issued.urls[1], "device-pts-2")
+        anonymous = MemberTokens(settings.master_key).read(token)
+        assert str(anonymous.member_id) != phone_member["member"]["id"]
+        now = dt.datetime.now(dt.UTC)
+        source = ledger.Member(tenant_a.brand_id, anonymous.member_id)
+        target = ledger.Member(tenant_a.brand_id, uuid.UUID(phone_member["member"]["id"]))
+        await ledger.earn(db, target, 5, reason="test", source="test", now=now)
+        soon = now + dt.timedelta(days=40)
+        await ledger.earn(db, source, 30, reason="test", source="test", now=now, expires_at=soon)
+        await ledger.earn(db, source, 12, reason="test", source="test", now=now)
+        await db.commit()
+        merged = (await enroll(client, db, token)).json()["member"]
+        assert merged["id"] == phone_member["member"]["id"]
+        assert merged["points_balance"] == 47
+        assert (await ledger.balance(db, source, now=now)).balance == 0
+        moved = await ledger.balance(db, target, now=now, soon_days=60)
+        assert (moved.balance, moved.expiring_soon) == (47, 30)  # the moved lot kept its expiry
+        for member in (source, target):
+            cur = await db.execute(
+                "SELECT sum(amount) FROM points_ledger WHERE member_id = %s", [member.member_id]
+            )
+            assert (await cur.fetchone() or [None])[0] == (await ledger.balance(db, member, now=now)).balance
+
     async def test_enrol_then_a_second_device_merges_into_the_phone_member(
         self,
         client: AsyncTestClient[Any],
