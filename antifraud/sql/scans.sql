@@ -24,12 +24,15 @@ WITH input AS (
     FROM dev JOIN new_devices nd USING (brand_id, device_id)
     WHERE dev.inserted
 ), resolved AS (
+    -- A token may name an anonymous member since merged into a phone's member: the scan is the phone's.
     SELECT i.*,
-           coalesce(i.member_id, dev.member_id) AS resolved_member_id,
-           CASE WHEN i.member_id IS NOT NULL THEN i.enrolled ELSE coalesce(m.enrolled_at IS NOT NULL, false) END
-               AS resolved_enrolled,
+           coalesce(tm.merged_into, i.member_id, dev.member_id) AS resolved_member_id,
+           CASE WHEN tm.merged_into IS NOT NULL THEN true
+                WHEN i.member_id IS NOT NULL THEN i.enrolled
+                ELSE coalesce(m.enrolled_at IS NOT NULL, false) END AS resolved_enrolled,
            coalesce(i.member_id IS NULL AND dev.inserted, false) AS member_created
     FROM input i
+    LEFT JOIN members tm ON tm.id = i.member_id
     LEFT JOIN dev ON i.member_id IS NULL AND dev.brand_id = i.brand_id AND dev.device_id = i.device_id
     LEFT JOIN members m ON m.id = dev.member_id
 ), per_code AS (

@@ -87,6 +87,14 @@ class TestEnrolment:
         merged = (await enroll(client, db, token)).json()["member"]
         assert merged["id"] == phone_member["member"]["id"]
         assert merged["points_balance"] == 47
+        # The anonymous member's old token now scans as the phone's member, and gets that member's token.
+        client.cookies.clear()
+        old = await client.post(
+            "/v1/scans", json={"code": issued.urls[2], "device_id": "device-pts-3", "member_token": token}
+        )
+        assert old.json()["member"] == {"id": merged["id"], "enrolled": True, "points_balance": 47}
+        reissued = MemberTokens(settings.master_key).read(old.json()["member_token"])
+        assert reissued.member_id == target.member_id
         assert (await ledger.balance(db, source, now=now)).balance == 0
         moved = await ledger.balance(db, target, now=now, soon_days=60)
         assert (moved.balance, moved.expiring_soon) == (47, 30)  # the moved lot kept its expiry
