@@ -345,12 +345,3 @@ async def stored_response(conn: AsyncConnection[Any], device_id: str, key: str) 
     cur = await conn.execute(QUERIES["get_idempotency"], {"device_id": device_id, "key": key})
     row = await cur.fetchone()
     return None if row is None else (bytes(row[0]), bytes(row[1]))
-
-
-async def claim_count(conn: AsyncConnection[Any], facts: CodeFacts) -> int:
-    cur = await conn.execute(
-        QUERIES["claim_count"],
-        {"brand_id": facts.brand_id, "key_id": facts.key_id, "code_index": facts.index},
-    )
-    row = await cur.fetchone()
-    return 0 if row is None else int(row[0])

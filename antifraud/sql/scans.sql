@@ -90,8 +90,5 @@ WHERE device_id = %(device_id)s AND key = %(key)s AND created_at > now() - inter
 -- purge_idempotency --
 DELETE FROM scan_idempotency WHERE created_at < now() - interval '24 hours';
 
--- claim_count --
-SELECT scan_count FROM code_claims WHERE brand_id = %(brand_id)s AND key_id = %(key_id)s AND code_index = %(code_index)s;
-
 -- ensure_partitions --
 SELECT ensure_scan_partitions(%(months_ahead)s);
