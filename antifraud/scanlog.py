@@ -21,14 +21,17 @@ import msgspec
 import psycopg
 
 from antifraud.errors import StorageUnavailable
+from campaigns.book import Award, RewardItem
 from codegen.registry import CodeFacts
 from service.queries import load_queries
 
 if TYPE_CHECKING:
-    from psycopg import AsyncConnection
+    from psycopg import AsyncConnection, AsyncCursor
 
 logger = logging.getLogger("onecode.scanlog")
 QUERIES = load_queries("antifraud.sql", "scans.sql")
+# The rewards of a group commit are decided in its transaction by the campaigns' award statement.
+AWARD_QUERIES = load_queries("campaigns.sql", "book.sql")
 
 
 class ScanRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,6 +48,8 @@ class ScanRecord(msgspec.Struct, frozen=True, kw_only=True):
     lat: float | None = None
     lng: float | None = None
     ua_family: str | None = None
+    # The campaigns that may reward this scan (see campaigns.book); PostgreSQL decides what they give.
+    rewards: list[RewardItem] = []
 
 
 class ScanOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,6 +60,7 @@ class ScanOutcome(msgspec.Struct, frozen=True, kw_only=True):
     member_enrolled: bool
     member_created: bool
     points_balance: int
+    awards: list[Award] = []
 
 
 class CounterfeitRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,6 +95,17 @@ class _ScanRow(msgspec.Struct, frozen=True, kw_only=True):
     lat: float | None
     lng: float | None
     ua_family: str | None
+
+
+class _AwardRow(RewardItem, frozen=True, kw_only=True):
+    """A reward item as `award_scan_rewards` reads it: with its scan's identity and place in the batch."""
+
+    seq: int
+    scan_id: uuid.UUID
+    scanned_at: dt.datetime
+    brand_id: uuid.UUID
+    key_id: int
+    code_index: int
 
 
 _encode_rows = msgspec.json.Encoder().encode
@@ -145,6 +162,7 @@ class ScanWriter:
         self._connect_timeout_s = connect_timeout_s
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()  # None asks one lane to stop
         self._tasks: list[asyncio.Task[None]] = []
+        self._awarding = asyncio.Lock()
         self.batches_written = 0
         self.scans_written = 0
 
@@ -173,11 +191,25 @@ class ScanWriter:
         self._queue.put_nowait(_Pending(record, None, future))
         await future
 
-    async def _next_batch(self) -> tuple[list[_Pending], bool]:
-        """Wait for one scan, then take everything queued meanwhile: no timer needed. True = stop after."""
-        first = await self._queue.get()
-        if first is None:
-            return [], True
+    async def _run(self, lane: _Lane) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                return
+            if isinstance(first.record, ScanRecord) and first.record.rewards:
+                # Rewarding transactions queue on their campaigns' row locks in PostgreSQL anyway: take
+                # turns here instead, so that each takes everything that queued meanwhile (a bigger
+                # batch for the same serialised work) and no lane idles holding a connection on a lock.
+                async with self._awarding:
+                    batch, stopping = self._take_batch(first)
+                    await self._commit_batch(lane, batch)
+            else:
+                batch, stopping = self._take_batch(first)
+                await self._commit_batch(lane, batch)
+
+    def _take_batch(self, first: _Pending) -> tuple[list[_Pending], bool]:
+        """The first scan and everything queued meanwhile: no timer needed. True = stop after."""
         batch = [first]
         while len(batch) < self._max_batch and not self._queue.empty():
             queued = self._queue.get_nowait()
@@ -185,13 +217,6 @@ class ScanWriter:
                 return batch, True
             batch.append(queued)
         return batch, False
-
-    async def _run(self, lane: _Lane) -> None:
-        stopping = False
-        while not stopping:
-            batch, stopping = await self._next_batch()
-            if batch:
-                await self._commit_batch(lane, batch)
 
     async def _commit_batch(self, lane: _Lane, batch: list[_Pending]) -> None:
         """Write one batch and wake its requests with their outcome, or with the reason it failed."""
@@ -251,13 +276,24 @@ class ScanWriter:
         fakes = [p.record for p in batch if isinstance(p.record, CounterfeitRecord)]
         conn = await self._connection(lane)
         outcomes: dict[int, ScanOutcome] = {}
-        if scans and not fakes and all(p.idempotency is None for p in scans):
+        rewarding = any(p.record.rewards for p in scans)  # type: ignore[union-attr]
+        if scans and not fakes and not rewarding and all(p.idempotency is None for p in scans):
             # The common batch is one statement, atomic on its own: no BEGIN/COMMIT round trips.
-            outcomes = await self._write_scans(conn, scans)
+            outcomes = await self._read_scans(scans, await self._send_scans(conn, scans), None)
+        elif scans and not fakes and all(p.idempotency is None for p in scans):
+            # Scans and their rewards commit together; the pipeline sends BEGIN, both statements and
+            # COMMIT in one round trip.
+            async with conn.pipeline(), conn.transaction():
+                sent = await self._send_scans(conn, scans)
+                rewarded = await self._send_awards(conn, scans)
+            outcomes = await self._read_scans(scans, sent, rewarded)
         else:
             async with conn.transaction():
                 if scans:
-                    outcomes = await self._write_scans(conn, scans)
+                    async with conn.pipeline():
+                        sent = await self._send_scans(conn, scans)
+                        awarded = await self._send_awards(conn, scans) if rewarding else None
+                    outcomes = await self._read_scans(scans, sent, awarded)
                     await self._write_idempotency(conn, scans, outcomes)
                 if fakes:
                     await self._write_counterfeits(conn, fakes)
@@ -283,7 +319,7 @@ class ScanWriter:
                     )
                 )
 
-    async def _write_scans(self, conn: AsyncConnection[Any], scans: list[_Pending]) -> dict[int, ScanOutcome]:
+    async def _send_scans(self, conn: AsyncConnection[Any], scans: list[_Pending]) -> AsyncCursor[Any]:
         rows = []
         for seq, pending in enumerate(scans):
             record: ScanRecord = pending.record  # type: ignore[assignment]
@@ -309,9 +345,44 @@ class ScanWriter:
                     ua_family=record.ua_family,
                 )
             )
-        cur = await conn.execute(QUERIES["record_scans"], {"scans": _encode_rows(rows).decode()})
+        return await conn.execute(QUERIES["record_scans"], {"scans": _encode_rows(rows).decode()})
+
+    async def _send_awards(self, conn: AsyncConnection[Any], scans: list[_Pending]) -> AsyncCursor[Any]:
+        """After `record_scans`, in its transaction: the function reads the scan rows it just wrote."""
+        rows: list[_AwardRow] = []
+        for seq, pending in enumerate(scans):
+            record: ScanRecord = pending.record  # type: ignore[assignment]
+            facts = record.facts
+            rows.extend(
+                _AwardRow(
+                    **msgspec.structs.asdict(item),
+                    seq=seq,
+                    scan_id=record.scan_id,
+                    scanned_at=record.scanned_at,
+                    brand_id=facts.brand_id,
+                    key_id=facts.key_id,
+                    code_index=facts.index,
+                )
+                for item in record.rewards
+            )
+        # Lock first, in one order, then award in a statement whose snapshot follows the locks.
+        campaign_ids = sorted({row.campaign_id for row in rows})
+        await conn.execute(AWARD_QUERIES["lock_campaigns"], {"campaign_ids": campaign_ids})
+        return await conn.execute(AWARD_QUERIES["award_scan_rewards"], {"items": _encode_rows(rows).decode()})
+
+    async def _read_scans(
+        self, scans: list[_Pending], sent: AsyncCursor[Any], awarded: AsyncCursor[Any] | None
+    ) -> dict[int, ScanOutcome]:
+        awards: dict[int, list[Award]] = {}
+        earned: dict[uuid.UUID, int] = {}
+        for seq, campaign_id, result, points, prize_id, slot, member_id in (
+            await awarded.fetchall() if awarded else ()
+        ):
+            awards.setdefault(seq, []).append(Award(campaign_id, result, points, prize_id, slot))
+            if points and result in {"awarded", "won"}:
+                earned[member_id] = earned.get(member_id, 0) + points
         outcomes: dict[int, ScanOutcome] = {}
-        for seq, first, scan_number, first_at, member_id, enrolled, created, points in await cur.fetchall():
+        for seq, first, scan_number, first_at, member_id, enrolled, created, points in await sent.fetchall():
             outcomes[id(scans[seq])] = ScanOutcome(
                 first=first,
                 scan_count=scan_number,
@@ -319,7 +390,9 @@ class ScanWriter:
                 member_id=member_id,
                 member_enrolled=enrolled,
                 member_created=created,
-                points_balance=points,
+                # The balance once the whole batch committed: what it held, plus what this batch gave.
+                points_balance=points + earned.get(member_id, 0),
+                awards=awards.get(seq, []),
             )
         return outcomes
 

@@ -70,7 +70,9 @@ class Eligibility(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     product_ids: Annotated[list[uuid.UUID], msgspec.Meta(max_length=1000)] = []
     batch_ids: Annotated[list[uuid.UUID], msgspec.Meta(max_length=1000)] = []
     regions: Annotated[list[Label], msgspec.Meta(max_length=500)] = []
-    first_scan_only: bool = False
+    # A code earns at most one reward whatever this says; false lets a code first scanned outside the
+    # campaign (before it started, outside its hours) be rewarded on a later scan.
+    first_scan_only: bool = True
     # Stored and validated now; evaluated once the members issue defines tiers.
     member_tiers: Annotated[list[Label], msgspec.Meta(max_length=50)] = []
     members: Literal["any", "new", "existing"] = "any"
@@ -84,6 +86,8 @@ class PointsReward(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     per_product: dict[uuid.UUID, Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]] = {}
     # Percent, integer so points stay integers: {"gold": 150} gives gold members 1.5 times the points.
     tier_multipliers_pct: dict[Label, Annotated[int, msgspec.Meta(ge=1, le=10_000)]] = {}
+    # What one point costs the campaign's budget; the common convention is 100 points to the yuan.
+    cents_per_point: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 1
 
 
 class CampaignIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -488,3 +492,35 @@ async def top_up_prize(
         after={"campaign_id": campaign_id, "added": data.add, "stock": prize.stock},
     )
     return prize
+
+
+SCHEDULE_ACTOR = "system:schedule"
+
+
+async def advance_schedules(
+    conn: AsyncConnection[Any], *, master_keys: Sequence[bytes], now: dt.datetime
+) -> list[tuple[uuid.UUID, Action]]:
+    """Start scheduled campaigns whose time came and end those whose time is up; audited like a person's step.
+
+    Every worker runs this each second; the row lock in `transition` lets one of them take each step
+    and the others find it already taken. Rewards never wait for it: the award function checks the
+    schedule itself, so a campaign stops rewarding at `ends_at` to the microsecond.
+    """
+    cur = await conn.execute(QUERIES["due_transitions"], {"now": now})
+    taken: list[tuple[uuid.UUID, Action]] = []
+    for brand_id, campaign_id, action in await cur.fetchall():
+        try:
+            async with conn.transaction():
+                await transition(
+                    conn,
+                    actor=SCHEDULE_ACTOR,
+                    brand_id=brand_id,
+                    campaign_id=campaign_id,
+                    action=action,
+                    master_keys=master_keys,
+                    now=now,
+                )
+        except (InvalidTransition, InvalidCampaign):
+            continue  # another worker took the step first
+        taken.append((campaign_id, action))
+    return taken

@@ -76,3 +76,11 @@ class SeedNotRevealed(CampaignError):
     def __init__(self, *, status: str) -> None:
         super().__init__(f"the campaign is {status}: its seed is revealed only when it ends")
         self.status = status
+
+
+class PrizeNotClaimable(CampaignError):
+    """Only physical prizes are shipped, and a shipped prize's address cannot change."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
 from campaigns import ledger
+from campaigns.errors import CampaignNotFound, PrizeNotClaimable
 from campaigns.members.errors import InvalidMemberToken
+from codegen import keys
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 
@@ -25,12 +27,17 @@ MAX_PRIZES = 100
 class PrizeWon(msgspec.Struct, frozen=True):
     campaign_id: uuid.UUID
     campaign_name: str
+    # With campaign_id, names the win to claim: POST /v1/members/me/prizes/{campaign_id}/{scan_id}/claim.
+    scan_id: uuid.UUID
     prize_id: uuid.UUID
     name: str
     kind: str
     points: int | None
     slot: int
     won_at: dt.datetime
+    needs_claim: bool
+    # None until claimed; then claimed, later shipped.
+    claim_status: str | None
 
 
 class Rewards(msgspec.Struct, frozen=True):
@@ -64,6 +71,54 @@ async def member_rewards(
         next_before=entries[-1].id if len(entries) == limit else None,
         prizes=prizes,
     )
+
+
+class ClaimIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Where a physical prize goes; sealed under the master key, never stored in clear."""
+
+    recipient: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    phone: Annotated[str, msgspec.Meta(min_length=5, max_length=32)]
+    address: Annotated[str, msgspec.Meta(min_length=5, max_length=500)]
+    postal_code: Annotated[str, msgspec.Meta(max_length=16)] | None = None
+
+
+class Claim(msgspec.Struct, frozen=True):
+    campaign_id: uuid.UUID
+    scan_id: uuid.UUID
+    status: str
+    claimed_at: dt.datetime
+
+
+class _PrizeKind(msgspec.Struct, frozen=True):
+    kind: str
+
+
+def claim_aad(campaign_id: uuid.UUID, scan_id: uuid.UUID) -> bytes:
+    return f"onecode:prize-claim:{campaign_id}:{scan_id}".encode()
+
+
+async def claim_prize(
+    conn: AsyncConnection[Any],
+    member: ledger.Member,
+    *,
+    campaign_id: uuid.UUID,
+    scan_id: uuid.UUID,
+    data: ClaimIn,
+    master_key: bytes,
+    now: dt.datetime,
+) -> Claim:
+    """Record (or correct, until it ships) the shipping address of the member's physical prize."""
+    params = {**_who(member), "campaign_id": campaign_id, "scan_id": scan_id}
+    prize = await fetch_one(conn, QUERIES["prize_to_claim"], params, _PrizeKind)
+    if prize is None:
+        raise CampaignNotFound("prize won", f"{campaign_id}/{scan_id}")
+    if prize.kind != "physical":
+        raise PrizeNotClaimable("kind", f"a {prize.kind} prize is delivered by itself, not shipped")
+    sealed = keys.seal(master_key, msgspec.json.encode(data), aad=claim_aad(campaign_id, scan_id))
+    claim = await fetch_one(conn, QUERIES["save_claim"], {**params, "sealed": sealed, "now": now}, Claim)
+    if claim is None:
+        raise PrizeNotClaimable("status", "the prize has shipped: its address can no longer change")
+    return claim
 
 
 def _who(member: ledger.Member) -> dict[str, uuid.UUID]:

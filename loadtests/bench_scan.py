@@ -3,6 +3,7 @@
 Run:  python -m loadtests.bench_scan              (about 1.5 minutes; needs wrk: apt-get install wrk)
       python -m loadtests.bench_scan --runs 3     (three runs and their medians: this machine is noisy)
       python -m loadtests.bench_scan --soak 300   (adds a 5-minute run sampling the worker's memory)
+      python -m loadtests.bench_scan --campaigns  (adds first scans with two active campaigns)
 
 It creates a fresh database on BENCH_DATABASE_URL's server (default: the local PostgreSQL), seeds a
 load-test brand with one batch in process, starts each server with the same granian settings as
@@ -11,8 +12,11 @@ first scan comes from a new device (so each one also creates an anonymous member
 the repeat phase re-scans codes the first phase claimed, from the same devices. Requests carry a
 varying X-Forwarded-For, as they would behind a load balancer, so the per-IP limit does not trip.
 
-Printed: requests/s, p50/p99 and non-2xx count per phase, the ratios to the bare endpoint, and with
---soak the worker's resident memory over time.
+With --campaigns, a last phase activates a points campaign and a lucky draw (1 in 10 wins) on the
+benchmark product and runs first scans again: every scan is then rewarded in its transaction.
+
+Printed: requests/s, p50/p99 and non-2xx count per phase, the ratios to the bare endpoint (and of
+the campaign phase to plain first scans), and with --soak the worker's resident memory over time.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import re
 import shutil
@@ -37,6 +42,8 @@ from pathlib import Path
 import psycopg
 import redis
 
+from campaigns import campaigns, draws
+from campaigns.campaigns import CampaignIn, PointsReward
 from codegen import batches, products
 from codegen.models import BatchIn, ProductIn
 from codegen.printing import load_printing
@@ -88,6 +95,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5, help="seconds of warm-up before each phase")
     parser.add_argument("--soak", type=int, default=0, help="also run first scans this long, sampling RSS")
     parser.add_argument("--runs", type=int, default=1, help="repeat bare/first/repeat; medians are printed")
+    parser.add_argument("--campaigns", action="store_true", help="add first scans with two live campaigns")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -98,17 +106,20 @@ def main() -> None:
     database_url = fresh_database()
     # Generous: more codes than the fastest plausible run scans, so no first scan is ever a repeat.
     per_phase = 6000 * (args.duration + args.warmup)
-    urls = seed(database_url, per_phase * 2 * args.runs + 6000 * args.soak)
+    phases = 3 if args.campaigns else 2
+    urls = seed(database_url, per_phase * phases * args.runs + 6000 * args.soak)
     print(f"seeded {len(urls):,} codes into {BENCH_DB}")
     forget_redis_keys()
 
     runs: list[list[Result]] = []
     for run in range(args.runs):
         # Each run gets codes of its own: a first scan is always the code's first.
-        start = run * 2 * per_phase
-        run_urls = urls[start : start + 2 * per_phase]
-        soak_urls = urls[args.runs * 2 * per_phase :] if run == args.runs - 1 and args.soak else []
+        start = run * phases * per_phase
+        run_urls = urls[start : start + phases * per_phase]
+        soak_urls = urls[args.runs * phases * per_phase :] if run == args.runs - 1 and args.soak else []
         runs.append(one_run(script, workdir, database_url, run_urls, soak_urls, args, tag=f"r{run}"))
+        if args.campaigns:
+            end_campaigns(database_url)
         report(runs[-1], f"run {run + 1} of {args.runs}")
     if args.runs > 1:
         report(
@@ -139,7 +150,7 @@ def one_run(
     tag: str,
 ) -> list[Result]:
     """The bare endpoint, then the real one (first scans, then repeats of the codes just claimed)."""
-    per_phase = len(urls) // 2
+    per_phase = len(urls) // (3 if args.campaigns else 2)
     results: list[Result] = []
     bare_port = free_port()
     with server(bare_command(bare_port), bare_port, env_for(database_url, workdir)) as _:
@@ -151,7 +162,7 @@ def one_run(
     real_port = free_port()
     env = env_for(database_url, workdir)
     with server(real_command(real_port), real_port, env) as proc:
-        warm_urls, first_urls = urls[:per_phase], urls[per_phase:]
+        warm_urls, first_urls = urls[:per_phase], urls[per_phase : 2 * per_phase]
         warm = write_codes(workdir / "warm.txt", warm_urls, f"{tag}-warm")
         run_wrk(script, warm, real_port, args.warmup, "warm-up")
         before = claims(database_url)
@@ -163,6 +174,15 @@ def one_run(
         results.append(first)
         repeat_file = write_codes(workdir / "repeat.txt", first_urls[:scanned], f"{tag}-dev")
         results.append(run_wrk(script, repeat_file, real_port, args.duration, "repeat scans"))
+        if args.campaigns:
+            campaign_urls = urls[2 * per_phase :]
+            start_campaigns(database_url, tag)
+            time.sleep(2.5)  # each worker's campaign book reloads every second
+            codes = write_codes(workdir / "campaigns.txt", campaign_urls, f"{tag}-camp")
+            with_campaigns = run_wrk(script, codes, real_port, args.duration, "first, 2 campaigns")
+            if rewarded(database_url) == 0:
+                raise SystemExit("no scan was rewarded: the campaigns did not go live")
+            results.append(with_campaigns)
         if soak_urls:
             soak(
                 script,
@@ -172,6 +192,66 @@ def one_run(
                 args.soak,
             )
     return results
+
+
+def start_campaigns(database_url: str, tag: str) -> None:
+    """A points campaign and a lucky draw on every product, stackable, live now, never out of budget."""
+    settings = Settings.from_env({"ONECODE_MASTER_KEY": _bench_master_key(), "ONECODE_HOME": "/nonexistent"})
+    now = dt.datetime.now(dt.UTC)
+    starts_at, ends_at = now - dt.timedelta(minutes=1), now + dt.timedelta(days=1)
+    prize = draws.PrizeIn(name="Bench cooler", kind="physical", weight=1, stock=10_000_000, cost_cents=100)
+    bodies = [
+        CampaignIn(
+            name=f"bench points {tag}",
+            kind="points",
+            budget_cents=10**12,
+            stackable=True,
+            points_reward=PointsReward(points=10),
+            starts_at=starts_at,
+            ends_at=ends_at,
+        ),
+        CampaignIn(
+            name=f"bench draw {tag}",
+            kind="lucky_draw",
+            budget_cents=10**12,
+            stackable=True,
+            prizes=[prize],
+            no_prize_weight=9,
+            starts_at=starts_at,
+            ends_at=ends_at,
+        ),
+    ]
+
+    async def run() -> None:
+        async with await psycopg.AsyncConnection.connect(database_url) as conn, conn.transaction():
+            cur = await conn.execute("SELECT id FROM brands WHERE slug = 'bench'")
+            row = await cur.fetchone()
+            assert row is not None
+            for body in bodies:
+                campaign = await campaigns.create_campaign(conn, actor="bench", brand_id=row[0], data=body)
+                await campaigns.transition(
+                    conn,
+                    actor="bench",
+                    brand_id=row[0],
+                    campaign_id=campaign.id,
+                    action="activate",
+                    master_keys=settings.all_master_keys,
+                    now=now,
+                )
+
+    asyncio.run(run())
+
+
+def rewarded(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM points_awards").fetchone()
+    return int(row[0]) if row else 0
+
+
+def end_campaigns(database_url: str) -> None:
+    """The next run starts without campaigns (its plain phases must not reward)."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE campaigns SET status = 'paused' WHERE status = 'active'")
 
 
 def forget_redis_keys() -> None:
@@ -363,10 +443,14 @@ def claims(database_url: str) -> int:
 def report(results: list[Result], title: str) -> None:
     bare = results[0]
     print(f"\n{title}")
-    print(f"{'phase':15s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-2xx':>8s} {'vs bare':>8s}")
+    print(f"{'phase':18s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-2xx':>8s} {'vs bare':>8s}")
     for r in results:
         ratio = r.rps / bare.rps
-        print(f"{r.name:15s} {r.rps:9,.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {r.non_2xx:8d} {ratio:8.0%}")
+        print(f"{r.name:18s} {r.rps:9,.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {r.non_2xx:8d} {ratio:8.0%}")
+    by_name = {r.name: r for r in results}
+    if "first, 2 campaigns" in by_name:
+        kept = by_name["first, 2 campaigns"].rps / by_name["first scans"].rps
+        print(f"first scans with two live campaigns: {kept:.0%} of first scans without (target >= 85%)")
     print(f"({CONNECTIONS} connections, one granian worker each, wrk on the same machine)")
 
 

@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 
 from antifraud.scanlog import ScanWriter
 from antifraud.signals import Limits, Signals
+from campaigns.book import CampaignBook
 from campaigns.members.enrolment import DevelopmentSms, Enrolment
 from campaigns.members.phones import PhoneVault
 from campaigns.members.tokens import MemberTokens
@@ -83,6 +84,7 @@ def create_app(settings: Settings) -> Litestar:
         registry = CodeRegistry(settings.all_master_keys)
         follower = RegistryFollower(pool, registry)
         writer = ScanWriter(settings.database_url or "")
+        book = CampaignBook(pool, settings.all_master_keys)
         phones = PhoneVault(settings.all_master_keys)
         signals = Signals(
             client,
@@ -102,16 +104,20 @@ def create_app(settings: Settings) -> Litestar:
             member_tokens=MemberTokens(settings.master_key),
             phones=phones,
             enrolment=Enrolment(client, phones, DevelopmentSms(), prefix=settings.redis_prefix),
+            campaigns=book,
         )
         await writer.start()
         await signals.start()
         following = asyncio.create_task(follower.follow(), name="registry-follower")
+        campaign_following = asyncio.create_task(book.follow(), name="campaign-book")
         stopping = asyncio.Event()
         housekeeping = asyncio.create_task(maintenance.housekeeping(pool, stopping), name="housekeeping")
         try:
             yield
         finally:
             follower.stop()
+            book.stop()
+            await campaign_following
             stopping.set()
             await following
             await housekeeping

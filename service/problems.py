@@ -92,6 +92,7 @@ _DOMAIN_TYPES: list[tuple[type[Exception], int, str, str]] = [
         "Live campaign change not confirmed",
     ),
     (campaign_errors.CampaignLocked, 409, "campaign-locked", "Campaign cannot be changed"),
+    (campaign_errors.PrizeNotClaimable, 409, "prize-not-claimable", "Prize cannot be claimed"),
     (campaign_errors.InsufficientPoints, 409, "insufficient-points", "Insufficient points"),
     (campaign_errors.CampaignError, 422, "validation-error", "Request failed validation"),
 ]

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
     from antifraud.scanlog import ScanWriter
     from antifraud.signals import Signals
+    from campaigns.book import CampaignBook
     from campaigns.members.enrolment import Enrolment
     from campaigns.members.phones import PhoneVault
     from campaigns.members.tokens import MemberTokens
@@ -33,3 +34,5 @@ class AppState:
     member_tokens: MemberTokens
     phones: PhoneVault
     enrolment: Enrolment
+    # In-process copy of the live campaigns: which may reward a scan, decided without I/O.
+    campaigns: CampaignBook

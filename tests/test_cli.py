@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,11 +17,13 @@ from typing import Any
 
 import psycopg
 import pytest
+from litestar.testing import AsyncTestClient
 
-from campaigns import draws
 from service.settings import Settings
-from tests.campaigns.test_draws import campaign, draw_concurrently, setup
+from tests.campaigns.test_campaign_api import step
+from tests.campaigns.test_scan_rewards import draw_campaign, launch, scan
 from tests.conftest import Tenant
+from tests.fixtures_codes import issue_batch
 
 ONECODE = [sys.executable, "-m", "service"]
 
@@ -157,22 +160,25 @@ class TestCli:
 
 class TestVerifyDraws:
     async def test_a_finished_draw_verifies_and_a_tampered_outcome_fails(
-        self, cli_env: dict[str, str], db: psycopg.AsyncConnection[Any], settings: Settings, tenant_a: Tenant
+        self,
+        cli_env: dict[str, str],
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
     ) -> None:
         """Before the end: exit 1 (no seed); after: all draws match; one edited outcome: exit 1 naming it."""
-        data = campaign(
-            [
-                draws.PrizeIn(name="Gold", kind="physical", weight=1, stock=3, cost_cents=10_000),
-                draws.PrizeIn(name="Points", kind="points", weight=5, stock=100, cost_cents=10, points=50),
-            ],
-            no_prize_weight=10,
-        )
-        campaign_id, members = await setup(db, settings, tenant_a, data, members=30)
-        await draw_concurrently(settings, campaign_id, members, connections=4)
-        early = run_cli("campaign", "verify-draws", str(campaign_id), env=cli_env)
+        prizes = [
+            {"name": "Gold", "kind": "physical", "weight": 1, "stock": 3, "cost_cents": 10_000},
+            {"name": "Points", "kind": "points", "weight": 5, "stock": 100, "cost_cents": 10, "points": 50},
+        ]
+        campaign_id = await launch(client, tenant_a, draw_campaign(prizes=prizes, no_prize_weight=10))
+        issued = await issue_batch(db, settings, tenant_a.brand_id, quantity=30)
+        await asyncio.gather(*(scan(client, url) for url in issued.urls))
+        early = run_cli("campaign", "verify-draws", campaign_id, env=cli_env)
         assert early.returncode == 1
         assert "revealed only when it ends" in early.stderr
-        await draws.reveal_seed(db, campaign_id, settings.all_master_keys)
+        assert (await step(client, tenant_a, campaign_id, "end")).status_code == 200
         clean = run_cli("campaign", "verify-draws", str(campaign_id), env=cli_env)
         assert clean.returncode == 0, clean.stderr
         assert "30 draw(s) checked, 0 mismatch(es)" in clean.stdout

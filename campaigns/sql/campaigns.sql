@@ -74,3 +74,12 @@ RETURNING p.id, p.name, p.kind, p.weight, p.stock, p.awarded, p.cost_cents, p.po
 -- campaign_id_by_name --
 -- Names are not unique; the oldest wins, so a seed that looks a campaign up by name always finds the same one.
 SELECT id FROM campaigns WHERE brand_id = %(brand_id)s AND name = %(name)s ORDER BY created_at, id LIMIT 1;
+
+-- due_transitions --
+-- Campaigns whose schedule says they should have started or ended by now (see advance_schedules).
+SELECT brand_id, id, CASE WHEN ends_at <= %(now)s THEN 'end' ELSE 'activate' END AS action
+FROM campaigns
+WHERE (status = 'scheduled' AND starts_at <= %(now)s)
+   OR (status IN ('scheduled', 'active', 'paused') AND ends_at <= %(now)s)
+ORDER BY id
+LIMIT 100;

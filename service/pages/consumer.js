@@ -143,6 +143,29 @@
     $("verdict-points").hidden = false;
   }
 
+  // What the brand's campaigns gave this scan: points earned, a prize won, or "no prize this time".
+  function showReward(reward) {
+    var list = $("verdict-reward");
+    list.textContent = "";
+    if (!reward) { list.hidden = true; return; }
+    var lines = [];
+    if (reward.points > 0) { lines.push(fill(t.reward_points, { points: reward.points })); }
+    reward.outcomes.forEach(function (outcome) {
+      if (outcome.result === "won" && outcome.prize && outcome.prize.kind !== "points") {
+        lines.push(fill(t.reward_won, { prize: outcome.prize.name }));
+        if (outcome.prize.needs_claim) { lines.push(t.reward_claim); }
+      } else if (outcome.kind === "lucky_draw" && outcome.result !== "won") {
+        lines.push(t.reward_no_prize);
+      }
+    });
+    lines.forEach(function (line) {
+      var item = document.createElement("li");
+      item.textContent = line;
+      list.appendChild(item);
+    });
+    list.hidden = lines.length === 0;
+  }
+
   function showMember(member) {
     if (!member) { return; }
     showPoints(member);
@@ -166,6 +189,7 @@
     if (verdict === "counterfeit") {
       $("authentic").hidden = true; // the code was voided since this page was built: do not vouch for it
     }
+    showReward(scan.reward);
     showMember(scan.member);
   }
 

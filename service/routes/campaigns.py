@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, get_args
+from typing import Annotated, Any, get_args
+from urllib.parse import quote
 
-from litestar import Request, Router, get, patch, post
+from litestar import Request, Response, Router, get, patch, post
+from litestar.params import Parameter
 from psycopg import AsyncConnection
 
-from campaigns import campaigns
+from campaigns import campaigns, stats
 from campaigns.campaigns import Action, Campaign, CampaignIn, CampaignPatch, CampaignStatus, TopUpIn
 from campaigns.draws import Prize
-from service.errors import NotFound
+from service import audit
+from service.errors import InvalidField, NotFound
 from service.guards import brand_of, principal_from, require_token, roles
 from service.models import Page, Role
 from service.routes.admin import Limit, page
 from service.settings import Settings
+from service.state import AppState
 
 WRITERS = (Role.BRAND_ADMIN, Role.MARKETER)
 READERS = (*WRITERS, Role.AUDITOR)
@@ -74,9 +78,11 @@ async def update_campaign(
 ) -> Campaign:
     """Drafts change freely; a live campaign needs `"live_change": true` and the change is audited."""
     principal = principal_from(request)
-    return await campaigns.update_campaign(
+    campaign = await campaigns.update_campaign(
         db, actor=principal.actor, brand_id=brand_of(principal), campaign_id=campaign_id, patch=data
     )
+    await _publish(request, db)
+    return campaign
 
 
 @post("/campaigns/{campaign_action:str}", opt=roles(*WRITERS), status_code=200, tags=["campaigns"])
@@ -86,7 +92,7 @@ async def campaign_action(
     """`POST /v1/campaigns/{id}:schedule`, `:activate`, `:pause`, `:resume` or `:end`."""
     campaign_id, action = _split(campaign_action, frozenset(ACTIONS))
     principal = principal_from(request)
-    return await campaigns.transition(
+    campaign = await campaigns.transition(
         db,
         actor=principal.actor,
         brand_id=brand_of(principal),
@@ -95,6 +101,19 @@ async def campaign_action(
         master_keys=settings.all_master_keys,
         now=dt.datetime.now(dt.UTC),
     )
+    await _publish(request, db)
+    return campaign
+
+
+async def _publish(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> None:
+    """Commit a change to a campaign's rules or status, and let this worker's scans see it at once.
+
+    Other workers see it within a second (campaigns.book); the award function checks status and
+    schedule itself, so a pause or an end is exact everywhere regardless.
+    """
+    await db.commit()
+    state: AppState = request.app.state.onecode
+    await state.campaigns.reload()
 
 
 @post(
@@ -123,6 +142,66 @@ async def top_up_prize(
     )
 
 
+@get("/campaigns/{campaign_id:uuid}/stats", opt=roles(*READERS), tags=["campaigns"])
+async def campaign_stats(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], campaign_id: uuid.UUID
+) -> stats.CampaignStats:
+    """Live figures: rewarded scans, participants, points and prizes given, spend against budget, by day."""
+    return await stats.campaign_stats(db, brand_of(principal_from(request)), campaign_id)
+
+
+EXPORTERS = (Role.BRAND_ADMIN, Role.MARKETER, Role.CUSTOMER_SERVICE)
+MAX_WINNERS_PER_FILE = 50_000
+
+
+@get("/campaigns/{campaign_id:uuid}/winners.csv", opt=roles(*EXPORTERS), tags=["campaigns"])
+async def export_winners(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    campaign_id: uuid.UUID,
+    after: str | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=MAX_WINNERS_PER_FILE)] = MAX_WINNERS_PER_FILE,
+) -> Response[bytes]:
+    """The draw's winners as CSV (phones masked to the last four digits), oldest first; audited.
+
+    A longer list comes in files of `limit` rows: the `Link: <...>; rel="next"` header names the next.
+    """
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    winners = await stats.winners_page(db, brand_id, campaign_id, after=_winners_cursor(after), limit=limit)
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action="campaign.winners_export",
+        object_type="campaign",
+        object_id=campaign_id,
+        after={"rows": len(winners), "after": after},
+    )
+    headers = {"content-disposition": f'attachment; filename="winners-{campaign_id}.csv"'}
+    if len(winners) == limit:
+        last = winners[-1]
+        cursor = quote(f"{last.won_at.isoformat()},{last.scan_id}")
+        headers["link"] = (
+            f'</v1/campaigns/{campaign_id}/winners.csv?after={cursor}&limit={limit}>; rel="next"'
+        )
+    return Response(
+        stats.winners_csv(winners, header=after is None),
+        media_type="text/csv; charset=utf-8",
+        headers=headers,
+    )
+
+
+def _winners_cursor(after: str | None) -> tuple[dt.datetime, uuid.UUID] | None:
+    if after is None:
+        return None
+    try:
+        at, _, scan_id = after.partition(",")
+        return dt.datetime.fromisoformat(at), uuid.UUID(scan_id)
+    except ValueError:
+        raise InvalidField("after", "not a cursor from this list's Link header") from None
+
+
 def campaigns_router() -> Router:
     return Router(
         "/v1",
@@ -133,6 +212,8 @@ def campaigns_router() -> Router:
             update_campaign,
             campaign_action,
             top_up_prize,
+            campaign_stats,
+            export_winners,
         ],
         guards=[require_token],
     )

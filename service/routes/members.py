@@ -149,5 +149,27 @@ async def my_rewards(
     )
 
 
+@post("/members/me/prizes/{campaign_id:uuid}/{scan_id:uuid}/claim", status_code=200, tags=["members"])
+async def claim_prize(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    campaign_id: uuid.UUID,
+    scan_id: uuid.UUID,
+    data: rewards.ClaimIn,
+) -> rewards.Claim:
+    """Give the shipping address of a physical prize won in a draw; it can be corrected until shipped."""
+    member = current_member(request, None)
+    return await rewards.claim_prize(
+        db,
+        ledger.Member(member.brand_id, member.member_id),
+        campaign_id=campaign_id,
+        scan_id=scan_id,
+        data=data,
+        master_key=settings.master_key,
+        now=dt.datetime.now(dt.UTC),
+    )
+
+
 def members_router() -> Router:
-    return Router("/v1", route_handlers=[request_otp, enroll, me, my_rewards])
+    return Router("/v1", route_handlers=[request_otp, enroll, me, my_rewards, claim_prize])

@@ -16,6 +16,7 @@ from litestar.response.base import ASGIResponse
 
 from antifraud.clients import coarse, ip_prefix, ua_family
 from antifraud.scanlog import CounterfeitRecord, Idempotency, ScanOutcome, ScanRecord, stored_response
+from campaigns.book import ScanReward
 from campaigns.members.errors import InvalidMemberToken
 from campaigns.members.tokens import MemberRef
 from codegen.registry import MISS_OUTCOMES, CodeFacts, Outcome, Verification
@@ -77,8 +78,8 @@ class ScanResult(msgspec.Struct, frozen=True):
     first_scanned_at: dt.datetime | None
     member: MemberOut | None
     member_token: str | None
-    # Filled by campaigns (points, coupon, draw outcome); null when nothing was won.
-    reward: Any = None
+    # What the brand's campaigns gave this scan (points, draw outcomes); null when no campaign applied.
+    reward: ScanReward | None = None
 
 
 _decoder = msgspec.json.Decoder(ScanIn)
@@ -223,6 +224,7 @@ async def _process(
         lat=coarse(location.lat) if location else None,
         lng=coarse(location.lng) if location else None,
         ua_family=user_agent,
+        rewards=state.campaigns.reward_items(facts, scan_id, now),
     )
     minted: dict[str, str] = {}
 
@@ -236,7 +238,8 @@ async def _process(
         else:
             ref = MemberRef(outcome.member_id, facts.brand_id, outcome.member_enrolled)
             minted["token"] = state.member_tokens.issue(ref)
-        return _encoder.encode(_genuine_result(scan_id, facts, outcome, minted["token"]))
+        reward = state.campaigns.describe(facts.brand_id, outcome.awards)
+        return _encoder.encode(_genuine_result(scan_id, facts, outcome, minted["token"], reward))
 
     key = headers.idempotency_key
     idempotency = None if key is None else Idempotency(key, request_hash, render)
@@ -272,7 +275,7 @@ def _client_ip(request: Request[Any, Any, Any], headers: _ScanHeaders, state: Ap
 
 
 def _genuine_result(
-    scan_id: uuid.UUID, facts: CodeFacts, outcome: ScanOutcome, member_token: str
+    scan_id: uuid.UUID, facts: CodeFacts, outcome: ScanOutcome, member_token: str, reward: ScanReward | None
 ) -> ScanResult:
     return ScanResult(
         scan_id=scan_id,
@@ -286,7 +289,7 @@ def _genuine_result(
             id=outcome.member_id, enrolled=outcome.member_enrolled, points_balance=outcome.points_balance
         ),
         member_token=member_token,
-        reward=None,
+        reward=reward,
     )
 
 

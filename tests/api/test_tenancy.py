@@ -10,7 +10,7 @@ import psycopg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from campaigns import draws
+from campaigns import campaigns, draws
 from codegen import aggregation, batches, products
 from codegen.models import BatchIn, ProductIn, RegularPackingIn
 from service import auth
@@ -32,6 +32,8 @@ PUBLIC_PATHS = {
     "/01/{rest:path}",
     "/C/{rest:path}",
     "/c/{rest:path}",
+    # Member-token routes: own prizes only (tested across members in tests/campaigns/test_scan_rewards.py).
+    "/v1/members/me/prizes/{campaign_id:uuid}/{scan_id:uuid}/claim",
 }
 
 # A valid body per write route, so the check reaches the tenant decision instead of stopping at validation.
@@ -96,17 +98,28 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_ke
         data=RegularPackingIn(batch_id=batch.id, items_per_case=50, gs1_company_prefix="0614141"),
     )
     now = dt.datetime.now(dt.UTC)
-    campaign_id = await draws.create_draw_campaign(
+    campaign = await campaigns.create_campaign(
         db,
+        actor="test",
         brand_id=tenant.brand_id,
-        data=draws.DrawCampaignIn(
+        data=campaigns.CampaignIn(
             name="Victim draw",
+            kind="lucky_draw",
             starts_at=now - dt.timedelta(days=1),
             ends_at=now + dt.timedelta(days=30),
             budget_cents=10_000,
             prizes=[draws.PrizeIn(name="Mug", kind="physical", weight=1, stock=3, cost_cents=100)],
         ),
-        master_key=master_key,
+    )
+    campaign_id = campaign.id
+    await campaigns.transition(
+        db,
+        actor="test",
+        brand_id=tenant.brand_id,
+        campaign_id=campaign_id,
+        action="activate",
+        master_keys=[master_key],
+        now=now,
     )
     cur = await db.execute("SELECT id FROM prizes WHERE campaign_id = %s", (campaign_id,))
     prize = await cur.fetchone()

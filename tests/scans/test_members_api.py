@@ -11,8 +11,9 @@ import psycopg
 import redis.asyncio
 from litestar.testing import AsyncTestClient
 
-from campaigns import draws, ledger
+from campaigns import ledger
 from campaigns.members.tokens import MemberRef, MemberTokens
+from service.models import Role
 from service.routes.scans import MEMBER_COOKIE
 from service.settings import Settings
 from tests.api.test_errors import assert_problem
@@ -239,32 +240,32 @@ class TestMyRewards:
         tenant_a: Tenant,
     ) -> None:
         """A draw the member wins shows its prize, kind, campaign and time; another member sees nothing."""
-        member, cookie = await new_member(db, settings, tenant_a.brand_id)
+        _, cookie = await new_member(db, settings, tenant_a.brand_id)
         _, other_cookie = await new_member(db, settings, tenant_a.brand_id)
+        issued = await issue_batch(db, settings, tenant_a.brand_id, quantity=2)
         now = dt.datetime.now(dt.UTC)
-        data = draws.DrawCampaignIn(
-            name="Sure win",
-            starts_at=now - dt.timedelta(days=1),
-            ends_at=now + dt.timedelta(days=1),
-            budget_cents=100_000,
-            prizes=[draws.PrizeIn(name="Bike", kind="physical", weight=1, stock=1, cost_cents=30_000)],
+        body = {
+            "name": "Sure win",
+            "kind": "lucky_draw",
+            "starts_at": (now - dt.timedelta(days=1)).isoformat(),
+            "ends_at": (now + dt.timedelta(days=1)).isoformat(),
+            "budget_cents": 100_000,
+            "prizes": [{"name": "Bike", "kind": "physical", "weight": 1, "stock": 1, "cost_cents": 30_000}],
+        }
+        created = await client.post("/v1/campaigns", json=body, headers=tenant_a.headers(Role.MARKETER))
+        campaign_id = created.json()["id"]
+        activated = await client.post(
+            f"/v1/campaigns/{campaign_id}:activate", headers=tenant_a.headers(Role.MARKETER)
         )
-        campaign_id = await draws.create_draw_campaign(
-            db, brand_id=tenant_a.brand_id, data=data, master_key=settings.master_key
+        assert activated.status_code == 200, activated.text
+        client.cookies.clear()
+        scanned = await client.post(
+            "/v1/scans", json={"code": issued.urls[0], "device_id": "device-sure-win"}, headers=cookie
         )
-        async with db.transaction():
-            outcome = await draws.draw(
-                db,
-                campaign_id=campaign_id,
-                member_id=member.member_id,
-                scan_id=uuid.uuid4(),
-                master_keys=settings.all_master_keys,
-                now=now,
-            )
-        assert outcome.result == "won"
+        assert scanned.json()["reward"]["outcomes"][0]["result"] == "won"
         prizes = (await client.get("/v1/members/me/rewards", headers=cookie)).json()["prizes"]
         assert [(p["name"], p["kind"], p["campaign_name"], p["slot"]) for p in prizes] == [
             ("Bike", "physical", "Sure win", 1)
         ]
-        assert dt.datetime.fromisoformat(prizes[0]["won_at"]) == now
+        assert prizes[0]["won_at"] == scanned.json()["first_scanned_at"]
         assert (await client.get("/v1/members/me/rewards", headers=other_cookie)).json()["prizes"] == []

@@ -1,0 +1,291 @@
+"""Each worker's copy of the live campaigns: which campaigns may reward a scan, decided without I/O.
+
+The book reloads the brand's scheduled and active campaigns every second (and at once after an
+admin change in this process). For a scan it returns one `RewardItem` per campaign that may reward
+it, in priority order: a non-stackable campaign rewards a scan alone; stackable ones reward it
+together. A lucky draw's outcome is computed here from its sealed seed (the same `draws.pick` that
+`verify-draws` recomputes). Everything a stale copy could get wrong (status, schedule, first scan,
+caps, stock, budget) is checked again by `award_scan_rewards` in PostgreSQL, under the campaign's lock.
+
+Rules the book cannot evaluate yet: member tiers (the members issue defines them; a campaign that
+names tiers rewards nobody until then) and regions (a scan's region comes with shipments, the
+anti-fraud issue; a campaign that names regions rewards nobody until then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import uuid
+import zoneinfo
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import msgspec
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from campaigns import campaigns, draws
+from campaigns.campaigns import Eligibility, PointsReward
+from service.db import fetch_all
+from service.queries import load_queries
+
+if TYPE_CHECKING:
+    from codegen.registry import CodeFacts
+
+logger = logging.getLogger("onecode.campaigns")
+QUERIES = load_queries("campaigns.sql", "book.sql")
+POLL_S = 1.0
+
+
+class RewardItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One campaign's claim on one scan, as `award_scan_rewards` reads it (plus `seq`, set by the writer)."""
+
+    campaign_id: uuid.UUID
+    kind: str
+    first_only: bool
+    members: str
+    # Points campaigns: the points and what they cost; draws: the prize the seed picked (None: no prize).
+    points: int | None
+    cost_cents: int
+    drawn_prize_id: uuid.UUID | None
+    # The campaign's local day: daily budgets and caps count in the campaign's time zone.
+    day: dt.date
+
+
+class Award(msgspec.Struct, frozen=True):
+    """What one campaign gave one scan (`award_scan_rewards`): awarded, won, no_prize, sold_out, ..."""
+
+    campaign_id: uuid.UUID
+    result: str
+    points: int | None
+    prize_id: uuid.UUID | None
+    slot: int | None
+
+
+class PrizeOut(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    name: str
+    kind: str
+    # Physical prizes wait for the winner's shipping address (POST /v1/members/me/prizes/...:claim).
+    needs_claim: bool
+
+
+class RewardLine(msgspec.Struct, frozen=True):
+    campaign_id: uuid.UUID
+    campaign_name: str
+    kind: str
+    # points: awarded, capped, over_budget; lucky draws: won, no_prize, sold_out, capped, over_budget.
+    result: str
+    points: int | None
+    prize: PrizeOut | None
+
+
+class ScanReward(msgspec.Struct, frozen=True):
+    """The `reward` of a scan answer: the points it earned in all, and each campaign's outcome."""
+
+    points: int
+    outcomes: list[RewardLine]
+
+
+class _LiveRow(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    brand_id: uuid.UUID
+    name: str
+    kind: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    time_zone: str
+    priority: int
+    stackable: bool
+    eligibility: Eligibility
+    points_reward: PointsReward | None
+    no_prize_weight: int
+    seed_sealed: bytes | None
+    prizes: list[draws.Prize]
+
+
+class LiveCampaign:
+    """A campaign's rules compiled for fast checks (sets, a zone object, the unsealed seed)."""
+
+    __slots__ = (
+        "batch_ids",
+        "brand_id",
+        "ends_at",
+        "first_only",
+        "id",
+        "kind",
+        "members",
+        "name",
+        "no_prize_weight",
+        "points_reward",
+        "priority",
+        "prizes",
+        "product_ids",
+        "restricted",
+        "seed",
+        "stackable",
+        "starts_at",
+        "time_windows",
+        "zone",
+    )
+
+    def __init__(self, row: _LiveRow, seed: bytes | None) -> None:
+        rules = row.eligibility
+        self.id = row.id
+        self.brand_id = row.brand_id
+        self.name = row.name
+        self.kind = row.kind
+        self.starts_at = row.starts_at
+        self.ends_at = row.ends_at
+        self.zone = zoneinfo.ZoneInfo(row.time_zone)
+        self.priority = row.priority
+        self.stackable = row.stackable
+        self.product_ids = frozenset(rules.product_ids)
+        self.batch_ids = frozenset(rules.batch_ids)
+        self.first_only = rules.first_scan_only
+        self.members = rules.members
+        self.time_windows = [(w.start, w.end) for w in rules.time_windows]
+        # Tiers and regions are not known for a scan yet (see the module docstring).
+        self.restricted = bool(rules.member_tiers or rules.regions)
+        self.points_reward = row.points_reward
+        self.no_prize_weight = row.no_prize_weight
+        self.prizes = row.prizes
+        self.seed = seed
+
+    def matches(self, facts: CodeFacts, local: dt.datetime, now: dt.datetime) -> bool:
+        if self.restricted or not self.starts_at <= now < self.ends_at:
+            return False
+        if self.product_ids and facts.product_id not in self.product_ids:
+            return False
+        if self.batch_ids and facts.batch_id not in self.batch_ids:
+            return False
+        if self.time_windows:
+            clock = local.time()
+            return any(start <= clock < end for start, end in self.time_windows)
+        return True
+
+    def item(self, facts: CodeFacts, scan_id: uuid.UUID, day: dt.date) -> RewardItem | None:
+        points: int | None = None
+        cost = 0
+        drawn: uuid.UUID | None = None
+        if self.kind == "points":
+            reward = self.points_reward
+            if reward is None:
+                return None
+            points = reward.per_product.get(facts.product_id, reward.points)
+            if points is None:
+                return None
+            cost = points * reward.cents_per_point
+        else:
+            if self.seed is None:
+                return None
+            prize = draws.pick(self.seed, scan_id, self.prizes, self.no_prize_weight)
+            drawn = None if prize is None else prize.id
+        return RewardItem(
+            campaign_id=self.id,
+            kind=self.kind,
+            first_only=self.first_only,
+            members=self.members,
+            points=points,
+            cost_cents=cost,
+            drawn_prize_id=drawn,
+            day=day,
+        )
+
+
+class CampaignBook:
+    def __init__(self, pool: AsyncConnectionPool, master_keys: Sequence[bytes]) -> None:
+        self._pool = pool
+        self._master_keys = master_keys
+        self._by_brand: dict[uuid.UUID, list[LiveCampaign]] = {}
+        # Seeds are unsealed once per campaign: AES-GCM is cheap, but not free on every reload.
+        self._seeds: dict[uuid.UUID, bytes] = {}
+        self._stopping = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self.loaded = False
+
+    def reward_items(self, facts: CodeFacts, scan_id: uuid.UUID, now: dt.datetime) -> list[RewardItem]:
+        """The campaigns that may reward this scan, highest priority first, honouring stacking."""
+        live = self._by_brand.get(facts.brand_id)
+        if not live:
+            return []
+        items: list[RewardItem] = []
+        exclusive = False
+        for campaign in live:
+            local = now.astimezone(campaign.zone)
+            if not campaign.matches(facts, local, now):
+                continue
+            if items and (exclusive or not campaign.stackable):
+                continue
+            item = campaign.item(facts, scan_id, local.date())
+            if item is None:
+                continue
+            items.append(item)
+            exclusive = not campaign.stackable
+            if exclusive:
+                break
+        return items
+
+    def describe(self, brand_id: uuid.UUID, awards: Sequence[Award]) -> ScanReward | None:
+        """The scan answer's `reward`; None when no campaign considered the scan."""
+        if not awards:
+            return None
+        live = {c.id: c for c in self._by_brand.get(brand_id, ())}
+        lines = []
+        for award in awards:
+            campaign = live.get(award.campaign_id)
+            prize = None
+            if campaign is not None and award.prize_id is not None:
+                found = next((p for p in campaign.prizes if p.id == award.prize_id), None)
+                if found is not None:
+                    prize = PrizeOut(found.id, found.name, found.kind, needs_claim=found.kind == "physical")
+            lines.append(
+                RewardLine(
+                    campaign_id=award.campaign_id,
+                    campaign_name=campaign.name if campaign else "",
+                    kind=campaign.kind if campaign else "",
+                    result=award.result,
+                    points=award.points,
+                    prize=prize,
+                )
+            )
+        earned = sum(a.points or 0 for a in awards if a.result in {"awarded", "won"})
+        return ScanReward(points=earned, outcomes=lines)
+
+    async def reload(self) -> None:
+        async with self._lock, self._pool.connection() as conn:
+            rows = await fetch_all(conn, QUERIES["live_campaigns"], {}, _LiveRow)
+        by_brand: dict[uuid.UUID, list[LiveCampaign]] = {}
+        for row in rows:
+            by_brand.setdefault(row.brand_id, []).append(LiveCampaign(row, self._seed(row)))
+        self._by_brand = by_brand
+        self.loaded = True
+
+    def _seed(self, row: _LiveRow) -> bytes | None:
+        if row.kind != "lucky_draw" or row.seed_sealed is None:
+            return None
+        seed = self._seeds.get(row.id)
+        if seed is None:
+            seed = draws.unseal_seed(row.brand_id, row.seed_sealed, self._master_keys)
+            self._seeds[row.id] = seed
+        return seed
+
+    async def follow(self) -> None:
+        """Take due schedule steps and reload, every second until `stop()`; a failure keeps the last copy."""
+        while not self._stopping.is_set():
+            try:
+                async with self._pool.connection() as conn:
+                    await campaigns.advance_schedules(
+                        conn, master_keys=self._master_keys, now=dt.datetime.now(dt.UTC)
+                    )
+                await self.reload()
+            except (psycopg.Error, PoolTimeout) as exc:
+                logger.warning("campaign reload failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), POLL_S)
+
+    def stop(self) -> None:
+        self._stopping.set()
