@@ -255,8 +255,15 @@ class CampaignBook:
         earned = sum(a.points or 0 for a in awards if a.result in {"awarded", "won"})
         return ScanReward(points=earned, outcomes=lines)
 
-    async def reload(self) -> None:
+    async def ensure_loaded(self) -> None:
+        """Before the first load no scan can be judged: a scan must not miss its reward at start-up."""
+        if not self.loaded:
+            await self.reload(only_if_unloaded=True)
+
+    async def reload(self, *, only_if_unloaded: bool = False) -> None:
         async with self._lock, self._pool.connection() as conn:
+            if only_if_unloaded and self.loaded:
+                return  # a concurrent caller loaded it while this one waited
             rows = await fetch_all(conn, QUERIES["live_campaigns"], {}, _LiveRow)
         by_brand: dict[uuid.UUID, list[LiveCampaign]] = {}
         for row in rows:
@@ -284,6 +291,8 @@ class CampaignBook:
                 await self.reload()
             except (psycopg.Error, PoolTimeout) as exc:
                 logger.warning("campaign reload failed: %s", exc)
+            except Exception:  # a bug must not stop every later reload
+                logger.exception("campaign reload failed unexpectedly")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), POLL_S)
 

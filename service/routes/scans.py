@@ -10,11 +10,14 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import msgspec
+import psycopg
 from litestar import Request, post
 from litestar.openapi import ResponseSpec
 from litestar.response.base import ASGIResponse
+from psycopg_pool import PoolTimeout
 
 from antifraud.clients import coarse, ip_prefix, ua_family
+from antifraud.errors import StorageUnavailable
 from antifraud.scanlog import CounterfeitRecord, Idempotency, ScanOutcome, ScanRecord, stored_response
 from campaigns.book import ScanReward
 from campaigns.members.errors import InvalidMemberToken
@@ -213,6 +216,10 @@ async def _process(
         body = _encoder.encode(_counterfeit_result(scan_id, verification))
         return body, None
 
+    try:
+        await state.campaigns.ensure_loaded()
+    except (psycopg.Error, PoolTimeout):
+        raise StorageUnavailable("the campaigns are not loaded yet") from None
     record = ScanRecord(
         scan_id=scan_id,
         scanned_at=now,
