@@ -153,6 +153,20 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True):
     created_at: dt.datetime
     updated_at: dt.datetime
     prizes: list[draws.Prize]
+    # Advice that does not block saving, e.g. a prize above the legal cap for promotional lotteries.
+    warnings: list[str] = []
+
+
+def with_warnings(campaign: Campaign, *, legal_cap_cents: int) -> Campaign:
+    """The campaign with its warnings: China's rules on promotional lotteries cap a single prize's value
+    (50,000 CNY by default, `ONECODE_PRIZE_LEGAL_CAP_CENTS`); the marketer decides, the API says so."""
+    found = [
+        f"prize {prize.name!r} is worth {prize.cost_cents / 100:,.2f}, above the legal cap of "
+        f"{legal_cap_cents / 100:,.2f} for a single prize of a promotional lottery"
+        for prize in campaign.prizes
+        if prize.cost_cents > legal_cap_cents
+    ]
+    return msgspec.structs.replace(campaign, warnings=found) if found else campaign
 
 
 class TopUpIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

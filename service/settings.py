@@ -47,6 +47,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 64 * 1024
     # Largest page any list endpoint returns.
     max_page_size: int = 200
+    # The value above which a single lottery prize draws a warning (50,000 CNY, in cents).
+    prize_legal_cap_cents: int = 5_000_000
     # Admin API requests per token per minute.
     admin_rate_per_minute: int = 1200
     # Lifetime of newly created API tokens, in days.
@@ -87,6 +89,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             scan_domain=env.get("ONECODE_SCAN_DOMAIN", "127.0.0.1:8000").lower(),
             max_body_bytes=_int(env, "ONECODE_MAX_BODY_BYTES", 64 * 1024),
             max_page_size=_int(env, "ONECODE_MAX_PAGE_SIZE", 200),
+            prize_legal_cap_cents=_int(env, "ONECODE_PRIZE_LEGAL_CAP_CENTS", 5_000_000),
             admin_rate_per_minute=_int(env, "ONECODE_ADMIN_RATE_PER_MINUTE", 1200),
             token_ttl_days=_int(env, "ONECODE_TOKEN_TTL_DAYS", 365),
             pool_min_size=_int(env, "ONECODE_POOL_MIN_SIZE", 2),

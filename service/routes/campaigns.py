@@ -42,11 +42,14 @@ def _split(ref: str, allowed: frozenset[str]) -> tuple[uuid.UUID, str]:
 
 @post("/campaigns", opt=roles(*WRITERS), tags=["campaigns"])
 async def create_campaign(
-    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: CampaignIn
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], settings: Settings, data: CampaignIn
 ) -> Campaign:
     """Save a draft campaign; every rule is checked and each fault is named by its field."""
     principal = principal_from(request)
-    return await campaigns.create_campaign(db, actor=principal.actor, brand_id=brand_of(principal), data=data)
+    campaign = await campaigns.create_campaign(
+        db, actor=principal.actor, brand_id=brand_of(principal), data=data
+    )
+    return _warned(campaign, settings)
 
 
 @get("/campaigns", opt=roles(*READERS), tags=["campaigns"])
@@ -62,19 +65,24 @@ async def list_campaigns(
     items = await campaigns.list_campaigns(
         db, brand_of(principal_from(request)), after=after, limit=limit, status=status
     )
-    return page(items, limit, lambda c: c.id)
+    return page([_warned(c, settings) for c in items], limit, lambda c: c.id)
 
 
 @get("/campaigns/{campaign_id:uuid}", opt=roles(*READERS), tags=["campaigns"])
 async def get_campaign(
-    request: Request[Any, Any, Any], db: AsyncConnection[Any], campaign_id: uuid.UUID
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], settings: Settings, campaign_id: uuid.UUID
 ) -> Campaign:
-    return await campaigns.get_campaign(db, brand_of(principal_from(request)), campaign_id)
+    campaign = await campaigns.get_campaign(db, brand_of(principal_from(request)), campaign_id)
+    return _warned(campaign, settings)
 
 
 @patch("/campaigns/{campaign_id:uuid}", opt=roles(*WRITERS), tags=["campaigns"])
 async def update_campaign(
-    request: Request[Any, Any, Any], db: AsyncConnection[Any], campaign_id: uuid.UUID, data: CampaignPatch
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    campaign_id: uuid.UUID,
+    data: CampaignPatch,
 ) -> Campaign:
     """Drafts change freely; a live campaign needs `"live_change": true` and the change is audited."""
     principal = principal_from(request)
@@ -82,7 +90,7 @@ async def update_campaign(
         db, actor=principal.actor, brand_id=brand_of(principal), campaign_id=campaign_id, patch=data
     )
     await _publish(request, db)
-    return campaign
+    return _warned(campaign, settings)
 
 
 @post("/campaigns/{campaign_action:str}", opt=roles(*WRITERS), status_code=200, tags=["campaigns"])
@@ -102,7 +110,11 @@ async def campaign_action(
         now=dt.datetime.now(dt.UTC),
     )
     await _publish(request, db)
-    return campaign
+    return _warned(campaign, settings)
+
+
+def _warned(campaign: Campaign, settings: Settings) -> Campaign:
+    return campaigns.with_warnings(campaign, legal_cap_cents=settings.prize_legal_cap_cents)
 
 
 async def _publish(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> None:

@@ -497,3 +497,21 @@ class TestPrizeClaims:
         client.cookies.clear()
         bad = await client.post(path, json={**address, "address": ""}, headers=cookie)
         assert bad.status_code in {400, 422}
+
+
+class TestLegalCap:
+    async def test_a_prize_above_the_legal_cap_is_saved_with_a_warning(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        """50,000 CNY by default: a 60,000 CNY car is allowed but named in `warnings`; a mug is not."""
+        prizes = [
+            {"name": "Car", "kind": "physical", "weight": 1, "stock": 1, "cost_cents": 6_000_000},
+            {"name": "Mug", "kind": "physical", "weight": 1, "stock": 9, "cost_cents": 3_000},
+        ]
+        campaign = await create(client, tenant_a, draw_campaign(prizes=prizes))
+        [warning] = campaign["warnings"]
+        assert "'Car'" in warning and "60,000.00" in warning and "50,000.00" in warning
+        fetched = await client.get(f"/v1/campaigns/{campaign['id']}", headers=tenant_a.headers())
+        assert len(fetched.json()["warnings"]) == 1
+        modest = await create(client, tenant_a, draw_campaign(prizes=prizes[1:]))
+        assert modest["warnings"] == []
