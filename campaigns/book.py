@@ -27,7 +27,7 @@ import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from campaigns import campaigns, draws
+from campaigns import campaigns, draws, ledger
 from campaigns.campaigns import Eligibility, PointsReward
 from service.db import fetch_all
 from service.queries import load_queries
@@ -53,6 +53,8 @@ class RewardItem(msgspec.Struct, frozen=True, kw_only=True):
     drawn_prize_id: uuid.UUID | None
     # The campaign's local day: daily budgets and caps count in the campaign's time zone.
     day: dt.date
+    # When points earned by this scan expire (ledger.default_expiry, in the campaign's time zone).
+    expires_at: dt.datetime
 
 
 class Award(msgspec.Struct, frozen=True):
@@ -167,7 +169,7 @@ class LiveCampaign:
             return any(start <= clock < end for start, end in self.time_windows)
         return True
 
-    def item(self, facts: CodeFacts, scan_id: uuid.UUID, day: dt.date) -> RewardItem | None:
+    def item(self, facts: CodeFacts, scan_id: uuid.UUID, local: dt.datetime) -> RewardItem | None:
         points: int | None = None
         cost = 0
         drawn: uuid.UUID | None = None
@@ -192,7 +194,8 @@ class LiveCampaign:
             points=points,
             cost_cents=cost,
             drawn_prize_id=drawn,
-            day=day,
+            day=local.date(),
+            expires_at=ledger.default_expiry(local),
         )
 
 
@@ -220,7 +223,7 @@ class CampaignBook:
                 continue
             if items and (exclusive or not campaign.stackable):
                 continue
-            item = campaign.item(facts, scan_id, local.date())
+            item = campaign.item(facts, scan_id, local)
             if item is None:
                 continue
             items.append(item)
@@ -258,12 +261,16 @@ class CampaignBook:
     async def ensure_loaded(self) -> None:
         """Before the first load no scan can be judged: a scan must not miss its reward at start-up."""
         if not self.loaded:
-            await self.reload(only_if_unloaded=True)
+            async with self._lock:
+                if not self.loaded:  # a concurrent caller may have loaded it while this one waited
+                    await self._load()
 
-    async def reload(self, *, only_if_unloaded: bool = False) -> None:
-        async with self._lock, self._pool.connection() as conn:
-            if only_if_unloaded and self.loaded:
-                return  # a concurrent caller loaded it while this one waited
+    async def reload(self) -> None:
+        async with self._lock:
+            await self._load()
+
+    async def _load(self) -> None:
+        async with self._pool.connection() as conn:
             rows = await fetch_all(conn, QUERIES["live_campaigns"], {}, _LiveRow)
         by_brand: dict[uuid.UUID, list[LiveCampaign]] = {}
         for row in rows:

@@ -196,7 +196,7 @@ def one_run(
 
 def start_campaigns(database_url: str, tag: str) -> None:
     """A points campaign and a lucky draw on every product, stackable, live now, never out of budget."""
-    settings = Settings.from_env({"ONECODE_MASTER_KEY": _bench_master_key(), "ONECODE_HOME": "/nonexistent"})
+    settings = _bench_settings()
     now = dt.datetime.now(dt.UTC)
     starts_at, ends_at = now - dt.timedelta(minutes=1), now + dt.timedelta(days=1)
     prize = draws.PrizeIn(name="Bench cooler", kind="physical", weight=1, stock=10_000_000, cost_cents=100)
@@ -272,7 +272,7 @@ def fresh_database() -> str:
 
 
 def seed(database_url: str, count: int) -> list[str]:
-    settings = Settings.from_env({"ONECODE_MASTER_KEY": _bench_master_key(), "ONECODE_HOME": "/nonexistent"})
+    settings = _bench_settings()
 
     async def run() -> list[str]:
         async with await psycopg.AsyncConnection.connect(database_url) as conn, conn.transaction():
@@ -296,6 +296,10 @@ def seed(database_url: str, count: int) -> list[str]:
         return [url for chunk in printing.codes(SCAN_DOMAIN, 0, count) for _, _, url in chunk]
 
     return asyncio.run(run())
+
+
+def _bench_settings() -> Settings:
+    return Settings.from_env({"ONECODE_MASTER_KEY": _bench_master_key(), "ONECODE_HOME": "/nonexistent"})
 
 
 def _bench_master_key() -> str:

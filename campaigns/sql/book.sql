@@ -29,7 +29,7 @@ WITH input AS (
     SELECT * FROM json_to_recordset(%(items)s::json) AS t(
         seq integer, scan_id uuid, scanned_at timestamptz, brand_id uuid, key_id smallint, code_index bigint,
         campaign_id uuid, kind text, first_only boolean, members text, points integer, cost_cents bigint,
-        drawn_prize_id uuid, day date)
+        drawn_prize_id uuid, day date, expires_at timestamptz)
 ), scanned AS (
     -- Each scan once (stacked campaigns share it): its member, and whether it was the code's first.
     -- A member created by this very transaction is new (now() is the transaction's start).
@@ -39,7 +39,7 @@ WITH input AS (
     JOIN members m ON m.id = sc.member_id
 ), eligible AS (
     SELECT i.*, s.member_id, c.budget_cents - c.spent_cents AS budget_left, c.daily_budget_cents,
-           c.member_daily_cap, c.member_campaign_cap, c.time_zone, left('campaign: ' || c.name, 200) AS reason
+           c.member_daily_cap, c.member_campaign_cap, left('campaign: ' || c.name, 200) AS reason
     FROM input i
     JOIN scanned s USING (scan_id)
     JOIN campaigns c ON c.id = i.campaign_id
@@ -136,12 +136,9 @@ WITH input AS (
     GROUP BY campaign_id, member_id, day ORDER BY campaign_id, member_id, day
     ON CONFLICT (campaign_id, member_id, day) DO UPDATE SET wins = w.wins + excluded.wins
 ), lots AS (
-    -- Points expire at the end of next year in the campaign's time zone (see ledger.default_expiry).
     INSERT INTO points_lots (id, brand_id, member_id, amount, remaining, earned_at, expires_at)
     OVERRIDING SYSTEM VALUE
-    SELECT lot_id, brand_id, member_id, points_given, points_given, scanned_at,
-           make_timestamptz(extract(year FROM scanned_at AT TIME ZONE time_zone)::integer + 2, 1, 1, 0, 0, 0,
-                            time_zone)
+    SELECT lot_id, brand_id, member_id, points_given, points_given, scanned_at, expires_at
     FROM final WHERE lot_id IS NOT NULL
 ), entries AS (
     INSERT INTO points_ledger (brand_id, member_id, amount, kind, reason, source, lot_id, created_at)
