@@ -277,10 +277,11 @@ class ScanWriter:
         conn = await self._connection(lane)
         outcomes: dict[int, ScanOutcome] = {}
         rewarding = any(p.record.rewards for p in scans)  # type: ignore[union-attr]
-        if scans and not fakes and not rewarding and all(p.idempotency is None for p in scans):
+        scans_only = bool(scans) and not fakes and all(p.idempotency is None for p in scans)
+        if scans_only and not rewarding:
             # The common batch is one statement, atomic on its own: no BEGIN/COMMIT round trips.
             outcomes = await self._read_scans(scans, await self._send_scans(conn, scans), None)
-        elif scans and not fakes and all(p.idempotency is None for p in scans):
+        elif scans_only:
             # Scans and their rewards commit together; the pipeline sends BEGIN, both statements and
             # COMMIT in one round trip.
             async with conn.pipeline(), conn.transaction():
