@@ -27,7 +27,7 @@ import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from campaigns import campaigns, draws, ledger
+from campaigns import campaigns, coupons, draws, ledger
 from campaigns.campaigns import Eligibility, PointsReward
 from service.db import fetch_all
 from service.queries import load_queries
@@ -55,6 +55,10 @@ class RewardItem(msgspec.Struct, frozen=True, kw_only=True):
     day: dt.date
     # When points earned by this scan expire (ledger.default_expiry, in the campaign's time zone).
     expires_at: dt.datetime
+    # Coupon campaigns, and draws that picked a coupon prize: the coupon to issue if the scan wins it.
+    coupon_template_id: uuid.UUID | None = None
+    coupon_code_hash: str | None = None
+    coupon_code_sealed: str | None = None
 
 
 class Award(msgspec.Struct, frozen=True):
@@ -75,14 +79,22 @@ class PrizeOut(msgspec.Struct, frozen=True):
     needs_claim: bool
 
 
+class CouponOut(msgspec.Struct, frozen=True):
+    # Shown at the till; the member's wallet (GET /v1/members/me/rewards) lists it with its terms.
+    code: str
+    name: str
+
+
 class RewardLine(msgspec.Struct, frozen=True):
     campaign_id: uuid.UUID
     campaign_name: str
     kind: str
-    # points: awarded, capped, over_budget; lucky draws: won, no_prize, sold_out, capped, over_budget.
+    # points and coupon campaigns: awarded, capped, over_budget;
+    # lucky draws: won, no_prize, sold_out, capped, over_budget.
     result: str
     points: int | None
     prize: PrizeOut | None
+    coupon: CouponOut | None = None
 
 
 class ScanReward(msgspec.Struct, frozen=True):
@@ -106,6 +118,9 @@ class _LiveRow(msgspec.Struct, frozen=True):
     points_reward: PointsReward | None
     no_prize_weight: int
     seed_sealed: bytes | None
+    coupon_template_id: uuid.UUID | None
+    coupon_name: str | None
+    coupon_cost_cents: int | None
     prizes: list[draws.Prize]
 
 
@@ -115,6 +130,9 @@ class LiveCampaign:
     __slots__ = (
         "batch_ids",
         "brand_id",
+        "coupon_cost_cents",
+        "coupon_name",
+        "coupon_template_id",
         "ends_at",
         "first_only",
         "id",
@@ -156,6 +174,9 @@ class LiveCampaign:
         self.no_prize_weight = row.no_prize_weight
         self.prizes = row.prizes
         self.seed = seed
+        self.coupon_template_id = row.coupon_template_id
+        self.coupon_name = row.coupon_name or ""
+        self.coupon_cost_cents = row.coupon_cost_cents or 0
 
     def matches(self, facts: CodeFacts, local: dt.datetime, now: dt.datetime) -> bool:
         if self.restricted or not self.starts_at <= now < self.ends_at:
@@ -169,11 +190,17 @@ class LiveCampaign:
             return any(start <= clock < end for start, end in self.time_windows)
         return True
 
-    def item(self, facts: CodeFacts, scan_id: uuid.UUID, local: dt.datetime) -> RewardItem | None:
+    def item(
+        self, facts: CodeFacts, scan_id: uuid.UUID, local: dt.datetime, master_key: bytes
+    ) -> RewardItem | None:
         points: int | None = None
         cost = 0
         drawn: uuid.UUID | None = None
-        if self.kind == "points":
+        template: uuid.UUID | None = None
+        if self.kind == "coupon":
+            template = self.coupon_template_id
+            cost = self.coupon_cost_cents
+        elif self.kind == "points":
             reward = self.points_reward
             if reward is None:
                 return None
@@ -186,6 +213,9 @@ class LiveCampaign:
                 return None
             prize = draws.pick(self.seed, scan_id, self.prizes, self.no_prize_weight)
             drawn = None if prize is None else prize.id
+            template = None if prize is None else prize.coupon_template_id
+        # The code is made (and sealed) before the database decides; a refused reward just drops it.
+        code = None if template is None else coupons.issue_code(master_key, self.brand_id)
         return RewardItem(
             campaign_id=self.id,
             kind=self.kind,
@@ -196,6 +226,9 @@ class LiveCampaign:
             drawn_prize_id=drawn,
             day=local.date(),
             expires_at=ledger.default_expiry(local),
+            coupon_template_id=template,
+            coupon_code_hash=None if code is None else code.hash_hex,
+            coupon_code_sealed=None if code is None else code.sealed_hex,
         )
 
 
@@ -223,7 +256,8 @@ class CampaignBook:
                 continue
             if items and (exclusive or not campaign.stackable):
                 continue
-            item = campaign.item(facts, scan_id, local)
+            # New coupons are sealed under the current master key (settings.all_master_keys lists it first).
+            item = campaign.item(facts, scan_id, local, self._master_keys[0])
             if item is None:
                 continue
             items.append(item)
@@ -232,19 +266,29 @@ class CampaignBook:
                 break
         return items
 
-    def describe(self, brand_id: uuid.UUID, awards: Sequence[Award]) -> ScanReward | None:
+    def describe(
+        self, brand_id: uuid.UUID, awards: Sequence[Award], items: Sequence[RewardItem]
+    ) -> ScanReward | None:
         """The scan answer's `reward`; None when no campaign considered the scan."""
         if not awards:
             return None
         live = {c.id: c for c in self._by_brand.get(brand_id, ())}
+        sealed_codes = {i.campaign_id: i.coupon_code_sealed for i in items if i.coupon_code_sealed}
         lines = []
         for award in awards:
             campaign = live.get(award.campaign_id)
             prize = None
+            coupon_name = campaign.coupon_name if campaign else ""
             if campaign is not None and award.prize_id is not None:
                 found = next((p for p in campaign.prizes if p.id == award.prize_id), None)
                 if found is not None:
                     prize = PrizeOut(found.id, found.name, found.kind, needs_claim=found.kind == "physical")
+                    coupon_name = found.name
+            coupon = None
+            sealed = sealed_codes.get(award.campaign_id)
+            if sealed and award.result in {"awarded", "won"}:
+                code = coupons.reveal_code(self._master_keys, brand_id, bytes.fromhex(sealed))
+                coupon = CouponOut(code=code, name=coupon_name)
             lines.append(
                 RewardLine(
                     campaign_id=award.campaign_id,
@@ -253,6 +297,7 @@ class CampaignBook:
                     result=award.result,
                     points=award.points,
                     prize=prize,
+                    coupon=coupon,
                 )
             )
         earned = sum(a.points or 0 for a in awards if a.result in {"awarded", "won"})

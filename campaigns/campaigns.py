@@ -18,10 +18,11 @@ import msgspec
 import psycopg.errors
 from psycopg.types.json import Jsonb
 
-from campaigns import draws
+from campaigns import coupons, draws
 from campaigns.errors import (
     CampaignLocked,
     CampaignNotFound,
+    CampaignOverlap,
     InvalidCampaign,
     InvalidTransition,
     LiveChangeNotConfirmed,
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 QUERIES = load_queries("campaigns.sql", "campaigns.sql")
 
-CampaignKind = Literal["points", "lucky_draw"]
+CampaignKind = Literal["points", "lucky_draw", "coupon"]
 CampaignStatus = Literal["draft", "scheduled", "active", "paused", "ended"]
 Action = Literal["schedule", "activate", "pause", "resume", "end"]
 
@@ -104,6 +105,8 @@ class CampaignIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     stackable: bool = False
     eligibility: Eligibility = msgspec.field(default_factory=Eligibility)
     points_reward: PointsReward | None = None
+    # Coupon campaigns only: each rewarded scan gets one coupon of this template (campaigns.coupons).
+    coupon_template_id: uuid.UUID | None = None
     # Lucky draws only: the prize pool (see campaigns.draws) and the weight of "no prize".
     prizes: Annotated[list[draws.PrizeIn], msgspec.Meta(max_length=50)] = []
     no_prize_weight: Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)] = 0
@@ -124,6 +127,7 @@ class CampaignPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     stackable: bool | msgspec.UnsetType = msgspec.UNSET
     eligibility: Eligibility | msgspec.UnsetType = msgspec.UNSET
     points_reward: PointsReward | msgspec.UnsetType | None = msgspec.UNSET
+    coupon_template_id: uuid.UUID | msgspec.UnsetType = msgspec.UNSET
     no_prize_weight: Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)] | msgspec.UnsetType = msgspec.UNSET
     live_change: bool = False
 
@@ -146,6 +150,7 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True):
     stackable: bool
     eligibility: Eligibility
     points_reward: PointsReward | None
+    coupon_template_id: uuid.UUID | None
     no_prize_weight: int
     # Hex SHA-256 of the draw's seed, published once committed; the seed itself once the campaign ended.
     seed_hash: str | None
@@ -175,6 +180,12 @@ class TopUpIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 class _Count(msgspec.Struct, frozen=True):
     n: int
+
+
+class _Rival(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    name: str
+    eligibility: Eligibility
 
 
 def check_rules(data: CampaignIn) -> list[tuple[str, str]]:
@@ -213,8 +224,11 @@ def _check_limits(data: CampaignIn) -> list[tuple[str, str]]:
 
 
 def _check_reward(data: CampaignIn) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    if data.kind == "points":
+    found = _check_coupon_templates(data)
+    if data.kind == "coupon":
+        if data.points_reward is not None or data.prizes or data.no_prize_weight:
+            found.append(("coupon_template_id", "a coupon campaign gives coupons, not points or prizes"))
+    elif data.kind == "points":
         reward = data.points_reward
         if reward is None:
             found.append(("points_reward", "a points campaign needs a points reward"))
@@ -222,11 +236,24 @@ def _check_reward(data: CampaignIn) -> list[tuple[str, str]]:
             found.append(("points_reward", "give a fixed amount of points or an amount per product"))
         if data.prizes or data.no_prize_weight:
             found.append(("prizes", "only lucky draws have prizes"))
-        return found
-    if data.points_reward is not None:
-        found.append(("points_reward", "a lucky draw rewards with prizes, not a points reward"))
-    if data.prizes and sum(p.weight for p in data.prizes) + data.no_prize_weight == 0:
-        found.append(("prizes", "the weights of the prizes and of 'no prize' sum to zero"))
+    else:
+        if data.points_reward is not None:
+            found.append(("points_reward", "a lucky draw rewards with prizes, not a points reward"))
+        if data.prizes and sum(p.weight for p in data.prizes) + data.no_prize_weight == 0:
+            found.append(("prizes", "the weights of the prizes and of 'no prize' sum to zero"))
+    return found
+
+
+def _check_coupon_templates(data: CampaignIn) -> list[tuple[str, str]]:
+    """A coupon campaign and each coupon prize name their template; nothing else does."""
+    found: list[tuple[str, str]] = []
+    if (data.kind == "coupon") != (data.coupon_template_id is not None):
+        found.append(("coupon_template_id", "a coupon campaign, and only one, names its coupon template"))
+    found.extend(
+        (f"prizes[{i}].coupon_template_id", "a coupon prize, and only one, names its template")
+        for i, prize in enumerate(data.prizes)
+        if (prize.kind == "coupon") != (prize.coupon_template_id is not None)
+    )
     return found
 
 
@@ -241,6 +268,11 @@ async def _check_references(conn: AsyncConnection[Any], brand_id: uuid.UUID, dat
     product_ids = set(data.eligibility.product_ids)
     if data.points_reward is not None:
         product_ids |= set(data.points_reward.per_product)
+    templates = {p.coupon_template_id for p in data.prizes if p.coupon_template_id is not None}
+    if data.coupon_template_id is not None:
+        templates.add(data.coupon_template_id)
+    if templates and await coupons.count_brand_templates(conn, brand_id, templates) != len(templates):
+        raise InvalidCampaign("coupon_template_id", "an unknown coupon template is named")
     checks = [
         ("count_brand_products", "eligibility.product_ids", product_ids, "product"),
         ("count_brand_batches", "eligibility.batch_ids", set(data.eligibility.batch_ids), "batch"),
@@ -251,6 +283,36 @@ async def _check_references(conn: AsyncConnection[Any], brand_id: uuid.UUID, dat
         count = await fetch_one(conn, QUERIES[query], {"brand_id": brand_id, "ids": list(ids)}, _Count)
         if count is None or count.n != len(ids):
             raise InvalidCampaign(field, f"an unknown {kind} is named")
+
+
+async def _check_overlap(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, campaign_id: uuid.UUID, data: CampaignIn
+) -> None:
+    """A campaign going (or staying) live must not tie with another for the same scans."""
+    rivals = await fetch_all(
+        conn,
+        QUERIES["rivals"],
+        {
+            "brand_id": brand_id,
+            "campaign_id": campaign_id,
+            "priority": data.priority,
+            "stackable": data.stackable,
+            "starts_at": data.starts_at,
+            "ends_at": data.ends_at,
+        },
+        _Rival,
+    )
+    for rival in rivals:
+        if _may_reward_the_same_scan(data.eligibility, rival.eligibility):
+            raise CampaignOverlap(rival_id=rival.id, rival_name=rival.name)
+
+
+def _may_reward_the_same_scan(a: Eligibility, b: Eligibility) -> bool:
+    """Whether some scan could meet both rule sets (an empty list allows everything)."""
+    for mine, theirs in ((a.product_ids, b.product_ids), (a.batch_ids, b.batch_ids)):
+        if mine and theirs and not set(mine) & set(theirs):
+            return False
+    return {a.members, b.members} != {"new", "existing"}
 
 
 def _params(data: CampaignIn) -> dict[str, Any]:
@@ -270,6 +332,7 @@ def _params(data: CampaignIn) -> dict[str, Any]:
         else Jsonb(msgspec.to_builtins(data.points_reward)),
         "priority": data.priority,
         "stackable": data.stackable,
+        "coupon_template_id": data.coupon_template_id,
     }
 
 
@@ -362,6 +425,7 @@ def _as_input(campaign: Campaign) -> CampaignIn:
         stackable=campaign.stackable,
         eligibility=campaign.eligibility,
         points_reward=campaign.points_reward,
+        coupon_template_id=campaign.coupon_template_id,
         no_prize_weight=campaign.no_prize_weight,
     )
 
@@ -402,6 +466,8 @@ async def update_campaign(
         found.append(("no_prize_weight", "the weights of the prizes and of 'no prize' sum to zero"))
     _raise_if_any(found)
     await _check_references(conn, brand_id, merged)
+    if live:
+        await _check_overlap(conn, brand_id, campaign_id, merged)
     try:
         async with conn.transaction():
             await conn.execute(
@@ -441,8 +507,13 @@ async def transition(
     from_statuses, to_status = TRANSITIONS[action]
     if before.status not in from_statuses:
         raise InvalidTransition(action=action, status=before.status)
-    if to_status in {"scheduled", "active"} and before.ends_at <= now:
-        raise InvalidCampaign("ends_at", "the campaign's end is already past")
+    if to_status in {"scheduled", "active"}:
+        if before.ends_at <= now:
+            raise InvalidCampaign("ends_at", "the campaign's end is already past")
+        if before.status == "draft":
+            # Leaving the draft is the one check needed: live and paused campaigns are all rivals to
+            # each other, so a pair that passed here stays apart (edits of live ones are checked too).
+            await _check_overlap(conn, brand_id, campaign_id, _as_input(before))
     seed_sealed = seed_hash = None
     if before.kind == "lucky_draw" and before.seed_hash is None:
         # The first key is the current one (settings.all_master_keys): new seeds are sealed under it.

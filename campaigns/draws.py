@@ -35,6 +35,8 @@ class PrizeIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     stock: Annotated[int, msgspec.Meta(ge=0, le=100_000_000)]
     cost_cents: Annotated[int, msgspec.Meta(ge=0)]
     points: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    # Coupon prizes: the template (see campaigns.coupons) whose coupon the winner gets.
+    coupon_template_id: uuid.UUID | None = None
 
 
 class Prize(msgspec.Struct, frozen=True):
@@ -46,6 +48,7 @@ class Prize(msgspec.Struct, frozen=True):
     awarded: int
     cost_cents: int
     points: int | None
+    coupon_template_id: uuid.UUID | None = None
 
 
 class DrawSetup(msgspec.Struct, frozen=True):

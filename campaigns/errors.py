@@ -84,3 +84,69 @@ class PrizeNotClaimable(CampaignError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class InvalidCoupon(CampaignError):
+    """A coupon template's settings break a rule; `field_errors` lists every (field, message) found."""
+
+    def __init__(self, field: str, message: str, *, more: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.field_errors = [(field, message), *(more or [])]
+
+
+class CouponNotFound(CampaignError):
+    """No coupon (or template) of that code or id: a code that was never issued looks the same."""
+
+    def __init__(self, kind: str, object_id: object) -> None:
+        super().__init__(f"{kind} {object_id} not found")
+        self.object_id = object_id
+
+
+class CouponNotUsable(CampaignError):
+    """The coupon exists but cannot be used now: `reason` is expired, used or not_yet_valid."""
+
+    field = "code"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.slug = "coupon-" + reason.replace("_", "-")
+
+
+class CouponForeign(CampaignError):
+    """The coupon is another brand's: said plainly, since a cashier needs to know why it fails."""
+
+    field = "code"
+
+
+class CouponBelowMinimumSpend(CampaignError):
+    field = "spend_cents"
+
+    def __init__(self, *, minimum_cents: int) -> None:
+        super().__init__(f"the coupon needs a spend of at least {minimum_cents / 100:.2f}")
+        self.minimum_cents = minimum_cents
+
+
+class OrderAlreadyRedeemed(CampaignError):
+    """The order already redeemed this coupon with another amount: a retry must repeat the same request."""
+
+    field = "spend_cents"
+
+    def __init__(self, order_ref: str) -> None:
+        super().__init__(f"order {order_ref!r} already redeemed this coupon with a different spend")
+        self.order_ref = order_ref
+
+
+class CampaignOverlap(CampaignError):
+    """Two live campaigns would claim the same scans with nothing to rank them (same priority, not both
+    stackable, overlapping schedules and products): which one rewards a scan would be arbitrary."""
+
+    field = "priority"
+
+    def __init__(self, *, rival_id: object, rival_name: str) -> None:
+        super().__init__(
+            f"campaign {rival_name!r} ({rival_id}) rewards the same scans at the same priority over an "
+            "overlapping schedule: give one a different priority, make both stackable, or narrow one"
+        )
+        self.rival_id = rival_id

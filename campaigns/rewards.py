@@ -1,14 +1,15 @@
-"""A member's own rewards: the points balance, a page of the ledger, and the prizes won in lucky draws."""
+"""A member's own rewards: the points balance, a page of the ledger, coupons, and the prizes won in draws."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
-from campaigns import ledger
+from campaigns import coupons, ledger
 from campaigns.errors import CampaignNotFound, PrizeNotClaimable
 from campaigns.members.errors import InvalidMemberToken
 from codegen import keys
@@ -47,6 +48,8 @@ class Rewards(msgspec.Struct, frozen=True):
     entries: list[ledger.LedgerEntry]
     next_before: int | None
     prizes: list[PrizeWon]
+    # Newest first, with their codes: the member shows one at the till.
+    coupons: list[coupons.MemberCoupon]
 
 
 class _Found(msgspec.Struct, frozen=True):
@@ -54,7 +57,13 @@ class _Found(msgspec.Struct, frozen=True):
 
 
 async def member_rewards(
-    conn: AsyncConnection[Any], member: ledger.Member, *, before: int | None, limit: int, now: dt.datetime
+    conn: AsyncConnection[Any],
+    member: ledger.Member,
+    *,
+    before: int | None,
+    limit: int,
+    master_keys: Sequence[bytes],
+    now: dt.datetime,
 ) -> Rewards:
     """What the member holds and has won; InvalidMemberToken when the brand has no such member."""
     exists = await fetch_one(conn, QUERIES["member_exists"], _who(member), _Found)
@@ -63,6 +72,9 @@ async def member_rewards(
     balance = await ledger.balance(conn, member, now=now)
     entries = await ledger.history(conn, member, before=before, limit=limit)
     prizes = await fetch_all(conn, QUERIES["prizes_won"], {**_who(member), "limit": MAX_PRIZES}, PrizeWon)
+    wallet = await coupons.member_coupons(
+        conn, brand_id=member.brand_id, member_id=member.member_id, master_keys=master_keys, now=now
+    )
     return Rewards(
         balance=balance.balance,
         expiring_soon=balance.expiring_soon,
@@ -70,6 +82,7 @@ async def member_rewards(
         # A full page may have more behind it; a short one is the last.
         next_before=entries[-1].id if len(entries) == limit else None,
         prizes=prizes,
+        coupons=wallet,
     )
 
 
@@ -119,6 +132,33 @@ async def claim_prize(
     if claim is None:
         raise PrizeNotClaimable("status", "the prize has shipped: its address can no longer change")
     return claim
+
+
+class AdjustmentIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A staff correction: positive adds points (expiring by the usual rule), negative takes them FIFO."""
+
+    amount: Annotated[int, msgspec.Meta(ge=-10_000_000, le=10_000_000)]
+    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=200)]
+
+
+class Adjustment(msgspec.Struct, frozen=True):
+    member_id: uuid.UUID
+    amount: int
+    # The ledger entries written (one per lot touched when taking points).
+    entry_ids: list[int]
+    balance: int
+
+
+async def adjust_points(
+    conn: AsyncConnection[Any], member: ledger.Member, data: AdjustmentIn, *, actor: str, now: dt.datetime
+) -> Adjustment:
+    """Correct a member's points with a reason; the member must be the brand's own."""
+    exists = await fetch_one(conn, QUERIES["member_exists"], _who(member), _Found)
+    if exists is None or not exists.found:
+        raise CampaignNotFound("member", member.member_id)
+    entry_ids = await ledger.adjust(conn, member, data.amount, reason=data.reason, actor=actor, now=now)
+    after = await ledger.balance(conn, member, now=now)
+    return Adjustment(member.member_id, data.amount, entry_ids, after.balance)
 
 
 def _who(member: ledger.Member) -> dict[str, uuid.UUID]:

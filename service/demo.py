@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import msgspec
 import psycopg
 
-from campaigns import campaigns
+from campaigns import campaigns, coupons
 from campaigns.draws import PrizeIn
 from codegen import batches, products
 from codegen.errors import ObjectNotFound
@@ -32,6 +32,7 @@ _TOKEN_FILE = "demo-token"  # noqa: S105 - a file name
 DEMO_GTIN = "06901234567892"
 DEMO_BATCH_SIZE = 1000
 DEMO_SCAN_URLS = 20
+DEMO_COUPON = "Demo 5 CNY off"
 
 
 class DemoCampaign(msgspec.Struct, frozen=True):
@@ -72,9 +73,10 @@ async def _seed(settings: Settings) -> DemoInfo:
         token = await _demo_token(conn, settings, brand.id)
         batch = await _demo_batch(conn, settings, brand.id)
         printing = await load_printing(conn, brand.id, batch.id, settings.all_master_keys)
+        template_id = await _demo_coupon_template(conn, brand.id)
         demo_campaigns = [
             await _demo_campaign(conn, settings, brand.id, data)
-            for data in _campaign_settings(batch.product_id, dt.datetime.now(dt.UTC))
+            for data in _campaign_settings(batch.product_id, template_id, dt.datetime.now(dt.UTC))
         ]
     urls = [url for chunk in printing.codes(settings.scan_domain, 0, DEMO_SCAN_URLS) for _, _, url in chunk]
     api = f"http://{settings.host}:{settings.port}"
@@ -92,7 +94,24 @@ async def _seed(settings: Settings) -> DemoInfo:
     )
 
 
-def _campaign_settings(product_id: uuid.UUID, now: dt.datetime) -> list[campaigns.CampaignIn]:
+async def _demo_coupon_template(conn: psycopg.AsyncConnection[Any], brand_id: uuid.UUID) -> uuid.UUID:
+    """The coupon the demo draw gives away, created on the first run only."""
+    found = await coupons.find_template_by_name(conn, brand_id, DEMO_COUPON)
+    if found is None:
+        terms = coupons.CouponTemplateIn(
+            name=DEMO_COUPON,
+            discount_kind="amount",
+            amount_off_cents=500,
+            min_spend_cents=2_000,
+            valid_days=30,
+        )
+        found = await coupons.create_template(conn, brand_id=brand_id, data=terms)
+    return found.id
+
+
+def _campaign_settings(
+    product_id: uuid.UUID, coupon_template_id: uuid.UUID, now: dt.datetime
+) -> list[campaigns.CampaignIn]:
     """The demo's two campaigns: points per scan, and a lucky draw where most scans win nothing."""
     common: dict[str, Any] = {
         "starts_at": now - dt.timedelta(days=1),
@@ -120,6 +139,14 @@ def _campaign_settings(product_id: uuid.UUID, now: dt.datetime) -> list[campaign
                     name="50 bonus points", kind="points", weight=20, stock=1_000, cost_cents=50, points=50
                 ),
                 PrizeIn(name="8.88 CNY red packet", kind="cash", weight=1, stock=50, cost_cents=888),
+                PrizeIn(
+                    name=DEMO_COUPON,
+                    kind="coupon",
+                    weight=10,
+                    stock=500,
+                    cost_cents=500,
+                    coupon_template_id=coupon_template_id,
+                ),
             ],
             no_prize_weight=74,
             **common,

@@ -19,6 +19,8 @@ class Role(enum.StrEnum):
     FINANCE = "finance"
     DISTRIBUTOR = "distributor"
     AUDITOR = "auditor"
+    # A till: checks and redeems coupons, nothing else.
+    POINT_OF_SALE = "point_of_sale"
 
 
 class Principal(msgspec.Struct, frozen=True):

@@ -92,8 +92,15 @@ _DOMAIN_TYPES: list[tuple[type[Exception], int, str, str]] = [
         "Live campaign change not confirmed",
     ),
     (campaign_errors.CampaignLocked, 409, "campaign-locked", "Campaign cannot be changed"),
+    (campaign_errors.CampaignOverlap, 409, "campaign-overlap", "Campaign overlaps another"),
     (campaign_errors.PrizeNotClaimable, 409, "prize-not-claimable", "Prize cannot be claimed"),
     (campaign_errors.InsufficientPoints, 409, "insufficient-points", "Insufficient points"),
+    (campaign_errors.CouponNotFound, 404, "coupon-not-found", "Coupon not found"),
+    (campaign_errors.CouponForeign, 403, "coupon-foreign", "Coupon of another brand"),
+    # The slug names the reason: coupon-expired, coupon-used, coupon-not-yet-valid.
+    (campaign_errors.CouponNotUsable, 409, "coupon-not-usable", "Coupon cannot be used"),
+    (campaign_errors.CouponBelowMinimumSpend, 422, "coupon-min-spend", "Spend below the coupon's minimum"),
+    (campaign_errors.OrderAlreadyRedeemed, 409, "order-already-redeemed", "Order already redeemed"),
     (campaign_errors.CampaignError, 422, "validation-error", "Request failed validation"),
 ]
 

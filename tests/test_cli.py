@@ -95,7 +95,7 @@ class TestCli:
         )
         rows = await cur.fetchall()
         assert rows == [
-            ("lucky_draw", "active", [first["product_id"]], True, 3),
+            ("lucky_draw", "active", [first["product_id"]], True, 4),
             ("points", "active", [first["product_id"]], False, 0),
         ]
 

@@ -2,10 +2,12 @@
 -- What the scan path's campaign book holds: every campaign that may reward a scan now or soon
 -- (a scheduled one starts by itself at starts_at), with its prize pool and sealed seed.
 SELECT c.id, c.brand_id, c.name, c.kind, c.starts_at, c.ends_at, c.time_zone, c.priority, c.stackable,
-       c.eligibility, c.points_reward, c.no_prize_weight, c.seed_sealed,
+       c.eligibility, c.points_reward, c.no_prize_weight, c.seed_sealed, c.coupon_template_id,
+       t.name AS coupon_name, t.cost_cents AS coupon_cost_cents,
        (SELECT coalesce(jsonb_agg(to_jsonb(p) - 'campaign_id' ORDER BY p.id), '[]'::jsonb)
         FROM prizes p WHERE p.campaign_id = c.id) AS prizes
 FROM campaigns c
+LEFT JOIN coupon_templates t ON t.id = c.coupon_template_id
 WHERE c.status IN ('scheduled', 'active') AND c.ends_at > now()
 ORDER BY c.brand_id, c.priority DESC, c.id;
 
@@ -29,7 +31,8 @@ WITH input AS (
     SELECT * FROM json_to_recordset(%(items)s::json) AS t(
         seq integer, scan_id uuid, scanned_at timestamptz, brand_id uuid, key_id smallint, code_index bigint,
         campaign_id uuid, kind text, first_only boolean, members text, points integer, cost_cents bigint,
-        drawn_prize_id uuid, day date, expires_at timestamptz)
+        drawn_prize_id uuid, day date, expires_at timestamptz, coupon_template_id uuid, coupon_code_hash text,
+        coupon_code_sealed text)
 ), scanned AS (
     -- Each scan once (stacked campaigns share it): its member, and whether it was the code's first.
     -- A member created by this very transaction is new (now() is the transaction's start).
@@ -57,9 +60,9 @@ WITH input AS (
 ), counted AS (
     SELECT e.*, (e.kind = 'lucky_draw' AND e.drawn_prize_id IS NULL) AS no_prize,
            coalesce(w.total, 0) AS wins_total, coalesce(w.today, 0) AS wins_today,
-           count(*) FILTER (WHERE e.kind = 'points' OR e.drawn_prize_id IS NOT NULL)
+           count(*) FILTER (WHERE e.kind <> 'lucky_draw' OR e.drawn_prize_id IS NOT NULL)
                OVER (PARTITION BY e.campaign_id, e.member_id ORDER BY e.seq) AS nth_total,
-           count(*) FILTER (WHERE e.kind = 'points' OR e.drawn_prize_id IS NOT NULL)
+           count(*) FILTER (WHERE e.kind <> 'lucky_draw' OR e.drawn_prize_id IS NOT NULL)
                OVER (PARTITION BY e.campaign_id, e.member_id, e.day ORDER BY e.seq) AS nth_today
     FROM eligible e
     JOIN marked USING (scan_id)
@@ -77,7 +80,7 @@ WITH input AS (
 ), stocked AS (
     SELECT c.*, p.stock - p.awarded AS stock_left, p.awarded AS awarded_before, p.kind AS prize_kind,
            p.points AS prize_points,
-           CASE WHEN c.kind = 'points' THEN c.cost_cents ELSE p.cost_cents END AS cost,
+           CASE WHEN c.kind <> 'lucky_draw' THEN c.cost_cents ELSE p.cost_cents END AS cost,
            row_number() OVER (PARTITION BY c.drawn_prize_id, c.over_cap OR c.no_prize ORDER BY c.seq) AS nth_prize
     FROM capped c
     LEFT JOIN prizes p ON p.id = c.drawn_prize_id AND p.campaign_id = c.campaign_id
@@ -100,7 +103,7 @@ WITH input AS (
            coalesce(b.early_result,
                     CASE WHEN b.running_total <= b.budget_left
                               AND (b.daily_budget_cents IS NULL OR b.day_spent + b.running_day <= b.daily_budget_cents)
-                         THEN CASE WHEN b.kind = 'points' THEN 'awarded' ELSE 'won' END
+                         THEN CASE WHEN b.kind <> 'lucky_draw' THEN 'awarded' ELSE 'won' END
                          ELSE 'over_budget' END) AS result
     FROM budgeted b
 ), given AS (
@@ -147,7 +150,16 @@ WITH input AS (
 ), points_given AS (
     INSERT INTO points_awards (campaign_id, scan_id, member_id, points, cost_cents, day, awarded_at)
     SELECT campaign_id, scan_id, member_id, points_given, cost, day, scanned_at
-    FROM final WHERE result = 'awarded'
+    FROM final WHERE result = 'awarded' AND kind = 'points'
+), coupons_issued AS (
+    -- Coupon campaigns and coupon prizes: the code the process made, valid by the template's terms.
+    INSERT INTO coupons (brand_id, template_id, member_id, code_hash, code_sealed, campaign_id, scan_id,
+                         valid_from, valid_until, usage_limit, issued_at)
+    SELECT f.brand_id, t.id, f.member_id, decode(f.coupon_code_hash, 'hex'), decode(f.coupon_code_sealed, 'hex'),
+           f.campaign_id, f.scan_id, coalesce(t.valid_from, f.scanned_at),
+           least(t.valid_until, f.scanned_at + make_interval(days => t.valid_days)), t.usage_limit, f.scanned_at
+    FROM final f JOIN coupon_templates t ON t.id = f.coupon_template_id AND t.brand_id = f.brand_id
+    WHERE f.result IN ('awarded', 'won')
 ), drawn AS (
     INSERT INTO draws (campaign_id, scan_id, member_id, drawn_prize_id, prize_id, slot, result, drawn_at,
                        cost_cents, day)

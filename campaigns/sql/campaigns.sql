@@ -2,16 +2,16 @@
 -- A new campaign is always a draft: no seed yet, nothing spent.
 INSERT INTO campaigns (brand_id, name, kind, status, starts_at, ends_at, time_zone, budget_cents,
                        daily_budget_cents, member_daily_cap, member_campaign_cap, no_prize_weight,
-                       eligibility, points_reward, priority, stackable)
+                       eligibility, points_reward, priority, stackable, coupon_template_id)
 VALUES (%(brand_id)s, %(name)s, %(kind)s, 'draft', %(starts_at)s, %(ends_at)s, %(time_zone)s, %(budget_cents)s,
         %(daily_budget_cents)s, %(member_daily_cap)s, %(member_campaign_cap)s, %(no_prize_weight)s,
-        %(eligibility)s, %(points_reward)s, %(priority)s, %(stackable)s)
+        %(eligibility)s, %(points_reward)s, %(priority)s, %(stackable)s, %(coupon_template_id)s)
 RETURNING id;
 
 -- get_campaign --
 SELECT c.id, c.brand_id, c.name, c.kind, c.status, c.starts_at, c.ends_at, c.time_zone, c.budget_cents,
        c.spent_cents, c.daily_budget_cents, c.member_daily_cap, c.member_campaign_cap, c.priority, c.stackable,
-       c.eligibility, c.points_reward, c.no_prize_weight,
+       c.eligibility, c.points_reward, c.coupon_template_id, c.no_prize_weight,
        encode(c.seed_hash, 'hex') AS seed_hash, encode(c.seed_revealed, 'hex') AS seed_revealed,
        c.created_at, c.updated_at,
        (SELECT coalesce(jsonb_agg(to_jsonb(p) - 'campaign_id' ORDER BY p.id), '[]'::jsonb)
@@ -23,7 +23,7 @@ WHERE c.brand_id = %(brand_id)s AND c.id = %(campaign_id)s;
 -- Keyset pagination by id, scoped to the brand; `status` filters when given.
 SELECT c.id, c.brand_id, c.name, c.kind, c.status, c.starts_at, c.ends_at, c.time_zone, c.budget_cents,
        c.spent_cents, c.daily_budget_cents, c.member_daily_cap, c.member_campaign_cap, c.priority, c.stackable,
-       c.eligibility, c.points_reward, c.no_prize_weight,
+       c.eligibility, c.points_reward, c.coupon_template_id, c.no_prize_weight,
        encode(c.seed_hash, 'hex') AS seed_hash, encode(c.seed_revealed, 'hex') AS seed_revealed,
        c.created_at, c.updated_at,
        (SELECT coalesce(jsonb_agg(to_jsonb(p) - 'campaign_id' ORDER BY p.id), '[]'::jsonb)
@@ -45,7 +45,8 @@ SET name = %(name)s, starts_at = %(starts_at)s, ends_at = %(ends_at)s, time_zone
     budget_cents = %(budget_cents)s, daily_budget_cents = %(daily_budget_cents)s,
     member_daily_cap = %(member_daily_cap)s, member_campaign_cap = %(member_campaign_cap)s,
     no_prize_weight = %(no_prize_weight)s, eligibility = %(eligibility)s, points_reward = %(points_reward)s,
-    priority = %(priority)s, stackable = %(stackable)s, updated_at = now()
+    priority = %(priority)s, stackable = %(stackable)s, coupon_template_id = %(coupon_template_id)s,
+    updated_at = now()
 WHERE brand_id = %(brand_id)s AND id = %(campaign_id)s
 RETURNING id;
 
@@ -69,7 +70,7 @@ SELECT count(*) AS n FROM batches WHERE brand_id = %(brand_id)s AND id = ANY(%(i
 UPDATE prizes p SET stock = p.stock + %(add)s
 FROM campaigns c
 WHERE p.id = %(prize_id)s AND p.campaign_id = c.id AND c.id = %(campaign_id)s AND c.brand_id = %(brand_id)s
-RETURNING p.id, p.name, p.kind, p.weight, p.stock, p.awarded, p.cost_cents, p.points;
+RETURNING p.id, p.name, p.kind, p.weight, p.stock, p.awarded, p.cost_cents, p.points, p.coupon_template_id;
 
 -- campaign_id_by_name --
 -- Names are not unique; the oldest wins, so a seed that looks a campaign up by name always finds the same one.
@@ -81,5 +82,16 @@ SELECT brand_id, id, CASE WHEN ends_at <= %(now)s THEN 'end' ELSE 'activate' END
 FROM campaigns
 WHERE (status = 'scheduled' AND starts_at <= %(now)s)
    OR (status IN ('scheduled', 'active', 'paused') AND ends_at <= %(now)s)
+ORDER BY id
+LIMIT 100;
+
+-- rivals --
+-- Other live campaigns of the brand that could claim the same scans with nothing to rank them: the same
+-- priority, not both stackable (a campaign that rewards alone must be ranked), schedules that overlap. Whether their products and batches meet is
+-- decided in Python (campaigns.campaigns._check_overlap).
+SELECT id, name, eligibility FROM campaigns
+WHERE brand_id = %(brand_id)s AND id <> %(campaign_id)s AND status IN ('scheduled', 'active', 'paused')
+  AND priority = %(priority)s AND NOT (stackable AND %(stackable)s)
+  AND starts_at < %(ends_at)s AND %(starts_at)s < ends_at
 ORDER BY id
 LIMIT 100;

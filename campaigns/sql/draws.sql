@@ -1,6 +1,7 @@
 -- insert_prize --
-INSERT INTO prizes (campaign_id, name, kind, weight, stock, cost_cents, points)
-VALUES (%(campaign_id)s, %(name)s, %(kind)s, %(weight)s, %(stock)s, %(cost_cents)s, %(points)s)
+INSERT INTO prizes (campaign_id, name, kind, weight, stock, cost_cents, points, coupon_template_id)
+VALUES (%(campaign_id)s, %(name)s, %(kind)s, %(weight)s, %(stock)s, %(cost_cents)s, %(points)s,
+        %(coupon_template_id)s)
 RETURNING id;
 
 -- get_draw_setup --
@@ -8,7 +9,7 @@ SELECT c.id, c.brand_id, c.no_prize_weight, c.seed_sealed, c.seed_hash
 FROM campaigns c WHERE c.id = %(campaign_id)s;
 
 -- list_prizes --
-SELECT id, name, kind, weight, stock, awarded, cost_cents, points FROM prizes
+SELECT id, name, kind, weight, stock, awarded, cost_cents, points, coupon_template_id FROM prizes
 WHERE campaign_id = %(campaign_id)s ORDER BY id;
 
 -- list_draws --

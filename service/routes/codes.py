@@ -31,7 +31,7 @@ from service.routes.admin import Limit, page
 from service.settings import Settings
 from service.state import AppState
 
-READERS = ANY_BRAND_ROLE - {Role.DISTRIBUTOR}
+READERS = ANY_BRAND_ROLE - {Role.DISTRIBUTOR, Role.POINT_OF_SALE}
 PRODUCT_WRITERS = (Role.BRAND_ADMIN, Role.MARKETER, Role.OPERATIONS)
 BATCH_WRITERS = (Role.BRAND_ADMIN, Role.OPERATIONS)
 

@@ -138,13 +138,14 @@ async def my_rewards(
     before: int | None = None,
     limit: Limit = 50,
 ) -> rewards.Rewards:
-    """The member's points balance, a page of the points ledger (newest first) and the prizes won."""
+    """The member's points balance, a page of the points ledger (newest first), prizes won and coupons."""
     member = current_member(request, None)
     return await rewards.member_rewards(
         db,
         ledger.Member(member.brand_id, member.member_id),
         before=before,
         limit=min(limit, settings.max_page_size),
+        master_keys=settings.all_master_keys,
         now=dt.datetime.now(dt.UTC),
     )
 

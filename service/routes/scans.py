@@ -245,7 +245,7 @@ async def _process(
         else:
             ref = MemberRef(outcome.member_id, facts.brand_id, outcome.member_enrolled)
             minted["token"] = state.member_tokens.issue(ref)
-        reward = state.campaigns.describe(facts.brand_id, outcome.awards)
+        reward = state.campaigns.describe(facts.brand_id, outcome.awards, record.rewards)
         return _encoder.encode(_genuine_result(scan_id, facts, outcome, minted["token"], reward))
 
     key = headers.idempotency_key

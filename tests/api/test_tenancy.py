@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from typing import Any
 
 import psycopg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from campaigns import campaigns, draws
+from campaigns import campaigns, coupons, draws
 from codegen import aggregation, batches, products
 from codegen.models import BatchIn, ProductIn, RegularPackingIn
 from service import auth
@@ -69,6 +70,14 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("PATCH", "/v1/campaigns/{campaign_id:uuid}"): {"name": "renamed", "live_change": True},
     ("POST", "/v1/campaigns/{campaign_action:str}"): None,
     ("POST", "/v1/campaigns/{campaign_id:uuid}/prizes/{prize_action:str}"): {"add": 5},
+    ("POST", "/v1/coupon-templates"): {
+        "name": "Sneaky coupon",
+        "discount_kind": "amount",
+        "amount_off_cents": 100,
+        "valid_days": 1,
+    },
+    ("POST", "/v1/coupons/{code:str}/redeem"): {"order_ref": "sneaky", "spend_cents": 10_000},
+    ("POST", "/v1/members/{member_id:uuid}/points/adjustments"): {"amount": 500, "reason": "sneaky"},
 }
 
 
@@ -124,6 +133,22 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_ke
     cur = await db.execute("SELECT id FROM prizes WHERE campaign_id = %s", (campaign_id,))
     prize = await cur.fetchone()
     assert prize is not None
+    template = await coupons.create_template(
+        db,
+        brand_id=tenant.brand_id,
+        data=coupons.CouponTemplateIn(
+            name="Victim", discount_kind="amount", amount_off_cents=100, valid_days=9
+        ),
+    )
+    member_id = uuid.uuid4()
+    await db.execute("INSERT INTO members (id, brand_id) VALUES (%s, %s)", (member_id, tenant.brand_id))
+    code = coupons.new_code()
+    await db.execute(
+        "INSERT INTO coupons (brand_id, template_id, member_id, code_hash, code_sealed, valid_from,"
+        " valid_until, usage_limit, issued_at)"
+        " VALUES (%s, %s, %s, %s, '\\x00', now(), now() + interval '1 day', 1, now())",
+        (tenant.brand_id, template.id, member_id, coupons.code_hash(code)),
+    )
     return {
         "brand_id": str(tenant.brand_id),
         "campaign_id": str(campaign_id),
@@ -135,6 +160,9 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_ke
         "batch_id": str(batch.id),
         "aggregation_id": str(packed[0].id),
         "position": "3",
+        "template_id": str(template.id),
+        "member_id": str(member_id),
+        "code": coupons.display(code),
     }
 
 
@@ -200,6 +228,12 @@ class TestTenancy:
             (ids["campaign_id"],),
         )
         assert await cur.fetchone() == ("active", "Victim draw", 3)
+        cur = await db.execute(
+            "SELECT (SELECT sum(uses) FROM coupons),"
+            " (SELECT count(*) FROM points_ledger WHERE member_id = %s)",
+            (ids["member_id"],),
+        )
+        assert await cur.fetchone() == (0, 0)
 
     async def test_lists_only_show_the_callers_brand(
         self, client: AsyncTestClient[Any], tenant_a: Tenant, tenant_b: Tenant

@@ -398,3 +398,54 @@ class TestAccess:
         assert pages == 3
         active = await client.get("/v1/campaigns", params={"status": "active"}, headers=tenant_a.headers())
         assert [c["id"] for c in active.json()["items"]] == [created[0]]
+
+
+class TestOverlap:
+    async def test_two_live_campaigns_may_not_tie_for_the_same_scans(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        """Same priority, not both stackable, overlapping schedules: the second cannot go live (409)."""
+        first = await create(client, tenant_a, points_body(stackable=False, name="First"))
+        assert (await step(client, tenant_a, first["id"], "activate")).status_code == 200
+        second = await create(client, tenant_a, points_body(stackable=False, name="Second"))
+        response = await step(client, tenant_a, second["id"], "schedule")
+        assert_problem(response, 409, "campaign-overlap")
+        assert first["id"] in response.json()["detail"]
+        # Each way out works: another priority, or members that cannot be the same scan's.
+        renamed = await client.patch(
+            f"/v1/campaigns/{second['id']}", json={"priority": 11}, headers=tenant_a.headers(Role.MARKETER)
+        )
+        assert renamed.status_code == 200, renamed.text
+        assert (await step(client, tenant_a, second["id"], "activate")).status_code == 200
+        # ... and a live edit that would make them tie again is refused the same way.
+        tie = await client.patch(
+            f"/v1/campaigns/{second['id']}",
+            json={"priority": 10, "live_change": True},
+            headers=tenant_a.headers(Role.MARKETER),
+        )
+        assert_problem(tie, 409, "campaign-overlap")
+        rules = {**points_body()["eligibility"], "members": "existing"}
+        apart = await client.patch(
+            f"/v1/campaigns/{second['id']}",
+            json={"priority": 10, "eligibility": rules, "live_change": True},
+            headers=tenant_a.headers(Role.MARKETER),
+        )
+        assert apart.status_code == 200, apart.text
+
+    async def test_stackable_or_disjoint_campaigns_go_live_together(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        later = {
+            "starts_at": (NOW + dt.timedelta(days=30)).isoformat(),
+            "ends_at": (NOW + dt.timedelta(days=60)).isoformat(),
+        }
+        bodies = [
+            points_body(name="Stacks"),
+            points_body(name="Stacks too"),
+            points_body(name="Alone, ranked first", stackable=False, priority=20),
+            points_body(name="Alone, next month", stackable=False, priority=20, **later),
+        ]
+        for body in bodies:
+            campaign = await create(client, tenant_a, body)
+            response = await step(client, tenant_a, campaign["id"], "schedule")
+            assert response.status_code == 200, (body["name"], response.text)
