@@ -22,11 +22,14 @@ DAYS_SHOWN = 90
 
 
 class Totals(msgspec.Struct, frozen=True):
-    # A rewarded scan is a points award or a draw (a draw counts whatever it gave).
+    # A rewarded scan is a points award, a coupon of a coupon campaign, or a draw (whatever it gave).
     rewarded_scans: int
     participants: int
     points_given: int
     prizes_won: int
+    # Coupons issued by the campaign (a coupon campaign's, or a draw's coupon prizes), and those used.
+    coupons_issued: int
+    coupons_used: int
 
 
 class DrawResultCount(msgspec.Struct, frozen=True):

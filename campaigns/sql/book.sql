@@ -154,10 +154,11 @@ WITH input AS (
 ), coupons_issued AS (
     -- Coupon campaigns and coupon prizes: the code the process made, valid by the template's terms.
     INSERT INTO coupons (brand_id, template_id, member_id, code_hash, code_sealed, campaign_id, scan_id,
-                         valid_from, valid_until, usage_limit, issued_at)
+                         valid_from, valid_until, usage_limit, issued_at, cost_cents, day)
     SELECT f.brand_id, t.id, f.member_id, decode(f.coupon_code_hash, 'hex'), decode(f.coupon_code_sealed, 'hex'),
            f.campaign_id, f.scan_id, coalesce(t.valid_from, f.scanned_at),
-           least(t.valid_until, f.scanned_at + make_interval(days => t.valid_days)), t.usage_limit, f.scanned_at
+           least(t.valid_until, f.scanned_at + make_interval(days => t.valid_days)), t.usage_limit, f.scanned_at,
+           CASE WHEN f.kind = 'coupon' THEN f.cost ELSE 0 END, f.day
     FROM final f JOIN coupon_templates t ON t.id = f.coupon_template_id AND t.brand_id = f.brand_id
     WHERE f.result IN ('awarded', 'won')
 ), drawn AS (

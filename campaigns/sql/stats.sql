@@ -1,5 +1,6 @@
 -- campaign_totals --
--- Rewarded scans: every points award and every draw (a draw counts whatever it gave).
+-- Rewarded scans: every points award, every coupon of a coupon campaign and every draw (a draw counts
+-- whatever it gave; a coupon it gave is counted with the coupons too).
 WITH given AS (
     SELECT member_id, day, cost_cents, points, 'points' AS kind, NULL::text AS result
     FROM points_awards WHERE campaign_id = %(campaign_id)s
@@ -7,11 +8,17 @@ WITH given AS (
     SELECT d.member_id, d.day, d.cost_cents, p.points, 'lucky_draw', d.result
     FROM draws d LEFT JOIN prizes p ON p.id = d.prize_id
     WHERE d.campaign_id = %(campaign_id)s
+    UNION ALL
+    SELECT co.member_id, co.day, co.cost_cents, NULL, 'coupon', NULL
+    FROM coupons co JOIN campaigns c ON c.id = co.campaign_id AND c.kind = 'coupon'
+    WHERE co.campaign_id = %(campaign_id)s
 )
 SELECT count(*)::bigint AS rewarded_scans,
        count(DISTINCT member_id)::bigint AS participants,
        coalesce(sum(points) FILTER (WHERE kind = 'points' OR result = 'won'), 0)::bigint AS points_given,
-       count(*) FILTER (WHERE result = 'won')::bigint AS prizes_won
+       count(*) FILTER (WHERE result = 'won')::bigint AS prizes_won,
+       (SELECT count(*) FROM coupons WHERE campaign_id = %(campaign_id)s)::bigint AS coupons_issued,
+       (SELECT count(*) FROM coupons WHERE campaign_id = %(campaign_id)s AND uses > 0)::bigint AS coupons_used
 FROM given;
 
 -- draw_results --
@@ -28,6 +35,10 @@ WITH given AS (
     SELECT member_id, day, cost_cents FROM points_awards WHERE campaign_id = %(campaign_id)s
     UNION ALL
     SELECT member_id, day, cost_cents FROM draws WHERE campaign_id = %(campaign_id)s
+    UNION ALL
+    SELECT co.member_id, co.day, co.cost_cents
+    FROM coupons co JOIN campaigns c ON c.id = co.campaign_id AND c.kind = 'coupon'
+    WHERE co.campaign_id = %(campaign_id)s
 )
 SELECT day, count(*)::bigint AS rewarded_scans, count(DISTINCT member_id)::bigint AS participants,
        coalesce(sum(cost_cents), 0)::bigint AS spent_cents

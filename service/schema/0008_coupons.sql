@@ -48,6 +48,9 @@ CREATE TABLE coupons (
     usage_limit   integer NOT NULL,
     uses          integer NOT NULL DEFAULT 0,
     issued_at     timestamptz NOT NULL,
+    -- What the coupon cost its campaign and on which campaign-local day (a draw's prize: on the draw).
+    cost_cents    bigint NOT NULL DEFAULT 0 CHECK (cost_cents >= 0),
+    day           date,
     CONSTRAINT coupons_within_limit CHECK (uses BETWEEN 0 AND usage_limit),
     -- A coupon of a brand is always made from that brand's own template.
     FOREIGN KEY (brand_id, template_id) REFERENCES coupon_templates (brand_id, id),

@@ -187,6 +187,12 @@ class TestIssue:
             (campaign_id,),
         )
         assert await cur.fetchone() == (2_000, 4)
+        stats = await client.get(
+            f"/v1/campaigns/{campaign_id}/stats", headers=tenant_a.headers(Role.MARKETER)
+        )
+        totals = stats.json()["totals"]
+        assert (totals["rewarded_scans"], totals["coupons_issued"], totals["coupons_used"]) == (4, 4, 0)
+        assert sum(day["spent_cents"] for day in stats.json()["by_day"]) == 2_000
 
     async def test_a_coupon_prize_of_a_lucky_draw_issues_the_winner_a_coupon(
         self, client: AsyncTestClient[Any], tenant_a: Tenant, issued: IssuedBatch

@@ -415,6 +415,8 @@ class TestFiguresAndWinners:
             "participants": 3,
             "points_given": 0,
             "prizes_won": 2,
+            "coupons_issued": 0,
+            "coupons_used": 0,
         }
         assert figures["spend"]["spent_cents"] == 4_000
         assert figures["spend"]["remaining_cents"] == 10_000_000 - 4_000
