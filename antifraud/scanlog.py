@@ -48,6 +48,11 @@ class ScanRecord(msgspec.Struct, frozen=True, kw_only=True):
     lat: float | None = None
     lng: float | None = None
     ua_family: str | None = None
+    # Where the scan happened (ISO 3166-2, see antifraud.regions), whom the item was shipped to, and
+    # whether that place is outside the distributor's territory.
+    region: str | None = None
+    distributor_id: uuid.UUID | None = None
+    diverted: bool = False
     # The campaigns that may reward this scan (see campaigns.book); PostgreSQL decides what they give.
     rewards: list[RewardItem] = []
 
@@ -61,6 +66,20 @@ class ScanOutcome(msgspec.Struct, frozen=True, kw_only=True):
     member_created: bool
     points_balance: int
     awards: list[Award] = []
+
+
+class UnactivatedRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A genuine code scanned before any shipment activated it: logged as `not_activated`, nothing more."""
+
+    scan_id: uuid.UUID
+    scanned_at: dt.datetime
+    facts: CodeFacts
+    device_id: str
+    ip_prefix: str | None = None
+    lat: float | None = None
+    lng: float | None = None
+    ua_family: str | None = None
+    region: str | None = None
 
 
 class CounterfeitRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,6 +114,9 @@ class _ScanRow(msgspec.Struct, frozen=True, kw_only=True):
     lat: float | None
     lng: float | None
     ua_family: str | None
+    distributor_id: uuid.UUID | None
+    region: str | None
+    diverted: bool
 
 
 class _AwardRow(RewardItem, frozen=True, kw_only=True):
@@ -124,7 +146,7 @@ class _Pending:
 
     def __init__(
         self,
-        record: ScanRecord | CounterfeitRecord,
+        record: ScanRecord | UnactivatedRecord | CounterfeitRecord,
         idempotency: Idempotency | None,
         future: asyncio.Future[Any],
     ) -> None:
@@ -185,6 +207,11 @@ class ScanWriter:
         future: asyncio.Future[ScanOutcome] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(record, idempotency, future))
         return await future
+
+    async def record_unactivated(self, record: UnactivatedRecord) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(record, None, future))
+        await future
 
     async def record_counterfeit(self, record: CounterfeitRecord) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -274,10 +301,11 @@ class ScanWriter:
     async def _write(self, lane: _Lane, batch: list[_Pending]) -> list[ScanOutcome | None]:
         scans = [p for p in batch if isinstance(p.record, ScanRecord)]
         fakes = [p.record for p in batch if isinstance(p.record, CounterfeitRecord)]
+        leaks = [p.record for p in batch if isinstance(p.record, UnactivatedRecord)]
         conn = await self._connection(lane)
         outcomes: dict[int, ScanOutcome] = {}
         rewarding = any(p.record.rewards for p in scans)  # type: ignore[union-attr]
-        scans_only = bool(scans) and not fakes and all(p.idempotency is None for p in scans)
+        scans_only = bool(scans) and not fakes and not leaks and all(p.idempotency is None for p in scans)
         if scans_only and not rewarding:
             # The common batch is one statement, atomic on its own: no BEGIN/COMMIT round trips.
             outcomes = await self._read_scans(scans, await self._send_scans(conn, scans), None)
@@ -298,9 +326,35 @@ class ScanWriter:
                     await self._write_idempotency(conn, scans, outcomes)
                 if fakes:
                     await self._write_counterfeits(conn, fakes)
+                if leaks:
+                    await self._write_unactivated(conn, leaks)
         self.batches_written += 1
         self.scans_written += len(batch)
         return [outcomes.get(id(p)) for p in batch]
+
+    async def _write_unactivated(self, conn: AsyncConnection[Any], leaks: list[UnactivatedRecord]) -> None:
+        async with conn.cursor().copy(QUERIES["copy_unactivated"]) as copy:
+            for leak in leaks:
+                facts = leak.facts
+                await copy.write_row(
+                    (
+                        leak.scan_id,
+                        leak.scanned_at,
+                        facts.brand_id,
+                        facts.product_id,
+                        facts.batch_id,
+                        facts.key_id,
+                        facts.index,
+                        "not_activated",
+                        0,  # not counted among the code's scans: its life starts at activation
+                        leak.device_id,
+                        leak.ip_prefix,
+                        leak.lat,
+                        leak.lng,
+                        leak.ua_family,
+                        leak.region,
+                    )
+                )
 
     async def _write_counterfeits(self, conn: AsyncConnection[Any], fakes: list[CounterfeitRecord]) -> None:
         async with conn.cursor().copy(QUERIES["copy_counterfeits"]) as copy:
@@ -344,6 +398,9 @@ class ScanWriter:
                     lat=record.lat,
                     lng=record.lng,
                     ua_family=record.ua_family,
+                    distributor_id=record.distributor_id,
+                    region=record.region,
+                    diverted=record.diverted,
                 )
             )
         return await conn.execute(QUERIES["record_scans"], {"scans": _encode_rows(rows).decode()})

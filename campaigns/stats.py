@@ -13,6 +13,7 @@ import msgspec
 from campaigns import campaigns
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
+from service.spreadsheets import safe_cell
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -141,7 +142,7 @@ def winners_csv(winners: list[Winner], *, header: bool) -> bytes:
         writer.writerow(
             [
                 w.won_at.isoformat(),
-                _cell(w.prize),
+                safe_cell(w.prize),
                 w.prize_kind,
                 w.slot,
                 w.phone,
@@ -151,8 +152,3 @@ def winners_csv(winners: list[Winner], *, header: bool) -> bytes:
             ]
         )
     return out.getvalue().encode()
-
-
-def _cell(text: str) -> str:
-    """A marketer-typed name must not run as a spreadsheet formula (CSV injection)."""
-    return f"'{text}" if text[:1] in {"=", "+", "-", "@", "\t", "\r"} else text

@@ -56,6 +56,7 @@ async def create_batch(
             "production_date": data.production_date,
             "line": data.line,
             "signed": data.signed,
+            "activation": data.activation,
         },
         Batch,
     )

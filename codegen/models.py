@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -70,6 +70,9 @@ class KeyInfo(msgspec.Struct, frozen=True):
     current: bool
 
 
+BatchActivation = Literal["on_shipment", "on_issue"]
+
+
 class BatchStatus(enum.StrEnum):
     ISSUED = "issued"
     EXPORTED = "exported"
@@ -88,6 +91,7 @@ class Batch(msgspec.Struct, frozen=True):
     production_date: dt.date | None
     line: str | None
     signed: bool
+    activation: BatchActivation
     status: BatchStatus
     created_at: dt.datetime
     voided_at: dt.datetime | None
@@ -103,6 +107,9 @@ class BatchIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     key_id: Annotated[int, msgspec.Meta(ge=0, le=15)] | None = None
     # Append an Ed25519 signature (GS1 AI 8030) so anyone with the public key can verify offline.
     signed: bool = False
+    # `on_shipment`: codes are inert until a shipment activates them (a scan before is `not_activated`,
+    # the sign of a leaked print file); `on_issue`: live at once, for brands without logistics data.
+    activation: BatchActivation = "on_shipment"
 
 
 class AggregationLevel(enum.StrEnum):

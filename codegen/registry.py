@@ -54,6 +54,12 @@ class CodeFacts(msgspec.Struct, frozen=True):
     key_id: int
     index: int  # the item's index in its key's space: with brand and key, the code's identity
     position: int  # the item's position within its batch
+    # False for an item of an `on_shipment` batch that no shipment activated yet.
+    activated: bool = True
+    # The shipment that activated the item, its distributor and that distributor's sales regions.
+    shipment_id: uuid.UUID | None = None
+    distributor_id: uuid.UUID | None = None
+    territory: tuple[str, ...] = ()
 
 
 class Verification(msgspec.Struct, frozen=True):
@@ -91,7 +97,38 @@ class _Batch(msgspec.Struct, frozen=True):
     lot: str | None
     production_date: dt.date | None
     status: str
+    activation: str
     change_seq: int
+
+
+class _Activation(msgspec.Struct, frozen=True):
+    batch_id: uuid.UUID
+    start_index: int
+    stop_index: int
+    shipment_id: uuid.UUID
+    distributor_id: uuid.UUID
+    regions: list[str]
+    change_seq: int
+
+
+class _Shipped:
+    """The activated ranges of one batch sorted by start, for a bisect per scan (ranges never overlap)."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ranges: list[_Activation] = []
+
+    def put(self, activation: _Activation) -> None:
+        at = bisect.bisect_left(self.starts, activation.start_index)
+        self.starts.insert(at, activation.start_index)
+        self.ranges.insert(at, activation)
+
+    def find(self, position: int) -> _Activation | None:
+        at = bisect.bisect_right(self.starts, position) - 1
+        if at < 0:
+            return None
+        found = self.ranges[at]
+        return found if position < found.stop_index else None
 
 
 class _KeySpace:
@@ -127,6 +164,7 @@ class CodeRegistry:
         self._brands_by_code: dict[str, uuid.UUID] = {}
         self._keys: dict[tuple[uuid.UUID, int], codeformat.CodeKey] = {}
         self._spaces: dict[tuple[uuid.UUID, int], _KeySpace] = {}
+        self._shipped: dict[uuid.UUID, _Shipped] = {}
         self._since = 0
         self.refreshed_at = 0.0
 
@@ -165,6 +203,11 @@ class CodeRegistry:
             for batch in await cur.fetchall():
                 self._spaces.setdefault((batch.brand_id, batch.key_id), _KeySpace()).put(batch)
                 newest = max(newest, batch.change_seq)
+        async with conn.cursor(row_factory=class_row(_Activation)) as cur:
+            await cur.execute(QUERIES["registry_activations"], since)
+            for activation in await cur.fetchall():
+                self._shipped.setdefault(activation.batch_id, _Shipped()).put(activation)
+                newest = max(newest, activation.change_seq)
         self._since = newest
         self.refreshed_at = time.monotonic()
 
@@ -194,6 +237,11 @@ class CodeRegistry:
         product = product or self._products.get(batch.product_id)
         if product is None:
             return Verification(Outcome.NOT_ISSUED, claimed_brand_id=brand_id)
+        position = index - batch.start_index
+        shipped = None
+        if batch.activation == "on_shipment":
+            in_batch = self._shipped.get(batch.id)
+            shipped = in_batch.find(position) if in_batch else None
         facts = CodeFacts(
             brand_id=brand_id,
             product_id=product.id,
@@ -205,7 +253,11 @@ class CodeRegistry:
             production_date=batch.production_date,
             key_id=parsed.key_id,
             index=index,
-            position=index - batch.start_index,
+            position=position,
+            activated=batch.activation == "on_issue" or shipped is not None,
+            shipment_id=shipped.shipment_id if shipped else None,
+            distributor_id=shipped.distributor_id if shipped else None,
+            territory=tuple(shipped.regions) if shipped else (),
         )
         if batch.status == "voided":
             return Verification(Outcome.VOIDED, facts=facts, claimed_brand_id=brand_id)

@@ -289,7 +289,7 @@ def seed(database_url: str, count: int) -> list[str]:
                 conn,
                 actor="bench",
                 brand_id=brand.id,
-                data=BatchIn(product_id=product.id, quantity=count, lot="BENCH-1"),
+                data=BatchIn(product_id=product.id, quantity=count, lot="BENCH-1", activation="on_issue"),
                 master_key=settings.master_key,
             )
             printing = await load_printing(conn, brand.id, batch.id, settings.all_master_keys)

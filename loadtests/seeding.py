@@ -177,6 +177,17 @@ def _issue(api: _Api, path: Path, quantity: int) -> Seed:
     batch = api.json(
         "POST", "/v1/batches", {"product_id": product["id"], "quantity": quantity, "lot": "LOADTEST"}
     )
+    # Codes are inert until shipped: ship the whole batch to the load-test distributor (all of China).
+    distributor = _loadtest_distributor(api)
+    api.json(
+        "POST",
+        "/v1/shipments",
+        {
+            "distributor_id": distributor,
+            "reference": "LOADTEST",
+            "items": [{"batch_id": batch["id"], "start": 0, "stop": quantity}],
+        },
+    )
     urls = api.call("GET", f"/v1/batches/{batch['id']}/codes?format=txt").decode().split()
     if len(urls) != quantity:
         raise SeedError(f"the export of batch {batch['id']} held {len(urls)} codes, expected {quantity}")
@@ -184,6 +195,24 @@ def _issue(api: _Api, path: Path, quantity: int) -> Seed:
     # A new batch: none of its codes was handed out yet.
     _cursor_file(path).unlink(missing_ok=True)
     return Seed(batch_id=batch["id"], urls=urls, path=path)
+
+
+LOADTEST_DISTRIBUTOR = "Load test distributor"
+
+
+def _loadtest_distributor(api: _Api) -> str:
+    """The brand's load-test distributor (all of China), made on first use."""
+    after = ""
+    while True:
+        page = api.json("GET", f"/v1/distributors?limit=1000{after}")
+        for distributor in page["items"]:
+            if distributor["name"] == LOADTEST_DISTRIBUTOR:
+                return str(distributor["id"])
+        if page["next_cursor"] is None:
+            break
+        after = f"&after={page['next_cursor']}"
+    created = api.json("POST", "/v1/distributors", {"name": LOADTEST_DISTRIBUTOR, "regions": ["CN"]})
+    return str(created["id"])
 
 
 def _read_cache(path: Path) -> Seed | None:

@@ -27,7 +27,19 @@ from service.middleware import RequestContextMiddleware
 from service.models import Principal
 from service.problems import exception_handlers
 from service.registry_follower import RegistryFollower
-from service.routes import admin, campaigns, codes, consumer, coupons, health, member_admin, members, scans
+from service.routes import (
+    admin,
+    campaigns,
+    codes,
+    consumer,
+    coupons,
+    health,
+    member_admin,
+    members,
+    reports,
+    scans,
+    shipments,
+)
 from service.settings import Settings
 from service.state import AppState
 
@@ -139,6 +151,8 @@ def create_app(settings: Settings) -> Litestar:
             campaigns.campaigns_router(),
             coupons.coupons_router(),
             member_admin.member_admin_router(),
+            shipments.shipments_router(),
+            reports.reports_router(),
             consumer.consumer_page,
         ],
         lifespan=[lifespan],

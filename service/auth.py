@@ -70,7 +70,9 @@ async def create_token(
             },
             ApiToken,
         )
-    except psycopg.errors.ForeignKeyViolation:
+    except psycopg.errors.ForeignKeyViolation as exc:
+        if exc.diag.constraint_name == "api_tokens_distributor_fkey":
+            raise NotFound("distributor", data.distributor_id) from None
         raise NotFound("brand", brand_id) from None
     assert token is not None
     await audit.record(

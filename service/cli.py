@@ -15,12 +15,13 @@ import click
 import msgspec
 import psycopg
 
+from antifraud import shipments
 from campaigns import draws
 from campaigns.errors import CampaignError
 from codegen import batches, exports, keyring, products
 from codegen.errors import CodegenError
 from codegen.gtin import normalize_gtin
-from codegen.models import MAX_BATCH_QUANTITY, BatchIn, BatchStatus
+from codegen.models import MAX_BATCH_QUANTITY, BatchActivation, BatchIn, BatchStatus, ItemRange
 from codegen.printing import QUERIES as CODEGEN_QUERIES
 from codegen.printing import BatchPrinting, ExportFormat, load_printing, write_export
 from service import audit, auth, brands
@@ -292,6 +293,13 @@ def batch() -> None:
 @click.option("--line", default=None, help="Production line.")
 @click.option("--production-date", type=click.DateTime(["%Y-%m-%d"]), default=None)
 @click.option("--signed", is_flag=True, help="Also sign every code with Ed25519 (publicly verifiable).")
+@click.option(
+    "--activation",
+    type=click.Choice(["on_shipment", "on_issue"]),
+    default="on_shipment",
+    show_default=True,
+    help="Codes come alive when shipped (`onecode ship`), or at once.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def batch_create(
@@ -302,6 +310,7 @@ def batch_create(
     line: str | None,
     production_date: dt.datetime | None,
     signed: bool,
+    activation: BatchActivation,
     as_json: bool,
 ) -> None:
     """Reserve a batch of codes for the product with this GTIN (one row, however many codes)."""
@@ -316,6 +325,7 @@ def batch_create(
             line=line,
             production_date=production_date.date() if production_date else None,
             signed=signed,
+            activation=activation,
         )
         return await batches.create_batch(
             conn, actor=CLI_ACTOR, brand_id=brand_id, data=data, master_key=settings.master_key
@@ -327,6 +337,59 @@ def batch_create(
         click.echo(msgspec.json.encode({"batch_id": created.id, **msgspec.to_builtins(created)}).decode())
     else:
         emit(created, as_json=False)
+
+
+@main.command()
+@click.argument("batch_id", type=click.UUID)
+@click.option("--distributor", "distributor_id", type=click.UUID, required=True)
+@click.option("--start", type=click.IntRange(0), default=0, show_default=True, help="First position.")
+@click.option("--stop", type=click.IntRange(1), default=None, help="Position after the last (default: all).")
+@click.option("--reference", default=None, help="Delivery note or order number.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def ship(
+    settings: Settings,
+    batch_id: uuid.UUID,
+    distributor_id: uuid.UUID,
+    start: int,
+    stop: int | None,
+    reference: str | None,
+    as_json: bool,
+) -> None:
+    """Ship a batch's items (all, or --start..--stop) to a distributor: their codes come alive."""
+
+    async def work(conn: psycopg.AsyncConnection[Any]) -> shipments.Shipment:
+        cur = await conn.execute(BATCH_BRAND, {"batch_id": batch_id})
+        row = await cur.fetchone()
+        if row is None:
+            raise click.BadParameter(f"no batch {batch_id}", param_hint="BATCH_ID")
+        brand_id: uuid.UUID = row[0]
+        batch = await batches.get_batch(conn, brand_id, batch_id)
+        data = shipments.ShipmentIn(
+            distributor_id=distributor_id,
+            reference=reference,
+            items=[ItemRange(batch_id=batch_id, start=start, stop=stop or batch.quantity)],
+        )
+        shipped = await shipments.ship(
+            conn, actor=CLI_ACTOR, brand_id=brand_id, data=data, now=dt.datetime.now(dt.UTC)
+        )
+        await audit.record(
+            conn,
+            actor=CLI_ACTOR,
+            brand_id=brand_id,
+            action="shipment.create",
+            object_type="shipment",
+            object_id=shipped.id,
+            after={"distributor_id": distributor_id, "items": shipped.items, "reference": reference},
+        )
+        return shipped
+
+    with engines(settings) as ready:
+        try:
+            shipped = run_db(ready, work)
+        except CodegenError as exc:
+            raise click.ClickException(str(exc)) from None
+    emit(shipped, as_json=as_json)
 
 
 @main.group()

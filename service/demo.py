@@ -12,11 +12,12 @@ from urllib.parse import urlsplit
 import msgspec
 import psycopg
 
+from antifraud import shipments
 from campaigns import campaigns, coupons
 from campaigns.draws import PrizeIn
 from codegen import batches, products
 from codegen.errors import ObjectNotFound
-from codegen.models import Batch, BatchIn, ProductIn
+from codegen.models import Batch, BatchIn, ItemRange, ProductIn
 from codegen.printing import load_printing
 from service import auth, brands
 from service.models import BrandIn, Role, TokenIn
@@ -33,11 +34,26 @@ DEMO_GTIN = "06901234567892"
 DEMO_BATCH_SIZE = 1000
 DEMO_SCAN_URLS = 20
 DEMO_COUPON = "Demo 5 CNY off"
+# Two distributors with their territories and the batch positions shipped to each; the rest of the
+# batch stays unactivated (its codes scan as `not_activated`, like a leaked print file).
+DEMO_DISTRIBUTORS = [
+    ("East China Trading", ["CN-JS", "CN-SH", "CN-ZJ"], 0, 400),
+    ("South China Distribution", ["CN-FJ", "CN-GD"], 400, 700),
+]
+DEMO_UNACTIVATED_URLS = 10
 
 
 class DemoCampaign(msgspec.Struct, frozen=True):
     id: uuid.UUID
     kind: campaigns.CampaignKind
+
+
+class DemoDistributor(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    name: str
+    # A `distributor` token: it sees this distributor's shipments and reports only.
+    token: str
+    regions: list[str]
 
 
 class DemoInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,6 +70,9 @@ class DemoInfo(msgspec.Struct, frozen=True, kw_only=True):
     page_urls: list[str]
     # A points campaign and a lucky draw on the demo product, both active.
     campaigns: list[DemoCampaign]
+    # Genuine codes no shipment activated: they scan as `not_activated`.
+    unactivated_urls: list[str]
+    distributors: list[DemoDistributor]
 
 
 def seed_demo(settings: Settings) -> DemoInfo:
@@ -70,15 +89,27 @@ async def _seed(settings: Settings) -> DemoInfo:
             brand = await brands.create_brand(
                 conn, actor=DEMO_ACTOR, data=BrandIn(slug=DEMO_SLUG, name="Demo Brewery")
             )
-        token = await _demo_token(conn, settings, brand.id)
+        token = await _demo_token(
+            conn, settings, brand.id, _TOKEN_FILE, TokenIn(role=Role.BRAND_ADMIN, name="demo admin")
+        )
         batch = await _demo_batch(conn, settings, brand.id)
         printing = await load_printing(conn, brand.id, batch.id, settings.all_master_keys)
+        demo_distributors = [
+            await _demo_distributor(conn, settings, brand.id, batch, n, *spec)
+            for n, spec in enumerate(DEMO_DISTRIBUTORS)
+        ]
         template_id = await _demo_coupon_template(conn, brand.id)
         demo_campaigns = [
             await _demo_campaign(conn, settings, brand.id, data)
             for data in _campaign_settings(batch.product_id, template_id, dt.datetime.now(dt.UTC))
         ]
     urls = [url for chunk in printing.codes(settings.scan_domain, 0, DEMO_SCAN_URLS) for _, _, url in chunk]
+    unshipped = DEMO_DISTRIBUTORS[-1][3]
+    leaked = [
+        url
+        for chunk in printing.codes(settings.scan_domain, unshipped, unshipped + DEMO_UNACTIVATED_URLS)
+        for _, _, url in chunk
+    ]
     api = f"http://{settings.host}:{settings.port}"
     return DemoInfo(
         api=api,
@@ -91,6 +122,8 @@ async def _seed(settings: Settings) -> DemoInfo:
         scan_urls=urls,
         page_urls=[api + urlsplit(url).path for url in urls],
         campaigns=demo_campaigns,
+        unactivated_urls=leaked,
+        distributors=demo_distributors,
     )
 
 
@@ -202,20 +235,68 @@ async def _demo_batch(conn: psycopg.AsyncConnection[Any], settings: Settings, br
     )
 
 
-async def _demo_token(conn: psycopg.AsyncConnection[Any], settings: Settings, brand_id: uuid.UUID) -> str:
+async def _demo_distributor(
+    conn: psycopg.AsyncConnection[Any],
+    settings: Settings,
+    brand_id: uuid.UUID,
+    batch: Batch,
+    number: int,
+    name: str,
+    territory: list[str],
+    start: int,
+    stop: int,
+) -> DemoDistributor:
+    """The distributor, its token and its shipment of the demo batch, made on the first run only."""
+    found = next(
+        (
+            d
+            for d in await shipments.list_distributors(conn, brand_id, after=None, limit=100)
+            if d.name == name
+        ),
+        None,
+    )
+    if found is None:
+        found = await shipments.create_distributor(
+            conn, brand_id=brand_id, data=shipments.DistributorIn(name=name, regions=territory)
+        )
+        await shipments.ship(
+            conn,
+            actor=DEMO_ACTOR,
+            brand_id=brand_id,
+            data=shipments.ShipmentIn(
+                distributor_id=found.id,
+                reference=f"DEMO-{number + 1}",
+                items=[ItemRange(batch_id=batch.id, start=start, stop=stop)],
+            ),
+            now=dt.datetime.now(dt.UTC),
+        )
+    token = await _demo_token(
+        conn,
+        settings,
+        brand_id,
+        f"demo-distributor-{number + 1}-token",
+        TokenIn(role=Role.DISTRIBUTOR, name=name, distributor_id=found.id),
+    )
+    return DemoDistributor(id=found.id, name=name, token=token, regions=found.regions)
+
+
+async def _demo_token(
+    conn: psycopg.AsyncConnection[Any], settings: Settings, brand_id: uuid.UUID, file_name: str, data: TokenIn
+) -> str:
     """Reuse the token of an earlier run while it is valid for this brand, so re-runs add nothing."""
-    token_file = settings.home / _TOKEN_FILE
+    token_file = settings.home / file_name
     if token_file.exists():
         secret = token_file.read_text().strip()
         principal = await auth.authenticate(conn, secret)
-        if principal is not None and principal.brand_id == brand_id:
+        if (
+            principal is not None
+            and principal.brand_id == brand_id
+            and principal.role is data.role
+            and principal.distributor_id == data.distributor_id
+        ):
             return secret
     issued = await auth.create_token(
-        conn,
-        actor=DEMO_ACTOR,
-        brand_id=brand_id,
-        data=TokenIn(role=Role.BRAND_ADMIN, name="demo admin"),
-        default_ttl_days=settings.token_ttl_days,
+        conn, actor=DEMO_ACTOR, brand_id=brand_id, data=data, default_ttl_days=settings.token_ttl_days
     )
     settings.home.mkdir(parents=True, exist_ok=True)
     fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -9,7 +9,7 @@ import msgspec
 import psycopg
 
 from codegen import batches, keyring, products
-from codegen.models import Batch, BatchIn, Product, ProductIn
+from codegen.models import Batch, BatchActivation, BatchIn, Product, ProductIn
 from service.settings import Settings
 
 
@@ -28,6 +28,7 @@ async def issue_batch(
     quantity: int = 100,
     gtin: str | None = "09506000134352",
     name: str = "Demo Lager 500ml",
+    activation: BatchActivation = "on_issue",
 ) -> IssuedBatch:
     product = await products.create_product(
         conn,
@@ -39,7 +40,7 @@ async def issue_batch(
         conn,
         actor="test",
         brand_id=brand_id,
-        data=BatchIn(product_id=product.id, quantity=quantity, lot="L2026-11"),
+        data=BatchIn(product_id=product.id, quantity=quantity, lot="L2026-11", activation=activation),
         master_key=settings.master_key,
     )
     key = keyring.code_key(await keyring.get_key(conn, brand_id, batch.key_id), settings.all_master_keys)

@@ -131,6 +131,28 @@ class TestCli:
         bad = run_cli("batch", "create", "--gtin", "12345678901231", "--quantity", "5", env=cli_env)
         assert bad.returncode == 2 and "--gtin" in bad.stderr
 
+    async def test_demo_ships_to_two_distributors_and_ship_activates_the_rest(
+        self, cli_env: dict[str, str], db: psycopg.AsyncConnection[Any]
+    ) -> None:
+        """The demo's distributors and unactivated codes; `onecode ship` activates a range; no re-run adds."""
+        demo = json.loads(run_cli("demo", "--json", env=cli_env).stdout)
+        again = json.loads(run_cli("demo", "--json", env=cli_env).stdout)
+        assert [d["regions"] for d in demo["distributors"]] == [
+            ["CN-JS", "CN-SH", "CN-ZJ"],
+            ["CN-FJ", "CN-GD"],
+        ]
+        assert [d["token"] for d in again["distributors"]] == [d["token"] for d in demo["distributors"]]
+        assert len(demo["unactivated_urls"]) == 10
+        cur = await db.execute("SELECT count(*), sum(stop_index - start_index) FROM activations")
+        assert await cur.fetchone() == (2, 700)
+        east = demo["distributors"][0]["id"]
+        args = ["ship", demo["batch_id"], "--distributor", east, "--start", "700", "--stop", "800", "--json"]
+        shipped = run_cli(*args, env=cli_env)
+        assert shipped.returncode == 0, shipped.stderr
+        assert json.loads(shipped.stdout)["items"] == 100
+        twice = run_cli(*args, env=cli_env)
+        assert twice.returncode == 1 and "already shipped" in twice.stderr
+
     def test_token_create_prints_a_working_secret_once(self, cli_env: dict[str, str]) -> None:
         """`onecode token create` makes a brand token; `token revoke` ends it."""
         assert run_cli("brand", "create", "--slug", "cli-brand", "--name", "CLI", env=cli_env).returncode == 0

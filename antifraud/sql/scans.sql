@@ -8,7 +8,8 @@ WITH input AS (
     SELECT * FROM json_to_recordset(%(scans)s::json) AS t(
         seq integer, scan_id uuid, scanned_at timestamptz, brand_id uuid, product_id uuid, batch_id uuid,
         key_id smallint, code_index bigint, device_id text, member_id uuid, enrolled boolean,
-        candidate_id uuid, ip_prefix inet, lat numeric, lng numeric, ua_family text)
+        candidate_id uuid, ip_prefix inet, lat numeric, lng numeric, ua_family text, distributor_id uuid,
+        region text, diverted boolean)
 ), new_devices AS (
     SELECT DISTINCT ON (brand_id, device_id) brand_id, device_id, candidate_id, product_id, batch_id
     FROM input WHERE member_id IS NULL
@@ -61,10 +62,11 @@ WITH input AS (
     JOIN per_code p USING (brand_id, key_id, code_index)
 ), logged AS (
     INSERT INTO scans (id, scanned_at, brand_id, product_id, batch_id, key_id, code_index, verdict, scan_number,
-                       device_id, member_id, ip_prefix, lat, lng, ua_family)
+                       device_id, member_id, ip_prefix, lat, lng, ua_family, distributor_id, region, diverted)
     SELECT scan_id, scanned_at, brand_id, product_id, batch_id, key_id, code_index,
            CASE WHEN first THEN 'genuine_first' ELSE 'genuine_repeat' END, scan_number,
-           device_id, resolved_member_id, ip_prefix, round(lat, 2), round(lng, 2), ua_family
+           device_id, resolved_member_id, ip_prefix, round(lat, 2), round(lng, 2), ua_family, distributor_id,
+           region, diverted
     FROM numbered
 )
 SELECT seq, first, scan_number, first_scanned_at, resolved_member_id, resolved_enrolled, member_created,
@@ -73,6 +75,11 @@ SELECT seq, first, scan_number, first_scanned_at, resolved_member_id, resolved_e
         WHERE l.member_id = numbered.resolved_member_id AND l.remaining > 0 AND l.expires_at > now())
            AS points_balance
 FROM numbered;
+
+-- copy_unactivated --
+-- Genuine codes that no shipment activated (a leaked print file): logged, never claimed nor rewarded.
+COPY scans (id, scanned_at, brand_id, product_id, batch_id, key_id, code_index, verdict, scan_number, device_id,
+            ip_prefix, lat, lng, ua_family, region) FROM STDIN;
 
 -- copy_counterfeits --
 COPY counterfeit_scans (id, scanned_at, claimed_brand_id, outcome, code, device_id, ip_prefix, lat, lng,

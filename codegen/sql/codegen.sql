@@ -51,20 +51,21 @@ WHERE brand_id = %(brand_id)s AND key_id = %(key_id)s AND next_index + %(quantit
 RETURNING next_index - %(quantity)s AS start_index;
 
 -- insert_batch --
-INSERT INTO batches (brand_id, product_id, key_id, start_index, quantity, lot, production_date, line, signed)
+INSERT INTO batches (brand_id, product_id, key_id, start_index, quantity, lot, production_date, line, signed,
+                     activation)
 VALUES (%(brand_id)s, %(product_id)s, %(key_id)s, %(start_index)s, %(quantity)s, %(lot)s,
-        %(production_date)s, %(line)s, %(signed)s)
+        %(production_date)s, %(line)s, %(signed)s, %(activation)s)
 RETURNING id, seq, brand_id, product_id, key_id, start_index, quantity, lot, production_date, line, signed,
-          status, created_at, voided_at;
+          activation, status, created_at, voided_at;
 
 -- get_batch --
 SELECT id, seq, brand_id, product_id, key_id, start_index, quantity, lot, production_date, line, signed,
-       status, created_at, voided_at
+       activation, status, created_at, voided_at
 FROM batches WHERE id = %(batch_id)s AND brand_id = %(brand_id)s;
 
 -- list_batches --
 SELECT id, seq, brand_id, product_id, key_id, start_index, quantity, lot, production_date, line, signed,
-       status, created_at, voided_at
+       activation, status, created_at, voided_at
 FROM batches
 WHERE brand_id = %(brand_id)s
   AND (%(product_id)s::uuid IS NULL OR product_id = %(product_id)s::uuid)
@@ -76,7 +77,7 @@ UPDATE batches SET status = %(status)s,
     voided_at = CASE WHEN %(status)s = 'voided' THEN now() ELSE NULL END
 WHERE id = %(batch_id)s AND brand_id = %(brand_id)s AND status <> 'voided'
 RETURNING id, seq, brand_id, product_id, key_id, start_index, quantity, lot, production_date, line, signed,
-          status, created_at, voided_at;
+          activation, status, created_at, voided_at;
 
 -- insert_trace_event --
 INSERT INTO trace_events (brand_id, event_type, biz_step, batch_id, aggregation_id, start_index, stop_index, payload)
@@ -138,8 +139,15 @@ FROM brand_keys k JOIN brands b ON b.id = k.brand_id
 WHERE k.change_seq > %(since)s;
 
 -- registry_batches --
-SELECT id, brand_id, product_id, key_id, start_index, quantity, lot, production_date, status, change_seq
+SELECT id, brand_id, product_id, key_id, start_index, quantity, lot, production_date, status, activation,
+       change_seq
 FROM batches WHERE change_seq > %(since)s;
+
+-- registry_activations --
+-- Activated item ranges (insert-only), with the distributor's regions for diversion checks.
+SELECT a.batch_id, a.start_index, a.stop_index, a.shipment_id, a.distributor_id, d.regions, a.change_seq
+FROM activations a JOIN distributors d ON d.id = a.distributor_id
+WHERE a.change_seq > %(since)s;
 
 -- registry_version --
 SELECT last_value FROM registry_change_seq;

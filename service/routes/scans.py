@@ -16,9 +16,17 @@ from litestar.openapi import ResponseSpec
 from litestar.response.base import ASGIResponse
 from psycopg_pool import PoolTimeout
 
+from antifraud import regions
 from antifraud.clients import coarse, ip_prefix, ua_family
 from antifraud.errors import StorageUnavailable
-from antifraud.scanlog import CounterfeitRecord, Idempotency, ScanOutcome, ScanRecord, stored_response
+from antifraud.scanlog import (
+    CounterfeitRecord,
+    Idempotency,
+    ScanOutcome,
+    ScanRecord,
+    UnactivatedRecord,
+    stored_response,
+)
 from campaigns.book import ScanReward
 from campaigns.members.errors import InvalidMemberToken
 from campaigns.members.tokens import MemberRef
@@ -188,15 +196,35 @@ async def _process(
     facts = verification.facts if verification.outcome is Outcome.GENUINE else None
     member = _member_from_token(state, token, facts.brand_id) if facts else None
     client_ip = _client_ip(request, headers, state)
+    live = facts is not None and facts.activated
     signals = await state.signals.on_scan(
         device_id=data.device_id,
         ip=client_ip,
-        code=(facts.brand_id, facts.key_id, facts.index) if facts else None,
+        # A code's counters start at activation; scans before count as suspicious logs per source.
+        code=(facts.brand_id, facts.key_id, facts.index) if facts and live else None,
     )
     scan_id = uuid7()
     now = dt.datetime.now(dt.UTC)
     location = data.location
     user_agent = ua_family(headers.user_agent)
+    # Only the consented browser location says where; an IP database is a later addition.
+    region = regions.region_at(location.lat, location.lng) if location else None
+    if facts is not None and not live:
+        if signals.log_counterfeit:
+            await state.writer.record_unactivated(
+                UnactivatedRecord(
+                    scan_id=scan_id,
+                    scanned_at=now,
+                    facts=facts,
+                    device_id=data.device_id,
+                    ip_prefix=ip_prefix(client_ip),
+                    lat=coarse(location.lat) if location else None,
+                    lng=coarse(location.lng) if location else None,
+                    ua_family=user_agent,
+                    region=region,
+                )
+            )
+        return _encoder.encode(_unactivated_result(scan_id, facts)), None
     if facts is None:
         if signals.log_counterfeit:
             await state.writer.record_counterfeit(
@@ -231,6 +259,10 @@ async def _process(
         lat=coarse(location.lat) if location else None,
         lng=coarse(location.lng) if location else None,
         ua_family=user_agent,
+        region=region,
+        distributor_id=facts.distributor_id,
+        # Sold outside the territory it was shipped to: grey market, attributed to that distributor.
+        diverted=region is not None and bool(facts.territory) and not regions.within(region, facts.territory),
         rewards=state.campaigns.reward_items(facts, scan_id, now),
     )
     minted: dict[str, str] = {}
@@ -260,7 +292,12 @@ async def _verify(state: AppState, code: str) -> Verification:
     """Verify in process; a miss that a stale cache could explain gets one (coalesced) reload first."""
     await state.registry_follower.ensure_loaded()
     verification = state.registry.verify(code)
-    if verification.outcome in MISS_OUTCOMES and await state.registry_follower.refresh_if_stale():
+    # A code shipped a moment ago through another worker is not in this copy yet: one (coalesced,
+    # rate-limited) reload before calling it unactivated, as before calling a code counterfeit.
+    unactivated = verification.facts is not None and not verification.facts.activated
+    if (
+        verification.outcome in MISS_OUTCOMES or unactivated
+    ) and await state.registry_follower.refresh_if_stale():
         verification = state.registry.verify(code)
     return verification
 
@@ -297,6 +334,21 @@ def _genuine_result(
         ),
         member_token=member_token,
         reward=reward,
+    )
+
+
+def _unactivated_result(scan_id: uuid.UUID, facts: CodeFacts) -> ScanResult:
+    """A genuine code that was never shipped: the product is real, but this item should not be on sale."""
+    return ScanResult(
+        scan_id=scan_id,
+        verdict="not_activated",
+        reason="not_activated",
+        product=ProductOut(id=facts.product_id, name=facts.product_name, gtin=facts.gtin, facts=facts.facts),
+        batch=BatchOut(id=facts.batch_id, lot=facts.lot, production_date=facts.production_date),
+        scan_count=None,
+        first_scanned_at=None,
+        member=None,
+        member_token=None,
     )
 
 

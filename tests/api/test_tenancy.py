@@ -11,9 +11,10 @@ import psycopg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from antifraud import shipments
 from campaigns import campaigns, coupons, draws
 from codegen import aggregation, batches, products
-from codegen.models import BatchIn, ProductIn, RegularPackingIn
+from codegen.models import BatchIn, ItemRange, ProductIn, RegularPackingIn
 from service import auth
 from service.models import Role, TokenIn
 from service.settings import Settings
@@ -78,6 +79,13 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     },
     ("POST", "/v1/coupons/{code:str}/redeem"): {"order_ref": "sneaky", "spend_cents": 10_000},
     ("POST", "/v1/members/{member_id:uuid}/points/adjustments"): {"amount": 500, "reason": "sneaky"},
+    ("POST", "/v1/distributors"): {"name": "Sneaky distributor", "regions": ["CN-ZJ"]},
+    ("PUT", "/v1/distributors/{distributor_id:uuid}/regions"): {"regions": ["CN"]},
+    ("POST", "/v1/shipments"): {
+        "distributor_id": "{distributor_id}",
+        "items": [{"batch_id": "{batch_id}", "start": 0, "stop": 5}],
+    },
+    ("POST", "/v1/shipments/{shipment_id:uuid}/receive"): None,
 }
 
 
@@ -140,6 +148,18 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_ke
             name="Victim", discount_kind="amount", amount_off_cents=100, valid_days=9
         ),
     )
+    distributor = await shipments.create_distributor(
+        db, brand_id=tenant.brand_id, data=shipments.DistributorIn(name="Victim", regions=["CN-ZJ"])
+    )
+    shipment = await shipments.ship(
+        db,
+        actor="test",
+        brand_id=tenant.brand_id,
+        data=shipments.ShipmentIn(
+            distributor_id=distributor.id, items=[ItemRange(batch_id=batch.id, start=90, stop=100)]
+        ),
+        now=dt.datetime.now(dt.UTC),
+    )
     member_id = uuid.uuid4()
     await db.execute("INSERT INTO members (id, brand_id) VALUES (%s, %s)", (member_id, tenant.brand_id))
     code = coupons.new_code()
@@ -163,6 +183,8 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_ke
         "template_id": str(template.id),
         "member_id": str(member_id),
         "code": coupons.display(code),
+        "distributor_id": str(distributor.id),
+        "shipment_id": str(shipment.id),
     }
 
 
@@ -234,6 +256,13 @@ class TestTenancy:
             (ids["member_id"],),
         )
         assert await cur.fetchone() == (0, 0)
+        cur = await db.execute(
+            "SELECT (SELECT count(*) FROM activations),"
+            " (SELECT count(*) FROM shipments WHERE received_at IS NULL),"
+            " (SELECT regions FROM distributors WHERE id = %s)",
+            (ids["distributor_id"],),
+        )
+        assert await cur.fetchone() == (1, 1, ["CN-ZJ"])
 
     async def test_lists_only_show_the_callers_brand(
         self, client: AsyncTestClient[Any], tenant_a: Tenant, tenant_b: Tenant

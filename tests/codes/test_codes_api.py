@@ -34,7 +34,8 @@ async def make_batch(
 ) -> Any:
     response = await client.post(
         "/v1/batches",
-        json={"product_id": product_id, "quantity": quantity, "lot": "L1"},
+        # Live at once: these tests scan codes without shipping them (tests/antifraud ships).
+        json={"product_id": product_id, "quantity": quantity, "lot": "L1", "activation": "on_issue"},
         headers=tenant.headers(),
     )
     assert response.status_code == 201, response.text

@@ -1,0 +1,312 @@
+"""Shipments activate codes: a leaked (unshipped) code scans `not_activated`; distributors see their own."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from litestar.testing import AsyncTestClient
+
+from antifraud import regions
+from service import auth
+from service.models import Role, TokenIn
+from service.settings import Settings
+from tests.api.test_errors import assert_problem
+from tests.conftest import Tenant
+from tests.fixtures_codes import IssuedBatch, issue_batch
+
+HANGZHOU = {"lat": 30.27, "lng": 120.16, "accuracy_m": 50.0}
+GUANGZHOU = {"lat": 23.13, "lng": 113.26, "accuracy_m": 50.0}
+
+
+@pytest.fixture
+async def issued(db: psycopg.AsyncConnection[Any], settings: Settings, tenant_a: Tenant) -> IssuedBatch:
+    return await issue_batch(db, settings, tenant_a.brand_id, quantity=100, activation="on_shipment")
+
+
+async def distributor(
+    client: AsyncTestClient[Any], tenant: Tenant, name: str = "East China", regions: list[str] | None = None
+) -> str:
+    body = {"name": name, "regions": regions if regions is not None else ["CN-ZJ", "CN-SH"]}
+    response = await client.post("/v1/distributors", json=body, headers=tenant.headers(Role.OPERATIONS))
+    assert response.status_code == 201, response.text
+    distributor_id: str = response.json()["id"]
+    return distributor_id
+
+
+async def ship(
+    client: AsyncTestClient[Any], tenant: Tenant, distributor_id: str, batch_id: Any, start: int, stop: int
+) -> Any:
+    return await client.post(
+        "/v1/shipments",
+        json={
+            "distributor_id": distributor_id,
+            "reference": "DN-1",
+            "items": [{"batch_id": str(batch_id), "start": start, "stop": stop}],
+        },
+        headers=tenant.headers(Role.OPERATIONS),
+    )
+
+
+async def scan(client: AsyncTestClient[Any], url: str, **extra: Any) -> Any:
+    client.cookies.clear()
+    response = await client.post(
+        "/v1/scans", json={"code": url, "device_id": f"dev-{uuid.uuid4().hex}", **extra}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def distributor_headers(db: psycopg.AsyncConnection[Any], tenant: Tenant, distributor_id: str) -> Any:
+    issued = await auth.create_token(
+        db,
+        actor="test",
+        brand_id=tenant.brand_id,
+        data=TokenIn(role=Role.DISTRIBUTOR, name="portal", distributor_id=uuid.UUID(distributor_id)),
+        default_ttl_days=1,
+    )
+    return {"Authorization": f"Bearer {issued.secret}"}
+
+
+class TestActivation:
+    async def test_a_code_is_inert_until_shipped_then_scans_as_a_first_scan(
+        self,
+        client: AsyncTestClient[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+        db: psycopg.AsyncConnection[Any],
+    ) -> None:
+        """Before: `not_activated`, the product shown, no member, logged and counted. After: genuine_first."""
+        before = await scan(client, issued.urls[3])
+        assert before["verdict"] == "not_activated"
+        assert before["product"]["name"] == issued.product.name
+        assert before["member"] is None and before["reward"] is None and before["member_token"] is None
+        summary = await client.get(f"/v1/batches/{issued.batch.id}/activation", headers=tenant_a.headers())
+        assert summary.json() == {
+            "batch_id": str(issued.batch.id),
+            "activation": "on_shipment",
+            "quantity": 100,
+            "activated": 0,
+            "not_activated_scans": 1,
+        }
+        shipped = await ship(client, tenant_a, await distributor(client, tenant_a), issued.batch.id, 0, 10)
+        assert shipped.status_code == 201, shipped.text
+        assert shipped.json()["items"] == 10
+        after = await scan(client, issued.urls[3])
+        assert (after["verdict"], after["scan_count"]) == ("genuine_first", 1)
+        assert (await scan(client, issued.urls[10]))["verdict"] == "not_activated"
+        cur = await db.execute("SELECT verdict FROM scans ORDER BY scanned_at")
+        assert [row[0] for row in await cur.fetchall()] == ["not_activated", "genuine_first", "not_activated"]
+
+    async def test_cases_and_pallets_ship_their_items(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant, issued: IssuedBatch
+    ) -> None:
+        packed = await client.post(
+            "/v1/aggregations:pack",
+            json={
+                "batch_id": str(issued.batch.id),
+                "items_per_case": 10,
+                "cases_per_pallet": 2,
+                "gs1_company_prefix": "0614141",
+            },
+            headers=tenant_a.headers(),
+        )
+        pallet = packed.json()[0]["sscc"]
+        response = await client.post(
+            "/v1/shipments",
+            json={"distributor_id": await distributor(client, tenant_a), "sscc": [pallet]},
+            headers=tenant_a.headers(Role.OPERATIONS),
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["ranges"] == [{"batch_id": str(issued.batch.id), "start": 0, "stop": 20}]
+        assert (await scan(client, issued.urls[19]))["verdict"] == "genuine_first"
+        assert (await scan(client, issued.urls[20]))["verdict"] == "not_activated"
+
+    async def test_bad_shipments_are_refused_with_clear_errors(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant, tenant_b: Tenant, issued: IssuedBatch
+    ) -> None:
+        east = await distributor(client, tenant_a)
+        assert (await ship(client, tenant_a, east, issued.batch.id, 0, 10)).status_code == 201
+        assert_problem(await ship(client, tenant_a, east, issued.batch.id, 5, 15), 409, "conflict")
+        assert_problem(await ship(client, tenant_a, east, issued.batch.id, 90, 101), 422, "validation-error")
+        foreign = await distributor(client, tenant_b, "Theirs")
+        assert_problem(await ship(client, tenant_a, foreign, issued.batch.id, 20, 30), 404, "not-found")
+        unknown_case = await client.post(
+            "/v1/shipments",
+            json={"distributor_id": east, "sscc": ["106141410000000009"]},
+            headers=tenant_a.headers(Role.OPERATIONS),
+        )
+        assert_problem(unknown_case, 404, "not-found")
+        nothing = await client.post(
+            "/v1/shipments", json={"distributor_id": east}, headers=tenant_a.headers(Role.OPERATIONS)
+        )
+        assert_problem(nothing, 422, "validation-error")
+        bad_region = await client.post(
+            "/v1/distributors", json={"name": "Nowhere", "regions": ["CN-ZZ"]}, headers=tenant_a.headers()
+        )
+        assert_problem(bad_region, 422, "validation-error")
+        await client.post(f"/v1/batches/{issued.batch.id}/void", headers=tenant_a.headers())
+        assert_problem(await ship(client, tenant_a, east, issued.batch.id, 50, 60), 409, "conflict")
+
+
+class TestDistributorScope:
+    async def test_a_distributor_sees_and_receives_only_its_own_shipments(
+        self,
+        client: AsyncTestClient[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+        db: psycopg.AsyncConnection[Any],
+    ) -> None:
+        east = await distributor(client, tenant_a)
+        south = await distributor(client, tenant_a, "South China", ["CN-GD"])
+        mine = (await ship(client, tenant_a, east, issued.batch.id, 0, 10)).json()["id"]
+        theirs = (await ship(client, tenant_a, south, issued.batch.id, 10, 20)).json()["id"]
+        portal = await distributor_headers(db, tenant_a, east)
+        listed = await client.get("/v1/shipments", headers=portal)
+        assert [s["id"] for s in listed.json()["items"]] == [mine]
+        assert (await client.get(f"/v1/shipments/{theirs}", headers=portal)).status_code == 404
+        assert (await client.post(f"/v1/shipments/{theirs}/receive", headers=portal)).status_code == 404
+        received = await client.post(f"/v1/shipments/{mine}/receive", headers=portal)
+        assert received.status_code == 200, received.text
+        again = await client.post(f"/v1/shipments/{mine}/receive", headers=portal)
+        assert again.json()["received_at"] == received.json()["received_at"]
+        assert [d["id"] for d in (await client.get("/v1/distributors", headers=portal)).json()["items"]] == [
+            east
+        ]
+        assert (await client.get(f"/v1/distributors/{south}", headers=portal)).status_code == 404
+        for method, path in [
+            ("POST", "/v1/shipments"),
+            ("GET", "/v1/campaigns"),
+            ("GET", "/v1/products"),
+            ("GET", f"/v1/batches/{issued.batch.id}/activation"),
+            ("GET", "/v1/audit"),
+        ]:
+            response = await client.request(method, path, headers=portal, json={})
+            assert response.status_code == 403, (method, path, response.text)
+
+    async def test_a_distributor_token_must_name_a_distributor_of_the_brand(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant, tenant_b: Tenant
+    ) -> None:
+        foreign = await distributor(client, tenant_b, "Theirs")
+        response = await client.post(
+            "/v1/tokens",
+            json={"role": "distributor", "name": "portal", "distributor_id": foreign},
+            headers=tenant_a.headers(),
+        )
+        assert_problem(response, 404, "not-found")
+
+
+class TestWhereAndDiversion:
+    async def test_a_scan_outside_the_territory_is_a_diversion_of_that_distributor(
+        self,
+        client: AsyncTestClient[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+        db: psycopg.AsyncConnection[Any],
+    ) -> None:
+        east = await distributor(client, tenant_a)
+        await ship(client, tenant_a, east, issued.batch.id, 0, 10)
+        await scan(client, issued.urls[0], location=HANGZHOU)
+        await scan(client, issued.urls[1], location=GUANGZHOU)
+        await scan(client, issued.urls[2])
+        cur = await db.execute("SELECT region, distributor_id::text, diverted FROM scans ORDER BY scanned_at")
+        assert await cur.fetchall() == [("CN-ZJ", east, False), ("CN-GD", east, True), (None, east, False)]
+
+
+class TestDiversionReport:
+    async def test_the_report_shows_a_distributors_diversions_to_it_alone(
+        self,
+        client: AsyncTestClient[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+        db: psycopg.AsyncConnection[Any],
+    ) -> None:
+        """Two scans in Guangdong of items shipped to East China: in East's report and CSV, with the case."""
+        await client.post(
+            "/v1/aggregations:pack",
+            json={"batch_id": str(issued.batch.id), "items_per_case": 10, "gs1_company_prefix": "0614141"},
+            headers=tenant_a.headers(),
+        )
+        east = await distributor(client, tenant_a)
+        south = await distributor(client, tenant_a, "South China", ["CN-GD"])
+        await ship(client, tenant_a, east, issued.batch.id, 0, 10)
+        await ship(client, tenant_a, south, issued.batch.id, 10, 20)
+        for n in (1, 2):
+            await scan(client, issued.urls[n], location=GUANGZHOU)
+        await scan(client, issued.urls[3], location=HANGZHOU)
+        await scan(client, issued.urls[11], location=GUANGZHOU)  # South in its own territory
+        brand = await client.get("/v1/reports/diversion", headers=tenant_a.headers(Role.OPERATIONS))
+        assert brand.status_code == 200, brand.text
+        body = brand.json()
+        assert [(e["distributor_id"], e["region"], e["position"]) for e in body["items"]] == [
+            (east, "CN-GD", 2),
+            (east, "CN-GD", 1),
+        ]
+        assert body["items"][0]["case_sscc"] and body["items"][0]["territory"] == ["CN-SH", "CN-ZJ"]
+        assert body["totals"]["by_distributor"] == [{"key": east, "events": 2}]
+        assert body["totals"]["by_region"] == [{"key": "CN-GD", "events": 2}]
+        assert sum(w["events"] for w in body["totals"]["by_week"]) == 2
+        east_portal = await distributor_headers(db, tenant_a, east)
+        south_portal = await distributor_headers(db, tenant_a, south)
+        assert len((await client.get("/v1/reports/diversion", headers=east_portal)).json()["items"]) == 2
+        assert (await client.get("/v1/reports/diversion", headers=south_portal)).json()["items"] == []
+        # Asking for another distributor's events does not widen a distributor's scope.
+        sneaky = await client.get(
+            "/v1/reports/diversion", params={"distributor_id": east}, headers=south_portal
+        )
+        assert sneaky.json()["items"] == []
+        csv_file = await client.get(
+            "/v1/reports/diversion", params={"format": "csv", "limit": 1}, headers=east_portal
+        )
+        assert csv_file.headers["content-type"].startswith("text/csv")
+        header, row = csv_file.text.splitlines()
+        assert header.startswith("scanned_at,distributor,territory,region,product")
+        assert ",CN-GD," in row and "East China" in row
+        assert 'rel="next"' in csv_file.headers["link"]
+        rest = await client.get(csv_file.headers["link"].split(">")[0].lstrip("<"), headers=east_portal)
+        assert len(rest.text.splitlines()) == 1  # the second file: one row, no header
+        bad = await client.get(
+            "/v1/reports/diversion", params={"since": "2020-01-01T00:00:00Z"}, headers=east_portal
+        )
+        assert_problem(bad, 422, "validation-error")
+        assert_problem(
+            await client.get("/v1/reports/diversion", params={"after": "nonsense"}, headers=east_portal),
+            422,
+            "validation-error",
+        )
+        marketer_csv = await client.get(
+            "/v1/reports/diversion", params={"format": "csv"}, headers=tenant_a.headers(Role.MARKETER)
+        )
+        assert len(marketer_csv.text.splitlines()) == 3
+
+
+class TestRegions:
+    @pytest.mark.parametrize(
+        ("lat", "lng", "region"),
+        [
+            (30.27, 120.16, "CN-ZJ"),
+            (31.23, 121.47, "CN-SH"),
+            (39.90, 116.40, "CN-BJ"),
+            (23.13, 113.26, "CN-GD"),
+            (29.65, 91.10, "CN-XZ"),
+            (40.80, 111.70, "CN-NM"),
+            (48.85, 2.35, "FR-IDF"),
+        ],
+    )
+    def test_a_location_maps_to_its_province(self, lat: float, lng: float, region: str) -> None:
+        assert regions.region_at(lat, lng) == region
+
+    def test_a_territory_holds_its_provinces_and_whole_countries(self) -> None:
+        assert regions.within("CN-ZJ", ["CN-ZJ", "CN-SH"])
+        assert not regions.within("CN-GD", ["CN-ZJ"])
+        assert regions.within("CN-GD", ["CN"])
+        assert not regions.within("FR-IDF", ["CN"])
+
+    @given(st.floats(-90, 90), st.floats(-180, 180))
+    def test_any_point_on_earth_gets_a_region_or_none(self, lat: float, lng: float) -> None:
+        found = regions.region_at(lat, lng)
+        assert found is None or regions.is_region(found)
