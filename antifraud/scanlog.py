@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import psycopg
 
+from antifraud.clones import NO_RISK, Risk
 from antifraud.errors import StorageUnavailable
 from campaigns.book import Award, RewardItem
 from codegen.registry import CodeFacts
@@ -53,6 +54,8 @@ class ScanRecord(msgspec.Struct, frozen=True, kw_only=True):
     region: str | None = None
     distributor_id: uuid.UUID | None = None
     diverted: bool = False
+    # The code's clone risk after this scan (antifraud.clones): a suspect scan is logged and flagged.
+    risk: Risk = NO_RISK
     # The campaigns that may reward this scan (see campaigns.book); PostgreSQL decides what they give.
     rewards: list[RewardItem] = []
 
@@ -117,6 +120,9 @@ class _ScanRow(msgspec.Struct, frozen=True, kw_only=True):
     distributor_id: uuid.UUID | None
     region: str | None
     diverted: bool
+    suspect: bool
+    risk_score: int
+    risk_reasons: str
 
 
 class _AwardRow(RewardItem, frozen=True, kw_only=True):
@@ -401,6 +407,9 @@ class ScanWriter:
                     distributor_id=record.distributor_id,
                     region=record.region,
                     diverted=record.diverted,
+                    suspect=record.risk.suspect,
+                    risk_score=record.risk.score,
+                    risk_reasons=",".join(record.risk.reasons),
                 )
             )
         return await conn.execute(QUERIES["record_scans"], {"scans": _encode_rows(rows).decode()})

@@ -39,6 +39,11 @@ class Limits(msgspec.Struct, frozen=True):
 class CodeSignals(msgspec.Struct, frozen=True):
     scans: int
     distinct_devices: int
+    # Distinct regions the code was scanned in (0 when this scan's region is unknown: not counted).
+    distinct_regions: int = 0
+    # From the code's previous located scan to this one (None when either has no location).
+    travel_km: int | None = None
+    travel_s: int | None = None
 
 
 class ScanSignals(msgspec.Struct, frozen=True):
@@ -87,16 +92,24 @@ class Signals:
         tag = f"{{c:{code[0]}:{code[1]}:{code[2]}}}"
         await self._redis.set(f"{self._prefix}{tag}:n", scans, ex=self.limits.code_signal_ttl_s)
 
+    async def forget_code(self, code: tuple[uuid.UUID, int, int]) -> None:
+        """A flag cleared as a false alarm: the code's clone signals start over (its scan count stays)."""
+        tag = f"{{c:{code[0]}:{code[1]}:{code[2]}}}"
+        await self._redis.delete(f"{self._prefix}{tag}:d", f"{self._prefix}{tag}:r", f"{self._prefix}{tag}:t")
+
     async def on_scan(
         self,
         *,
         device_id: str,
         ip: str | None,
         code: tuple[uuid.UUID, int, int] | None,
+        region: str | None = None,
+        location: tuple[float, float] | None = None,
     ) -> ScanSignals:
         """Count the scan against its device and IP (Throttled above the limits) and its code."""
-        # Two numbers per operation: device window, IP window (with an IP), then code or counterfeit.
-        replies = await self._call(self._operations(device_id, ip, code))
+        # Two numbers per operation: device window, IP window (with an IP), then code or counterfeit,
+        # then (for a code) its regions with a region, its travel with a location.
+        replies = await self._call(self._operations(device_id, ip, code, region, location))
         device_count, device_ttl = replies[0], replies[1]
         if device_count > self.limits.device_per_minute:
             raise Throttled("too many scans from this device", retry_after=max(1, device_ttl))
@@ -104,15 +117,30 @@ class Signals:
             ip_count, ip_ttl = replies[2], replies[3]
             if ip_count > self.limits.ip_per_minute:
                 raise Throttled("too many scans from this network", retry_after=max(1, ip_ttl))
+        at = 4 if ip is not None else 2
         if code is not None:
-            return ScanSignals(
-                code=CodeSignals(scans=replies[-2], distinct_devices=replies[-1]), log_counterfeit=False
-            )
+            scans, devices = replies[at], replies[at + 1]
+            regions = 0
+            travel_km = travel_s = None
+            if region is not None:
+                at += 2
+                regions = replies[at]
+            if location is not None:
+                at += 2
+                if replies[at] >= 0:
+                    travel_km, travel_s = replies[at], replies[at + 1]
+            signals = CodeSignals(scans, devices, regions, travel_km, travel_s)
+            return ScanSignals(code=signals, log_counterfeit=False)
         within_limit = replies[-2] <= self.limits.counterfeit_logs_per_ip_minute
         return ScanSignals(code=None, log_counterfeit=within_limit)
 
     def _operations(
-        self, device_id: str, ip: str | None, code: tuple[uuid.UUID, int, int] | None
+        self,
+        device_id: str,
+        ip: str | None,
+        code: tuple[uuid.UUID, int, int] | None,
+        region: str | None,
+        location: tuple[float, float] | None,
     ) -> Operations:
         minute = int(time.time() // 60)
         p = self._prefix
@@ -126,6 +154,14 @@ class Signals:
             tag = f"{{c:{code[0]}:{code[1]}:{code[2]}}}"
             keys += (f"{p}{tag}:n", f"{p}{tag}:d")
             args += ("c", device_id, self.limits.code_signal_ttl_s)
+            if region is not None:
+                keys.append(f"{p}{tag}:r")
+                args += ("r", region, self.limits.code_signal_ttl_s)
+                operations += 1
+            if location is not None:
+                keys.append(f"{p}{tag}:t")
+                args += ("t", location[0], location[1], int(time.time()), self.limits.code_signal_ttl_s)
+                operations += 1
         else:
             keys.append(f"{p}v:cf:{{{ip or device_id}}}:{minute}")
             args += ("w", 60)

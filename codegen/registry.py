@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from psycopg.rows import class_row
 
+from antifraud.clones import CloneRules
 from codegen import codeformat, keys
 from codegen.errors import MalformedCode, UnsealError
 from codegen.keyring import mac_aad
@@ -35,6 +36,8 @@ class Outcome(enum.StrEnum):
     NOT_ISSUED = "not_issued"  # a valid tag outside every batch: should not happen without a key leak
     VOIDED = "voided"  # the batch was voided
 
+
+DEFAULT_CLONE_RULES = CloneRules()
 
 # Outcomes that a stale cache could explain: worth one reload before calling the code counterfeit.
 MISS_OUTCOMES = frozenset({Outcome.UNKNOWN_PRODUCT, Outcome.UNKNOWN_KEY, Outcome.NOT_ISSUED})
@@ -111,6 +114,14 @@ class _Activation(msgspec.Struct, frozen=True):
     change_seq: int
 
 
+class _CloneRulesRow(msgspec.Struct, frozen=True):
+    brand_id: uuid.UUID
+    devices: int
+    regions: int
+    max_speed_kmh: int | None
+    change_seq: int
+
+
 class _Shipped:
     """The activated ranges of one batch sorted by start, for a bisect per scan (ranges never overlap)."""
 
@@ -165,6 +176,7 @@ class CodeRegistry:
         self._keys: dict[tuple[uuid.UUID, int], codeformat.CodeKey] = {}
         self._spaces: dict[tuple[uuid.UUID, int], _KeySpace] = {}
         self._shipped: dict[uuid.UUID, _Shipped] = {}
+        self._clone_rules: dict[uuid.UUID, CloneRules] = {}
         self._since = 0
         self.refreshed_at = 0.0
 
@@ -208,8 +220,33 @@ class CodeRegistry:
             for activation in await cur.fetchall():
                 self._shipped.setdefault(activation.batch_id, _Shipped()).put(activation)
                 newest = max(newest, activation.change_seq)
+        async with conn.cursor(row_factory=class_row(_CloneRulesRow)) as cur:
+            await cur.execute(QUERIES["registry_clone_rules"], since)
+            for row in await cur.fetchall():
+                self._clone_rules[row.brand_id] = CloneRules(
+                    devices=row.devices, regions=row.regions, max_speed_kmh=row.max_speed_kmh
+                )
+                newest = max(newest, row.change_seq)
         self._since = newest
         self.refreshed_at = time.monotonic()
+
+    def clone_rules(self, brand_id: uuid.UUID) -> CloneRules:
+        """The brand's clone thresholds (antifraud.clones), the defaults until it sets its own."""
+        return self._clone_rules.get(brand_id, DEFAULT_CLONE_RULES)
+
+    def find_serial(self, brand_id: uuid.UUID, serial: str) -> tuple[CodeFacts, str] | None:
+        """A brand's code by its serial alone (staff type or read the serial, not the URL): the code's facts
+        and path, voided batches included. Tries the brand's short form and each of its GTINs."""
+        serial = serial.strip().upper()
+        paths = [f"/C/{code}/{serial}" for code, owner in self._brands_by_code.items() if owner == brand_id]
+        paths += [
+            f"/01/{p.gtin}/21/{serial}" for p in self._products.values() if p.brand_id == brand_id and p.gtin
+        ]
+        for path in paths:
+            found = self.verify(path)
+            if found.facts is not None and found.facts.brand_id == brand_id:
+                return found.facts, path
+        return None
 
     def verify(self, scanned: str) -> Verification:  # noqa: PLR0911 - one return per outcome reads best
         try:

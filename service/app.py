@@ -29,6 +29,7 @@ from service.problems import exception_handlers
 from service.registry_follower import RegistryFollower
 from service.routes import (
     admin,
+    antifraud,
     campaigns,
     codes,
     consumer,
@@ -153,6 +154,7 @@ def create_app(settings: Settings) -> Litestar:
             member_admin.member_admin_router(),
             shipments.shipments_router(),
             reports.reports_router(),
+            antifraud.antifraud_router(),
             consumer.consumer_page,
         ],
         lifespan=[lifespan],

@@ -2,6 +2,10 @@
 -- queued). ARGV is a list of operations, each taking its keys from KEYS in order:
 --   'w', ttl              fixed-window counter (1 key): replies count, seconds left in the window
 --   'c', device_id, ttl   per-code counter and distinct-device sketch (2 keys): replies count, devices
+--   'r', region, ttl      per-code distinct-region sketch (1 key): replies regions, 0
+--   't', lat, lng, now, ttl
+--                         per-code last located scan (1 key): replies the km and seconds from the
+--                         previous located scan (-1, -1 for the first), then remembers this one
 -- The reply is the flat list of every operation's two numbers, in order.
 local out = {}
 local k = 1
@@ -17,6 +21,33 @@ while a <= #ARGV do
     out[#out + 1] = redis.call('TTL', key)
     k = k + 1
     a = a + 2
+  elseif ARGV[a] == 'r' then
+    local sketch = KEYS[k]
+    redis.call('PFADD', sketch, ARGV[a + 1])
+    redis.call('EXPIRE', sketch, ARGV[a + 2])
+    out[#out + 1] = redis.call('PFCOUNT', sketch)
+    out[#out + 1] = 0
+    k = k + 1
+    a = a + 3
+  elseif ARGV[a] == 't' then
+    local key = KEYS[k]
+    local lat, lng, now = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+    local last = redis.call('HMGET', key, 'lat', 'lng', 'at')
+    if last[1] then
+      -- Great-circle distance (haversine, mean Earth radius), whole km and seconds.
+      local p1, p2 = math.rad(tonumber(last[1])), math.rad(lat)
+      local dp, dl = p2 - p1, math.rad(lng - tonumber(last[2]))
+      local h = math.sin(dp / 2) ^ 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ^ 2
+      out[#out + 1] = math.floor(2 * 6371 * math.asin(math.sqrt(h)))
+      out[#out + 1] = math.max(0, now - tonumber(last[3]))
+    else
+      out[#out + 1] = -1
+      out[#out + 1] = -1
+    end
+    redis.call('HSET', key, 'lat', ARGV[a + 1], 'lng', ARGV[a + 2], 'at', ARGV[a + 3])
+    redis.call('EXPIRE', key, ARGV[a + 4])
+    k = k + 1
+    a = a + 5
   else
     local counter, sketch = KEYS[k], KEYS[k + 1]
     local count = redis.call('INCR', counter)

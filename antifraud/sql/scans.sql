@@ -9,7 +9,7 @@ WITH input AS (
         seq integer, scan_id uuid, scanned_at timestamptz, brand_id uuid, product_id uuid, batch_id uuid,
         key_id smallint, code_index bigint, device_id text, member_id uuid, enrolled boolean,
         candidate_id uuid, ip_prefix inet, lat numeric, lng numeric, ua_family text, distributor_id uuid,
-        region text, diverted boolean)
+        region text, diverted boolean, suspect boolean, risk_score integer, risk_reasons text)
 ), new_devices AS (
     SELECT DISTINCT ON (brand_id, device_id) brand_id, device_id, candidate_id, product_id, batch_id
     FROM input WHERE member_id IS NULL
@@ -64,10 +64,22 @@ WITH input AS (
     INSERT INTO scans (id, scanned_at, brand_id, product_id, batch_id, key_id, code_index, verdict, scan_number,
                        device_id, member_id, ip_prefix, lat, lng, ua_family, distributor_id, region, diverted)
     SELECT scan_id, scanned_at, brand_id, product_id, batch_id, key_id, code_index,
-           CASE WHEN first THEN 'genuine_first' ELSE 'genuine_repeat' END, scan_number,
-           device_id, resolved_member_id, ip_prefix, round(lat, 2), round(lng, 2), ua_family, distributor_id,
-           region, diverted
+           CASE WHEN first THEN 'genuine_first' WHEN suspect THEN 'suspect_clone' ELSE 'genuine_repeat' END,
+           scan_number, device_id, resolved_member_id, ip_prefix, round(lat, 2), round(lng, 2), ua_family,
+           distributor_id, region, diverted
     FROM numbered
+), flagged AS (
+    -- A code past a clone threshold goes (back) on the brand's review list; a first scan never does.
+    INSERT INTO flagged_codes AS f (brand_id, key_id, code_index, batch_id, score, reasons, suspect_scans,
+                                    first_flagged_at, last_flagged_at)
+    SELECT brand_id, key_id, code_index, max(batch_id::text)::uuid, max(risk_score),
+           string_to_array(max(risk_reasons), ','), count(*), min(scanned_at), max(scanned_at)
+    FROM numbered WHERE suspect AND NOT first
+    GROUP BY brand_id, key_id, code_index ORDER BY brand_id, key_id, code_index
+    ON CONFLICT (brand_id, key_id, code_index) DO UPDATE
+    SET score = greatest(f.score, excluded.score), reasons = excluded.reasons,
+        suspect_scans = f.suspect_scans + excluded.suspect_scans, last_flagged_at = excluded.last_flagged_at,
+        status = CASE WHEN f.status = 'cleared' THEN 'open' ELSE f.status END
 )
 SELECT seq, first, scan_number, first_scanned_at, resolved_member_id, resolved_enrolled, member_created,
        -- The member's points as the answer shows them: open lots not yet expired (see ledger.sql).

@@ -143,6 +143,9 @@ SELECT id, brand_id, product_id, key_id, start_index, quantity, lot, production_
        change_seq
 FROM batches WHERE change_seq > %(since)s;
 
+-- registry_clone_rules --
+SELECT brand_id, devices, regions, max_speed_kmh, change_seq FROM clone_rules WHERE change_seq > %(since)s;
+
 -- registry_activations --
 -- Activated item ranges (insert-only), with the distributor's regions for diversion checks.
 SELECT a.batch_id, a.start_index, a.stop_index, a.shipment_id, a.distributor_id, d.regions, a.change_seq

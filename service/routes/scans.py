@@ -16,7 +16,7 @@ from litestar.openapi import ResponseSpec
 from litestar.response.base import ASGIResponse
 from psycopg_pool import PoolTimeout
 
-from antifraud import regions
+from antifraud import clones, regions
 from antifraud.clients import coarse, ip_prefix, ua_family
 from antifraud.errors import StorageUnavailable
 from antifraud.scanlog import (
@@ -81,7 +81,8 @@ class MemberOut(msgspec.Struct, frozen=True):
 class ScanResult(msgspec.Struct, frozen=True):
     scan_id: uuid.UUID
     verdict: Verdict
-    # Why a code is counterfeit (malformed, bad_tag, voided, ...); null for genuine codes.
+    # Why a code is counterfeit (malformed, bad_tag, voided, ...) or a suspect clone (the signals past
+    # their thresholds: devices, regions, travel); null otherwise.
     reason: str | None
     product: ProductOut | None
     batch: BatchOut | None
@@ -197,18 +198,20 @@ async def _process(
     member = _member_from_token(state, token, facts.brand_id) if facts else None
     client_ip = _client_ip(request, headers, state)
     live = facts is not None and facts.activated
+    location = data.location
+    # Only the consented browser location says where; an IP database is a later addition.
+    region = regions.region_at(location.lat, location.lng) if location else None
     signals = await state.signals.on_scan(
         device_id=data.device_id,
         ip=client_ip,
         # A code's counters start at activation; scans before count as suspicious logs per source.
         code=(facts.brand_id, facts.key_id, facts.index) if facts and live else None,
+        region=region,
+        location=(location.lat, location.lng) if location else None,
     )
     scan_id = uuid7()
     now = dt.datetime.now(dt.UTC)
-    location = data.location
     user_agent = ua_family(headers.user_agent)
-    # Only the consented browser location says where; an IP database is a later addition.
-    region = regions.region_at(location.lat, location.lng) if location else None
     if facts is not None and not live:
         if signals.log_counterfeit:
             await state.writer.record_unactivated(
@@ -248,6 +251,7 @@ async def _process(
         await state.campaigns.ensure_loaded()
     except (psycopg.Error, PoolTimeout):
         raise StorageUnavailable("the campaigns are not loaded yet") from None
+    risk = clones.assess(signals.code, state.registry.clone_rules(facts.brand_id))
     record = ScanRecord(
         scan_id=scan_id,
         scanned_at=now,
@@ -263,7 +267,9 @@ async def _process(
         distributor_id=facts.distributor_id,
         # Sold outside the territory it was shipped to: grey market, attributed to that distributor.
         diverted=region is not None and bool(facts.territory) and not regions.within(region, facts.territory),
-        rewards=state.campaigns.reward_items(facts, scan_id, now),
+        risk=risk,
+        # A copied code earns nothing: the first scan (the genuine buyer's, as a rule) already did.
+        rewards=[] if risk.suspect else state.campaigns.reward_items(facts, scan_id, now),
     )
     minted: dict[str, str] = {}
 
@@ -278,7 +284,12 @@ async def _process(
             ref = MemberRef(outcome.member_id, facts.brand_id, outcome.member_enrolled)
             minted["token"] = state.member_tokens.issue(ref)
         reward = state.campaigns.describe(facts.brand_id, outcome.awards, record.rewards)
-        return _encoder.encode(_genuine_result(scan_id, facts, outcome, minted["token"], reward))
+        verdict: Verdict = (
+            "genuine_first" if outcome.first else "suspect_clone" if risk.suspect else "genuine_repeat"
+        )
+        reason = ",".join(risk.reasons) if verdict == "suspect_clone" else None
+        result = _genuine_result(scan_id, verdict, reason, facts, outcome, minted["token"], reward)
+        return _encoder.encode(result)
 
     key = headers.idempotency_key
     idempotency = None if key is None else Idempotency(key, request_hash, render)
@@ -319,12 +330,18 @@ def _client_ip(request: Request[Any, Any, Any], headers: _ScanHeaders, state: Ap
 
 
 def _genuine_result(
-    scan_id: uuid.UUID, facts: CodeFacts, outcome: ScanOutcome, member_token: str, reward: ScanReward | None
+    scan_id: uuid.UUID,
+    verdict: Verdict,
+    reason: str | None,
+    facts: CodeFacts,
+    outcome: ScanOutcome,
+    member_token: str,
+    reward: ScanReward | None,
 ) -> ScanResult:
     return ScanResult(
         scan_id=scan_id,
-        verdict="genuine_first" if outcome.first else "genuine_repeat",
-        reason=None,
+        verdict=verdict,
+        reason=reason,
         product=ProductOut(id=facts.product_id, name=facts.product_name, gtin=facts.gtin, facts=facts.facts),
         batch=BatchOut(id=facts.batch_id, lot=facts.lot, production_date=facts.production_date),
         scan_count=outcome.scan_count,

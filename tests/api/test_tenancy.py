@@ -15,6 +15,7 @@ from antifraud import shipments
 from campaigns import campaigns, coupons, draws
 from codegen import aggregation, batches, products
 from codegen.models import BatchIn, ItemRange, ProductIn, RegularPackingIn
+from codegen.printing import load_printing
 from service import auth
 from service.models import Role, TokenIn
 from service.settings import Settings
@@ -86,6 +87,8 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
         "items": [{"batch_id": "{batch_id}", "start": 0, "stop": 5}],
     },
     ("POST", "/v1/shipments/{shipment_id:uuid}/receive"): None,
+    ("PUT", "/v1/antifraud/clone-rules"): {"devices": 5},
+    ("POST", "/v1/antifraud/flagged/{flag_id:int}/review"): {"status": "cleared"},
 }
 
 
@@ -160,6 +163,16 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_ke
         ),
         now=dt.datetime.now(dt.UTC),
     )
+    printing = await load_printing(db, tenant.brand_id, batch.id, [master_key])
+    [[(_, serial, _)]] = list(printing.codes("scan.example.com", 0, 1))
+    cur = await db.execute(
+        "INSERT INTO flagged_codes (brand_id, key_id, code_index, batch_id, score, reasons, suspect_scans,"
+        " first_flagged_at, last_flagged_at) VALUES (%s, 0, %s, %s, 150, '{devices}', 1, now(), now())"
+        " RETURNING id",
+        (tenant.brand_id, batch.start_index, batch.id),
+    )
+    flag = await cur.fetchone()
+    assert flag is not None
     member_id = uuid.uuid4()
     await db.execute("INSERT INTO members (id, brand_id) VALUES (%s, %s)", (member_id, tenant.brand_id))
     code = coupons.new_code()
@@ -185,6 +198,8 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_ke
         "code": coupons.display(code),
         "distributor_id": str(distributor.id),
         "shipment_id": str(shipment.id),
+        "serial": serial,
+        "flag_id": str(flag[0]),
     }
 
 
@@ -263,6 +278,8 @@ class TestTenancy:
             (ids["distributor_id"],),
         )
         assert await cur.fetchone() == (1, 1, ["CN-ZJ"])
+        cur = await db.execute("SELECT status FROM flagged_codes")
+        assert await cur.fetchall() == [("open",)]
 
     async def test_lists_only_show_the_callers_brand(
         self, client: AsyncTestClient[Any], tenant_a: Tenant, tenant_b: Tenant

@@ -1,0 +1,77 @@
+"""Clone detection: one genuine code copied onto many fakes shows in its scan history.
+
+Signals per code (kept in Redis by antifraud.signals, a rebuildable hint): distinct devices, distinct
+regions, and the travel from its previous located scan. Each signal is scored against the brand's
+threshold as a percentage; the code's risk score is the highest of them, and a score of 100 or more
+makes the scan `suspect_clone` (no reward; the code is flagged for review with its case and pallet).
+
+Defaults (per brand, `PUT /v1/antifraud/clone-rules`):
+- devices: 10 distinct devices (a family shares a bottle; a shop's shelf is not scanned by 10 phones);
+- regions: 3 distinct provinces (an item does not tour the country after sale);
+- travel: faster than 800 km/h between two located scans at least 100 km apart (faster than a plane);
+  `max_speed_kmh: null` turns this rule off.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Annotated
+
+import msgspec
+
+if TYPE_CHECKING:
+    from antifraud.signals import CodeSignals
+
+SUSPECT_SCORE = 100
+# Two scans closer than this are one place (location is rounded, phones drift): never "travel".
+MIN_TRAVEL_KM = 100
+
+
+class CloneRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    devices: Annotated[int, msgspec.Meta(ge=2, le=100_000)] = 10
+    regions: Annotated[int, msgspec.Meta(ge=2, le=1_000)] = 3
+    # None turns the travel rule off (for brands whose buyers share locations too coarse for it).
+    max_speed_kmh: Annotated[int, msgspec.Meta(ge=50, le=100_000)] | None = 800
+
+
+class BrandCloneRules(msgspec.Struct, frozen=True):
+    brand_id: uuid.UUID
+    rules: CloneRules
+
+
+class Risk(msgspec.Struct, frozen=True):
+    score: int
+    # The signals at or past their threshold: devices, regions, travel.
+    reasons: list[str]
+
+    @property
+    def suspect(self) -> bool:
+        return self.score >= SUSPECT_SCORE
+
+
+NO_RISK = Risk(0, [])
+
+
+def assess(signals: CodeSignals | None, rules: CloneRules) -> Risk:
+    """The code's risk score after this scan (0 without code signals, e.g. a code not yet activated)."""
+    if signals is None:
+        return NO_RISK
+    scores = {
+        "devices": 100 * signals.distinct_devices // rules.devices,
+        "regions": 100 * signals.distinct_regions // rules.regions,
+        "travel": _travel_score(signals, rules),
+    }
+    score = max(scores.values())
+    return Risk(score, [name for name, value in scores.items() if value >= SUSPECT_SCORE])
+
+
+def _travel_score(signals: CodeSignals, rules: CloneRules) -> int:
+    if (
+        rules.max_speed_kmh is None
+        or signals.travel_km is None
+        or signals.travel_s is None
+        or signals.travel_km < MIN_TRAVEL_KM
+    ):
+        return 0
+    # The speed against the limit, in percent: 100 * (km / hours) / max, in integers.
+    return 100 * signals.travel_km * 3600 // (max(signals.travel_s, 1) * rules.max_speed_kmh)

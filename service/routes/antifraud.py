@@ -1,0 +1,135 @@
+"""Anti-fraud settings and review over HTTP: clone thresholds and the flagged codes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, Response, Router, get, post, put
+from litestar.params import Parameter
+from psycopg import AsyncConnection
+
+from antifraud import review, trace
+from antifraud.clones import CloneRules
+from antifraud.review import FlagStatus, Reviewed, ReviewIn
+from service import audit
+from service.errors import NotFound
+from service.guards import brand_of, principal_from, require_token, roles
+from service.models import Page, Role
+from service.routes.admin import Limit
+from service.settings import Settings
+from service.state import AppState
+
+WRITERS = (Role.BRAND_ADMIN, Role.OPERATIONS)
+READERS = (*WRITERS, Role.AUDITOR, Role.MARKETER, Role.CUSTOMER_SERVICE)
+
+
+@get("/antifraud/clone-rules", opt=roles(*READERS), tags=["antifraud"])
+async def get_clone_rules(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> CloneRules:
+    """When a code's scans make it a suspect clone (see antifraud.clones for what each threshold means)."""
+    return await review.clone_rules(db, brand_of(principal_from(request)))
+
+
+@put("/antifraud/clone-rules", opt=roles(*WRITERS), tags=["antifraud"])
+async def set_clone_rules(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: CloneRules
+) -> CloneRules:
+    """`{"devices": 10, "regions": 3, "max_speed_kmh": 800}`; audited; live on all workers within 1 s."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    before = await review.clone_rules(db, brand_id)
+    saved = await review.save_clone_rules(db, brand_id, data)
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action="antifraud.clone_rules",
+        object_type="brand",
+        object_id=brand_id,
+        before=before,
+        after=saved,
+    )
+    await db.commit()
+    state: AppState = request.app.state.onecode
+    await state.registry_follower.refresh_if_stale()
+    return saved
+
+
+@get("/antifraud/flagged", opt=roles(*READERS), tags=["antifraud"])
+async def list_flagged(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    status: FlagStatus = "open",
+    after: int | None = None,
+    limit: Limit = 50,
+) -> Page:
+    """Codes whose scans crossed a clone threshold, with their case and pallet, oldest flag first."""
+    limit = min(limit, settings.max_page_size)
+    items = await review.flagged(
+        db, brand_of(principal_from(request)), status=status, after=after, limit=limit
+    )
+    return Page(items=items, next_cursor=str(items[-1].id) if len(items) == limit else None)
+
+
+@post("/antifraud/flagged/{flag_id:int}/review", opt=roles(*WRITERS), status_code=200, tags=["antifraud"])
+async def review_flag(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], flag_id: int, data: ReviewIn
+) -> Reviewed:
+    """`cleared` (a false alarm: the code's clone signals start over) or `confirmed` (a copied code)."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    reviewed = await review.review(
+        db, brand_id=brand_id, flag_id=flag_id, data=data, actor=principal.actor, now=dt.datetime.now(dt.UTC)
+    )
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action=f"antifraud.flag_{data.status}",
+        object_type="flagged_code",
+        object_id=flag_id,
+        after=reviewed,
+    )
+    if data.status == "cleared":
+        state: AppState = request.app.state.onecode
+        await state.signals.forget_code((brand_id, reviewed.key_id, reviewed.code_index))
+    return reviewed
+
+
+TRACERS = (*READERS, Role.FINANCE)
+
+
+@get("/codes/{serial:str}/trace", opt=roles(*TRACERS), tags=["antifraud"], response_model=None)
+async def code_trace(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    serial: Annotated[str, Parameter(max_length=40)],
+    format: Literal["json", "epcis"] = "json",  # noqa: A002 - the public query parameter's name
+) -> trace.CodeTrace | Response[bytes]:
+    """An item's story by its serial: batch, commissioning, case and pallet, shipment, receipt, every scan.
+
+    `format=epcis` gives the same events as a GS1 EPCIS 2.0 JSON-LD document.
+    """
+    brand_id = brand_of(principal_from(request))
+    state: AppState = request.app.state.onecode
+    await state.registry_follower.ensure_loaded()
+    found = state.registry.find_serial(brand_id, serial)
+    if found is None:
+        raise NotFound("code", serial)
+    facts, path = found
+    story = await trace.code_trace(db, facts, path, scan_domain=settings.scan_domain)
+    if format == "json":
+        return story
+    document = trace.epcis_document(story, now=dt.datetime.now(dt.UTC))
+    return Response(msgspec.json.encode(document), media_type="application/ld+json")
+
+
+def antifraud_router() -> Router:
+    return Router(
+        "/v1",
+        route_handlers=[get_clone_rules, set_clone_rules, list_flagged, review_flag, code_trace],
+        guards=[require_token],
+    )

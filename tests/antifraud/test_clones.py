@@ -1,0 +1,175 @@
+"""Clone detection: a copied code turns `suspect_clone` at the documented thresholds and is flagged."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from litestar.testing import AsyncTestClient
+
+from antifraud import clones
+from antifraud.signals import CodeSignals
+from service.models import Role
+from service.settings import Settings
+from tests.api.test_errors import assert_problem
+from tests.conftest import Tenant
+from tests.fixtures_codes import IssuedBatch, issue_batch
+
+# Five provincial capitals: Hangzhou, Shanghai, Guangzhou, Nanjing, Chengdu.
+PROVINCES = [(30.27, 120.16), (31.23, 121.47), (23.13, 113.26), (32.06, 118.79), (30.66, 104.07)]
+
+
+@pytest.fixture
+async def issued(db: psycopg.AsyncConnection[Any], settings: Settings, tenant_a: Tenant) -> IssuedBatch:
+    return await issue_batch(db, settings, tenant_a.brand_id, quantity=30)
+
+
+async def scan(client: AsyncTestClient[Any], url: str, where: tuple[float, float] | None = None) -> Any:
+    client.cookies.clear()
+    body: dict[str, Any] = {"code": url, "device_id": f"dev-{uuid.uuid4().hex}"}
+    if where is not None:
+        body["location"] = {"lat": where[0], "lng": where[1], "accuracy_m": 30.0}
+    response = await client.post("/v1/scans", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def set_rules(client: AsyncTestClient[Any], tenant: Tenant, **rules: int | None) -> Any:
+    return await client.put("/v1/antifraud/clone-rules", json=rules, headers=tenant.headers(Role.OPERATIONS))
+
+
+class TestThresholds:
+    async def test_20_devices_turn_a_code_suspect_at_the_10th(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch, tenant_a: Tenant
+    ) -> None:
+        """Default rule: 10 distinct devices. The first 9 scans are genuine, from the 10th on suspect."""
+        verdicts = [(await scan(client, issued.urls[0]))["verdict"] for _ in range(20)]
+        assert verdicts == ["genuine_first"] + ["genuine_repeat"] * 8 + ["suspect_clone"] * 11
+        flagged = await client.get("/v1/antifraud/flagged", headers=tenant_a.headers(Role.OPERATIONS))
+        [flag] = flagged.json()["items"]
+        assert (flag["position"], flag["reasons"], flag["suspect_scans"], flag["scans"]) == (
+            0,
+            ["devices"],
+            11,
+            20,
+        )
+        assert flag["score"] == 200  # 20 devices against a threshold of 10
+
+    async def test_5_provinces_turn_a_code_suspect_at_the_3rd(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch, tenant_a: Tenant
+    ) -> None:
+        """Default rule: 3 distinct provinces (travel off here: test scans come a millisecond apart)."""
+        assert (await set_rules(client, tenant_a, max_speed_kmh=None)).status_code == 200
+        answers = [await scan(client, issued.urls[1], where) for where in PROVINCES]
+        assert [a["verdict"] for a in answers] == ["genuine_first", "genuine_repeat"] + ["suspect_clone"] * 3
+        assert answers[2]["reason"] == "regions"
+
+    async def test_impossible_travel_makes_the_second_scan_suspect(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch
+    ) -> None:
+        """Hangzhou then Guangzhou (about 1,000 km) a moment apart: faster than any plane."""
+        first = await scan(client, issued.urls[2], PROVINCES[0])
+        second = await scan(client, issued.urls[2], PROVINCES[2])
+        assert (first["verdict"], second["verdict"], second["reason"]) == (
+            "genuine_first",
+            "suspect_clone",
+            "travel",
+        )
+        # The same town again is no travel at all.
+        assert (await scan(client, issued.urls[3], PROVINCES[0]))["verdict"] == "genuine_first"
+        assert (await scan(client, issued.urls[3], PROVINCES[0]))["verdict"] == "genuine_repeat"
+
+
+class TestConsequences:
+    async def test_a_suspect_scan_earns_nothing_and_a_review_can_clear_it(
+        self,
+        client: AsyncTestClient[Any],
+        issued: IssuedBatch,
+        tenant_a: Tenant,
+        db: psycopg.AsyncConnection[Any],
+    ) -> None:
+        assert (await set_rules(client, tenant_a, devices=2)).status_code == 200
+        campaign = await client.post(
+            "/v1/campaigns",
+            json={
+                "name": "Every scan",
+                "kind": "points",
+                "starts_at": "2020-01-01T00:00:00Z",
+                "ends_at": "2099-01-01T00:00:00Z",
+                "budget_cents": 100_000,
+                "points_reward": {"points": 10},
+                "eligibility": {"first_scan_only": False},
+            },
+            headers=tenant_a.headers(Role.MARKETER),
+        )
+        await client.post(
+            f"/v1/campaigns/{campaign.json()['id']}:activate", headers=tenant_a.headers(Role.MARKETER)
+        )
+        # The first scan of code 5 never claimed a reward in time: its later scans could be rewarded.
+        await db.execute("UPDATE campaigns SET status = 'paused'")
+        await scan(client, issued.urls[5])
+        await db.execute("UPDATE campaigns SET status = 'active'")
+        suspect = await scan(client, issued.urls[5])
+        assert (suspect["verdict"], suspect["reward"]) == ("suspect_clone", None)
+        flags = (await client.get("/v1/antifraud/flagged", headers=tenant_a.headers())).json()["items"]
+        cleared = await client.post(
+            f"/v1/antifraud/flagged/{flags[0]['id']}/review",
+            json={"status": "cleared"},
+            headers=tenant_a.headers(),
+        )
+        assert cleared.status_code == 200, cleared.text
+        after = await scan(client, issued.urls[5])
+        assert after["verdict"] == "genuine_repeat"
+        assert after["reward"]["points"] == 10
+        listed = await client.get(
+            "/v1/antifraud/flagged", params={"status": "cleared"}, headers=tenant_a.headers()
+        )
+        assert [f["reviewed_by"] is not None for f in listed.json()["items"]] == [True]
+
+    async def test_rules_are_validated_and_kept_per_brand(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant, tenant_b: Tenant
+    ) -> None:
+        assert_problem(await set_rules(client, tenant_a, devices=1), 422, "validation-error")
+        assert (await set_rules(client, tenant_a, devices=5, regions=4, max_speed_kmh=900)).status_code == 200
+        mine = await client.get("/v1/antifraud/clone-rules", headers=tenant_a.headers(Role.AUDITOR))
+        theirs = await client.get("/v1/antifraud/clone-rules", headers=tenant_b.headers(Role.AUDITOR))
+        assert mine.json() == {"devices": 5, "regions": 4, "max_speed_kmh": 900}
+        assert theirs.json() == {"devices": 10, "regions": 3, "max_speed_kmh": 800}
+        assert (await set_rules(client, tenant_a, devices=3)).status_code == 200
+        assert (await client.get("/v1/antifraud/clone-rules", headers=tenant_a.headers())).json()[
+            "devices"
+        ] == 3
+        marketer = await client.put(
+            "/v1/antifraud/clone-rules", json={"devices": 3}, headers=tenant_a.headers(Role.MARKETER)
+        )
+        assert marketer.status_code == 403
+
+
+@given(
+    devices=st.integers(1, 50),
+    regions=st.integers(0, 10),
+    km=st.none() | st.integers(0, 5_000),
+    seconds=st.integers(0, 86_400),
+)
+def test_the_score_is_the_worst_signal_against_its_threshold(
+    devices: int, regions: int, km: int | None, seconds: int
+) -> None:
+    rules = clones.CloneRules()
+    assert rules.max_speed_kmh is not None
+    signals = CodeSignals(devices + 1, devices, regions, km, None if km is None else seconds)
+    risk = clones.assess(signals, rules)
+    assert risk.suspect == (
+        devices >= rules.devices
+        or regions >= rules.regions
+        or (
+            km is not None
+            and km >= clones.MIN_TRAVEL_KM
+            and km * 3600 >= max(seconds, 1) * rules.max_speed_kmh
+        )
+    )
+    assert set(risk.reasons) <= {"devices", "regions", "travel"}
+    assert bool(risk.reasons) == risk.suspect
