@@ -21,3 +21,11 @@ class StorageUnavailable(AntifraudError):
     """PostgreSQL could not take the scan; nothing was acknowledged."""
 
     retry_after = 2
+
+
+class Blocked(AntifraudError):
+    """The brand blocked this device, member or network (`kind`); the scan is refused and not logged."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"scans from this {kind} are blocked by the brand")
+        self.kind = kind

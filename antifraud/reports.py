@@ -1,4 +1,4 @@
-"""Anti-diversion reports: scans of shipped items outside their distributor's territory (grey market).
+"""Reports for brands and distributors: diversions (grey market), scans by dimension, scan rate per batch.
 
 A diversion is judged when the item is scanned (`scans.diverted`), against the territory it was shipped
 under; it is attributed to the distributor that received the item, with the item's case and pallet.
@@ -10,7 +10,7 @@ import csv
 import datetime as dt
 import io
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -63,7 +63,7 @@ class DiversionReport(msgspec.Struct, frozen=True):
     next_cursor: str | None
 
 
-class DiversionFilter(msgspec.Struct, frozen=True, kw_only=True):
+class ReportFilter(msgspec.Struct, frozen=True, kw_only=True):
     brand_id: uuid.UUID
     since: dt.datetime
     until: dt.datetime
@@ -80,13 +80,13 @@ class _Dimension(msgspec.Struct, frozen=True):
     events: int
 
 
-def _params(found: DiversionFilter) -> dict[str, Any]:
+def _params(found: ReportFilter) -> dict[str, Any]:
     return msgspec.structs.asdict(found)
 
 
 async def events(
     conn: AsyncConnection[Any],
-    found: DiversionFilter,
+    found: ReportFilter,
     *,
     before: tuple[dt.datetime, uuid.UUID] | None,
     limit: int,
@@ -100,7 +100,7 @@ async def events(
     return await fetch_all(conn, QUERIES["diversion_events"], params, DiversionEvent)
 
 
-async def totals(conn: AsyncConnection[Any], found: DiversionFilter) -> DiversionTotals:
+async def totals(conn: AsyncConnection[Any], found: ReportFilter) -> DiversionTotals:
     rows = await fetch_all(conn, QUERIES["diversion_totals"], _params(found), _Dimension)
 
     def of(dimension: str) -> list[Count]:
@@ -111,7 +111,7 @@ async def totals(conn: AsyncConnection[Any], found: DiversionFilter) -> Diversio
 
 async def report(
     conn: AsyncConnection[Any],
-    found: DiversionFilter,
+    found: ReportFilter,
     *,
     before: tuple[dt.datetime, uuid.UUID] | None,
     limit: int,
@@ -171,6 +171,74 @@ def to_csv(found: list[DiversionEvent], *, header: bool) -> bytes:
                 e.case_sscc or "",
                 e.pallet_sscc or "",
                 e.scan_id,
+            ]
+        )
+    return out.getvalue().encode()
+
+
+ScanDimension = Literal["region", "product", "batch", "week", "distributor"]
+
+
+class ScanGroup(msgspec.Struct, frozen=True):
+    # A region code, product id, batch id, distributor id or the Monday of a week ("unknown"/"none"
+    # when scans had no region or no distributor).
+    key: str
+    scans: int
+    first_scans: int
+    repeat_scans: int
+    suspect_clone: int
+    not_activated: int
+    diverted: int
+    # Forged codes claiming the brand: counted by region or by week only (they name no product).
+    counterfeit: int
+
+
+class BatchScanRate(msgspec.Struct, frozen=True):
+    batch_id: uuid.UUID
+    product_name: str
+    lot: str | None
+    quantity: int
+    activation: str
+    activated: int
+    scanned: int
+    # scanned / activated (null before anything is activated).
+    rate: float | None = None
+
+
+async def scans_by(
+    conn: AsyncConnection[Any], found: ReportFilter, *, by: ScanDimension, limit: int
+) -> list[ScanGroup]:
+    params = {**_params(found), "by": by, "limit": limit}
+    return await fetch_all(conn, QUERIES["scans_by"], params, ScanGroup)
+
+
+async def batch_scan_rates(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, *, after: uuid.UUID | None, limit: int
+) -> list[BatchScanRate]:
+    rows = await fetch_all(
+        conn,
+        QUERIES["batch_scan_rates"],
+        {"brand_id": brand_id, "after": after, "limit": limit},
+        BatchScanRate,
+    )
+    return [msgspec.structs.replace(r, rate=r.scanned / r.activated if r.activated else None) for r in rows]
+
+
+def groups_csv(groups: list[ScanGroup], *, by: str) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([by, *[f for f in ScanGroup.__struct_fields__ if f != "key"]])
+    for g in groups:
+        writer.writerow(
+            [
+                g.key,
+                g.scans,
+                g.first_scans,
+                g.repeat_scans,
+                g.suspect_clone,
+                g.not_activated,
+                g.diverted,
+                g.counterfeit,
             ]
         )
     return out.getvalue().encode()

@@ -96,6 +96,7 @@ class CounterfeitRecord(msgspec.Struct, frozen=True, kw_only=True):
     lat: float | None = None
     lng: float | None = None
     ua_family: str | None = None
+    region: str | None = None
 
 
 class _ScanRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -377,6 +378,7 @@ class ScanWriter:
                         fake.lat,
                         fake.lng,
                         fake.ua_family,
+                        fake.region,
                     )
                 )
 

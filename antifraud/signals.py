@@ -31,6 +31,8 @@ def _lua(name: str) -> str:
 class Limits(msgspec.Struct, frozen=True):
     device_per_minute: int = 30
     ip_per_minute: int = 600
+    # A member scanning across many codes (from many devices, with one member token) is a bot too.
+    member_per_minute: int = 30
     # Forged codes are logged for intelligence, but one source cannot flood the log.
     counterfeit_logs_per_ip_minute: int = 20
     code_signal_ttl_s: int = 90 * 24 * 3600
@@ -105,19 +107,23 @@ class Signals:
         code: tuple[uuid.UUID, int, int] | None,
         region: str | None = None,
         location: tuple[float, float] | None = None,
+        member_id: uuid.UUID | None = None,
     ) -> ScanSignals:
-        """Count the scan against its device and IP (Throttled above the limits) and its code."""
-        # Two numbers per operation: device window, IP window (with an IP), then code or counterfeit,
-        # then (for a code) its regions with a region, its travel with a location.
-        replies = await self._call(self._operations(device_id, ip, code, region, location))
-        device_count, device_ttl = replies[0], replies[1]
-        if device_count > self.limits.device_per_minute:
-            raise Throttled("too many scans from this device", retry_after=max(1, device_ttl))
+        """Count the scan against its device, IP and member (Throttled above the limits) and its code."""
+        # Two numbers per operation: device window, IP window (with an IP), member window (with a
+        # member), then code or counterfeit, then (for a code) its regions with a region, its travel
+        # with a location.
+        replies = await self._call(self._operations(device_id, ip, member_id, code, region, location))
+        windows = [("this device", self.limits.device_per_minute)]
         if ip is not None:
-            ip_count, ip_ttl = replies[2], replies[3]
-            if ip_count > self.limits.ip_per_minute:
-                raise Throttled("too many scans from this network", retry_after=max(1, ip_ttl))
-        at = 4 if ip is not None else 2
+            windows.append(("this network", self.limits.ip_per_minute))
+        if member_id is not None:
+            windows.append(("this member", self.limits.member_per_minute))
+        for n, (source, limit) in enumerate(windows):
+            count, ttl = replies[2 * n], replies[2 * n + 1]
+            if count > limit:
+                raise Throttled(f"too many scans from {source}", retry_after=max(1, ttl))
+        at = 2 * len(windows)
         if code is not None:
             scans, devices = replies[at], replies[at + 1]
             regions = 0
@@ -138,6 +144,7 @@ class Signals:
         self,
         device_id: str,
         ip: str | None,
+        member_id: uuid.UUID | None,
         code: tuple[uuid.UUID, int, int] | None,
         region: str | None,
         location: tuple[float, float] | None,
@@ -148,6 +155,9 @@ class Signals:
         args: list[Any] = ["w", 60]
         if ip is not None:
             keys.append(f"{p}v:ip:{{{ip}}}:{minute}")
+            args += ("w", 60)
+        if member_id is not None:
+            keys.append(f"{p}v:m:{{{member_id}}}:{minute}")
             args += ("w", 60)
         operations = len(keys) + 1
         if code is not None:

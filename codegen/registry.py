@@ -230,6 +230,10 @@ class CodeRegistry:
         self._since = newest
         self.refreshed_at = time.monotonic()
 
+    def seen(self, change_seq: int) -> None:
+        """Rows another cache loaded from the shared change sequence (the blocklist's) are not news."""
+        self._since = max(self._since, change_seq)
+
     def clone_rules(self, brand_id: uuid.UUID) -> CloneRules:
         """The brand's clone thresholds (antifraud.clones), the defaults until it sets its own."""
         return self._clone_rules.get(brand_id, DEFAULT_CLONE_RULES)

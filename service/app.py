@@ -14,6 +14,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from psycopg import AsyncConnection
 
+from antifraud.blocklist import Blocklist
 from antifraud.scanlog import ScanWriter
 from antifraud.signals import Limits, Signals
 from campaigns.book import CampaignBook
@@ -95,7 +96,8 @@ def create_app(settings: Settings) -> Litestar:
         # wait=False: a database that is down at start must not keep the process from serving 503s.
         await pool.open(wait=False)
         registry = CodeRegistry(settings.all_master_keys)
-        follower = RegistryFollower(pool, registry)
+        blocklist = Blocklist()
+        follower = RegistryFollower(pool, registry, blocklist)
         writer = ScanWriter(settings.database_url or "")
         book = CampaignBook(pool, settings.all_master_keys)
         phones = PhoneVault(settings.all_master_keys)
@@ -103,7 +105,9 @@ def create_app(settings: Settings) -> Litestar:
             client,
             prefix=settings.redis_prefix,
             limits=Limits(
-                device_per_minute=settings.scans_per_device_minute, ip_per_minute=settings.scans_per_ip_minute
+                device_per_minute=settings.scans_per_device_minute,
+                ip_per_minute=settings.scans_per_ip_minute,
+                member_per_minute=settings.scans_per_member_minute,
             ),
         )
         app.state.onecode = AppState(
@@ -111,6 +115,7 @@ def create_app(settings: Settings) -> Litestar:
             pool=pool,
             redis=client,
             registry=registry,
+            blocklist=blocklist,
             registry_follower=follower,
             writer=writer,
             signals=signals,

@@ -78,6 +78,7 @@ _DOMAIN_TYPES: list[tuple[type[Exception], int, str, str]] = [
     (codegen_errors.StateConflict, 409, "conflict", "Conflict"),
     (CodegenError, 422, "validation-error", "Request failed validation"),
     (antifraud_errors.Throttled, 429, "rate-limited", "Too many requests"),
+    (antifraud_errors.Blocked, 403, "scan-blocked", "Scans from this source are blocked"),
     (antifraud_errors.StorageUnavailable, 503, "unavailable", "Service temporarily unavailable"),
     (member_errors.OtpThrottled, 429, "rate-limited", "Too many requests"),
     (member_errors.OtpRejected, 422, "otp-rejected", "One-time password rejected"),

@@ -1,4 +1,8 @@
-"""Keeps each worker's code registry current: a version check every second, reloads on demand."""
+"""Keeps each worker's code registry (and blocklist) current: a version check every second, reloads on demand.
+
+Both follow one change sequence (`registry_change_seq`): products, keys, batches, activations, clone
+rules and blocks all stamp it, so one cheap query tells whether anything needs loading.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,17 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from antifraud.blocklist import Blocklist
 from antifraud.errors import StorageUnavailable
 from codegen.registry import CodeRegistry
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
 
 logger = logging.getLogger("onecode.registry")
 POLL_S = 1.0
@@ -20,9 +29,10 @@ MIN_RELOAD_GAP_S = 0.25
 
 
 class RegistryFollower:
-    def __init__(self, pool: AsyncConnectionPool, registry: CodeRegistry) -> None:
+    def __init__(self, pool: AsyncConnectionPool, registry: CodeRegistry, blocklist: Blocklist) -> None:
         self._pool = pool
         self._registry = registry
+        self._blocklist = blocklist
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
 
@@ -32,11 +42,17 @@ class RegistryFollower:
             try:
                 async with self._lock, self._pool.connection() as conn:
                     if self._registry.refreshed_at == 0 or await self._registry.changed(conn):
-                        await self._registry.refresh(conn)
+                        await self._refresh(conn)
             except (psycopg.Error, PoolTimeout) as exc:
                 logger.warning("registry refresh failed: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), POLL_S)
+
+    async def _refresh(self, conn: AsyncConnection[Any]) -> None:
+        await self._blocklist.refresh(conn)
+        await self._registry.refresh(conn)
+        # Blocks stamp the shared sequence too: the registry must not take them for its own news.
+        self._registry.seen(self._blocklist.since)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -61,7 +77,7 @@ class RegistryFollower:
                 await asyncio.sleep(wait)
             try:
                 async with self._pool.connection(timeout=1.0) as conn:
-                    await self._registry.refresh(conn)
+                    await self._refresh(conn)
             except (psycopg.Error, PoolTimeout) as exc:
                 logger.warning("registry reload failed: %s", exc)
                 return False

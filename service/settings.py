@@ -63,6 +63,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Scan velocity limits (429 above them).
     scans_per_device_minute: int = 30
     scans_per_ip_minute: int = 600
+    scans_per_member_minute: int = 30
     log_level: str = "INFO"
     log_json: bool = True
     # One JSON line per request; at thousands of scans a second it costs measurable CPU.
@@ -98,6 +99,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             trust_forwarded_for=_bool(env, "ONECODE_TRUST_FORWARDED_FOR", default=False),
             scans_per_device_minute=_int(env, "ONECODE_SCANS_PER_DEVICE_MINUTE", 30),
             scans_per_ip_minute=_int(env, "ONECODE_SCANS_PER_IP_MINUTE", 600),
+            scans_per_member_minute=_int(env, "ONECODE_SCANS_PER_MEMBER_MINUTE", 30),
             log_level=env.get("ONECODE_LOG_LEVEL", "INFO").upper(),
             log_json=_bool(env, "ONECODE_LOG_JSON", default=True),
             access_log=_bool(env, "ONECODE_ACCESS_LOG", default=True),

@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
     from redis.asyncio import Redis
 
+    from antifraud.blocklist import Blocklist
     from antifraud.scanlog import ScanWriter
     from antifraud.signals import Signals
     from campaigns.book import CampaignBook
@@ -27,6 +28,7 @@ class AppState:
     redis: Redis
     # In-process copy of products, keys and batches: verification does no I/O.
     registry: CodeRegistry
+    blocklist: Blocklist
     registry_follower: RegistryFollower
     # Group-commit writer of the scan log (its own connection, outside the pool).
     writer: ScanWriter

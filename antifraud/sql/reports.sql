@@ -43,3 +43,59 @@ SELECT 'region', region, count(*) FROM events GROUP BY region
 UNION ALL
 SELECT 'week', week::text, count(*) FROM events GROUP BY week
 ORDER BY dimension, events DESC, key;
+
+-- scans_by --
+-- Scans of the period counted by verdict, grouped by one dimension (`by`); counterfeit scans, which
+-- name no product, only count where the group is a region or a week. `only_distributor` scopes a
+-- distributor's token to its own items.
+WITH genuine AS (
+    SELECT CASE %(by)s
+               WHEN 'region' THEN coalesce(s.region, 'unknown')
+               WHEN 'product' THEN s.product_id::text
+               WHEN 'batch' THEN s.batch_id::text
+               WHEN 'distributor' THEN coalesce(s.distributor_id::text, 'none')
+               ELSE date_trunc('week', s.scanned_at AT TIME ZONE %(time_zone)s)::date::text
+           END AS key,
+           s.verdict, s.diverted
+    FROM scans s
+    WHERE s.brand_id = %(brand_id)s AND s.scanned_at >= %(since)s AND s.scanned_at < %(until)s
+      AND (%(only_distributor)s::uuid IS NULL OR s.distributor_id = %(only_distributor)s)
+), fakes AS (
+    SELECT CASE %(by)s
+               WHEN 'region' THEN coalesce(c.region, 'unknown')
+               ELSE date_trunc('week', c.scanned_at AT TIME ZONE %(time_zone)s)::date::text
+           END AS key
+    FROM counterfeit_scans c
+    WHERE %(by)s IN ('region', 'week') AND %(only_distributor)s::uuid IS NULL
+      AND c.claimed_brand_id = %(brand_id)s AND c.scanned_at >= %(since)s AND c.scanned_at < %(until)s
+), counted AS (
+    SELECT key, count(*) AS scans,
+           count(*) FILTER (WHERE verdict = 'genuine_first') AS first_scans,
+           count(*) FILTER (WHERE verdict = 'genuine_repeat') AS repeat_scans,
+           count(*) FILTER (WHERE verdict = 'suspect_clone') AS suspect_clone,
+           count(*) FILTER (WHERE verdict = 'not_activated') AS not_activated,
+           count(*) FILTER (WHERE diverted) AS diverted,
+           0 AS counterfeit
+    FROM genuine GROUP BY key
+    UNION ALL
+    SELECT key, count(*), 0, 0, 0, 0, 0, count(*) FROM fakes GROUP BY key
+)
+SELECT key, sum(scans)::bigint AS scans, sum(first_scans)::bigint AS first_scans,
+       sum(repeat_scans)::bigint AS repeat_scans, sum(suspect_clone)::bigint AS suspect_clone,
+       sum(not_activated)::bigint AS not_activated, sum(diverted)::bigint AS diverted,
+       sum(counterfeit)::bigint AS counterfeit
+FROM counted GROUP BY key ORDER BY scans DESC, key
+LIMIT %(limit)s;
+
+-- batch_scan_rates --
+-- Per batch: codes activated (shipped; all of an on_issue batch), codes scanned at least once (their
+-- first-scan claims), and the ratio; newest batches first, keyset by batch id within the brand.
+SELECT b.id AS batch_id, p.name AS product_name, b.lot, b.quantity, b.activation,
+       CASE WHEN b.activation = 'on_issue' THEN b.quantity
+            ELSE coalesce((SELECT sum(a.stop_index - a.start_index) FROM activations a WHERE a.batch_id = b.id), 0)
+       END::bigint AS activated,
+       (SELECT count(*) FROM code_claims cc WHERE cc.batch_id = b.id)::bigint AS scanned
+FROM batches b JOIN products p ON p.id = b.product_id
+WHERE b.brand_id = %(brand_id)s AND (%(after)s::uuid IS NULL OR b.id > %(after)s)
+ORDER BY b.id
+LIMIT %(limit)s;

@@ -95,7 +95,7 @@ COPY scans (id, scanned_at, brand_id, product_id, batch_id, key_id, code_index, 
 
 -- copy_counterfeits --
 COPY counterfeit_scans (id, scanned_at, claimed_brand_id, outcome, code, device_id, ip_prefix, lat, lng,
-                        ua_family) FROM STDIN;
+                        ua_family, region) FROM STDIN;
 
 -- insert_idempotency --
 INSERT INTO scan_idempotency (device_id, key, request_hash, response)

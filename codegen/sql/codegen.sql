@@ -184,3 +184,7 @@ SELECT brand_id FROM products WHERE gtin = %(gtin)s;
 
 -- batch_brand --
 SELECT brand_id FROM batches WHERE id = %(batch_id)s;
+
+-- registry_blocks --
+-- Blocks made, lifted or changed since; expiry is checked at scan time.
+SELECT id, brand_id, kind, value, expires_at, lifted_at, change_seq FROM blocks WHERE change_seq > %(since)s;

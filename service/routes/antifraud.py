@@ -10,7 +10,8 @@ from litestar import Request, Response, Router, get, post, put
 from litestar.params import Parameter
 from psycopg import AsyncConnection
 
-from antifraud import review, trace
+from antifraud import blocklist, review, trace
+from antifraud.blocklist import Block, BlockIn
 from antifraud.clones import CloneRules
 from antifraud.review import FlagStatus, Reviewed, ReviewIn
 from service import audit
@@ -50,9 +51,7 @@ async def set_clone_rules(
         before=before,
         after=saved,
     )
-    await db.commit()
-    state: AppState = request.app.state.onecode
-    await state.registry_follower.refresh_if_stale()
+    await _apply_now(request, db)
     return saved
 
 
@@ -98,6 +97,77 @@ async def review_flag(
     return reviewed
 
 
+@post("/antifraud/blocks", opt=roles(*WRITERS), tags=["antifraud"])
+async def create_block(request: Request[Any, Any, Any], db: AsyncConnection[Any], data: BlockIn) -> Block:
+    """Refuse scans from a device, member or IP range (403 `scan-blocked`) until `expires_at` or a lift."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    block = await blocklist.create(
+        db, brand_id=brand_id, data=data, actor=principal.actor, now=dt.datetime.now(dt.UTC)
+    )
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action="antifraud.block",
+        object_type="block",
+        object_id=block.id,
+        after=block,
+    )
+    await _apply_now(request, db)
+    return block
+
+
+@get("/antifraud/blocks", opt=roles(*READERS), tags=["antifraud"])
+async def list_blocks(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    active: bool = True,
+    after: int | None = None,
+    limit: Limit = 50,
+) -> Page:
+    """The brand's blocks, active ones by default (`active=false`: expired and lifted ones too)."""
+    limit = min(limit, settings.max_page_size)
+    items = await blocklist.list_blocks(
+        db,
+        brand_of(principal_from(request)),
+        active_only=active,
+        after=after,
+        limit=limit,
+        now=dt.datetime.now(dt.UTC),
+    )
+    return Page(items=items, next_cursor=str(items[-1].id) if len(items) == limit else None)
+
+
+@post("/antifraud/blocks/{block_id:int}/lift", opt=roles(*WRITERS), status_code=200, tags=["antifraud"])
+async def lift_block(request: Request[Any, Any, Any], db: AsyncConnection[Any], block_id: int) -> Block:
+    """End a block now; audited."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    block = await blocklist.lift(
+        db, brand_id=brand_id, block_id=block_id, actor=principal.actor, now=dt.datetime.now(dt.UTC)
+    )
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action="antifraud.unblock",
+        object_type="block",
+        object_id=block_id,
+        after=block,
+    )
+    await _apply_now(request, db)
+    return block
+
+
+async def _apply_now(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> None:
+    """Commit, and let this worker's scans see the change at once (the others within a second)."""
+    await db.commit()
+    state: AppState = request.app.state.onecode
+    await state.registry_follower.refresh_if_stale()
+
+
 TRACERS = (*READERS, Role.FINANCE)
 
 
@@ -130,6 +200,15 @@ async def code_trace(
 def antifraud_router() -> Router:
     return Router(
         "/v1",
-        route_handlers=[get_clone_rules, set_clone_rules, list_flagged, review_flag, code_trace],
+        route_handlers=[
+            get_clone_rules,
+            set_clone_rules,
+            list_flagged,
+            review_flag,
+            create_block,
+            list_blocks,
+            lift_block,
+            code_trace,
+        ],
         guards=[require_token],
     )

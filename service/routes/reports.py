@@ -1,4 +1,4 @@
-"""Reports over HTTP: anti-diversion, scoped by role (a distributor sees its own events only)."""
+"""Reports over HTTP: diversions, scans by dimension, scan rate per batch; distributors see their own."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from litestar.params import Parameter
 from psycopg import AsyncConnection
 
 from antifraud import reports
-from antifraud.reports import DiversionFilter, DiversionReport
+from antifraud.reports import DiversionReport, ReportFilter
 from service import audit
 from service.errors import InvalidField
 from service.guards import brand_of, principal_from, require_token, roles
-from service.models import Role
+from service.models import Page, Principal, Role
+from service.routes.admin import Limit, page
+from service.settings import Settings
 
 READERS = (Role.BRAND_ADMIN, Role.OPERATIONS, Role.MARKETER, Role.AUDITOR, Role.DISTRIBUTOR)
 MAX_CSV_ROWS = 50_000
@@ -42,24 +44,11 @@ async def diversion(
     """
     principal = principal_from(request)
     brand_id = brand_of(principal)
-    until = until or dt.datetime.now(dt.UTC)
-    since = since or until - dt.timedelta(days=reports.DEFAULT_DAYS)
-    if since.tzinfo is None or until.tzinfo is None:
-        raise InvalidField("since", "give times with their UTC offset, e.g. 2026-11-01T00:00:00+08:00")
-    if not dt.timedelta(0) < until - since <= dt.timedelta(days=reports.MAX_DAYS):
-        raise InvalidField("since", f"the range must be positive and at most {reports.MAX_DAYS} days")
     try:
         before = reports.parse_cursor(after) if after else None
     except ValueError:
         raise InvalidField("after", "not a cursor from this report") from None
-    scope = DiversionFilter(
-        brand_id=brand_id,
-        since=since,
-        until=until,
-        only_distributor=principal.distributor_id if principal.role is Role.DISTRIBUTOR else None,
-        distributor_id=distributor_id,
-        region=region,
-    )
+    scope = _scope(principal, since, until, distributor_id=distributor_id, region=region)
     if format == "json":
         return await reports.report(db, scope, before=before, limit=min(limit, 1000))
     found = await reports.events(db, scope, before=before, limit=limit)
@@ -70,7 +59,12 @@ async def diversion(
         action="report.diversion_export",
         object_type="report",
         object_id=None,
-        after={"rows": len(found), "since": since, "until": until, "distributor_id": distributor_id},
+        after={
+            "rows": len(found),
+            "since": scope.since,
+            "until": scope.until,
+            "distributor_id": distributor_id,
+        },
     )
     headers = {"content-disposition": 'attachment; filename="diversion.csv"'}
     if len(found) == limit:
@@ -81,5 +75,69 @@ async def diversion(
     )
 
 
+def _scope(
+    principal: Principal,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    *,
+    distributor_id: uuid.UUID | None = None,
+    region: str | None = None,
+) -> ReportFilter:
+    """The report's period (default the last 30 days, at most 366) and the caller's scope."""
+    until = until or dt.datetime.now(dt.UTC)
+    since = since or until - dt.timedelta(days=reports.DEFAULT_DAYS)
+    if since.tzinfo is None or until.tzinfo is None:
+        raise InvalidField("since", "give times with their UTC offset, e.g. 2026-11-01T00:00:00+08:00")
+    if not dt.timedelta(0) < until - since <= dt.timedelta(days=reports.MAX_DAYS):
+        raise InvalidField("since", f"the range must be positive and at most {reports.MAX_DAYS} days")
+    return ReportFilter(
+        brand_id=brand_of(principal),
+        since=since,
+        until=until,
+        # A distributor's token sees its own items' scans, whatever it asks for.
+        only_distributor=principal.distributor_id if principal.role is Role.DISTRIBUTOR else None,
+        distributor_id=distributor_id,
+        region=region,
+    )
+
+
+@get("/reports/scans", opt=roles(*READERS), tags=["reports"], response_model=None)
+async def scans_report(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    by: reports.ScanDimension = "region",
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    format: Literal["json", "csv"] = "json",  # noqa: A002 - the public query parameter's name
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+) -> list[reports.ScanGroup] | Response[bytes]:
+    """Scans of the period by `region`, `product`, `batch`, `week` or `distributor`, counted by verdict
+    (with diversions, and forged codes claiming the brand by region or week): heat maps and charts."""
+    principal = principal_from(request)
+    groups = await reports.scans_by(db, _scope(principal, since, until), by=by, limit=limit)
+    if format == "json":
+        return groups
+    headers = {"content-disposition": f'attachment; filename="scans-by-{by}.csv"'}
+    return Response(reports.groups_csv(groups, by=by), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@get(
+    "/reports/batches",
+    opt=roles(Role.BRAND_ADMIN, Role.OPERATIONS, Role.MARKETER, Role.AUDITOR),
+    tags=["reports"],
+)
+async def batches_report(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    after: uuid.UUID | None = None,
+    limit: Limit = 50,
+) -> Page:
+    """Scan rate per batch: codes scanned at least once / codes activated."""
+    limit = min(limit, settings.max_page_size)
+    items = await reports.batch_scan_rates(db, brand_of(principal_from(request)), after=after, limit=limit)
+    return page(items, limit, lambda b: b.batch_id)
+
+
 def reports_router() -> Router:
-    return Router("/v1", route_handlers=[diversion], guards=[require_token])
+    return Router("/v1", route_handlers=[diversion, scans_report, batches_report], guards=[require_token])

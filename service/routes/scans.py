@@ -18,7 +18,7 @@ from psycopg_pool import PoolTimeout
 
 from antifraud import clones, regions
 from antifraud.clients import coarse, ip_prefix, ua_family
-from antifraud.errors import StorageUnavailable
+from antifraud.errors import Blocked, StorageUnavailable
 from antifraud.scanlog import (
     CounterfeitRecord,
     Idempotency,
@@ -197,6 +197,8 @@ async def _process(
     facts = verification.facts if verification.outcome is Outcome.GENUINE else None
     member = _member_from_token(state, token, facts.brand_id) if facts else None
     client_ip = _client_ip(request, headers, state)
+    if facts is not None:
+        _refuse_blocked(state, facts.brand_id, data.device_id, member, client_ip)
     live = facts is not None and facts.activated
     location = data.location
     # Only the consented browser location says where; an IP database is a later addition.
@@ -208,6 +210,7 @@ async def _process(
         code=(facts.brand_id, facts.key_id, facts.index) if facts and live else None,
         region=region,
         location=(location.lat, location.lng) if location else None,
+        member_id=member.member_id if member else None,
     )
     scan_id = uuid7()
     now = dt.datetime.now(dt.UTC)
@@ -242,6 +245,7 @@ async def _process(
                     lat=coarse(location.lat) if location else None,
                     lng=coarse(location.lng) if location else None,
                     ua_family=user_agent,
+                    region=region,
                 )
             )
         body = _encoder.encode(_counterfeit_result(scan_id, verification))
@@ -311,6 +315,21 @@ async def _verify(state: AppState, code: str) -> Verification:
     ) and await state.registry_follower.refresh_if_stale():
         verification = state.registry.verify(code)
     return verification
+
+
+def _refuse_blocked(
+    state: AppState, brand_id: uuid.UUID, device_id: str, member: MemberRef | None, ip: str | None
+) -> None:
+    """A device, member or network the brand blocked gets 403 `scan-blocked`; nothing is logged."""
+    blocked = state.blocklist.blocked(
+        brand_id,
+        device_id=device_id,
+        member_id=member.member_id if member else None,
+        ip=ip,
+        now=dt.datetime.now(dt.UTC),
+    )
+    if blocked is not None:
+        raise Blocked(blocked)
 
 
 def _member_from_token(state: AppState, token: str | None, brand_id: uuid.UUID) -> MemberRef | None:

@@ -310,3 +310,48 @@ class TestRegions:
     def test_any_point_on_earth_gets_a_region_or_none(self, lat: float, lng: float) -> None:
         found = regions.region_at(lat, lng)
         assert found is None or regions.is_region(found)
+
+
+class TestBrandReports:
+    async def test_scans_by_region_and_batch_scan_rates(
+        self,
+        client: AsyncTestClient[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+        db: psycopg.AsyncConnection[Any],
+    ) -> None:
+        """Heat by region (genuine, diverted, forged), by distributor, and the batch's scan rate."""
+        east = await distributor(client, tenant_a)
+        await ship(client, tenant_a, east, issued.batch.id, 0, 10)
+        await scan(client, issued.urls[0], location=HANGZHOU)
+        await scan(client, issued.urls[0], location=HANGZHOU)
+        await scan(client, issued.urls[1], location=GUANGZHOU)
+        await scan(client, issued.urls[50], location=GUANGZHOU)  # not activated
+        forged = issued.urls[2][:-4] + ("AAAA" if not issued.urls[2].endswith("AAAA") else "BBBB")
+        await scan(client, forged, location=GUANGZHOU)
+        by_region = await client.get(
+            "/v1/reports/scans", params={"by": "region"}, headers=tenant_a.headers(Role.MARKETER)
+        )
+        assert by_region.status_code == 200, by_region.text
+        rows = {row["key"]: row for row in by_region.json()}
+        assert (rows["CN-ZJ"]["first_scans"], rows["CN-ZJ"]["repeat_scans"]) == (1, 1)
+        assert (rows["CN-GD"]["diverted"], rows["CN-GD"]["not_activated"], rows["CN-GD"]["counterfeit"]) == (
+            1,
+            1,
+            1,
+        )
+        by_distributor = await client.get(
+            "/v1/reports/scans", params={"by": "distributor"}, headers=tenant_a.headers()
+        )
+        assert {row["key"]: row["scans"] for row in by_distributor.json()} == {east: 3, "none": 1}
+        portal = await distributor_headers(db, tenant_a, east)
+        mine = await client.get("/v1/reports/scans", params={"by": "week"}, headers=portal)
+        assert sum(row["scans"] for row in mine.json()) == 3  # its items only, no forgeries
+        csv_file = await client.get(
+            "/v1/reports/scans", params={"by": "region", "format": "csv"}, headers=tenant_a.headers()
+        )
+        assert csv_file.text.splitlines()[0].startswith("region,scans,first_scans")
+        rates = await client.get("/v1/reports/batches", headers=tenant_a.headers(Role.OPERATIONS))
+        [rate] = rates.json()["items"]
+        assert (rate["activated"], rate["scanned"], rate["rate"]) == (10, 2, 0.2)
+        assert (await client.get("/v1/reports/batches", headers=portal)).status_code == 403

@@ -89,6 +89,8 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/v1/shipments/{shipment_id:uuid}/receive"): None,
     ("PUT", "/v1/antifraud/clone-rules"): {"devices": 5},
     ("POST", "/v1/antifraud/flagged/{flag_id:int}/review"): {"status": "cleared"},
+    ("POST", "/v1/antifraud/blocks"): {"kind": "device", "value": "dev-sneaky-1", "reason": "sneaky"},
+    ("POST", "/v1/antifraud/blocks/{block_id:int}/lift"): None,
 }
 
 
@@ -173,6 +175,13 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_ke
     )
     flag = await cur.fetchone()
     assert flag is not None
+    cur = await db.execute(
+        "INSERT INTO blocks (brand_id, kind, value, reason, created_by) VALUES (%s, 'device', 'dev-victim-1',"
+        " 'victim', 'test') RETURNING id",
+        (tenant.brand_id,),
+    )
+    blocked = await cur.fetchone()
+    assert blocked is not None
     member_id = uuid.uuid4()
     await db.execute("INSERT INTO members (id, brand_id) VALUES (%s, %s)", (member_id, tenant.brand_id))
     code = coupons.new_code()
@@ -200,6 +209,7 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_ke
         "shipment_id": str(shipment.id),
         "serial": serial,
         "flag_id": str(flag[0]),
+        "block_id": str(blocked[0]),
     }
 
 
@@ -280,6 +290,8 @@ class TestTenancy:
         assert await cur.fetchone() == (1, 1, ["CN-ZJ"])
         cur = await db.execute("SELECT status FROM flagged_codes")
         assert await cur.fetchall() == [("open",)]
+        cur = await db.execute("SELECT lifted_at FROM blocks WHERE value = 'dev-victim-1'")
+        assert await cur.fetchall() == [(None,)]
 
     async def test_lists_only_show_the_callers_brand(
         self, client: AsyncTestClient[Any], tenant_a: Tenant, tenant_b: Tenant

@@ -151,7 +151,11 @@ class TestDurability:
         self, client: AsyncTestClient[Any], issued: IssuedBatch, db: psycopg.AsyncConnection[Any]
     ) -> None:
         """50 concurrent scans of one code: exactly one genuine_first, counts 1..50, all logged."""
-        responses = await asyncio.gather(*(scan(client, issued.urls[5], device()) for _ in range(50)))
+        # 50 phones: none carries the member cookie the test client would otherwise share among them.
+        phone = {"Cookie": "none=1"}
+        responses = await asyncio.gather(
+            *(scan(client, issued.urls[5], device(), headers=phone) for _ in range(50))
+        )
         bodies = [r.json() for r in responses]
         assert [b["verdict"] for b in bodies].count("genuine_first") == 1
         assert sorted(b["scan_count"] for b in bodies) == list(range(1, 51))
@@ -264,4 +268,19 @@ class TestThrottling:
         throttled = await scan(client, issued.urls[61], bot)
         assert_problem(throttled, 429, "rate-limited")
         assert int(throttled.headers["retry-after"]) >= 1
+        client.cookies.clear()  # a person: another phone, without the bot's member cookie
         assert (await scan(client, issued.urls[62], device())).status_code == 200
+
+    async def test_a_member_token_across_many_devices_is_throttled_too(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch
+    ) -> None:
+        """One member token on a new device for every scan (a bot farm's trick): 30 a minute, then 429."""
+        token = (await scan(client, issued.urls[63], device())).json()["member_token"]
+        client.cookies.clear()
+        statuses = [
+            (await scan(client, url, device(), member_token=token)).status_code for url in issued.urls[64:99]
+        ]
+        assert statuses[:30] == [200] * 30
+        assert set(statuses[30:]) == {429}
+        client.cookies.clear()
+        assert (await scan(client, issued.urls[99], device())).status_code == 200

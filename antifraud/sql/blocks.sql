@@ -1,0 +1,16 @@
+-- insert_block --
+INSERT INTO blocks (brand_id, kind, value, reason, expires_at, created_by)
+VALUES (%(brand_id)s, %(kind)s, %(value)s, %(reason)s, %(expires_at)s, %(actor)s)
+RETURNING id, brand_id, kind, value, reason, expires_at, created_by, created_at, lifted_by, lifted_at;
+
+-- list_blocks --
+SELECT id, brand_id, kind, value, reason, expires_at, created_by, created_at, lifted_by, lifted_at
+FROM blocks
+WHERE brand_id = %(brand_id)s AND (%(after)s::bigint IS NULL OR id > %(after)s)
+  AND (NOT %(active_only)s OR (lifted_at IS NULL AND (expires_at IS NULL OR expires_at > %(now)s)))
+ORDER BY id LIMIT %(limit)s;
+
+-- lift_block --
+UPDATE blocks SET lifted_at = coalesce(lifted_at, %(now)s), lifted_by = coalesce(lifted_by, %(actor)s)
+WHERE brand_id = %(brand_id)s AND id = %(block_id)s
+RETURNING id, brand_id, kind, value, reason, expires_at, created_by, created_at, lifted_by, lifted_at;
