@@ -3,17 +3,24 @@
 A territory is a list of codes, each a country (`CN`) or a first-level subdivision (`CN-ZJ`, Zhejiang).
 A scan's region comes from the consented browser location through an offline reverse geocoder that ships
 its own data (`reverse_geocode`: the nearest known city, with its country and province), mapped to the
-province's ISO 3166-2 code (`pycountry`). Never an online lookup.
+province's ISO 3166-2 code (`pycountry`); without a location, from the client's IP address through an
+offline IP database the operator provides (MaxMind format, `IpRegions`). Never an online lookup.
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 import unicodedata
+from typing import TYPE_CHECKING, Any
 
+import maxminddb
 import pycountry
 import reverse_geocode
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # What distinguishes two subdivisions' names never sits in these words ("Zhejiang Sheng" is "Zhejiang").
 _GENERIC_WORDS = re.compile(
@@ -61,3 +68,30 @@ def _subdivisions(country: str) -> dict[str, str]:
     """A country's first-level subdivisions by their name without generic words."""
     found = pycountry.subdivisions.get(country_code=country) or []
     return {_key(s.name): s.code for s in found if s.parent_code is None}
+
+
+class IpRegions:
+    """Region by IP address from a MaxMind-format database (GeoLite2-City, GeoIP2-City, or a file of the
+    same shape); memory-mapped, a lookup costs microseconds. The address itself is never stored."""
+
+    def __init__(self, path: Path) -> None:
+        # Opened at start-up: a missing or corrupt file fails the start, not every scan.
+        self._reader = maxminddb.open_database(str(path), maxminddb.MODE_MMAP)
+
+    def region_of(self, ip: str) -> str | None:
+        try:
+            record: Any = self._reader.get(ipaddress.ip_address(ip))
+        except ValueError:
+            return None
+        if not isinstance(record, dict):
+            return None
+        country = (record.get("country") or {}).get("iso_code")
+        if not isinstance(country, str):
+            return None
+        subdivisions = record.get("subdivisions") or [{}]
+        sub = subdivisions[0].get("iso_code") if isinstance(subdivisions[0], dict) else None
+        code = f"{country}-{sub}" if isinstance(sub, str) else None
+        return code if code is not None and is_region(code) else country
+
+    def close(self) -> None:
+        self._reader.close()

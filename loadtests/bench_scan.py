@@ -4,6 +4,7 @@ Run:  python -m loadtests.bench_scan              (about 1.5 minutes; needs wrk:
       python -m loadtests.bench_scan --runs 3     (three runs and their medians: this machine is noisy)
       python -m loadtests.bench_scan --soak 300   (adds a 5-minute run sampling the worker's memory)
       python -m loadtests.bench_scan --campaigns  (adds first scans with two active campaigns)
+      python -m loadtests.bench_scan --located    (adds first scans that share the phone's location)
 
 It creates a fresh database on BENCH_DATABASE_URL's server (default: the local PostgreSQL), seeds a
 load-test brand with one batch in process, starts each server with the same granian settings as
@@ -14,6 +15,10 @@ varying X-Forwarded-For, as they would behind a load balancer, so the per-IP lim
 
 With --campaigns, a last phase activates a points campaign and a lucky draw (1 in 10 wins) on the
 benchmark product and runs first scans again: every scan is then rewarded in its transaction.
+
+With --located, a phase of first scans sends a location (one of eight Chinese cities) as a phone
+does after consent: all of anti-fraud's work then runs (the offline geocoder finds the province, the
+code's region sketch and travel check run in the same Redis call, the region is logged).
 
 Printed: requests/s, p50/p99 and non-2xx count per phase, the ratios to the bare endpoint (and of
 the campaign phase to plain first scans), and with --soak the worker's resident memory over time.
@@ -60,11 +65,16 @@ SCAN_DOMAIN = "s.onecode.test"
 CONNECTIONS = 64
 
 WRK_SCRIPT = r"""
--- One thread: walks the code file in order; args: <codes file>
+-- One thread: walks the code file in order; args: <codes file> [located]
 local codes = {}
 local n = 0
+local located = false
+-- Hangzhou, Shanghai, Guangzhou, Nanjing, Chengdu, Beijing, Wuhan, Xi'an.
+local cities = {{30.27, 120.16}, {31.23, 121.47}, {23.13, 113.26}, {32.06, 118.79},
+                {30.66, 104.07}, {39.90, 116.40}, {30.59, 114.31}, {34.34, 108.94}}
 function init(args)
   for line in io.lines(args[1]) do codes[#codes + 1] = line end
+  located = args[2] == "located"
 end
 function request()
   n = n + 1
@@ -72,7 +82,12 @@ function request()
   local code, device = codes[i]:match("([^ ]+) ([^ ]+)")
   local ip = "10." .. (i % 250) .. "." .. (math.floor(i / 250) % 250) .. "."
     .. (math.floor(i / 62500) % 250 + 1)
-  local body = '{"code":"' .. code .. '","device_id":"' .. device .. '"}'
+  local place = ""
+  if located then
+    local city = cities[(i % #cities) + 1]
+    place = ',"location":{"lat":' .. city[1] .. ',"lng":' .. city[2] .. ',"accuracy_m":30}'
+  end
+  local body = '{"code":"' .. code .. '","device_id":"' .. device .. '"' .. place .. '}'
   return wrk.format("POST", "/v1/scans",
     {["Content-Type"] = "application/json", ["X-Forwarded-For"] = ip}, body)
 end
@@ -96,6 +111,7 @@ def main() -> None:
     parser.add_argument("--soak", type=int, default=0, help="also run first scans this long, sampling RSS")
     parser.add_argument("--runs", type=int, default=1, help="repeat bare/first/repeat; medians are printed")
     parser.add_argument("--campaigns", action="store_true", help="add first scans with two live campaigns")
+    parser.add_argument("--located", action="store_true", help="add first scans that send a location")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -106,7 +122,7 @@ def main() -> None:
     database_url = fresh_database()
     # Generous: more codes than the fastest plausible run scans, so no first scan is ever a repeat.
     per_phase = 6000 * (args.duration + args.warmup)
-    phases = 3 if args.campaigns else 2
+    phases = phase_count(args)
     urls = seed(database_url, per_phase * phases * args.runs + 6000 * args.soak)
     print(f"seeded {len(urls):,} codes into {BENCH_DB}")
     forget_redis_keys()
@@ -150,7 +166,7 @@ def one_run(
     tag: str,
 ) -> list[Result]:
     """The bare endpoint, then the real one (first scans, then repeats of the codes just claimed)."""
-    per_phase = len(urls) // (3 if args.campaigns else 2)
+    per_phase = len(urls) // phase_count(args)
     results: list[Result] = []
     bare_port = free_port()
     with server(bare_command(bare_port), bare_port, env_for(database_url, workdir)) as _:
@@ -174,8 +190,12 @@ def one_run(
         results.append(first)
         repeat_file = write_codes(workdir / "repeat.txt", first_urls[:scanned], f"{tag}-dev")
         results.append(run_wrk(script, repeat_file, real_port, args.duration, "repeat scans"))
+        if args.located:
+            located_urls = urls[2 * per_phase : 3 * per_phase]
+            codes = write_codes(workdir / "located.txt", located_urls, f"{tag}-loc")
+            results.append(run_wrk(script, codes, real_port, args.duration, "first, located", located=True))
         if args.campaigns:
-            campaign_urls = urls[2 * per_phase :]
+            campaign_urls = urls[(phase_count(args) - 1) * per_phase :]
             start_campaigns(database_url, tag)
             time.sleep(2.5)  # each worker's campaign book reloads every second
             codes = write_codes(workdir / "campaigns.txt", campaign_urls, f"{tag}-camp")
@@ -192,6 +212,11 @@ def one_run(
                 args.soak,
             )
     return results
+
+
+def phase_count(args: argparse.Namespace) -> int:
+    """Phases that need codes of their own: first scans (and their repeats), located, campaigns."""
+    return 2 + int(args.located) + int(args.campaigns)
 
 
 def start_campaigns(database_url: str, tag: str) -> None:
@@ -376,11 +401,14 @@ def wait_up(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"server on {port} did not start")
 
 
-def run_wrk(script: Path, codes: Path, port: int, seconds: int, name: str) -> Result:
+def run_wrk(
+    script: Path, codes: Path, port: int, seconds: int, name: str, *, located: bool = False
+) -> Result:
     out = subprocess.run(
         [
             "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "--timeout", "10s",
             "-s", str(script), f"http://127.0.0.1:{port}", "--", str(codes),
+            "located" if located else "plain",
         ],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
@@ -452,6 +480,12 @@ def report(results: list[Result], title: str) -> None:
         ratio = r.rps / bare.rps
         print(f"{r.name:18s} {r.rps:9,.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {r.non_2xx:8d} {ratio:8.0%}")
     by_name = {r.name: r for r in results}
+    if "first, located" in by_name:
+        kept = by_name["first, located"].rps / by_name["first scans"].rps
+        print(
+            f"first scans with every anti-fraud check (located): {kept:.0%} of plain first scans"
+            " (target >= 85%)"
+        )
     if "first, 2 campaigns" in by_name:
         kept = by_name["first, 2 campaigns"].rps / by_name["first scans"].rps
         print(f"first scans with two live campaigns: {kept:.0%} of first scans without (target >= 85%)")

@@ -15,6 +15,7 @@ from litestar.openapi import OpenAPIConfig
 from psycopg import AsyncConnection
 
 from antifraud.blocklist import Blocklist
+from antifraud.regions import IpRegions
 from antifraud.scanlog import ScanWriter
 from antifraud.signals import Limits, Signals
 from campaigns.book import CampaignBook
@@ -123,6 +124,7 @@ def create_app(settings: Settings) -> Litestar:
             phones=phones,
             enrolment=Enrolment(client, phones, DevelopmentSms(), prefix=settings.redis_prefix),
             campaigns=book,
+            ip_regions=IpRegions(settings.ip_database) if settings.ip_database else None,
         )
         await writer.start()
         await signals.start()

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from antifraud.blocklist import Blocklist
+    from antifraud.regions import IpRegions
     from antifraud.scanlog import ScanWriter
     from antifraud.signals import Signals
     from campaigns.book import CampaignBook
@@ -38,3 +39,5 @@ class AppState:
     enrolment: Enrolment
     # In-process copy of the live campaigns: which may reward a scan, decided without I/O.
     campaigns: CampaignBook
+    # Where a scan without a shared location happened, when the operator provides an IP database.
+    ip_regions: IpRegions | None = None

@@ -201,8 +201,7 @@ async def _process(
         _refuse_blocked(state, facts.brand_id, data.device_id, member, client_ip)
     live = facts is not None and facts.activated
     location = data.location
-    # Only the consented browser location says where; an IP database is a later addition.
-    region = regions.region_at(location.lat, location.lng) if location else None
+    region = _region(state, location, client_ip)
     signals = await state.signals.on_scan(
         device_id=data.device_id,
         ip=client_ip,
@@ -315,6 +314,15 @@ async def _verify(state: AppState, code: str) -> Verification:
     ) and await state.registry_follower.refresh_if_stale():
         verification = state.registry.verify(code)
     return verification
+
+
+def _region(state: AppState, location: Location | None, ip: str | None) -> str | None:
+    """Where the scan happened: the consented location first, else the operator's IP database."""
+    if location is not None:
+        return regions.region_at(location.lat, location.lng)
+    if ip is not None and state.ip_regions is not None:
+        return state.ip_regions.region_of(ip)
+    return None
 
 
 def _refuse_blocked(

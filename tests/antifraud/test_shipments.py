@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
+from mmdb_writer import MMDBWriter
+from netaddr import IPSet
 
 from antifraud import regions
 from service import auth
@@ -355,3 +359,34 @@ class TestBrandReports:
         [rate] = rates.json()["items"]
         assert (rate["activated"], rate["scanned"], rate["rate"]) == (10, 2, 0.2)
         assert (await client.get("/v1/reports/batches", headers=portal)).status_code == 403
+
+
+class TestIpDatabase:
+    @pytest.fixture
+    def settings(self, settings: Settings, tmp_path: Path) -> Settings:
+        """Behind a proxy, with an IP database (MaxMind format) that puts 203.0.113.0/24 in Guangdong."""
+        writer = MMDBWriter(ip_version=4, database_type="GeoIP2-City")
+        record = {"country": {"iso_code": "CN"}, "subdivisions": [{"iso_code": "GD"}]}
+        writer.insert_network(IPSet(["203.0.113.0/24"]), record)
+        path = tmp_path / "regions.mmdb"
+        writer.to_db_file(str(path))
+        return msgspec.structs.replace(settings, ip_database=path, trust_forwarded_for=True)
+
+    async def test_without_a_location_the_ip_database_places_the_scan(
+        self,
+        client: AsyncTestClient[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+        db: psycopg.AsyncConnection[Any],
+    ) -> None:
+        """No location shared: the IP says Guangdong, outside East China's territory: a diversion."""
+        east = await distributor(client, tenant_a)
+        await ship(client, tenant_a, east, issued.batch.id, 0, 10)
+        for n, ip in enumerate(["203.0.113.20", "198.51.100.7"]):
+            client.cookies.clear()
+            body = {"code": issued.urls[n], "device_id": f"dev-{uuid.uuid4().hex}"}
+            response = await client.post("/v1/scans", json=body, headers={"X-Forwarded-For": ip})
+            assert response.status_code == 200, response.text
+        await scan(client, issued.urls[2], location=HANGZHOU)  # a shared location wins over the IP
+        cur = await db.execute("SELECT region, diverted FROM scans ORDER BY scanned_at")
+        assert await cur.fetchall() == [("CN-GD", True), (None, False), ("CN-ZJ", False)]
