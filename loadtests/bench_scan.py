@@ -84,8 +84,12 @@ function request()
     .. (math.floor(i / 62500) % 250 + 1)
   local place = ""
   if located then
+    -- Around a city: within about 30 km, so the service's per-kilometre region cache sees
+    -- thousands of distinct cells, as a national promotion's scans would give it.
     local city = cities[(i % #cities) + 1]
-    place = ',"location":{"lat":' .. city[1] .. ',"lng":' .. city[2] .. ',"accuracy_m":30}'
+    local lat = city[1] + ((i * 7919) % 61 - 30) / 100
+    local lng = city[2] + ((i * 104729) % 61 - 30) / 100
+    place = ',"location":{"lat":' .. lat .. ',"lng":' .. lng .. ',"accuracy_m":30}'
   end
   local body = '{"code":"' .. code .. '","device_id":"' .. device .. '"' .. place .. '}'
   return wrk.format("POST", "/v1/scans",

@@ -14,6 +14,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from psycopg import AsyncConnection
 
+from antifraud import regions
 from antifraud.blocklist import Blocklist
 from antifraud.regions import IpRegions
 from antifraud.scanlog import ScanWriter
@@ -126,6 +127,8 @@ def create_app(settings: Settings) -> Litestar:
             campaigns=book,
             ip_regions=IpRegions(settings.ip_database) if settings.ip_database else None,
         )
+        # The geocoder loads its data on first use: pay that here, not in a consumer's first scan.
+        await asyncio.to_thread(regions.warm_up)
         await writer.start()
         await signals.start()
         following = asyncio.create_task(follower.follow(), name="registry-follower")
