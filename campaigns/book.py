@@ -7,9 +7,10 @@ together. A lucky draw's outcome is computed here from its sealed seed (the same
 `verify-draws` recomputes). Everything a stale copy could get wrong (status, schedule, first scan,
 caps, stock, budget) is checked again by `award_scan_rewards` in PostgreSQL, under the campaign's lock.
 
-Rules the book cannot evaluate yet: member tiers (the members issue defines them; a campaign that
-names tiers rewards nobody until then) and regions (a scan's region comes with shipments, the
-anti-fraud issue; a campaign that names regions rewards nobody until then).
+Regions: a campaign that names regions rewards scans whose region (from the phone's location, or the
+operator's IP database: see antifraud.regions) lies in one of them; a scan of unknown region does not
+qualify. Member tiers cannot be evaluated yet (the members issue defines them): a campaign that names
+tiers rewards nobody until then.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from antifraud import regions
 from campaigns import campaigns, coupons, draws, ledger
 from campaigns.campaigns import Eligibility, PointsReward
 from service.db import fetch_all
@@ -144,6 +146,7 @@ class LiveCampaign:
         "priority",
         "prizes",
         "product_ids",
+        "regions",
         "restricted",
         "seed",
         "stackable",
@@ -168,8 +171,9 @@ class LiveCampaign:
         self.first_only = rules.first_scan_only
         self.members = rules.members
         self.time_windows = [(w.start, w.end) for w in rules.time_windows]
-        # Tiers and regions are not known for a scan yet (see the module docstring).
-        self.restricted = bool(rules.member_tiers or rules.regions)
+        self.regions = tuple(rules.regions)
+        # Tiers are not known for a scan yet (see the module docstring).
+        self.restricted = bool(rules.member_tiers)
         self.points_reward = row.points_reward
         self.no_prize_weight = row.no_prize_weight
         self.prizes = row.prizes
@@ -178,8 +182,10 @@ class LiveCampaign:
         self.coupon_name = row.coupon_name or ""
         self.coupon_cost_cents = row.coupon_cost_cents or 0
 
-    def matches(self, facts: CodeFacts, local: dt.datetime, now: dt.datetime) -> bool:
+    def matches(self, facts: CodeFacts, local: dt.datetime, now: dt.datetime, region: str | None) -> bool:
         if self.restricted or not self.starts_at <= now < self.ends_at:
+            return False
+        if self.regions and (region is None or not regions.within(region, self.regions)):
             return False
         if self.product_ids and facts.product_id not in self.product_ids:
             return False
@@ -243,7 +249,9 @@ class CampaignBook:
         self._lock = asyncio.Lock()
         self.loaded = False
 
-    def reward_items(self, facts: CodeFacts, scan_id: uuid.UUID, now: dt.datetime) -> list[RewardItem]:
+    def reward_items(
+        self, facts: CodeFacts, scan_id: uuid.UUID, now: dt.datetime, region: str | None = None
+    ) -> list[RewardItem]:
         """The campaigns that may reward this scan, highest priority first, honouring stacking."""
         live = self._by_brand.get(facts.brand_id)
         if not live:
@@ -252,7 +260,7 @@ class CampaignBook:
         exclusive = False
         for campaign in live:
             local = now.astimezone(campaign.zone)
-            if not campaign.matches(facts, local, now):
+            if not campaign.matches(facts, local, now, region):
                 continue
             if items and (exclusive or not campaign.stackable):
                 continue

@@ -18,6 +18,7 @@ import msgspec
 import psycopg.errors
 from psycopg.types.json import Jsonb
 
+from antifraud import regions
 from campaigns import coupons, draws
 from campaigns.errors import (
     CampaignLocked,
@@ -70,6 +71,7 @@ class Eligibility(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     product_ids: Annotated[list[uuid.UUID], msgspec.Meta(max_length=1000)] = []
     batch_ids: Annotated[list[uuid.UUID], msgspec.Meta(max_length=1000)] = []
+    # ISO 3166-2 provinces (CN-ZJ) or whole countries (CN); a scan of unknown region does not qualify.
     regions: Annotated[list[Label], msgspec.Meta(max_length=500)] = []
     # A code earns at most one reward whatever this says; false lets a code first scanned outside the
     # campaign (before it started, outside its hours) be rewarded on a later scan.
@@ -201,6 +203,9 @@ def _check_schedule(data: CampaignIn) -> list[tuple[str, str]]:
         zoneinfo.ZoneInfo(data.time_zone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         found.append(("time_zone", f"unknown time zone {data.time_zone!r}"))
+    unknown = [code for code in data.eligibility.regions if not regions.is_region(code)]
+    if unknown:
+        found.append(("eligibility.regions", f"not ISO 3166-2 provinces or countries: {', '.join(unknown)}"))
     for i, window in enumerate(data.eligibility.time_windows):
         # An overnight window is written as two windows (22:00-23:59:59 and 00:00-06:00): one rule, no wrap.
         if window.start >= window.end:
@@ -311,6 +316,13 @@ def _may_reward_the_same_scan(a: Eligibility, b: Eligibility) -> bool:
     """Whether some scan could meet both rule sets (an empty list allows everything)."""
     for mine, theirs in ((a.product_ids, b.product_ids), (a.batch_ids, b.batch_ids)):
         if mine and theirs and not set(mine) & set(theirs):
+            return False
+    if a.regions and b.regions:
+        # A country holds its provinces: ["CN"] meets ["CN-ZJ"].
+        meet = any(regions.within(r, b.regions) for r in a.regions) or any(
+            regions.within(r, a.regions) for r in b.regions
+        )
+        if not meet:
             return False
     return {a.members, b.members} != {"new", "existing"}
 

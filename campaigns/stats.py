@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 QUERIES = load_queries("campaigns.sql", "stats.sql")
 DAYS_SHOWN = 90
+REGIONS_SHOWN = 100
 
 
 class Totals(msgspec.Struct, frozen=True):
@@ -55,6 +56,13 @@ class Day(msgspec.Struct, frozen=True):
     spent_cents: int
 
 
+class RegionFigures(msgspec.Struct, frozen=True):
+    # An ISO 3166-2 province or a country, or "unknown" (no location shared, no IP database).
+    region: str
+    rewarded_scans: int
+    spent_cents: int
+
+
 class Spend(msgspec.Struct, frozen=True):
     budget_cents: int
     spent_cents: int
@@ -71,6 +79,8 @@ class CampaignStats(msgspec.Struct, frozen=True):
     prizes: list[PrizeFigures]
     # The latest days first, in the campaign's time zone (at most DAYS_SHOWN).
     by_day: list[Day]
+    # The regions with the most rewarded scans first (at most REGIONS_SHOWN).
+    by_region: list[RegionFigures]
 
 
 class Winner(msgspec.Struct, frozen=True):
@@ -88,7 +98,7 @@ async def campaign_stats(
     conn: AsyncConnection[Any], brand_id: uuid.UUID, campaign_id: uuid.UUID
 ) -> CampaignStats:
     campaign = await campaigns.get_campaign(conn, brand_id, campaign_id)  # the brand check
-    params = {"campaign_id": campaign_id, "days": DAYS_SHOWN}
+    params = {"campaign_id": campaign_id, "days": DAYS_SHOWN, "regions": REGIONS_SHOWN}
     totals = await fetch_one(conn, QUERIES["campaign_totals"], params, Totals)
     assert totals is not None  # an aggregate always returns a row
     return CampaignStats(
@@ -104,6 +114,7 @@ async def campaign_stats(
         draw_results=await fetch_all(conn, QUERIES["draw_results"], params, DrawResultCount),
         prizes=await fetch_all(conn, QUERIES["prize_figures"], params, PrizeFigures),
         by_day=await fetch_all(conn, QUERIES["campaign_days"], params, Day),
+        by_region=await fetch_all(conn, QUERIES["campaign_regions"], params, RegionFigures),
     )
 
 

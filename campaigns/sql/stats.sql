@@ -57,3 +57,20 @@ WHERE d.campaign_id = %(campaign_id)s AND d.result = 'won'
   AND (%(after_at)s::timestamptz IS NULL OR (d.drawn_at, d.scan_id) > (%(after_at)s, %(after_scan)s::uuid))
 ORDER BY d.drawn_at, d.scan_id
 LIMIT %(limit)s;
+
+-- campaign_regions --
+-- Rewarded scans and spend by the region the scan happened in (its location or IP; unknown otherwise).
+WITH given AS (
+    SELECT scan_id, awarded_at AS at, cost_cents FROM points_awards WHERE campaign_id = %(campaign_id)s
+    UNION ALL
+    SELECT scan_id, drawn_at, cost_cents FROM draws WHERE campaign_id = %(campaign_id)s
+    UNION ALL
+    SELECT co.scan_id, co.issued_at, co.cost_cents
+    FROM coupons co JOIN campaigns c ON c.id = co.campaign_id AND c.kind = 'coupon'
+    WHERE co.campaign_id = %(campaign_id)s
+)
+SELECT coalesce(s.region, 'unknown') AS region, count(*)::bigint AS rewarded_scans,
+       coalesce(sum(g.cost_cents), 0)::bigint AS spent_cents
+FROM given g LEFT JOIN scans s ON s.id = g.scan_id AND s.scanned_at = g.at
+GROUP BY 1 ORDER BY rewarded_scans DESC, region
+LIMIT %(regions)s;

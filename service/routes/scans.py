@@ -272,7 +272,7 @@ async def _process(
         diverted=region is not None and bool(facts.territory) and not regions.within(region, facts.territory),
         risk=risk,
         # A copied code earns nothing: the first scan (the genuine buyer's, as a rule) already did.
-        rewards=[] if risk.suspect else state.campaigns.reward_items(facts, scan_id, now),
+        rewards=[] if risk.suspect else state.campaigns.reward_items(facts, scan_id, now, region),
     )
     minted: dict[str, str] = {}
 

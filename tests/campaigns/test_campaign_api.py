@@ -31,7 +31,7 @@ def points_body(**extra: Any) -> dict[str, Any]:
         "priority": 10,
         "stackable": True,
         "eligibility": {
-            "regions": ["CN-31"],
+            "regions": ["CN-SH"],
             "first_scan_only": True,
             "member_tiers": ["gold"],
             "members": "new",

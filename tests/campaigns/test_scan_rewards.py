@@ -43,6 +43,16 @@ async def scan(client: AsyncTestClient[Any], code: str, device_id: str | None = 
     return response.json()
 
 
+async def scan_at(client: AsyncTestClient[Any], code: str, location: dict[str, float]) -> Any:
+    """A scan from a new phone that shares its location."""
+    client.cookies.clear()
+    response = await client.post(
+        "/v1/scans", json={"code": code, "device_id": device(), "location": location}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def points_campaign(**extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "name": "Scan and earn",
@@ -202,6 +212,28 @@ class TestEligibility:
         # The device's member was created by the scan above: no longer new.
         assert (await scan(client, issued.urls[1], dev))["reward"] is None
         assert (await scan(client, issued.urls[2]))["reward"]["points"] == 100  # a new device: new member
+
+    async def test_a_regional_campaign_rewards_scans_in_its_regions_only(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant, issued: IssuedBatch
+    ) -> None:
+        """Zhejiang only: a scan located in Hangzhou earns, one in Guangzhou or of unknown region does not."""
+        campaign_id = await launch(client, tenant_a, points_campaign(eligibility={"regions": ["CN-ZJ"]}))
+        hangzhou = {"lat": 30.27, "lng": 120.16, "accuracy_m": 20.0}
+        guangzhou = {"lat": 23.13, "lng": 113.26, "accuracy_m": 20.0}
+        assert (await scan_at(client, issued.urls[0], hangzhou))["reward"]["points"] == 100
+        assert (await scan_at(client, issued.urls[1], guangzhou))["reward"] is None
+        assert (await scan(client, issued.urls[2]))["reward"] is None
+        stats = await client.get(
+            f"/v1/campaigns/{campaign_id}/stats", headers=tenant_a.headers(Role.MARKETER)
+        )
+        assert stats.json()["by_region"] == [{"region": "CN-ZJ", "rewarded_scans": 1, "spent_cents": 100}]
+        unknown = await client.post(
+            "/v1/campaigns",
+            json=points_campaign(eligibility={"regions": ["CN-31"]}),
+            headers=tenant_a.headers(Role.MARKETER),
+        )
+        assert unknown.status_code == 422
+        assert unknown.json()["errors"][0]["field"] == "eligibility.regions"
 
     async def test_a_paused_campaign_rewards_nothing_and_resumes(
         self, client: AsyncTestClient[Any], tenant_a: Tenant, issued: IssuedBatch
