@@ -1,15 +1,18 @@
 """Clone detection: one genuine code copied onto many fakes shows in its scan history.
 
 Signals per code (kept in Redis by antifraud.signals, a rebuildable hint): distinct devices, distinct
-regions, and the travel from its previous located scan. Each signal is scored against the brand's
-threshold as a percentage; the code's risk score is the highest of them, and a score of 100 or more
-makes the scan `suspect_clone` (no reward; the code is flagged for review with its case and pallet).
+regions, the travel from its previous located scan, and a burst of scans within 10 minutes. Each signal
+is scored against the brand's threshold as a percentage; the code's risk score is the highest of them,
+plus 50 when the code was scanned before it was activated (a leaked print file: another signal at half
+its threshold then suffices). A score of 100 or more makes the scan `suspect_clone` (no reward; the code
+is flagged for review with its case and pallet).
 
 Defaults (per brand, `PUT /v1/antifraud/clone-rules`):
 - devices: 10 distinct devices (a family shares a bottle; a shop's shelf is not scanned by 10 phones);
 - regions: 3 distinct provinces (an item does not tour the country after sale);
 - travel: faster than 800 km/h between two located scans at least 100 km apart (faster than a plane);
-  `max_speed_kmh: null` turns this rule off.
+  `max_speed_kmh: null` turns this rule off;
+- burst: 20 scans of the one code within a 10-minute window (one bottle cap is not scanned 20 times).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ if TYPE_CHECKING:
     from antifraud.signals import CodeSignals
 
 SUSPECT_SCORE = 100
+# Added to the score of a code scanned before its activation.
+LEAK_SCORE = 50
 # Two scans closer than this are one place (location is rounded, phones drift): never "travel".
 MIN_TRAVEL_KM = 100
 
@@ -32,6 +37,8 @@ class CloneRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     regions: Annotated[int, msgspec.Meta(ge=2, le=1_000)] = 3
     # None turns the travel rule off (for brands whose buyers share locations too coarse for it).
     max_speed_kmh: Annotated[int, msgspec.Meta(ge=50, le=100_000)] | None = 800
+    # Scans of one code within a 10-minute window.
+    burst: Annotated[int, msgspec.Meta(ge=2, le=100_000)] = 20
 
 
 class BrandCloneRules(msgspec.Struct, frozen=True):
@@ -60,9 +67,14 @@ def assess(signals: CodeSignals | None, rules: CloneRules) -> Risk:
         "devices": 100 * signals.distinct_devices // rules.devices,
         "regions": 100 * signals.distinct_regions // rules.regions,
         "travel": _travel_score(signals, rules),
+        "burst": 100 * signals.burst // rules.burst,
     }
-    score = max(scores.values())
-    return Risk(score, [name for name, value in scores.items() if value >= SUSPECT_SCORE])
+    bonus = LEAK_SCORE if signals.leaked else 0
+    score = max(scores.values()) + bonus
+    reasons = [name for name, value in scores.items() if value + bonus >= SUSPECT_SCORE]
+    if bonus and reasons:
+        reasons.append("leaked")
+    return Risk(score, reasons)
 
 
 def _travel_score(signals: CodeSignals, rules: CloneRules) -> int:

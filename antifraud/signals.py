@@ -36,6 +36,7 @@ class Limits(msgspec.Struct, frozen=True):
     # Forged codes are logged for intelligence, but one source cannot flood the log.
     counterfeit_logs_per_ip_minute: int = 20
     code_signal_ttl_s: int = 90 * 24 * 3600
+    burst_window_s: int = 600
 
 
 class CodeSignals(msgspec.Struct, frozen=True):
@@ -46,6 +47,9 @@ class CodeSignals(msgspec.Struct, frozen=True):
     # From the code's previous located scan to this one (None when either has no location).
     travel_km: int | None = None
     travel_s: int | None = None
+    # Scans of the code in the current 10-minute window, and whether it was scanned before activation.
+    burst: int = 0
+    leaked: bool = False
 
 
 class ScanSignals(msgspec.Struct, frozen=True):
@@ -97,7 +101,7 @@ class Signals:
     async def forget_code(self, code: tuple[uuid.UUID, int, int]) -> None:
         """A flag cleared as a false alarm: the code's clone signals start over (its scan count stays)."""
         tag = f"{{c:{code[0]}:{code[1]}:{code[2]}}}"
-        await self._redis.delete(f"{self._prefix}{tag}:d", f"{self._prefix}{tag}:r", f"{self._prefix}{tag}:t")
+        await self._redis.delete(*(f"{self._prefix}{tag}:{part}" for part in ("d", "r", "t", "l")))
 
     async def on_scan(
         self,
@@ -108,12 +112,15 @@ class Signals:
         region: str | None = None,
         location: tuple[float, float] | None = None,
         member_id: uuid.UUID | None = None,
+        leaked_code: tuple[uuid.UUID, int, int] | None = None,
     ) -> ScanSignals:
         """Count the scan against its device, IP and member (Throttled above the limits) and its code."""
         # Two numbers per operation: device window, IP window (with an IP), member window (with a
         # member), then code or counterfeit, then (for a code) its regions with a region, its travel
         # with a location.
-        replies = await self._call(self._operations(device_id, ip, member_id, code, region, location))
+        replies = await self._call(
+            self._operations(device_id, ip, member_id, code, region, location, leaked_code)
+        )
         windows = [("this device", self.limits.device_per_minute)]
         if ip is not None:
             windows.append(("this network", self.limits.ip_per_minute))
@@ -126,6 +133,8 @@ class Signals:
         at = 2 * len(windows)
         if code is not None:
             scans, devices = replies[at], replies[at + 1]
+            at += 2
+            burst, leaked = replies[at], bool(replies[at + 1])
             regions = 0
             travel_km = travel_s = None
             if region is not None:
@@ -135,7 +144,7 @@ class Signals:
                 at += 2
                 if replies[at] >= 0:
                     travel_km, travel_s = replies[at], replies[at + 1]
-            signals = CodeSignals(scans, devices, regions, travel_km, travel_s)
+            signals = CodeSignals(scans, devices, regions, travel_km, travel_s, burst, leaked)
             return ScanSignals(code=signals, log_counterfeit=False)
         within_limit = replies[-2] <= self.limits.counterfeit_logs_per_ip_minute
         return ScanSignals(code=None, log_counterfeit=within_limit)
@@ -148,6 +157,7 @@ class Signals:
         code: tuple[uuid.UUID, int, int] | None,
         region: str | None,
         location: tuple[float, float] | None,
+        leaked_code: tuple[uuid.UUID, int, int] | None,
     ) -> Operations:
         minute = int(time.time() // 60)
         p = self._prefix
@@ -164,6 +174,10 @@ class Signals:
             tag = f"{{c:{code[0]}:{code[1]}:{code[2]}}}"
             keys += (f"{p}{tag}:n", f"{p}{tag}:d")
             args += ("c", device_id, self.limits.code_signal_ttl_s)
+            window = int(time.time() // self.limits.burst_window_s)
+            keys += (f"{p}{tag}:b:{window}", f"{p}{tag}:l")
+            args += ("b", self.limits.burst_window_s)
+            operations += 1
             if region is not None:
                 keys.append(f"{p}{tag}:r")
                 args += ("r", region, self.limits.code_signal_ttl_s)
@@ -173,6 +187,11 @@ class Signals:
                 args += ("t", location[0], location[1], int(time.time()), self.limits.code_signal_ttl_s)
                 operations += 1
         else:
+            if leaked_code is not None:
+                # Before the counterfeit-log window, so that window's reply stays the last one.
+                keys.append(f"{p}{{c:{leaked_code[0]}:{leaked_code[1]}:{leaked_code[2]}}}:l")
+                args += ("l", self.limits.code_signal_ttl_s)
+                operations += 1
             keys.append(f"{p}v:cf:{{{ip or device_id}}}:{minute}")
             args += ("w", 60)
         return keys, args, operations

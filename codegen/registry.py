@@ -119,6 +119,7 @@ class _CloneRulesRow(msgspec.Struct, frozen=True):
     devices: int
     regions: int
     max_speed_kmh: int | None
+    burst: int
     change_seq: int
 
 
@@ -224,7 +225,7 @@ class CodeRegistry:
             await cur.execute(QUERIES["registry_clone_rules"], since)
             for row in await cur.fetchall():
                 self._clone_rules[row.brand_id] = CloneRules(
-                    devices=row.devices, regions=row.regions, max_speed_kmh=row.max_speed_kmh
+                    devices=row.devices, regions=row.regions, max_speed_kmh=row.max_speed_kmh, burst=row.burst
                 )
                 newest = max(newest, row.change_seq)
         self._since = newest

@@ -3,6 +3,9 @@
 --   'w', ttl              fixed-window counter (1 key): replies count, seconds left in the window
 --   'c', device_id, ttl   per-code counter and distinct-device sketch (2 keys): replies count, devices
 --   'r', region, ttl      per-code distinct-region sketch (1 key): replies regions, 0
+--   'b', window_ttl       per-code burst window and leak flag (2 keys): replies the code's scans in this
+--                         window, and 1 when it was scanned before activation (else 0)
+--   'l', ttl              the code was scanned before activation (1 key): replies 1, 0
 --   't', lat, lng, now, ttl
 --                         per-code last located scan (1 key): replies the km and seconds from the
 --                         previous located scan (-1, -1 for the first), then remembers this one
@@ -29,6 +32,22 @@ while a <= #ARGV do
     out[#out + 1] = 0
     k = k + 1
     a = a + 3
+  elseif ARGV[a] == 'b' then
+    local window, leak = KEYS[k], KEYS[k + 1]
+    local count = redis.call('INCR', window)
+    if count == 1 then
+      redis.call('EXPIRE', window, ARGV[a + 1])
+    end
+    out[#out + 1] = count
+    out[#out + 1] = redis.call('EXISTS', leak)
+    k = k + 2
+    a = a + 2
+  elseif ARGV[a] == 'l' then
+    redis.call('SET', KEYS[k], 1, 'EX', ARGV[a + 1])
+    out[#out + 1] = 1
+    out[#out + 1] = 0
+    k = k + 1
+    a = a + 2
   elseif ARGV[a] == 't' then
     local key = KEYS[k]
     local lat, lng, now = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])

@@ -144,7 +144,8 @@ SELECT id, brand_id, product_id, key_id, start_index, quantity, lot, production_
 FROM batches WHERE change_seq > %(since)s;
 
 -- registry_clone_rules --
-SELECT brand_id, devices, regions, max_speed_kmh, change_seq FROM clone_rules WHERE change_seq > %(since)s;
+SELECT brand_id, devices, regions, max_speed_kmh, burst, change_seq FROM clone_rules
+WHERE change_seq > %(since)s;
 
 -- registry_activations --
 -- Activated item ranges (insert-only), with the distributor's regions for diversion checks.

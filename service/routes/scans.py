@@ -210,6 +210,8 @@ async def _process(
         region=region,
         location=(location.lat, location.lng) if location else None,
         member_id=member.member_id if member else None,
+        # A genuine code seen before its activation: its later scans are worth a closer look.
+        leaked_code=(facts.brand_id, facts.key_id, facts.index) if facts and not live else None,
     )
     scan_id = uuid7()
     now = dt.datetime.now(dt.UTC)

@@ -53,11 +53,48 @@ class TestThresholds:
         [flag] = flagged.json()["items"]
         assert (flag["position"], flag["reasons"], flag["suspect_scans"], flag["scans"]) == (
             0,
-            ["devices"],
+            ["devices", "burst"],  # the 20th scan within 10 minutes also reached the burst rule
             11,
             20,
         )
         assert flag["score"] == 200  # 20 devices against a threshold of 10
+
+    async def test_a_burst_of_scans_of_one_code_turns_it_suspect_at_the_20th(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch, tenant_a: Tenant
+    ) -> None:
+        """One phone scanning the one code over and over (devices rule set aside): suspect at scan 20."""
+        assert (await set_rules(client, tenant_a, devices=1000)).status_code == 200
+        client.cookies.clear()
+        body = {"code": issued.urls[4], "device_id": "dev-the-same-phone"}
+        verdicts = [(await client.post("/v1/scans", json=body)).json()["verdict"] for _ in range(21)]
+        assert verdicts == ["genuine_first"] + ["genuine_repeat"] * 18 + ["suspect_clone"] * 2
+
+    async def test_a_code_seen_before_activation_turns_suspect_at_half_the_threshold(
+        self,
+        client: AsyncTestClient[Any],
+        tenant_a: Tenant,
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+    ) -> None:
+        """A leaked code (scanned before shipping): 50 points up front, so the 5th device (50%) suffices."""
+        leaked = await issue_batch(db, settings, tenant_a.brand_id, quantity=5, activation="on_shipment")
+        assert (await scan(client, leaked.urls[0]))["verdict"] == "not_activated"
+        distributor = await client.post(
+            "/v1/distributors", json={"name": "East", "regions": ["CN-ZJ"]}, headers=tenant_a.headers()
+        )
+        shipped = await client.post(
+            "/v1/shipments",
+            json={
+                "distributor_id": distributor.json()["id"],
+                "items": [{"batch_id": str(leaked.batch.id), "start": 0, "stop": 5}],
+            },
+            headers=tenant_a.headers(),
+        )
+        assert shipped.status_code == 201, shipped.text
+        verdicts = [(await scan(client, leaked.urls[0]))["verdict"] for _ in range(6)]
+        assert verdicts == ["genuine_first"] + ["genuine_repeat"] * 3 + ["suspect_clone"] * 2
+        flags = (await client.get("/v1/antifraud/flagged", headers=tenant_a.headers())).json()["items"]
+        assert flags[0]["reasons"] == ["devices", "leaked"]
 
     async def test_5_provinces_turn_a_code_suspect_at_the_3rd(
         self, client: AsyncTestClient[Any], issued: IssuedBatch, tenant_a: Tenant
@@ -137,8 +174,8 @@ class TestConsequences:
         assert (await set_rules(client, tenant_a, devices=5, regions=4, max_speed_kmh=900)).status_code == 200
         mine = await client.get("/v1/antifraud/clone-rules", headers=tenant_a.headers(Role.AUDITOR))
         theirs = await client.get("/v1/antifraud/clone-rules", headers=tenant_b.headers(Role.AUDITOR))
-        assert mine.json() == {"devices": 5, "regions": 4, "max_speed_kmh": 900}
-        assert theirs.json() == {"devices": 10, "regions": 3, "max_speed_kmh": 800}
+        assert mine.json() == {"devices": 5, "regions": 4, "max_speed_kmh": 900, "burst": 20}
+        assert theirs.json() == {"devices": 10, "regions": 3, "max_speed_kmh": 800, "burst": 20}
         assert (await set_rules(client, tenant_a, devices=3)).status_code == 200
         assert (await client.get("/v1/antifraud/clone-rules", headers=tenant_a.headers())).json()[
             "devices"
@@ -154,22 +191,27 @@ class TestConsequences:
     regions=st.integers(0, 10),
     km=st.none() | st.integers(0, 5_000),
     seconds=st.integers(0, 86_400),
+    burst=st.integers(0, 60),
+    leaked=st.booleans(),
 )
 def test_the_score_is_the_worst_signal_against_its_threshold(
-    devices: int, regions: int, km: int | None, seconds: int
+    devices: int, regions: int, km: int | None, seconds: int, burst: int, leaked: bool
 ) -> None:
+    """Suspect when a signal reaches its threshold, or half of it for a code seen before activation."""
     rules = clones.CloneRules()
     assert rules.max_speed_kmh is not None
-    signals = CodeSignals(devices + 1, devices, regions, km, None if km is None else seconds)
+    signals = CodeSignals(devices + 1, devices, regions, km, None if km is None else seconds, burst, leaked)
     risk = clones.assess(signals, rules)
+    share = 2 if leaked else 1  # a leaked code needs half of any threshold
     assert risk.suspect == (
-        devices >= rules.devices
-        or regions >= rules.regions
+        devices * share >= rules.devices
+        or regions * share >= rules.regions
+        or burst * share >= rules.burst
         or (
             km is not None
             and km >= clones.MIN_TRAVEL_KM
-            and km * 3600 >= max(seconds, 1) * rules.max_speed_kmh
+            and km * 3600 * share >= max(seconds, 1) * rules.max_speed_kmh
         )
     )
-    assert set(risk.reasons) <= {"devices", "regions", "travel"}
+    assert set(risk.reasons) <= {"devices", "regions", "travel", "burst", "leaked"}
     assert bool(risk.reasons) == risk.suspect
