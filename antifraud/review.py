@@ -42,6 +42,18 @@ class FlaggedCode(msgspec.Struct, frozen=True):
     pallet_sscc: str | None
 
 
+class FlaggedCase(msgspec.Struct, frozen=True):
+    case_sscc: str
+    pallet_sscc: str | None
+    batch_id: uuid.UUID
+    lot: str | None
+    product_name: str
+    flagged_codes: int
+    max_score: int
+    first_flagged_at: dt.datetime
+    last_flagged_at: dt.datetime
+
+
 class ReviewIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # `cleared`: a false alarm (the code's clone signals start over); `confirmed`: a copied code.
     status: Literal["cleared", "confirmed"]
@@ -72,6 +84,12 @@ async def flagged(
 ) -> list[FlaggedCode]:
     params = {"brand_id": brand_id, "status": status, "after": after, "limit": limit}
     return await fetch_all(conn, QUERIES["flagged_page"], params, FlaggedCode)
+
+
+async def flagged_cases(conn: AsyncConnection[Any], brand_id: uuid.UUID, *, limit: int) -> list[FlaggedCase]:
+    return await fetch_all(
+        conn, QUERIES["flagged_cases"], {"brand_id": brand_id, "limit": limit}, FlaggedCase
+    )
 
 
 async def review(

@@ -35,3 +35,20 @@ LIMIT %(limit)s;
 UPDATE flagged_codes SET status = %(status)s, reviewed_by = %(actor)s, reviewed_at = %(now)s
 WHERE brand_id = %(brand_id)s AND id = %(flag_id)s
 RETURNING id, key_id, code_index, status;
+
+-- flagged_cases --
+-- Cases (with their pallet) holding open flagged codes, most flagged first: one copied code usually
+-- means a copied case, so the whole case goes up for review.
+SELECT c.sscc AS case_sscc, pl.sscc AS pallet_sscc, b.id AS batch_id, b.lot, p.name AS product_name,
+       count(*)::bigint AS flagged_codes, max(f.score) AS max_score,
+       min(f.first_flagged_at) AS first_flagged_at, max(f.last_flagged_at) AS last_flagged_at
+FROM flagged_codes f
+JOIN batches b ON b.id = f.batch_id
+JOIN products p ON p.id = b.product_id
+JOIN aggregation_items i ON i.positions @> (b.seq * 4294967296 + (f.code_index - b.start_index))::bigint
+JOIN aggregations c ON c.id = i.aggregation_id
+LEFT JOIN aggregations pl ON pl.id = c.parent_id
+WHERE f.brand_id = %(brand_id)s AND f.status = 'open'
+GROUP BY c.sscc, pl.sscc, b.id, b.lot, p.name
+ORDER BY flagged_codes DESC, c.sscc
+LIMIT %(limit)s;

@@ -13,7 +13,7 @@ from psycopg import AsyncConnection
 from antifraud import blocklist, review, trace
 from antifraud.blocklist import Block, BlockIn
 from antifraud.clones import CloneRules
-from antifraud.review import FlagStatus, Reviewed, ReviewIn
+from antifraud.review import FlaggedCase, FlagStatus, Reviewed, ReviewIn
 from service import audit
 from service.errors import NotFound
 from service.guards import brand_of, principal_from, require_token, roles
@@ -70,6 +70,16 @@ async def list_flagged(
         db, brand_of(principal_from(request)), status=status, after=after, limit=limit
     )
     return Page(items=items, next_cursor=str(items[-1].id) if len(items) == limit else None)
+
+
+@get("/antifraud/flagged-cases", opt=roles(*READERS), tags=["antifraud"])
+async def list_flagged_cases(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+) -> list[FlaggedCase]:
+    """Cases (and pallets) holding open flagged codes, most flagged first: a copied code, a copied case."""
+    return await review.flagged_cases(db, brand_of(principal_from(request)), limit=limit)
 
 
 @post("/antifraud/flagged/{flag_id:int}/review", opt=roles(*WRITERS), status_code=200, tags=["antifraud"])
@@ -204,6 +214,7 @@ def antifraud_router() -> Router:
             get_clone_rules,
             set_clone_rules,
             list_flagged,
+            list_flagged_cases,
             review_flag,
             create_block,
             list_blocks,

@@ -59,6 +59,26 @@ class TestThresholds:
         )
         assert flag["score"] == 200  # 20 devices against a threshold of 10
 
+    async def test_the_case_of_a_flagged_code_goes_up_for_review(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch, tenant_a: Tenant
+    ) -> None:
+        packed = await client.post(
+            "/v1/aggregations:pack",
+            json={"batch_id": str(issued.batch.id), "items_per_case": 10, "gs1_company_prefix": "0614141"},
+            headers=tenant_a.headers(),
+        )
+        assert packed.status_code == 201, packed.text
+        assert (await set_rules(client, tenant_a, devices=2)).status_code == 200
+        for url in (issued.urls[11], issued.urls[11], issued.urls[12], issued.urls[12]):
+            await scan(client, url)
+        cases = await client.get("/v1/antifraud/flagged-cases", headers=tenant_a.headers(Role.AUDITOR))
+        assert cases.status_code == 200, cases.text
+        [case] = cases.json()
+        parents = await client.get(
+            f"/v1/batches/{issued.batch.id}/items/11/parents", headers=tenant_a.headers()
+        )
+        assert (case["case_sscc"], case["flagged_codes"]) == (parents.json()[0]["sscc"], 2)
+
     async def test_a_burst_of_scans_of_one_code_turns_it_suspect_at_the_20th(
         self, client: AsyncTestClient[Any], issued: IssuedBatch, tenant_a: Tenant
     ) -> None:
