@@ -123,6 +123,9 @@ class _LiveRow(msgspec.Struct, frozen=True):
     coupon_template_id: uuid.UUID | None
     coupon_name: str | None
     coupon_cost_cents: int | None
+    budget_left: int
+    daily_budget_cents: int | None
+    recent_days: dict[dt.date, int]
     prizes: list[draws.Prize]
 
 
@@ -135,6 +138,7 @@ class LiveCampaign:
         "coupon_cost_cents",
         "coupon_name",
         "coupon_template_id",
+        "daily_left",
         "ends_at",
         "first_only",
         "id",
@@ -149,6 +153,7 @@ class LiveCampaign:
         "regions",
         "restricted",
         "seed",
+        "sold_out",
         "stackable",
         "starts_at",
         "time_windows",
@@ -181,6 +186,31 @@ class LiveCampaign:
         self.coupon_template_id = row.coupon_template_id
         self.coupon_name = row.coupon_name or ""
         self.coupon_cost_cents = row.coupon_cost_cents or 0
+        # The "sold out" hint, as of the last reload (a second old at most): nothing left to give in all,
+        # or on a day. PostgreSQL still decides every award; the hint only spares the futile ones.
+        cheapest = self._cheapest_award()
+        self.sold_out = cheapest is None or (cheapest > 0 and row.budget_left < cheapest)
+        self.daily_left: dict[dt.date, bool] = {}
+        if row.daily_budget_cents is not None and cheapest:
+            self.daily_left = {
+                day: row.daily_budget_cents - spent >= cheapest for day, spent in row.recent_days.items()
+            }
+
+    def _cheapest_award(self) -> int | None:
+        """The least one reward can cost the budget; None when nothing is left to give (prizes gone)."""
+        if self.kind == "coupon":
+            return self.coupon_cost_cents
+        if self.kind == "points":
+            reward = self.points_reward
+            if reward is None:
+                return None
+            amounts = [a for a in (reward.points, *reward.per_product.values()) if a is not None]
+            return min(amounts) * reward.cents_per_point if amounts else None
+        in_stock = [p.cost_cents for p in self.prizes if p.weight > 0 and p.stock > p.awarded]
+        return min(in_stock) if in_stock else None
+
+    def exhausted(self, day: dt.date) -> bool:
+        return self.sold_out or not self.daily_left.get(day, True)
 
     def matches(self, facts: CodeFacts, local: dt.datetime, now: dt.datetime, region: str | None) -> bool:
         if self.restricted or not self.starts_at <= now < self.ends_at:
@@ -260,7 +290,8 @@ class CampaignBook:
         exclusive = False
         for campaign in live:
             local = now.astimezone(campaign.zone)
-            if not campaign.matches(facts, local, now, region):
+            # A campaign with nothing left to give yields the scan to the next one.
+            if not campaign.matches(facts, local, now, region) or campaign.exhausted(local.date()):
                 continue
             if items and (exclusive or not campaign.stackable):
                 continue

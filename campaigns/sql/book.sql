@@ -1,9 +1,13 @@
 -- live_campaigns --
 -- What the scan path's campaign book holds: every campaign that may reward a scan now or soon
--- (a scheduled one starts by itself at starts_at), with its prize pool and sealed seed.
+-- (a scheduled one starts by itself at starts_at), with its prize pool and sealed seed, and what is
+-- left of its budget (in all, and spent on its recent days) as the "sold out" hint.
 SELECT c.id, c.brand_id, c.name, c.kind, c.starts_at, c.ends_at, c.time_zone, c.priority, c.stackable,
        c.eligibility, c.points_reward, c.no_prize_weight, c.seed_sealed, c.coupon_template_id,
        t.name AS coupon_name, t.cost_cents AS coupon_cost_cents,
+       c.budget_cents - c.spent_cents AS budget_left, c.daily_budget_cents,
+       (SELECT coalesce(jsonb_object_agg(d.day, d.spent_cents), '{}'::jsonb) FROM campaign_days d
+        WHERE d.campaign_id = c.id AND d.day >= current_date - 1) AS recent_days,
        (SELECT coalesce(jsonb_agg(to_jsonb(p) - 'campaign_id' ORDER BY p.id), '[]'::jsonb)
         FROM prizes p WHERE p.campaign_id = c.id) AS prizes
 FROM campaigns c

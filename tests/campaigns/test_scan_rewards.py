@@ -53,6 +53,12 @@ async def scan_at(client: AsyncTestClient[Any], code: str, location: dict[str, f
     return response.json()
 
 
+def outcome(answer: Any) -> str | None:
+    """The first campaign's result for a scan; None once the book knew the campaign was sold out."""
+    reward = answer["reward"]
+    return None if reward is None else str(reward["outcomes"][0]["result"])
+
+
 def points_campaign(**extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "name": "Scan and earn",
@@ -155,9 +161,9 @@ class TestPoints:
         """Budget for 7 awards, 40 concurrent first scans: 7 awarded, spend equals the budget."""
         campaign_id = await launch(client, tenant_a, points_campaign(budget_cents=700))
         answers = await asyncio.gather(*(scan(client, issued.urls[n]) for n in range(40)))
-        results = [a["reward"]["outcomes"][0]["result"] for a in answers]
+        results = [outcome(a) for a in answers]
         assert results.count("awarded") == 7
-        assert results.count("over_budget") == 33
+        assert results.count("over_budget") + results.count(None) == 33
         found = await figures(db, campaign_id)
         assert found["spent"] == found["spent_by_day"] == 700
         assert found["points_awards"] == 7
@@ -235,6 +241,20 @@ class TestEligibility:
         assert unknown.status_code == 422
         assert unknown.json()["errors"][0]["field"] == "eligibility.regions"
 
+    async def test_a_sold_out_campaign_yields_the_scan_to_the_next_one(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant, issued: IssuedBatch
+    ) -> None:
+        """The big campaign's budget covers one award: once the book knows, the fallback campaign rewards."""
+        big = await launch(client, tenant_a, points_campaign(name="Big", priority=5, budget_cents=100))
+        fallback = await launch(
+            client, tenant_a, points_campaign(name="Always", priority=1, points_reward={"points": 5})
+        )
+        first = await scan(client, issued.urls[0])
+        assert [(o["campaign_id"], o["result"]) for o in first["reward"]["outcomes"]] == [(big, "awarded")]
+        await client.app.state.onecode.campaigns.reload()  # what every worker does each second
+        second = await scan(client, issued.urls[1])
+        assert [(o["campaign_id"], o["points"]) for o in second["reward"]["outcomes"]] == [(fallback, 5)]
+
     async def test_a_paused_campaign_rewards_nothing_and_resumes(
         self, client: AsyncTestClient[Any], tenant_a: Tenant, issued: IssuedBatch
     ) -> None:
@@ -310,9 +330,9 @@ class TestDraws:
     ) -> None:
         campaign_id = await launch(client, tenant_a, draw_campaign())
         answers = await asyncio.gather(*(scan(client, issued.urls[n]) for n in range(500)))
-        results = [a["reward"]["outcomes"][0]["result"] for a in answers]
+        results = [outcome(a) for a in answers]
         assert results.count("won") == 5
-        assert results.count("sold_out") == 495
+        assert results.count("sold_out") + results.count(None) == 495
         assert await figures(db, campaign_id) == {
             "awarded": 5,
             "stock_left": 0,
@@ -359,10 +379,9 @@ class TestDraws:
         """Stock 50 but money for 3: three winners; one member drawing 30 times, capped at 2, wins twice."""
         broke = await launch(client, tenant_a, draw_campaign(stock=50, cost_cents=1_000, budget_cents=3_000))
         results = [
-            a["reward"]["outcomes"][0]["result"]
-            for a in await asyncio.gather(*(scan(client, issued.urls[n]) for n in range(60)))
+            outcome(a) for a in await asyncio.gather(*(scan(client, issued.urls[n]) for n in range(60)))
         ]
-        assert (results.count("won"), results.count("over_budget")) == (3, 57)
+        assert (results.count("won"), results.count("over_budget") + results.count(None)) == (3, 57)
         assert (await figures(db, broke))["spent"] == 3_000
         assert (await step(client, tenant_a, broke, "end")).status_code == 200
         await launch(client, tenant_a, draw_campaign(stock=100, member_campaign_cap=2))
