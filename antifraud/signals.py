@@ -159,17 +159,27 @@ class Signals:
         location: tuple[float, float] | None,
         leaked_code: tuple[uuid.UUID, int, int] | None,
     ) -> Operations:
-        minute = int(time.time() // 60)
+        now = time.time()
+        minute, elapsed = int(now // 60), int(now % 60)
         p = self._prefix
-        keys = [f"{p}v:d:{{{device_id}}}:{minute}"]
-        args: list[Any] = ["w", 60]
+
+        def sliding(name: str) -> tuple[list[str], list[Any]]:
+            # Over the last 60 s: this minute's counter and the previous one's (one hash slot).
+            return [f"{p}v:{name}:{minute}", f"{p}v:{name}:{minute - 1}"], ["w", 60, elapsed]
+
+        names = [f"d:{{{device_id}}}"]
         if ip is not None:
-            keys.append(f"{p}v:ip:{{{ip}}}:{minute}")
-            args += ("w", 60)
+            names.append(f"ip:{{{ip}}}")
         if member_id is not None:
-            keys.append(f"{p}v:m:{{{member_id}}}:{minute}")
-            args += ("w", 60)
-        operations = len(keys) + 1
+            names.append(f"m:{{{member_id}}}")
+        keys: list[str] = []
+        args: list[Any] = []
+        for name in names:
+            window_keys, window_args = sliding(name)
+            keys += window_keys
+            args += window_args
+        # The windows, then the code's operation or the counterfeit-log window.
+        operations = len(names) + 1
         if code is not None:
             tag = f"{{c:{code[0]}:{code[1]}:{code[2]}}}"
             keys += (f"{p}{tag}:n", f"{p}{tag}:d")
@@ -192,8 +202,9 @@ class Signals:
                 keys.append(f"{p}{{c:{leaked_code[0]}:{leaked_code[1]}:{leaked_code[2]}}}:l")
                 args += ("l", self.limits.code_signal_ttl_s)
                 operations += 1
-            keys.append(f"{p}v:cf:{{{ip or device_id}}}:{minute}")
-            args += ("w", 60)
+            cf_keys, cf_args = sliding(f"cf:{{{ip or device_id}}}")
+            keys += cf_keys
+            args += cf_args
         return keys, args, operations
 
     async def _call(self, operations: Operations) -> list[int]:

@@ -1,6 +1,9 @@
 -- Every signal of a group of concurrent scans in one call (the group is what one event-loop turn
 -- queued). ARGV is a list of operations, each taking its keys from KEYS in order:
---   'w', ttl              fixed-window counter (1 key): replies count, seconds left in the window
+--   'w', window, elapsed  sliding-window counter over this and the previous fixed window (2 keys):
+--                         replies the count estimated over the last `window` seconds (the previous
+--                         window weighted by how much of it still lies in that span), and the
+--                         seconds until the current window ends
 --   'c', device_id, ttl   per-code counter and distinct-device sketch (2 keys): replies count, devices
 --   'r', region, ttl      per-code distinct-region sketch (1 key): replies regions, 0
 --   'b', window_ttl       per-code burst window and leak flag (2 keys): replies the code's scans in this
@@ -15,15 +18,17 @@ local k = 1
 local a = 1
 while a <= #ARGV do
   if ARGV[a] == 'w' then
-    local key = KEYS[k]
-    local count = redis.call('INCR', key)
+    local current, previous = KEYS[k], KEYS[k + 1]
+    local window, elapsed = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    local count = redis.call('INCR', current)
     if count == 1 then
-      redis.call('EXPIRE', key, ARGV[a + 1])
+      redis.call('EXPIRE', current, 2 * window)
     end
-    out[#out + 1] = count
-    out[#out + 1] = redis.call('TTL', key)
-    k = k + 1
-    a = a + 2
+    local before = tonumber(redis.call('GET', previous) or '0')
+    out[#out + 1] = count + math.floor(before * (window - elapsed) / window)
+    out[#out + 1] = window - elapsed
+    k = k + 2
+    a = a + 3
   elseif ARGV[a] == 'r' then
     local sketch = KEYS[k]
     redis.call('PFADD', sketch, ARGV[a + 1])
