@@ -7,6 +7,7 @@ and clone signals briefly weaker. First-scan decisions belong to PostgreSQL (see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from importlib import resources
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import hiredis
 import msgspec
-from redis.exceptions import NoScriptError
+from redis.asyncio import RedisCluster
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from antifraud.errors import Throttled
 
@@ -60,6 +62,10 @@ class ScanSignals(msgspec.Struct, frozen=True):
 # One scan's Redis work: keys, args (in scan_signals.lua's operation format), number of operations.
 Operations = tuple[list[str], list[Any], int]
 
+# How many keys and arguments each operation of scan_signals.lua takes (its name included): Redis Cluster
+# splits a call by node, so the operations must be told apart.
+OPERATION_SHAPES = {"w": (2, 3), "c": (2, 3), "b": (2, 2), "r": (1, 3), "l": (1, 2), "t": (1, 5)}
+
 
 class Signals:
     """Each scan's Redis work is a few counters, sent in one script call shared with concurrent scans.
@@ -70,11 +76,13 @@ class Signals:
     is the bottleneck. The script is loaded once; a Redis that lost it answers NOSCRIPT, and it is
     loaded again and the call retried.
 
-    The keys of one call span hash slots, so this needs a single Redis (or a cluster proxy); on Redis
-    Cluster the group would be split by slot.
+    On Redis Cluster the group is split by hash slot (each operation's keys share one hash tag): one
+    script call per slot, pipelined to each node, and the replies put back in order.
     """
 
-    def __init__(self, redis: Redis, *, prefix: str, limits: Limits, max_batch: int = 256) -> None:
+    def __init__(
+        self, redis: Redis | RedisCluster, *, prefix: str, limits: Limits, max_batch: int = 256
+    ) -> None:
         self._redis = redis
         self._prefix = prefix
         self.limits = limits
@@ -86,6 +94,11 @@ class Signals:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        if isinstance(self._redis, RedisCluster):
+            # The slot map, which the per-node split reads without I/O (a cluster that is down is
+            # found by the first scan instead: 503 until it answers).
+            with contextlib.suppress(RedisError, RedisClusterException):
+                await self._redis.initialize()
         self._task = asyncio.create_task(self._run(), name="redis-signals")
 
     async def stop(self) -> None:
@@ -229,6 +242,11 @@ class Signals:
             await self._send(batch)
 
     async def _evalsha(self, keys: list[str], args: list[Any]) -> list[int]:
+        if isinstance(self._redis, RedisCluster):
+            return await self._evalsha_by_slot(self._redis, keys, args)
+        return await self._evalsha_packed(self._redis, keys, args)
+
+    async def _evalsha_packed(self, client: Redis, keys: list[str], args: list[Any]) -> list[int]:
         """EVALSHA with the command packed by hiredis (C) rather than redis-py's packer.
 
         redis-py (8.x, asyncio) packs arguments in Python and re-copies its buffer per argument: for
@@ -236,7 +254,7 @@ class Signals:
         connection and reply parsing stay redis-py's.
         """
         packed = hiredis.pack_command(("EVALSHA", self._sha, len(keys), *keys, *args))
-        pool = self._redis.connection_pool
+        pool = client.connection_pool
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             await connection.send_packed_command(packed)
@@ -247,6 +265,45 @@ class Signals:
             raise
         finally:
             await pool.release(connection)
+        return replies
+
+    async def _evalsha_by_slot(self, cluster: RedisCluster, keys: list[str], args: list[Any]) -> list[int]:
+        """One script call per hash slot, sent as one pipeline (a round trip per node).
+
+        A script's declared keys must share a slot on Redis Cluster. A slot whose node lost the script
+        (a restart) is loaded and retried alone: the calls that ran must not count twice.
+        """
+        # slot -> (its keys, its args, the positions of its operations in the whole call)
+        shares: dict[int, tuple[list[str], list[Any], list[int]]] = {}
+        k = a = operation = 0
+        while a < len(args):
+            key_count, arg_count = OPERATION_SHAPES[args[a]]
+            share = shares.setdefault(cluster.keyslot(keys[k]), ([], [], []))
+            share[0].extend(keys[k : k + key_count])
+            share[1].extend(args[a : a + arg_count])
+            share[2].append(operation)
+            k, a, operation = k + key_count, a + arg_count, operation + 1
+        groups = list(shares.values())
+        answers: list[Any] = [None] * len(groups)
+        pending = list(range(len(groups)))
+        for attempt in range(2):
+            pipe = cluster.pipeline()
+            for n in pending:
+                # execute_command: redis-py blocks the evalsha method in cluster pipelines, not the command.
+                pipe.execute_command("EVALSHA", self._sha, len(groups[n][0]), *groups[n][0], *groups[n][1])
+            results = await pipe.execute(raise_on_error=False)
+            for n, result in zip(pending, results, strict=True):
+                answers[n] = result
+            pending = [n for n in pending if isinstance(answers[n], NoScriptError)]
+            if not pending or attempt == 1:
+                break
+            await cluster.script_load(self._script)
+        replies = [0] * (2 * operation)
+        for (_, _, positions), answer in zip(groups, answers, strict=True):
+            if isinstance(answer, Exception):
+                raise answer
+            for n, position in enumerate(positions):
+                replies[2 * position : 2 * position + 2] = answer[2 * n : 2 * n + 2]
         return replies
 
     async def _send(self, batch: list[tuple[Operations, asyncio.Future[list[int]]]]) -> None:

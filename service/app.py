@@ -24,7 +24,7 @@ from campaigns.members.enrolment import DevelopmentSms, Enrolment
 from campaigns.members.phones import PhoneVault
 from campaigns.members.tokens import MemberTokens
 from codegen.registry import CodeRegistry
-from service import maintenance
+from service import maintenance, metrics
 from service.db import make_pool
 from service.middleware import RequestContextMiddleware
 from service.models import Principal
@@ -45,7 +45,7 @@ from service.routes import (
     shipments,
 )
 from service.settings import Settings
-from service.state import AppState
+from service.state import AppState, RedisClient
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
@@ -53,10 +53,26 @@ if TYPE_CHECKING:
 logger = logging.getLogger("onecode.app")
 
 
-def make_redis(settings: Settings) -> redis.asyncio.Redis:
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def make_redis(settings: Settings) -> RedisClient:
+    """A client for REDIS_URL; `redis+cluster://host:port` (or `rediss+cluster://`) means Redis Cluster.
+
+    For a cluster, one reachable node is enough: the client learns the others and the slot map from it.
+    """
+    url = settings.redis_url or ""
+    scheme, _, rest = url.partition("://")
     # hiredis is picked up automatically when installed; timeouts keep a dead Redis from hanging requests.
+    if scheme in CLUSTER_SCHEMES:
+        return redis.asyncio.RedisCluster.from_url(
+            f"{CLUSTER_SCHEMES[scheme]}://{rest}",
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            max_connections=256,
+        )
     return redis.asyncio.Redis.from_url(
-        settings.redis_url or "",
+        url,
         socket_timeout=2,
         socket_connect_timeout=2,
         health_check_interval=30,
@@ -76,7 +92,7 @@ def provide_settings(request: Request[Any, Any, Any]) -> Settings:
     return state.settings
 
 
-def provide_redis(request: Request[Any, Any, Any]) -> redis.asyncio.Redis:
+def provide_redis(request: Request[Any, Any, Any]) -> RedisClient:
     state: AppState = request.app.state.onecode
     return state.redis
 
@@ -135,6 +151,7 @@ def create_app(settings: Settings) -> Litestar:
         campaign_following = asyncio.create_task(book.follow(), name="campaign-book")
         stopping = asyncio.Event()
         housekeeping = asyncio.create_task(maintenance.housekeeping(pool, stopping), name="housekeeping")
+        pool_sampling = asyncio.create_task(metrics.sample_pool(pool, stopping), name="pool-metrics")
         try:
             yield
         finally:
@@ -144,6 +161,7 @@ def create_app(settings: Settings) -> Litestar:
             stopping.set()
             await following
             await housekeeping
+            await pool_sampling
             await writer.stop()
             await signals.stop()
             await client.aclose()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -13,6 +16,9 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
 
 REQUEST_LATENCY = Histogram(
     "onecode_http_request_duration_seconds",
@@ -26,6 +32,38 @@ ENGINE_ERRORS = Counter(
 POOL_WAITING = Gauge(
     "onecode_db_pool_waiting", "Requests waiting for a PostgreSQL connection.", multiprocess_mode="livesum"
 )
+POOL_SIZE = Gauge(
+    "onecode_db_pool_size", "PostgreSQL connections open in the pools.", multiprocess_mode="livesum"
+)
+POOL_AVAILABLE = Gauge(
+    "onecode_db_pool_available", "Idle PostgreSQL connections in the pools.", multiprocess_mode="livesum"
+)
+SCANS = Counter("onecode_scans_total", "Scans answered, by verdict.", ["verdict"])
+# Bound once: the scan path increments one of these per scan, without a label lookup.
+SCANS_BY_VERDICT = {
+    verdict: SCANS.labels(verdict)
+    for verdict in ("genuine_first", "genuine_repeat", "suspect_clone", "not_activated", "counterfeit")
+}
+REWARDS = Counter(
+    "onecode_rewards_total",
+    "Campaign outcomes of scans: points, prize, coupon, no_prize, refused (capped, over budget, sold out).",
+    ["kind"],
+)
+REWARDS_BY_KIND = {
+    kind: REWARDS.labels(kind) for kind in ("points", "prize", "coupon", "no_prize", "refused")
+}
+POOL_SAMPLE_S = 5.0
+
+
+async def sample_pool(pool: AsyncConnectionPool, stopping: asyncio.Event) -> None:
+    """Copy the pool's figures into the gauges every few seconds (cheaper than on every request)."""
+    while not stopping.is_set():
+        stats = pool.get_stats()
+        POOL_SIZE.set(stats.get("pool_size", 0))
+        POOL_AVAILABLE.set(stats.get("pool_available", 0))
+        POOL_WAITING.set(stats.get("requests_waiting", 0))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), POOL_SAMPLE_S)
 
 
 def render_metrics() -> tuple[bytes, str]:

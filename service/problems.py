@@ -21,6 +21,7 @@ from codegen import errors as codegen_errors
 from codegen.errors import CodegenError
 from service import errors
 from service.logs import current_request_id
+from service.metrics import ENGINE_ERRORS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -189,6 +190,7 @@ def _domain_exception(request: Request[Any, Any, Any], exc: Exception) -> Respon
 def _engine_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     # The database or Redis is down or saturated: tell the client to retry soon, never pretend success.
     logger.warning("engine unavailable: %s: %s", type(exc).__name__, exc)
+    ENGINE_ERRORS.labels("redis" if type(exc).__module__.startswith("redis") else "postgres").inc()
     return problem_response(
         request,
         status=503,
@@ -222,6 +224,12 @@ def exception_handlers() -> Mapping[type[Exception], Callable[..., Response[Any]
         psycopg.OperationalError: _engine_unavailable,
         redis.exceptions.ConnectionError: _engine_unavailable,
         redis.exceptions.TimeoutError: _engine_unavailable,
+        # Redis Cluster failing over or moving slots: the next try goes to the right node.
+        redis.exceptions.ClusterError: _engine_unavailable,
+        redis.exceptions.ClusterDownError: _engine_unavailable,
+        redis.exceptions.TryAgainError: _engine_unavailable,
+        redis.exceptions.AskError: _engine_unavailable,
+        redis.exceptions.RedisClusterException: _engine_unavailable,
         Exception: _unexpected,
     }
     for exc_type, *_ in _DOMAIN_TYPES:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from redis.asyncio import Redis, RedisCluster
+
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
-    from redis.asyncio import Redis
 
     from antifraud.blocklist import Blocklist
     from antifraud.regions import IpRegions
@@ -22,11 +23,15 @@ if TYPE_CHECKING:
     from service.settings import Settings
 
 
+# One Redis server (or a proxy in front of several) or a Redis Cluster; see service.app.make_redis.
+RedisClient = Redis | RedisCluster
+
+
 @dataclass(frozen=True, slots=True)
 class AppState:
     settings: Settings
     pool: AsyncConnectionPool
-    redis: Redis
+    redis: RedisClient
     # In-process copy of products, keys and batches: verification does no I/O.
     registry: CodeRegistry
     blocklist: Blocklist

@@ -23,7 +23,7 @@ from service.queries import load_queries
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
-    from redis.asyncio import Redis
+    from redis.asyncio import Redis, RedisCluster
 
 QUERIES = load_queries("campaigns.members.sql", "members.sql")
 
@@ -84,7 +84,9 @@ class DevelopmentSms:
 
 
 class Enrolment:
-    def __init__(self, redis: Redis, vault: PhoneVault, sms: SmsAdapter, *, prefix: str) -> None:
+    def __init__(
+        self, redis: Redis | RedisCluster, vault: PhoneVault, sms: SmsAdapter, *, prefix: str
+    ) -> None:
         self._redis = redis
         self._vault = vault
         self._sms = sms

@@ -33,6 +33,7 @@ from campaigns.members.tokens import MemberRef
 from codegen.registry import MISS_OUTCOMES, CodeFacts, Outcome, Verification
 from service.errors import Conflict, InvalidField, MalformedBody
 from service.ids import uuid7
+from service.metrics import REWARDS_BY_KIND, SCANS_BY_VERDICT
 from service.state import AppState
 
 MEMBER_COOKIE = "oc_member"
@@ -231,6 +232,7 @@ async def _process(
                     region=region,
                 )
             )
+        SCANS_BY_VERDICT["not_activated"].inc()
         return _encoder.encode(_unactivated_result(scan_id, facts)), None
     if facts is None:
         if signals.log_counterfeit:
@@ -249,6 +251,7 @@ async def _process(
                     region=region,
                 )
             )
+        SCANS_BY_VERDICT["counterfeit"].inc()
         body = _encoder.encode(_counterfeit_result(scan_id, verification))
         return body, None
 
@@ -293,6 +296,7 @@ async def _process(
             "genuine_first" if outcome.first else "suspect_clone" if risk.suspect else "genuine_repeat"
         )
         reason = ",".join(risk.reasons) if verdict == "suspect_clone" else None
+        _count(verdict, reward)
         result = _genuine_result(scan_id, verdict, reason, facts, outcome, minted["token"], reward)
         return _encoder.encode(result)
 
@@ -356,6 +360,21 @@ def _client_ip(request: Request[Any, Any, Any], headers: _ScanHeaders, state: Ap
     if state.settings.trust_forwarded_for and headers.forwarded_for:
         return headers.forwarded_for.split(",")[0].strip()
     return request.client.host if request.client else None
+
+
+def _count(verdict: Verdict, reward: ScanReward | None) -> None:
+    SCANS_BY_VERDICT[verdict].inc()
+    for line in reward.outcomes if reward else ():
+        if line.coupon is not None:
+            REWARDS_BY_KIND["coupon"].inc()
+        elif line.result == "won":
+            REWARDS_BY_KIND["prize"].inc()
+        elif line.result == "awarded":
+            REWARDS_BY_KIND["points"].inc()
+        elif line.result == "no_prize":
+            REWARDS_BY_KIND["no_prize"].inc()
+        else:
+            REWARDS_BY_KIND["refused"].inc()
 
 
 def _genuine_result(

@@ -5,11 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import psycopg
 from litestar.testing import AsyncTestClient
 
 from service.app import create_app
+from service.models import Role
 from service.settings import Settings
 from tests.api.test_errors import assert_problem
+from tests.campaigns.test_scan_rewards import points_campaign
+from tests.conftest import Tenant
+from tests.fixtures_codes import issue_batch
+
+
+def _samples(text: str) -> dict[str, float]:
+    """Prometheus text as {'name{labels}': value}, comments left out."""
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            found[name] = float(value)
+    return found
 
 
 class TestHealth:
@@ -48,6 +63,38 @@ class TestHealth:
         response = await client.get("/metrics")
         assert response.status_code == 200
         assert "onecode_http_request_duration_seconds_bucket" in response.text
+
+    async def test_metrics_count_scans_rewards_and_engine_errors(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+    ) -> None:
+        """Scans by verdict, campaign outcomes, pool figures and engine errors reach /metrics."""
+        issued = await issue_batch(db, settings, tenant_a.brand_id, quantity=3)
+        campaign = await client.post(
+            "/v1/campaigns", json=points_campaign(), headers=tenant_a.headers(Role.MARKETER)
+        )
+        await client.post(
+            f"/v1/campaigns/{campaign.json()['id']}:activate", headers=tenant_a.headers(Role.MARKETER)
+        )
+        before = _samples((await client.get("/metrics")).text)
+        await client.post("/v1/scans", json={"code": issued.urls[0], "device_id": "metrics-device-1"})
+        await client.post("/v1/scans", json={"code": issued.urls[0], "device_id": "metrics-device-2"})
+        await client.post(
+            "/v1/scans", json={"code": "https://scan.example.com/C/zz/NOPE", "device_id": "metrics-3"}
+        )
+        after = _samples((await client.get("/metrics")).text)
+        for sample in (
+            'onecode_scans_total{verdict="genuine_first"}',
+            'onecode_scans_total{verdict="genuine_repeat"}',
+            'onecode_scans_total{verdict="counterfeit"}',
+            'onecode_rewards_total{kind="points"}',
+        ):
+            assert after[sample] - before.get(sample, 0.0) == 1.0, sample
+        assert "onecode_db_pool_size" in after
+        assert "onecode_engine_errors_total" in (await client.get("/metrics")).text
 
     async def test_openapi_schema_is_served(self, client: AsyncTestClient[Any]) -> None:
         """/schema/openapi.json documents the API."""

@@ -44,9 +44,13 @@ async def forget_resend_cooldown(settings: Settings) -> None:
     await client.aclose()
 
 
-async def enroll(client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], token: str) -> Any:
-    sent = await client.post("/v1/members/otp", json={"phone": PHONE, "member_token": token})
-    assert sent.status_code == 202, sent.text
+async def enroll(
+    client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], token: str, *, send: bool = True
+) -> Any:
+    """Enrol with the newest OTP (sent first unless the caller already asked for one)."""
+    if send:
+        sent = await client.post("/v1/members/otp", json={"phone": PHONE, "member_token": token})
+        assert sent.status_code == 202, sent.text
     return await client.post(
         "/v1/members/enroll",
         json={
