@@ -87,6 +87,13 @@ async def provide_db(request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncCon
         yield conn
 
 
+async def provide_report_db(request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncConnection[Any], None]:
+    """A connection for read-only reports: the read replica's when DATABASE_REPLICA_URL is set."""
+    state: AppState = request.app.state.onecode
+    async with state.report_pool.connection() as conn:
+        yield conn
+
+
 def provide_settings(request: Request[Any, Any, Any]) -> Settings:
     state: AppState = request.app.state.onecode
     return state.settings
@@ -110,9 +117,15 @@ def create_app(settings: Settings) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pool = make_pool(settings)
+        # Reports may read from a replica (a little behind the primary); without one, the same pool.
+        report_pool = (
+            make_pool(settings, settings.database_replica_url) if settings.database_replica_url else pool
+        )
         client = make_redis(settings)
         # wait=False: a database that is down at start must not keep the process from serving 503s.
         await pool.open(wait=False)
+        if report_pool is not pool:
+            await report_pool.open(wait=False)
         registry = CodeRegistry(settings.all_master_keys)
         blocklist = Blocklist()
         follower = RegistryFollower(pool, registry, blocklist)
@@ -131,6 +144,7 @@ def create_app(settings: Settings) -> Litestar:
         app.state.onecode = AppState(
             settings=settings,
             pool=pool,
+            report_pool=report_pool,
             redis=client,
             registry=registry,
             blocklist=blocklist,
@@ -166,6 +180,8 @@ def create_app(settings: Settings) -> Litestar:
             await signals.stop()
             await client.aclose()
             await pool.close()
+            if report_pool is not pool:
+                await report_pool.close()
 
     return Litestar(
         route_handlers=[
@@ -190,6 +206,7 @@ def create_app(settings: Settings) -> Litestar:
             "db": Provide(provide_db),
             "settings": Provide(provide_settings, sync_to_thread=False),
             "redis": Provide(provide_redis, sync_to_thread=False),
+            "report_db": Provide(provide_report_db),
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(),  # type: ignore[arg-type]

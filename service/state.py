@@ -31,6 +31,8 @@ RedisClient = Redis | RedisCluster
 class AppState:
     settings: Settings
     pool: AsyncConnectionPool
+    # Read-only reports: the replica's pool when DATABASE_REPLICA_URL is set, else `pool` itself.
+    report_pool: AsyncConnectionPool
     redis: RedisClient
     # In-process copy of products, keys and batches: verification does no I/O.
     registry: CodeRegistry

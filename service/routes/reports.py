@@ -28,6 +28,7 @@ MAX_CSV_ROWS = 50_000
 async def diversion(
     request: Request[Any, Any, Any],
     db: AsyncConnection[Any],
+    report_db: AsyncConnection[Any],
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     distributor_id: uuid.UUID | None = None,
@@ -50,8 +51,8 @@ async def diversion(
         raise InvalidField("after", "not a cursor from this report") from None
     scope = _scope(principal, since, until, distributor_id=distributor_id, region=region)
     if format == "json":
-        return await reports.report(db, scope, before=before, limit=min(limit, 1000))
-    found = await reports.events(db, scope, before=before, limit=limit)
+        return await reports.report(report_db, scope, before=before, limit=min(limit, 1000))
+    found = await reports.events(report_db, scope, before=before, limit=limit)
     await audit.record(
         db,
         actor=principal.actor,
@@ -104,7 +105,7 @@ def _scope(
 @get("/reports/scans", opt=roles(*READERS), tags=["reports"], response_model=None)
 async def scans_report(
     request: Request[Any, Any, Any],
-    db: AsyncConnection[Any],
+    report_db: AsyncConnection[Any],
     by: reports.ScanDimension = "region",
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
@@ -114,7 +115,7 @@ async def scans_report(
     """Scans of the period by `region`, `product`, `batch`, `week` or `distributor`, counted by verdict
     (with diversions, and forged codes claiming the brand by region or week): heat maps and charts."""
     principal = principal_from(request)
-    groups = await reports.scans_by(db, _scope(principal, since, until), by=by, limit=limit)
+    groups = await reports.scans_by(report_db, _scope(principal, since, until), by=by, limit=limit)
     if format == "json":
         return groups
     headers = {"content-disposition": f'attachment; filename="scans-by-{by}.csv"'}
@@ -128,14 +129,16 @@ async def scans_report(
 )
 async def batches_report(
     request: Request[Any, Any, Any],
-    db: AsyncConnection[Any],
+    report_db: AsyncConnection[Any],
     settings: Settings,
     after: uuid.UUID | None = None,
     limit: Limit = 50,
 ) -> Page:
     """Scan rate per batch: codes scanned at least once / codes activated."""
     limit = min(limit, settings.max_page_size)
-    items = await reports.batch_scan_rates(db, brand_of(principal_from(request)), after=after, limit=limit)
+    items = await reports.batch_scan_rates(
+        report_db, brand_of(principal_from(request)), after=after, limit=limit
+    )
     return page(items, limit, lambda b: b.batch_id)
 
 
