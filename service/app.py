@@ -164,7 +164,10 @@ def create_app(settings: Settings) -> Litestar:
         following = asyncio.create_task(follower.follow(), name="registry-follower")
         campaign_following = asyncio.create_task(book.follow(), name="campaign-book")
         stopping = asyncio.Event()
-        housekeeping = asyncio.create_task(maintenance.housekeeping(pool, stopping), name="housekeeping")
+        housekeeping = asyncio.create_task(
+            maintenance.housekeeping(pool, stopping, retention_months=settings.scan_retention_months),
+            name="housekeeping",
+        )
         pool_sampling = asyncio.create_task(metrics.sample_pool(pool, stopping), name="pool-metrics")
         try:
             yield

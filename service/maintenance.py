@@ -1,14 +1,18 @@
-"""Periodic housekeeping each worker runs: future scan partitions and expired idempotency keys."""
+"""Periodic housekeeping each worker runs: scan partitions ahead and past retention, old idempotency keys."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
+from typing import Any, Literal
 
+import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from service.db import fetch_all
 from service.queries import load_queries
 
 logger = logging.getLogger("onecode.maintenance")
@@ -18,18 +22,89 @@ RETRY_S = 30.0
 MONTHS_AHEAD = 2
 
 
-async def run_once(pool: AsyncConnectionPool) -> None:
-    """Idempotent and cheap, so every worker may run it; the DDL is skipped when partitions exist."""
+class ExpiredPartition(msgspec.Struct, frozen=True):
+    """A monthly scan-log partition past retention: dropped (detached, then dropped), or not, and why."""
+
+    parent: str
+    partition_name: str
+    range_start: dt.datetime
+    range_end: dt.datetime
+    # `skipped`: busy past the lock timeout, or referenced by a foreign key (the NOTICE says which).
+    action: Literal["dropped", "would_drop", "skipped"]
+
+
+class PartitionReport(msgspec.Struct, frozen=True):
+    # Partitions created ahead (with dry_run: that would be).
+    created: list[str]
+    expired: list[ExpiredPartition]
+
+
+class _Missing(msgspec.Struct, frozen=True):
+    partition_name: str
+
+
+async def maintain_partitions(
+    conn: psycopg.AsyncConnection[Any],
+    *,
+    retention_months: int,
+    dry_run: bool = False,
+    months_ahead: int = MONTHS_AHEAD,
+) -> PartitionReport:
+    """Create the scan log's partitions ahead, then drop those past `retention_months` (0: keep all).
+
+    Each step is its own transaction (a savepoint inside a caller's): the drop holds an exclusive lock
+    on the scan tables, which must be released at once, not after whatever the caller does next.
+    """
+    async with conn.transaction():
+        missing = await fetch_all(
+            conn, QUERIES["missing_partitions"], {"months_ahead": months_ahead}, _Missing
+        )
+        if not dry_run:
+            await conn.execute(QUERIES["ensure_partitions"], {"months_ahead": months_ahead})
+    async with conn.transaction():
+        expired = await fetch_all(
+            conn,
+            QUERIES["drop_expired_partitions"],
+            {"retention_months": retention_months, "dry_run": dry_run},
+            ExpiredPartition,
+        )
+    return PartitionReport(created=[m.partition_name for m in missing], expired=expired)
+
+
+async def run_once(pool: AsyncConnectionPool, *, retention_months: int = 0) -> None:
+    """Idempotent and cheap, so every worker may run it; the DDL is skipped when there is nothing to do.
+
+    `retention_months` is the setting ONECODE_SCAN_RETENTION_MONTHS; the default 0 keeps every scan, so
+    a caller that does not pass the setting never drops data.
+    """
     async with pool.connection() as conn:
-        await conn.execute(QUERIES["ensure_partitions"], {"months_ahead": MONTHS_AHEAD})
-        await conn.execute(QUERIES["purge_idempotency"])
+        report = await maintain_partitions(conn, retention_months=retention_months)
+        async with conn.transaction():
+            await conn.execute(QUERIES["purge_idempotency"])
+    for name in report.created:
+        logger.info("created scan partition %s", name)
+    for part in report.expired:
+        if part.action == "dropped":
+            logger.info(
+                "dropped scan partition %s (%s to %s): older than %d months",
+                part.partition_name,
+                part.range_start.date(),
+                part.range_end.date(),
+                retention_months,
+            )
+        else:
+            logger.warning(
+                "kept expired scan partition %s: busy or referenced, retried next run", part.partition_name
+            )
 
 
-async def housekeeping(pool: AsyncConnectionPool, stopping: asyncio.Event) -> None:
+async def housekeeping(
+    pool: AsyncConnectionPool, stopping: asyncio.Event, *, retention_months: int = 0
+) -> None:
     while not stopping.is_set():
         pause = INTERVAL_S
         try:
-            await run_once(pool)
+            await run_once(pool, retention_months=retention_months)
         except (psycopg.Error, PoolTimeout) as exc:
             logger.warning("housekeeping failed, retrying in %.0f s: %s", RETRY_S, exc)
             pause = RETRY_S

@@ -167,6 +167,9 @@ def _domain_exception(request: Request[Any, Any, Any], exc: Exception) -> Respon
     if match is None:  # pragma: no cover - the handler is registered only for the classes above
         return _unexpected(request, exc)
     _, status, slug, title = match
+    if isinstance(exc, antifraud_errors.StorageUnavailable):
+        # The scan writer's own connection (outside the pool) found PostgreSQL down.
+        ENGINE_ERRORS.labels("postgres").inc()
     field = getattr(exc, "field", None)
     field_errors = [FieldError(field=field, message=str(exc))] if field else None
     # Domain validation may find several faults at once (campaign rules): report them all.

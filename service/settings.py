@@ -67,6 +67,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scans_per_device_minute: int = 30
     scans_per_ip_minute: int = 600
     scans_per_member_minute: int = 30
+    # Months of scan log kept: monthly partitions whose month ended longer ago are dropped (the scans'
+    # devices, IP prefixes and locations are personal data). 0 keeps every scan.
+    scan_retention_months: int = 24
     log_level: str = "INFO"
     log_json: bool = True
     # One JSON line per request; at thousands of scans a second it costs measurable CPU.
@@ -104,6 +107,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             scans_per_device_minute=_int(env, "ONECODE_SCANS_PER_DEVICE_MINUTE", 30),
             scans_per_ip_minute=_int(env, "ONECODE_SCANS_PER_IP_MINUTE", 600),
             scans_per_member_minute=_int(env, "ONECODE_SCANS_PER_MEMBER_MINUTE", 30),
+            scan_retention_months=_retention_months(env),
             log_level=env.get("ONECODE_LOG_LEVEL", "INFO").upper(),
             log_json=_bool(env, "ONECODE_LOG_JSON", default=True),
             access_log=_bool(env, "ONECODE_ACCESS_LOG", default=True),
@@ -126,6 +130,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _retention_months(env: Mapping[str, str]) -> int:
+    months = _int(env, "ONECODE_SCAN_RETENTION_MONTHS", 24)
+    if months < 0:
+        raise SettingsError(f"ONECODE_SCAN_RETENTION_MONTHS must be 0 (keep forever) or more, got {months}")
+    return months
 
 
 def _bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:

@@ -111,3 +111,18 @@ DELETE FROM scan_idempotency WHERE created_at < now() - interval '24 hours';
 
 -- ensure_partitions --
 SELECT ensure_scan_partitions(%(months_ahead)s);
+
+-- missing_partitions --
+-- The monthly partitions ensure_partitions would create (this month and `months_ahead` more), so that
+-- `onecode partitions` can say what it created, or would create.
+SELECT parent || '_' || to_char(m.month_start, 'YYYYMM') AS partition_name
+FROM generate_series(0, %(months_ahead)s::integer) AS step
+CROSS JOIN LATERAL (SELECT (date_trunc('month', now()) + make_interval(months => step))::date AS month_start) AS m
+CROSS JOIN unnest(ARRAY['scans', 'counterfeit_scans']) AS parent
+WHERE to_regclass(parent || '_' || to_char(m.month_start, 'YYYYMM')) IS NULL
+ORDER BY m.month_start, parent;
+
+-- drop_expired_partitions --
+-- Retention of the scan log: why and how in drop_expired_scan_partitions (migration 0013).
+SELECT parent, partition_name, range_start, range_end, action
+FROM drop_expired_scan_partitions(%(retention_months)s::integer, %(dry_run)s::boolean);
