@@ -69,8 +69,13 @@ WITH given AS (
     FROM coupons co JOIN campaigns c ON c.id = co.campaign_id AND c.kind = 'coupon'
     WHERE co.campaign_id = %(campaign_id)s
 )
+-- LATERAL: one primary-key probe per reward, pruned at run time to the month of its scan. A plain join
+-- is costed as a probe of every monthly partition, so the planner would read the whole scan log instead.
 SELECT coalesce(s.region, 'unknown') AS region, count(*)::bigint AS rewarded_scans,
        coalesce(sum(g.cost_cents), 0)::bigint AS spent_cents
-FROM given g LEFT JOIN scans s ON s.id = g.scan_id AND s.scanned_at = g.at
+FROM given g
+LEFT JOIN LATERAL (
+    SELECT region FROM scans WHERE scans.id = g.scan_id AND scans.scanned_at = g.at LIMIT 1
+) s ON true
 GROUP BY 1 ORDER BY rewarded_scans DESC, region
 LIMIT %(regions)s;
