@@ -7,16 +7,13 @@ import contextlib
 import datetime as dt
 import os
 import shutil
-import subprocess
-import tempfile
 import uuid
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import msgspec
 import psycopg
-from psycopg import sql
 
 from antifraud import shipments
 from campaigns import draws
@@ -27,7 +24,7 @@ from codegen.gtin import normalize_gtin
 from codegen.models import MAX_BATCH_QUANTITY, BatchActivation, BatchIn, BatchStatus, ItemRange
 from codegen.printing import QUERIES as CODEGEN_QUERIES
 from codegen.printing import BatchPrinting, ExportFormat, load_printing, write_export
-from service import audit, auth, brands, maintenance
+from service import audit, auth, backups, brands, maintenance
 from service.embedded import EmbeddedEngines
 from service.logs import configure_logging
 from service.migrations import migrate as apply_migrations
@@ -41,63 +38,6 @@ CLI_ACTOR = "cli"
 BATCH_BRAND = CODEGEN_QUERIES["batch_brand"]
 PRODUCT_BRAND_BY_GTIN = CODEGEN_QUERIES["product_brand_by_gtin"]
 R = TypeVar("R")
-# What `onecode restore` finds in a target and counts once it is restored (catalog queries: no .sql file).
-PUBLIC_TABLES = (
-    "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p')"
-    " ORDER BY relname"
-)
-# Where the running server's own binaries are (the embedded engine's pg_dump has its version).
-SERVER_BINDIR = "SELECT setting FROM pg_config WHERE name = 'BINDIR'"
-# `restore --clean`: drop every table, view, sequence, routine and type of schema public (not extensions'
-# objects), in the restore's own transaction. pg_restore --clean cannot do this for OneCode: it drops a
-# partition's primary key before the parent's ("cannot drop inherited constraint"), and without CASCADE
-# it fails on objects a newer schema added.
-CLEAN_PUBLIC_SCHEMA = """
-DO $clean$
-DECLARE
-    statement text;
-BEGIN
-    FOREACH statement IN ARRAY ARRAY(
-        SELECT format('DROP %s IF EXISTS %I.%I CASCADE',
-                      CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
-                                     WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, n.nspname, c.relname)
-        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S') AND NOT c.relispartition
-          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-                          AND (d.deptype = 'e' OR (c.relkind = 'S' AND d.deptype IN ('a', 'i'))))
-        UNION ALL
-        SELECT format('DROP ROUTINE IF EXISTS %s CASCADE', p.oid::regprocedure)
-        FROM pg_proc p
-        WHERE p.pronamespace = 'public'::regnamespace
-          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
-                          AND d.deptype = 'e')
-        UNION ALL
-        SELECT format('DROP TYPE IF EXISTS %s CASCADE', t.oid::regtype)
-        FROM pg_type t
-        WHERE t.typnamespace = 'public'::regnamespace AND t.typtype IN ('d', 'e', 'r')
-          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid
-                          AND d.deptype = 'e')
-    ) LOOP
-        EXECUTE statement;
-    END LOOP;
-END
-$clean$;
-"""
-RESTORE_COUNTED = (
-    "schema_migrations",
-    "brands",
-    "products",
-    "batches",
-    "members",
-    "code_claims",
-    "scans",
-    "counterfeit_scans",
-    "campaigns",
-    "points_ledger",
-    "draws",
-    "coupons",
-    "audit_log",
-)
 
 
 @contextlib.contextmanager
@@ -567,9 +507,14 @@ def backup(settings: Settings, output_file: Path) -> None:
     """Dump the database with pg_dump (custom format) into OUTPUT_FILE: written atomically, mode 0600."""
     with engines(settings) as ready:
         conninfo = ready.database_url or ""
-        pg_dump = _pg_tool("pg_dump", conninfo, embedded=settings.database_url is None)
-        size = _dump(pg_dump, conninfo, output_file)
-    click.echo(f"wrote {size} bytes to {output_file} from {_safe_conninfo(conninfo)} (pg_dump custom format)")
+        try:
+            dump = backups.backup(conninfo, output_file, embedded=settings.database_url is None)
+        except backups.BackupError as exc:
+            raise click.ClickException(str(exc)) from None
+    if dump.messages:
+        click.echo(dump.messages, err=True)
+    source = backups.safe_conninfo(conninfo)
+    click.echo(f"wrote {dump.size} bytes to {output_file} from {source} (pg_dump custom format)")
     click.echo(
         "it holds personal data sealed under the master key: restoring it needs the same ONECODE_MASTER_KEY"
     )
@@ -586,13 +531,18 @@ def backup(settings: Settings, output_file: Path) -> None:
 @click.pass_obj
 def restore(settings: Settings, input_file: Path, target: str | None, clean: bool) -> None:
     """Restore a `onecode backup` file in one transaction into an empty database (or --clean); count rows."""
-    if target is None:
-        with engines(settings) as ready:
-            target = ready.database_url or ""
-            counts = _restore(input_file, target, clean=clean, embedded=settings.database_url is None)
-    else:
-        counts = _restore(input_file, target, clean=clean, embedded=False)
-    click.echo(f"restored {input_file} into {_safe_conninfo(target)}")
+    try:
+        if target is None:
+            with engines(settings) as ready:
+                target = ready.database_url or ""
+                counts = backups.restore(
+                    input_file, target, clean=clean, embedded=settings.database_url is None
+                )
+        else:
+            counts = backups.restore(input_file, target, clean=clean, embedded=False)
+    except backups.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"restored {input_file} into {backups.safe_conninfo(target)}")
     for table, count in counts.items():
         click.echo(f"{table}: {count} rows")
 
@@ -651,181 +601,3 @@ async def _resolve_brand(conn: psycopg.AsyncConnection[Any], ref: str) -> uuid.U
         if found is None:
             raise click.BadParameter(f"no brand with slug or id {ref!r}", param_hint="--brand") from None
         return found.id
-
-
-def _libpq(conninfo: str) -> tuple[str, str | None]:
-    """The connection string without its password, and the password (handed to tools as PGPASSWORD)."""
-    params = psycopg.conninfo.conninfo_to_dict(conninfo)
-    password = params.pop("password", None)
-    return psycopg.conninfo.make_conninfo("", **params), None if password is None else str(password)
-
-
-def _safe_conninfo(conninfo: str) -> str:
-    """What to print of a connection: everything but the password."""
-    return _libpq(conninfo)[0]
-
-
-def _connect(conninfo: str) -> psycopg.Connection[Any]:
-    try:
-        return psycopg.connect(conninfo, autocommit=True)
-    except psycopg.OperationalError as exc:
-        raise click.ClickException(f"cannot connect to {_safe_conninfo(conninfo)}: {exc}") from None
-
-
-def _pg_tool(name: str, conninfo: str, *, embedded: bool) -> str:
-    """pg_dump or pg_restore: the embedded server's own (its version), else the one on PATH."""
-    if embedded:
-        with _connect(conninfo) as conn:
-            row = conn.execute(SERVER_BINDIR).fetchone()
-        if row is not None and (Path(row[0]) / name).is_file():
-            return str(Path(row[0]) / name)
-    found = shutil.which(name)
-    if found is None:
-        raise click.ClickException(
-            f"{name} not found on PATH: install the PostgreSQL client tools of the server's major version or "
-            "newer (Debian/Ubuntu: apt install postgresql-client; macOS: brew install libpq)"
-        )
-    return found
-
-
-def _run_pg_tool(argv: list[str], conninfo: str, *, stdout: IO[bytes] | None = None) -> None:
-    """Run a PostgreSQL client tool on `conninfo`: the password goes in its environment, not in argv."""
-    dsn, password = _libpq(conninfo)
-    env = dict(os.environ)
-    if password is not None:
-        env["PGPASSWORD"] = password
-    command = [argv[0], "--no-password", f"--dbname={dsn}", *argv[1:]]
-    try:
-        done = subprocess.run(  # noqa: S603 - argv of a tool we located, no shell
-            command, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE, check=False
-        )
-    except OSError as exc:
-        raise click.ClickException(f"could not run {argv[0]}: {exc}") from None
-    detail = done.stderr.decode(errors="replace").strip()
-    if password:
-        detail = detail.replace(password, "***")
-    if done.returncode != 0:
-        tool = Path(argv[0]).name
-        raise click.ClickException(
-            f"{tool} failed with exit code {done.returncode}: {detail or 'no message'}"
-        )
-    if detail:
-        click.echo(detail, err=True)
-
-
-def _dump(pg_dump: str, conninfo: str, output_file: Path) -> int:
-    """pg_dump into a private temporary file beside OUTPUT_FILE, renamed over it once complete."""
-    target = output_file.absolute()
-    try:
-        # mkstemp creates the file with mode 0600 whatever the umask: the dump holds personal data.
-        fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    except OSError as exc:
-        raise click.ClickException(f"cannot write beside {target}: {exc}") from None
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            _run_pg_tool([pg_dump, "--format=custom"], conninfo, stdout=handle)
-            os.fsync(handle.fileno())
-        temp.replace(target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    directory = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a crash
-    finally:
-        os.close(directory)
-    return target.stat().st_size
-
-
-def _restore(input_file: Path, target: str, *, clean: bool, embedded: bool) -> dict[str, int]:
-    with _connect(target) as conn:
-        tables = [row[0] for row in conn.execute(PUBLIC_TABLES)]
-    if tables and not clean:
-        named = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")  # noqa: PLR2004 - a few names
-        raise click.ClickException(
-            f"{_safe_conninfo(target)} already holds {len(tables)} table(s) ({named}): restore into an empty "
-            "database, or pass --clean to drop everything in its schema public first"
-        )
-    pg_restore = _pg_tool("pg_restore", target, embedded=embedded)
-    beside = Path(pg_restore).with_name("psql")
-    psql = str(beside) if beside.is_file() else shutil.which("psql")
-    if psql is None:
-        raise click.ClickException(
-            "psql not found beside pg_restore nor on PATH: install the PostgreSQL client tools"
-        )
-    _load_in_one_transaction(pg_restore, psql, input_file, target, clean=clean)
-    counts: dict[str, int] = {}
-    with _connect(target) as conn:
-        # pg_restore leaves the planner without statistics: reports would get poor plans until autovacuum.
-        conn.execute("ANALYZE")
-        present = {row[0] for row in conn.execute(PUBLIC_TABLES)}
-        for table in RESTORE_COUNTED:
-            if table in present:
-                query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
-                row = conn.execute(query).fetchone()
-                counts[table] = 0 if row is None else int(row[0])
-    return counts
-
-
-def _load_in_one_transaction(
-    pg_restore: str, psql: str, input_file: Path, target: str, *, clean: bool
-) -> None:
-    """pg_restore's script (--no-owner) into psql, inside BEGIN ... COMMIT that this process writes.
-
-    COMMIT is sent only once pg_restore has exited cleanly; otherwise psql reaches the end of its input
-    inside the transaction and the server rolls everything back, the --clean drops included. (Piping
-    pg_restore straight into `psql --single-transaction` could commit a half-read dump.)
-    """
-    dsn, password = _libpq(target)
-    env = dict(os.environ)
-    if password is not None:
-        env["PGPASSWORD"] = password
-    # Notices (every object a CASCADE drops) are noise here, and an unread pipe could fill and stall psql.
-    env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + " -c client_min_messages=warning").strip()
-    loader_argv = [psql, "--no-psqlrc", "--quiet", "--no-password", "-v", "ON_ERROR_STOP=1"]
-    loader_argv += [f"--dbname={dsn}", "--file=-"]
-    reader_argv = [pg_restore, "--no-owner", "--file=-", str(input_file)]
-    with tempfile.TemporaryFile() as loader_err, tempfile.TemporaryFile() as reader_err:
-        try:
-            loader = subprocess.Popen(  # noqa: S603 - argv of tools we located, no shell
-                loader_argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=loader_err
-            )
-        except OSError as exc:
-            raise click.ClickException(f"could not run {psql}: {exc}") from None
-        assert loader.stdin is not None
-        try:
-            reader = subprocess.Popen(  # noqa: S603 - argv of a tool we located, no shell
-                reader_argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=reader_err
-            )
-        except OSError as exc:
-            loader.stdin.close()
-            loader.wait()
-            raise click.ClickException(f"could not run {pg_restore}: {exc}") from None
-        assert reader.stdout is not None
-        try:
-            loader.stdin.write(b"BEGIN;\n")
-            if clean:
-                loader.stdin.write(CLEAN_PUBLIC_SCHEMA.encode() + b"\n")
-            shutil.copyfileobj(reader.stdout, loader.stdin, 1 << 20)
-            if reader.wait() == 0:
-                loader.stdin.write(b"COMMIT;\n")
-        except BrokenPipeError:
-            pass  # psql stopped at an error (ON_ERROR_STOP): its message is read below
-        finally:
-            reader.stdout.close()
-            with contextlib.suppress(BrokenPipeError):
-                loader.stdin.close()
-            reader_rc, loader_rc = reader.wait(), loader.wait()
-        if reader_rc != 0 or loader_rc != 0:
-            # psql first: when it stops, pg_restore dies of the closed pipe, which says nothing.
-            failed, code, stream = (
-                ("psql", loader_rc, loader_err) if loader_rc else ("pg_restore", reader_rc, reader_err)
-            )
-            stream.seek(0)
-            detail = stream.read().decode(errors="replace").strip()
-            if password:
-                detail = detail.replace(password, "***")
-            raise click.ClickException(
-                f"restore failed, nothing was changed ({failed} exit code {code}): {detail or 'no message'}"
-            )
