@@ -32,6 +32,13 @@ def ua_family(user_agent: str | None) -> str | None:
     return "other"
 
 
+def client_ip(peer: str | None, forwarded_for: str | None, *, trust_forwarded_for: bool) -> str | None:
+    """The caller's address: the first X-Forwarded-For entry behind a trusted proxy, else the peer's."""
+    if trust_forwarded_for and forwarded_for:
+        return forwarded_for.split(",")[0].strip()
+    return peer
+
+
 def ip_prefix(ip: str | None) -> str | None:
     """IPv4 to /24 and IPv6 to /48: enough for regional statistics and abuse limits, not a person."""
     if not ip:

@@ -13,7 +13,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from codegen.gtin import check_digit
 from service.demo import DEMO_SLUG
@@ -26,6 +26,13 @@ RESERVE_BLOCK = 500
 # The export of 20,000 codes takes well under a second; this is for much larger seeds on slow machines.
 TIMEOUT_S = 120
 _BATCH_HEADER = "# batch "
+_CAMPAIGN_HEADER = "# campaign "
+_UNACTIVATED_HEADER = "# unactivated-from "
+# The last codes of a seeded batch stay unshipped: scans of them must answer not_activated.
+UNACTIVATED_SHARE = 0.02
+CampaignChoice = Literal["none", "points", "draw", "both"]
+# A draw's prize stock: small enough that a promotion-sized run sells it out (stock must never go negative).
+DRAW_STOCK = 200
 
 
 class SeedError(Exception):
@@ -34,11 +41,24 @@ class SeedError(Exception):
 
 @dataclass(frozen=True)
 class Seed:
-    """A batch of codes issued for load tests, as its scan URLs, and the file that caches them."""
+    """A batch of codes issued for load tests, as its scan URLs, and the file that caches them.
+
+    Codes from `unactivated_from` on were never shipped; the campaigns reward this batch's product only.
+    """
 
     batch_id: str
     urls: list[str]
     path: Path
+    unactivated_from: int | None = None
+    campaign_ids: tuple[str, ...] = ()
+
+    @property
+    def activated(self) -> list[str]:
+        return self.urls if self.unactivated_from is None else self.urls[: self.unactivated_from]
+
+    @property
+    def unactivated(self) -> list[str]:
+        return [] if self.unactivated_from is None else self.urls[self.unactivated_from :]
 
 
 def default_token(env: dict[str, str] | None = None) -> str:
@@ -63,27 +83,38 @@ def loadtest_gtin() -> str:
     return payload + str(check_digit(payload))
 
 
-def cache_path(seed_dir: Path, base_url: str, quantity: int) -> Path:
+def cache_path(seed_dir: Path, base_url: str, quantity: int, campaign: CampaignChoice = "none") -> Path:
     host = urllib.parse.urlsplit(base_url).netloc.replace(":", "-")
-    return seed_dir / f"{host}-{quantity}.txt"
+    suffix = "" if campaign == "none" else f"-{campaign}"
+    return seed_dir / f"{host}-{quantity}{suffix}.txt"
 
 
-def seed(base_url: str, token: str, quantity: int = DEFAULT_CODES, seed_dir: Path = SEED_DIR) -> Seed:
-    """The cached batch for this server and size while it is usable there, else a newly issued one."""
-    api = _Api(base_url, token)
-    path = cache_path(seed_dir, base_url, quantity)
+def seed(
+    base_url: str,
+    token: str,
+    quantity: int = DEFAULT_CODES,
+    seed_dir: Path = SEED_DIR,
+    campaign: CampaignChoice = "none",
+) -> Seed:
+    """The cached batch for this server and size while it is usable there, else a newly issued one.
+
+    `campaign` also makes live campaigns for the batch's product: a points campaign, a lucky draw with
+    a small prize stock, or both (stackable, so one first scan may earn points and a draw).
+    """
+    api = Api(base_url, token)
+    path = cache_path(seed_dir, base_url, quantity, campaign)
     cached = _read_cache(path)
     if cached is not None and _still_usable(api, cached):
         return cached
     _check_loadtest_brand(api)
-    return _issue(api, path, quantity)
+    return _issue(api, path, quantity, campaign)
 
 
 class FreshCodes:
     """Codes of a seed never handed out for a first scan, in this run or an earlier one on the same cache."""
 
     def __init__(self, seed: Seed) -> None:
-        self._urls = seed.urls
+        self._urls = seed.activated
         self._cursor_file = _cursor_file(seed.path)
         self._next = _read_cursor(self._cursor_file)
         self._reserved_until = self._next
@@ -102,8 +133,15 @@ class FreshCodes:
         self._next += 1
         return url
 
+    def take_block(self, size: int) -> list[str]:
+        """Up to `size` unscanned codes at once (for a worker process of a distributed run)."""
+        block: list[str] = []
+        while len(block) < size and (url := self.take()) is not None:
+            block.append(url)
+        return block
 
-class _Api:
+
+class Api:
     """The few admin API calls seeding needs, over urllib (no dependency beyond the standard library)."""
 
     def __init__(self, base_url: str, token: str) -> None:
@@ -113,6 +151,11 @@ class _Api:
         self._token = token
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> bytes:
+        return self.call_with_headers(method, path, body)[0]
+
+    def call_with_headers(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[bytes, dict[str, str]]:
         request = urllib.request.Request(  # noqa: S310 - the scheme was checked to be http(s) above
             self._base + path,
             data=None if body is None else json.dumps(body).encode(),
@@ -122,7 +165,7 @@ class _Api:
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 - as above
                 payload: bytes = response.read()
-                return payload
+                return payload, dict(response.headers.items())
         except urllib.error.HTTPError as exc:
             raise _ApiError(method, path, exc.code, exc.read()[:500].decode(errors="replace")) from None
         except urllib.error.URLError as exc:
@@ -138,7 +181,7 @@ class _ApiError(SeedError):
         self.status = status
 
 
-def _still_usable(api: _Api, cached: Seed) -> bool:
+def _still_usable(api: Api, cached: Seed) -> bool:
     """The cached batch exists on this server (a fresh database does not have it) and is not voided."""
     try:
         batch = api.json("GET", f"/v1/batches/{cached.batch_id}")
@@ -149,7 +192,7 @@ def _still_usable(api: _Api, cached: Seed) -> bool:
     return batch["status"] != "voided" and len(FreshCodes(cached)) > 0
 
 
-def _check_loadtest_brand(api: _Api) -> None:
+def _check_loadtest_brand(api: Api) -> None:
     """Only load-test brands (or the local demo brand) get load-test products, batches and scans."""
     brands = api.json("GET", "/v1/brands")["items"]
     if len(brands) != 1:
@@ -162,7 +205,7 @@ def _check_loadtest_brand(api: _Api) -> None:
         )
 
 
-def _issue(api: _Api, path: Path, quantity: int) -> Seed:
+def _issue(api: Api, path: Path, quantity: int, campaign: CampaignChoice) -> Seed:
     """A new product and batch through the admin API, exported as TXT (one scan URL a line) into `path`."""
     started = dt.datetime.now(dt.UTC)
     product = api.json(
@@ -177,7 +220,9 @@ def _issue(api: _Api, path: Path, quantity: int) -> Seed:
     batch = api.json(
         "POST", "/v1/batches", {"product_id": product["id"], "quantity": quantity, "lot": "LOADTEST"}
     )
-    # Codes are inert until shipped: ship the whole batch to the load-test distributor (all of China).
+    # Codes are inert until shipped: ship the batch to the load-test distributor (all of China), all but
+    # a small tail, which stays unactivated (a leaked print file's codes, scanned before shipping).
+    shipped = quantity - int(quantity * UNACTIVATED_SHARE)
     distributor = _loadtest_distributor(api)
     api.json(
         "POST",
@@ -185,22 +230,58 @@ def _issue(api: _Api, path: Path, quantity: int) -> Seed:
         {
             "distributor_id": distributor,
             "reference": "LOADTEST",
-            "items": [{"batch_id": batch["id"], "start": 0, "stop": quantity}],
+            "items": [{"batch_id": batch["id"], "start": 0, "stop": shipped}],
         },
     )
     urls = api.call("GET", f"/v1/batches/{batch['id']}/codes?format=txt").decode().split()
     if len(urls) != quantity:
         raise SeedError(f"the export of batch {batch['id']} held {len(urls)} codes, expected {quantity}")
-    _write_atomically(path, _BATCH_HEADER + batch["id"] + "\n" + "\n".join(urls) + "\n")
+    campaign_ids = _launch_campaigns(api, product["id"], campaign, started)
+    header = [_BATCH_HEADER + batch["id"], f"{_UNACTIVATED_HEADER}{shipped}"]
+    header += [_CAMPAIGN_HEADER + campaign_id for campaign_id in campaign_ids]
+    _write_atomically(path, "\n".join(header + urls) + "\n")
     # A new batch: none of its codes was handed out yet.
     _cursor_file(path).unlink(missing_ok=True)
-    return Seed(batch_id=batch["id"], urls=urls, path=path)
+    return Seed(
+        batch_id=batch["id"], urls=urls, path=path, unactivated_from=shipped, campaign_ids=campaign_ids
+    )
+
+
+def _launch_campaigns(api: Api, product_id: str, choice: CampaignChoice, now: dt.datetime) -> tuple[str, ...]:
+    """Live campaigns for the load-test product only: points per first scan, and/or a lucky draw."""
+    common = {
+        "starts_at": (now - dt.timedelta(minutes=1)).isoformat(),
+        "ends_at": (now + dt.timedelta(days=30)).isoformat(),
+        "budget_cents": 10**10,
+        "stackable": True,
+        "eligibility": {"product_ids": [product_id]},
+    }
+    bodies = []
+    if choice in {"points", "both"}:
+        bodies.append({**common, "name": f"Load test points {now:%H:%M:%S}", "kind": "points",
+                       "points_reward": {"points": 10}})  # fmt: skip
+    if choice in {"draw", "both"}:
+        prize = {
+            "name": "Load test prize",
+            "kind": "physical",
+            "weight": 1,
+            "stock": DRAW_STOCK,
+            "cost_cents": 100,
+        }
+        bodies.append({**common, "name": f"Load test draw {now:%H:%M:%S}", "kind": "lucky_draw",
+                       "prizes": [prize], "no_prize_weight": 9, "priority": 1})  # fmt: skip
+    launched = []
+    for body in bodies:
+        created = api.json("POST", "/v1/campaigns", body)
+        api.json("POST", f"/v1/campaigns/{created['id']}:activate")
+        launched.append(str(created["id"]))
+    return tuple(launched)
 
 
 LOADTEST_DISTRIBUTOR = "Load test distributor"
 
 
-def _loadtest_distributor(api: _Api) -> str:
+def _loadtest_distributor(api: Api) -> str:
     """The brand's load-test distributor (all of China), made on first use."""
     after = ""
     while True:
@@ -217,12 +298,25 @@ def _loadtest_distributor(api: _Api) -> str:
 
 def _read_cache(path: Path) -> Seed | None:
     try:
-        header, *urls = path.read_text().split("\n")
+        lines = [line for line in path.read_text().split("\n") if line]
     except FileNotFoundError:
         return None
-    if not header.startswith(_BATCH_HEADER):
+    if not lines or not lines[0].startswith(_BATCH_HEADER):
         return None
-    return Seed(batch_id=header.removeprefix(_BATCH_HEADER), urls=[url for url in urls if url], path=path)
+    unactivated_from = None
+    campaign_ids = []
+    for line in lines[1:]:
+        if line.startswith(_UNACTIVATED_HEADER):
+            unactivated_from = int(line.removeprefix(_UNACTIVATED_HEADER))
+        elif line.startswith(_CAMPAIGN_HEADER):
+            campaign_ids.append(line.removeprefix(_CAMPAIGN_HEADER))
+    return Seed(
+        batch_id=lines[0].removeprefix(_BATCH_HEADER),
+        urls=[line for line in lines if not line.startswith("#")],
+        path=path,
+        unactivated_from=unactivated_from,
+        campaign_ids=tuple(campaign_ids),
+    )
 
 
 def _cursor_file(path: Path) -> Path:

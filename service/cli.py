@@ -24,6 +24,7 @@ from codegen.gtin import normalize_gtin
 from codegen.models import MAX_BATCH_QUANTITY, BatchActivation, BatchIn, BatchStatus, ItemRange
 from codegen.printing import QUERIES as CODEGEN_QUERIES
 from codegen.printing import BatchPrinting, ExportFormat, load_printing, write_export
+from loadtests.cli import loadtest
 from service import audit, auth, backups, brands, maintenance
 from service.embedded import EmbeddedEngines
 from service.logs import configure_logging
@@ -601,3 +602,7 @@ async def _resolve_brand(conn: psycopg.AsyncConnection[Any], ref: str) -> uuid.U
         if found is None:
             raise click.BadParameter(f"no brand with slug or id {ref!r}", param_hint="--brand") from None
         return found.id
+
+
+# The load kit's commands (locust itself is imported only by the processes `loadtest run` starts).
+main.add_command(loadtest)

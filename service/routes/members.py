@@ -10,6 +10,7 @@ import msgspec
 from litestar import Request, Response, Router, get, post
 from psycopg import AsyncConnection
 
+from antifraud.clients import client_ip
 from campaigns import ledger, rewards
 from campaigns.members.enrolment import Profile
 from campaigns.members.errors import InvalidMemberToken
@@ -79,7 +80,12 @@ def current_member(request: Request[Any, Any, Any], body_token: str | None) -> M
 async def request_otp(request: Request[Any, Any, Any], db: AsyncConnection[Any], data: OtpIn) -> OtpSent:
     """Send a one-time password to the phone (development adapter: recorded, not sent)."""
     member = current_member(request, data.member_token)
-    ip = request.client.host if request.client else None
+    # Behind a trusted proxy the per-IP OTP limit must count phones' addresses, not the proxy's.
+    ip = client_ip(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        trust_forwarded_for=_state(request).settings.trust_forwarded_for,
+    )
     expires_in = await _state(request).enrolment.request_otp(
         db, brand_id=member.brand_id, phone=data.phone, ip=ip
     )

@@ -17,7 +17,7 @@ from litestar.response.base import ASGIResponse
 from psycopg_pool import PoolTimeout
 
 from antifraud import clones, regions
-from antifraud.clients import coarse, ip_prefix, ua_family
+from antifraud.clients import client_ip, coarse, ip_prefix, ua_family
 from antifraud.errors import Blocked, StorageUnavailable
 from antifraud.scanlog import (
     CounterfeitRecord,
@@ -357,9 +357,8 @@ def _member_from_token(state: AppState, token: str | None, brand_id: uuid.UUID) 
 
 
 def _client_ip(request: Request[Any, Any, Any], headers: _ScanHeaders, state: AppState) -> str | None:
-    if state.settings.trust_forwarded_for and headers.forwarded_for:
-        return headers.forwarded_for.split(",")[0].strip()
-    return request.client.host if request.client else None
+    peer = request.client.host if request.client else None
+    return client_ip(peer, headers.forwarded_for, trust_forwarded_for=state.settings.trust_forwarded_for)
 
 
 def _count(verdict: Verdict, reward: ScanReward | None) -> None:

@@ -72,7 +72,8 @@ class TestLocustKit:
         assert locust.returncode == 0, locust.stderr[-3000:]
 
         cache = cache_path(tmp_path / "seed", f"http://127.0.0.1:{port}", SEED_CODES)
-        header, *urls = cache.read_text().splitlines()  # "# batch <id>", then one URL a line
+        header, *lines = cache.read_text().splitlines()  # "# batch <id>", "# ..." lines, one URL a line
+        urls = [line for line in lines if not line.startswith("#")]
         batch_id = header.removeprefix("# batch ")
         assert len(urls) == SEED_CODES
         with psycopg.connect(database_url) as conn:

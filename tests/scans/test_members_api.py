@@ -7,12 +7,14 @@ import re
 import uuid
 from typing import Any
 
+import msgspec
 import psycopg
 import redis.asyncio
 from litestar.testing import AsyncTestClient
 
 from campaigns import ledger
 from campaigns.members.tokens import MemberRef, MemberTokens
+from service.app import create_app
 from service.models import Role
 from service.routes.scans import MEMBER_COOKIE
 from service.settings import Settings
@@ -166,6 +168,24 @@ class TestEnrolment:
         resend = await client.post("/v1/members/otp", json={"phone": PHONE, "member_token": token})
         assert_problem(resend, 429, "rate-limited")
         assert int(resend.headers["retry-after"]) >= 1
+
+    async def test_the_per_ip_otp_limit_counts_forwarded_addresses_behind_a_trusted_proxy(
+        self, db: psycopg.AsyncConnection[Any], settings: Settings, tenant_a: Tenant
+    ) -> None:
+        """20 OTPs an hour per address: phones behind one proxy are not one address; one address is."""
+        issued = await issue_batch(db, settings, tenant_a.brand_id, quantity=3)
+        proxied = msgspec.structs.replace(settings, trust_forwarded_for=True)
+        async with AsyncTestClient(app=create_app(proxied)) as client:
+            token = await scanned_token(client, issued.urls[0], "device-proxy-1")
+
+            async def otp(n: int, address: str) -> int:
+                body = {"phone": f"1390000{n:04d}", "member_token": token}
+                sent = await client.post("/v1/members/otp", json=body, headers={"X-Forwarded-For": address})
+                return sent.status_code
+
+            assert [await otp(n, f"10.0.0.{n}") for n in range(25)] == [202] * 25
+            same = [await otp(100 + n, "10.9.9.9") for n in range(21)]
+            assert same == [202] * 20 + [429]
 
     async def test_otp_needs_a_member_token(self, client: AsyncTestClient[Any]) -> None:
         """Enrolment starts from a scan; a forged token is refused."""

@@ -1,0 +1,180 @@
+"""`onecode loadtest seed|run`: the load kit from the command line, with pass/fail for CI and launch day."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import get_args
+
+import click
+
+from loadtests import reconcile, summary
+from loadtests.mix import parse_mix
+from loadtests.results import RunResults
+from loadtests.seeding import DEFAULT_CODES, SEED_DIR, Api, CampaignChoice, SeedError, default_token, seed
+
+KIT = Path(__file__).resolve().parent
+SHAPES = {
+    "constant": None,
+    "launch-spike": KIT / "shapes" / "launch_spike.py",
+    "steady-day": KIT / "shapes" / "steady_day.py",
+}
+CAMPAIGNS = list(get_args(CampaignChoice))
+
+
+def _token(token: str | None) -> str:
+    try:
+        return token or default_token()
+    except SeedError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group("loadtest")
+def loadtest() -> None:
+    """Seed a deployment for load tests and run promotion-day traffic against it."""
+
+
+@loadtest.command("seed")
+@click.option("--target", required=True, help="Base URL of the deployment, e.g. https://staging.example.com.")
+@click.option(
+    "--token", default=None, help="brand_admin token of a load-test brand (default: ONECODE_TOKEN)."
+)
+@click.option("--codes", type=click.IntRange(min=10), default=DEFAULT_CODES, show_default=True)
+@click.option("--campaign", type=click.Choice(CAMPAIGNS), default="both", show_default=True)
+@click.option("--seed-dir", type=click.Path(path_type=Path), default=SEED_DIR, show_default=True)
+def seed_command(
+    target: str, token: str | None, codes: int, campaign: CampaignChoice, seed_dir: Path
+) -> None:
+    """Create (or reuse) the load-test product, batch, shipment and campaigns; write the codes file."""
+    try:
+        seeded = seed(target, _token(token), codes, seed_dir, campaign)
+    except SeedError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"batch {seeded.batch_id}: {len(seeded.activated)} activated codes, {len(seeded.unactivated)} not"
+    )
+    for campaign_id in seeded.campaign_ids:
+        click.echo(f"campaign {campaign_id}")
+    click.echo(f"codes file: {seeded.path}")
+
+
+@loadtest.command("run")
+@click.option("--target", required=True, help="Base URL of the deployment under test.")
+@click.option(
+    "--token", default=None, help="brand_admin token of a load-test brand (default: ONECODE_TOKEN)."
+)
+@click.option("--users", type=click.IntRange(min=1), default=50, show_default=True, help="Users (the peak).")
+@click.option("--spawn-rate", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
+@click.option("--duration", default="1m", show_default=True, help="Run time: 30s, 5m, 1h30m.")
+@click.option("--shape", type=click.Choice(list(SHAPES)), default="constant", show_default=True)
+@click.option(
+    "--mix",
+    default=None,
+    help="Consumer actions' weights, e.g. first=60,repeat=25,forged=5,unactivated=5,enrol=5.",
+)
+@click.option("--max-p99-ms", type=float, default=None, help="Fail when any endpoint's p99 is above this.")
+@click.option(
+    "--max-error-rate",
+    type=float,
+    default=None,
+    help="Fail when failures/requests is above this (0.01 = 1%).",
+)
+@click.option(
+    "--workers", type=click.IntRange(min=0), default=0, help="Local worker processes (0: one process)."
+)
+@click.option("--codes", type=click.IntRange(min=10), default=DEFAULT_CODES, show_default=True)
+@click.option("--campaign", type=click.Choice(CAMPAIGNS), default="both", show_default=True)
+@click.option("--seed-dir", type=click.Path(path_type=Path), default=SEED_DIR, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Report directory (default loadtests/runs/<time>).",
+)
+def run_command(
+    target: str,
+    token: str | None,
+    users: int,
+    spawn_rate: float,
+    duration: str,
+    shape: str,
+    mix: str | None,
+    max_p99_ms: float | None,
+    max_error_rate: float | None,
+    workers: int,
+    codes: int,
+    campaign: CampaignChoice,
+    seed_dir: Path,
+    out: Path | None,
+) -> None:
+    """Run headless; write locust's HTML report and CSV stats; print a summary; reconcile rewards.
+
+    Exits 1 when locust failed, a threshold was missed or the reconciliation found a difference.
+    """
+    if mix:
+        try:
+            parse_mix(mix)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--mix") from None
+    secret = _token(token)
+    out = out or KIT / "runs" / dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%SZ")
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        seeded = seed(target, secret, codes, seed_dir, campaign)
+        api = Api(target, secret)
+        before = reconcile.snapshot(api, seeded.campaign_ids)
+    except SeedError as exc:
+        raise click.ClickException(str(exc)) from None
+    files = ",".join(str(f) for f in (KIT / "locustfile.py", SHAPES[shape]) if f is not None)
+    command = [
+        sys.executable, "-m", "locust", "-f", files, "--host", target, "--headless",
+        "-u", str(users), "-r", str(spawn_rate), "-t", duration, "--only-summary",
+        "--html", str(out / "report.html"), "--csv", str(out / "stats"),
+        "--seed-codes", str(codes), "--seed-dir", str(seed_dir), "--campaign", campaign,
+        "--kit-results", str(out / "results.json"),
+        *(["--mix", mix] if mix else []), *(["--processes", str(workers)] if workers else []),
+    ]  # fmt: skip
+    # The token travels in the environment, never on a command line others can read.
+    with (out / "locust.log").open("w") as log:
+        env = {**os.environ, "ONECODE_TOKEN": secret}
+        locust = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
+    report, passed = _judge(api, before, out, locust.returncode, max_p99_ms, max_error_rate)
+    (out / "summary.txt").write_text("\n".join(report) + "\n")
+    click.echo("\n".join(report))
+    if not passed:
+        sys.exit(1)
+
+
+def _judge(
+    api: Api,
+    before: reconcile.Snapshot,
+    out: Path,
+    returncode: int,
+    max_p99_ms: float | None,
+    max_error_rate: float | None,
+) -> tuple[list[str], bool]:
+    """The one-screen report of a finished run, and whether it passed."""
+    if not (out / "results.json").exists():
+        raise click.ClickException(
+            f"locust exited with {returncode} before writing results: see {out / 'locust.log'}"
+        )
+    results = RunResults.read(out / "results.json")
+    endpoints = summary.read_stats(out / "stats")
+    try:
+        found = reconcile.reconcile(api, before, results)
+    except SeedError as exc:
+        raise click.ClickException(f"reconciliation failed: {exc}") from None
+    missed = summary.breaches(endpoints, max_p99_ms=max_p99_ms, max_error_rate=max_error_rate)
+    passed = returncode == 0 and not missed and found.ok
+    report = [
+        summary.render(endpoints, results, found.lines),
+        "",
+        *(f"threshold missed: {m}" for m in missed),
+    ]
+    if returncode != 0:
+        report.append(f"locust exited with {returncode}: see {out / 'locust.log'}")
+    report.append(f"{'PASS' if passed else 'FAIL'}  (report: {out / 'report.html'})")
+    return report, passed

@@ -1,0 +1,147 @@
+"""`onecode loadtest seed|run` against a real `onecode serve --demo`: thresholds, summary, reconciliation."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import signal
+import subprocess
+import time
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+import redis
+
+from loadtests.mix import parse_mix
+from loadtests.summary import Endpoint, breaches
+from tests.test_cli import ONECODE, free_port, wait_ready
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from tests.conftest import Engines
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("locust") is None, reason="the load extra is not installed"
+)
+
+
+class TestPieces:
+    def test_the_mix_is_parsed_and_checked(self) -> None:
+        assert parse_mix("first=6,repeat=3") == (["first", "repeat"], [6, 3])
+        for wrong in ("first=x", "buy=3", "first=0"):
+            with pytest.raises(ValueError, match="--mix"):
+                parse_mix(wrong)
+
+    def test_thresholds(self) -> None:
+        endpoints = [
+            Endpoint("scan first", 100, 0, 10.0, 5, 20, 80),
+            Endpoint("page", 100, 2, 10.0, 2, 5, 300),
+            Endpoint("Aggregated", 200, 2, 20.0, 3, 10, 250),
+        ]
+        assert breaches(endpoints, max_p99_ms=None, max_error_rate=0.02) == []
+        assert breaches(endpoints, max_p99_ms=None, max_error_rate=0.005) == ["error rate 0.0100 > 0.005"]
+        assert breaches(endpoints, max_p99_ms=200, max_error_rate=None) == [
+            "page: p99 300 ms > 200 ms",
+            "Aggregated: p99 250 ms > 200 ms",
+        ]
+
+
+@contextlib.contextmanager
+def demo_server(env: dict[str, str], port: int, log: Path) -> Iterator[None]:
+    with log.open("w") as serve_log:
+        server = subprocess.Popen(
+            [*ONECODE, "serve", "--port", str(port), "--demo"], env=env, stdout=serve_log, stderr=serve_log
+        )
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/readyz", deadline_s=30)
+            yield
+        finally:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+@pytest.mark.slow
+class TestLoadtestCommand:
+    def test_a_distributed_run_with_a_redis_flush_halfway_passes_and_reconciles(
+        self, engines: Engines, database_url: str, redis_prefix: str, tmp_path: Path
+    ) -> None:
+        """Two worker processes, 20 s, points + draw campaigns, Redis flushed at 10 s: PASS, 0 differences."""
+        port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": engines.redis_url,
+            "ONECODE_REDIS_PREFIX": redis_prefix,
+            "ONECODE_HOME": str(tmp_path / "home"),
+            "ONECODE_LOG_JSON": "false",
+            "ONECODE_ACCESS_LOG": "false",
+            "ONECODE_TRUST_FORWARDED_FOR": "true",
+        }
+        env.pop("ONECODE_TOKEN", None)
+        out = tmp_path / "run"
+        command = [
+            *ONECODE, "loadtest", "run", "--target", f"http://127.0.0.1:{port}",
+            "--users", "12", "--spawn-rate", "12", "--duration", "20s", "--workers", "2",
+            "--codes", "3000", "--campaign", "both", "--seed-dir", str(tmp_path / "seed"), "--out", str(out),
+            "--max-p99-ms", "2000", "--max-error-rate", "0.01",
+        ]  # fmt: skip
+        with demo_server(env, port, tmp_path / "serve.log"):
+            run = subprocess.Popen(
+                command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+            time.sleep(12)
+            flushed = redis.Redis.from_url(engines.redis_url)
+            keys = list(flushed.scan_iter(match=f"{redis_prefix}*", count=1000))
+            assert keys, "the run had written no Redis keys by halfway"
+            flushed.delete(*keys)
+            output, _ = run.communicate(timeout=120)
+        assert run.returncode == 0, output[-4000:]
+        assert "PASS" in output
+        assert "reconciliation: 0 difference(s), 0 unconfirmed, 0 scan(s) unanswered" in output
+        assert "prizes won: told" in output
+        for name in ("report.html", "stats_stats.csv", "results.json", "summary.txt"):
+            assert (out / name).exists(), name
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute(
+                "SELECT count(*), count(DISTINCT first_device_id), max(scan_count) FROM code_claims"
+                " JOIN batches b ON b.id = code_claims.batch_id WHERE b.lot = 'LOADTEST'"
+            ).fetchone()
+        assert row is not None
+        claims, devices, most = row
+        # Two workers shared the seed through the master: no code went out twice as "unscanned".
+        assert claims > 50
+        assert devices == claims
+        assert most > 1
+
+    def test_a_missed_threshold_fails_the_run(
+        self, engines: Engines, database_url: str, redis_prefix: str, tmp_path: Path
+    ) -> None:
+        """An impossible p99 (0 ms) makes `loadtest run` exit 1 and say which endpoint missed it."""
+        port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": engines.redis_url,
+            "ONECODE_REDIS_PREFIX": redis_prefix,
+            "ONECODE_HOME": str(tmp_path / "home"),
+            "ONECODE_ACCESS_LOG": "false",
+            "ONECODE_TRUST_FORWARDED_FOR": "true",
+        }
+        env.pop("ONECODE_TOKEN", None)
+        command = [
+            *ONECODE, "loadtest", "run", "--target", f"http://127.0.0.1:{port}", "--users", "4",
+            "--duration", "5s", "--codes", "500", "--campaign", "none", "--seed-dir", str(tmp_path / "seed"),
+            "--out", str(tmp_path / "run"), "--max-p99-ms", "0",
+        ]  # fmt: skip
+        with demo_server(env, port, tmp_path / "serve.log"):
+            run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert "threshold missed: scan first: p99" in run.stdout
+        assert "FAIL" in run.stdout
