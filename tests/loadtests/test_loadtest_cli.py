@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ import redis
 
 from loadtests.mix import parse_mix
 from loadtests.summary import Endpoint, breaches
-from tests.test_cli import ONECODE, free_port, wait_ready
+from tests.test_cli import ONECODE, free_port, run_cli, wait_ready
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -119,6 +120,38 @@ class TestLoadtestCommand:
         assert claims > 50
         assert devices == claims
         assert most > 1
+
+    def test_seeding_refuses_a_brand_that_is_not_a_load_test_brand(
+        self, engines: Engines, database_url: str, redis_prefix: str, tmp_path: Path
+    ) -> None:
+        """A real brand's token: `loadtest seed` exits 1 and names the way out; nothing is created."""
+        port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": engines.redis_url,
+            "ONECODE_REDIS_PREFIX": redis_prefix,
+            "ONECODE_HOME": str(tmp_path / "home"),
+        }
+        assert run_cli("brand", "create", "--slug", "real-brand", "--name", "Real", env=env).returncode == 0
+        created = run_cli(
+            "token", "create", "--brand", "real-brand", "--role", "brand_admin", "--json", env=env
+        )
+        token = json.loads(created.stdout)["secret"]
+        with demo_server(env, port, tmp_path / "serve.log"):
+            seeded = run_cli(
+                "loadtest", "seed", "--target", f"http://127.0.0.1:{port}", "--token", token,
+                "--codes", "100", "--seed-dir", str(tmp_path / "seed"), env=env,
+            )  # fmt: skip
+        assert seeded.returncode == 1
+        assert "is not a load-test brand" in seeded.stderr
+        assert "--loadtest" in seeded.stderr
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM products p JOIN brands b ON b.id = p.brand_id"
+                " WHERE b.slug = 'real-brand'"
+            ).fetchone()
+        assert row == (0,)
 
     def test_a_missed_threshold_fails_the_run(
         self, engines: Engines, database_url: str, redis_prefix: str, tmp_path: Path
