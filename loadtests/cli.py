@@ -162,7 +162,7 @@ def _judge(
             f"locust exited with {returncode} before writing results: see {out / 'locust.log'}"
         )
     results = RunResults.read(out / "results.json")
-    endpoints = summary.read_stats(out / "stats")
+    endpoints = results.endpoints
     try:
         found = reconcile.reconcile(api, before, results)
     except SeedError as exc:

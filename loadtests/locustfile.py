@@ -28,7 +28,7 @@ from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests.mix import DEFAULT_MIX, parse_mix
-from loadtests.results import RunResults
+from loadtests.results import Endpoint, RunResults
 from loadtests.seeding import DEFAULT_CODES, SEED_DIR, FreshCodes, Seed, SeedError, default_token, seed
 
 logger = logging.getLogger("onecode.loadtest")
@@ -460,9 +460,21 @@ def _finish(environment: Environment, **_kwargs: Any) -> None:
         return
     if CODES is not None:
         RESULTS.merge(CODES.results.drain())
+    stats = environment.stats
+    RESULTS.endpoints = [
+        Endpoint(
+            name=entry.name,
+            requests=entry.num_requests,
+            failures=entry.num_failures,
+            per_second=entry.total_rps,
+            p50=entry.get_response_time_percentile(0.5),
+            p95=entry.get_response_time_percentile(0.95),
+            p99=entry.get_response_time_percentile(0.99),
+        )
+        for entry in [*sorted(stats.entries.values(), key=lambda e: e.name), stats.total]
+    ]
     if options.kit_results:
         RESULTS.write(Path(options.kit_results))
-    stats = environment.stats
     breaches = []
     if options.max_fail_ratio is not None and stats.total.fail_ratio > options.max_fail_ratio:
         breaches.append(f"fail ratio {stats.total.fail_ratio:.4f} > {options.max_fail_ratio}")

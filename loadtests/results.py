@@ -23,7 +23,21 @@ class CampaignSeen(msgspec.Struct):
     results: dict[str, int] = msgspec.field(default_factory=dict)
 
 
+class Endpoint(msgspec.Struct, frozen=True):
+    """One request name's figures at the end of the run (locust's final table); "Aggregated" for all."""
+
+    name: str
+    requests: int
+    failures: int
+    per_second: float
+    p50: float
+    p95: float
+    p99: float
+
+
 class RunResults(msgspec.Struct):
+    # Written by the master when locust quits, from the same figures as locust's own final table.
+    endpoints: list[Endpoint] = msgspec.field(default_factory=list)
     verdicts: dict[str, int] = msgspec.field(default_factory=dict)
     campaigns: dict[str, CampaignSeen] = msgspec.field(default_factory=dict)
     # Scans that got no usable answer (a timeout, a dropped connection, a 5xx): they may have been

@@ -2,45 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass
-from pathlib import Path
-
-from loadtests.results import RunResults
+from loadtests.results import Endpoint, RunResults
 
 AGGREGATED = "Aggregated"
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    name: str
-    requests: int
-    failures: int
-    per_second: float
-    p50: float
-    p95: float
-    p99: float
-
-
-def read_stats(csv_prefix: Path) -> list[Endpoint]:
-    """locust's `<prefix>_stats.csv`: one row per request name, then the aggregate."""
-    with Path(f"{csv_prefix}_stats.csv").open(newline="") as handle:
-        return [
-            Endpoint(
-                name=row["Name"],
-                requests=int(row["Request Count"]),
-                failures=int(row["Failure Count"]),
-                per_second=float(row["Requests/s"]),
-                p50=_ms(row["50%"]),
-                p95=_ms(row["95%"]),
-                p99=_ms(row["99%"]),
-            )
-            for row in csv.DictReader(handle)
-        ]
-
-
-def _ms(value: str) -> float:
-    return float(value) if value not in {"", "N/A"} else 0.0
 
 
 def breaches(

@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("onecode.registry")
 POLL_S = 1.0
-# A code that misses the cache triggers a reload at most this often (forgeries must not hammer the DB).
-MIN_RELOAD_GAP_S = 0.25
+# A code that misses the cache triggers a version check (one sequence read, and a reload when anything
+# changed) at most this often: a flood of forged codes costs the database at most 20 cheap queries a
+# second, and a miss waits at most this long for its answer.
+MIN_CHECK_GAP_S = 0.05
 
 
 class RegistryFollower:
@@ -35,18 +37,27 @@ class RegistryFollower:
         self._blocklist = blocklist
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
+        # When the last version check began (monotonic): misses after it need a check of their own.
+        self._checked_at = 0.0
 
     async def follow(self) -> None:
         """Run until `stop()`; never cancelled mid-query (cancelling psycopg mid-query can stall shutdown)."""
         while not self._stopping.is_set():
             try:
-                async with self._lock, self._pool.connection() as conn:
-                    if self._registry.refreshed_at == 0 or await self._registry.changed(conn):
-                        await self._refresh(conn)
+                async with self._lock:
+                    await self._check()
             except (psycopg.Error, PoolTimeout) as exc:
                 logger.warning("registry refresh failed: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), POLL_S)
+
+    async def _check(self, pool_timeout_s: float | None = None) -> None:
+        """Reload when the change sequence moved (or nothing was loaded yet); the caller holds the lock."""
+        began = time.monotonic()
+        async with self._pool.connection(timeout=pool_timeout_s) as conn:
+            if self._registry.refreshed_at == 0 or await self._registry.changed(conn):
+                await self._refresh(conn)
+        self._checked_at = began
 
     async def _refresh(self, conn: AsyncConnection[Any]) -> None:
         await self._blocklist.refresh(conn)
@@ -63,21 +74,20 @@ class RegistryFollower:
             raise StorageUnavailable("the code registry is not loaded yet")
 
     async def refresh_if_stale(self) -> bool:
-        """Reload after a cache miss; True when the registry was reloaded after this call began.
+        """After a cache miss: True once a version check that began after the miss is done.
 
-        Misses that arrive together share one reload, and reloads are at least MIN_RELOAD_GAP_S apart,
-        so a flood of forged codes costs the database at most a few cheap queries a second.
+        Misses that arrive together share one check, and checks are at least MIN_CHECK_GAP_S apart.
+        The check reads one sequence; the registry reloads (incrementally) only when something changed.
         """
         missed_at = time.monotonic()
         async with self._lock:
-            if self._registry.refreshed_at >= missed_at:
+            if self._checked_at >= missed_at:
                 return True
-            wait = MIN_RELOAD_GAP_S - (time.monotonic() - self._registry.refreshed_at)
+            wait = MIN_CHECK_GAP_S - (time.monotonic() - self._checked_at)
             if wait > 0:
                 await asyncio.sleep(wait)
             try:
-                async with self._pool.connection(timeout=1.0) as conn:
-                    await self._refresh(conn)
+                await self._check(pool_timeout_s=1.0)
             except (psycopg.Error, PoolTimeout) as exc:
                 logger.warning("registry reload failed: %s", exc)
                 return False

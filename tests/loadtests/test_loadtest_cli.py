@@ -16,7 +16,8 @@ import pytest
 import redis
 
 from loadtests.mix import parse_mix
-from loadtests.summary import Endpoint, breaches
+from loadtests.results import Endpoint
+from loadtests.summary import breaches
 from tests.test_cli import ONECODE, free_port, run_cli, wait_ready
 
 if TYPE_CHECKING:
