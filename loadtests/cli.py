@@ -62,7 +62,13 @@ def seed_command(
 
 
 @loadtest.command("run")
-@click.option("--target", required=True, help="Base URL of the deployment under test.")
+@click.option(
+    "--target",
+    "targets",
+    required=True,
+    multiple=True,
+    help="Base URL of the deployment under test; repeat it to spread users over several processes.",
+)
 @click.option(
     "--token", default=None, help="brand_admin token of a load-test brand (default: ONECODE_TOKEN)."
 )
@@ -95,7 +101,7 @@ def seed_command(
     help="Report directory (default loadtests/runs/<time>).",
 )
 def run_command(
-    target: str,
+    targets: tuple[str, ...],
     token: str | None,
     users: int,
     spawn_rate: float,
@@ -120,6 +126,7 @@ def run_command(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--mix") from None
     secret = _token(token)
+    target = targets[0]  # seeding and the reconciliation use the first; they share one database
     out = out or KIT / "runs" / dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%SZ")
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -136,6 +143,7 @@ def run_command(
         "--seed-codes", str(codes), "--seed-dir", str(seed_dir), "--campaign", campaign,
         "--kit-results", str(out / "results.json"),
         *(["--mix", mix] if mix else []), *(["--processes", str(workers)] if workers else []),
+        *(["--spread-hosts", ",".join(targets)] if len(targets) > 1 else []),
     ]  # fmt: skip
     # The token travels in the environment, never on a command line others can read.
     with (out / "locust.log").open("w") as log:

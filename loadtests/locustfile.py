@@ -114,6 +114,11 @@ def _arguments(parser: Any) -> None:
     )
     parser.add_argument("--kit-results", default="", help="write what the run was told (JSON) to this file")
     parser.add_argument(
+        "--spread-hosts",
+        default="",
+        help="comma-separated base URLs of several service processes; each user talks to one of them",
+    )
+    parser.add_argument(
         "--max-p99-ms", type=float, default=None, help="exit 1 if a request name's p99 is above this"
     )
     parser.add_argument(
@@ -235,7 +240,20 @@ def _unexpected(response: Any, expected: str) -> None:
     response.failure(f"expected {expected}, got {response.status_code}: {got}{hint}")
 
 
-class Consumer(FastHttpUser):
+class _SpreadUser(FastHttpUser):
+    """A user that talks to one of --spread-hosts (several processes behind no balancer), else to --host."""
+
+    abstract = True
+
+    def __init__(self, environment: Environment) -> None:
+        options = environment.parsed_options
+        hosts = [h for h in (options.spread_hosts if options is not None else "").split(",") if h]
+        if hosts:
+            self.host = random.choice(hosts)
+        super().__init__(environment)
+
+
+class Consumer(_SpreadUser):
     """Phones on a promotion day: each action is another phone that opens the printed URL, then scans."""
 
     wait_time = between(0.1, 0.5)
@@ -374,7 +392,7 @@ class Consumer(FastHttpUser):
                 _unexpected(response, "422 otp-rejected")
 
 
-class Bot(FastHttpUser):
+class Bot(_SpreadUser):
     """One device and address replaying harvested codes in bursts: past the device limit, 429s."""
 
     fixed_count = 1
@@ -409,7 +427,7 @@ class Bot(FastHttpUser):
                     _unexpected(response, "429 with Retry-After, or 200 genuine_repeat")
 
 
-class _Staff(FastHttpUser):
+class _Staff(_SpreadUser):
     """Someone at the brand with a token: headers for its requests."""
 
     abstract = True

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -53,10 +54,13 @@ class TestPieces:
 
 
 @contextlib.contextmanager
-def demo_server(env: dict[str, str], port: int, log: Path) -> Iterator[None]:
+def demo_server(env: dict[str, str], port: int, log: Path, *, demo: bool = True) -> Iterator[None]:
     with log.open("w") as serve_log:
         server = subprocess.Popen(
-            [*ONECODE, "serve", "--port", str(port), "--demo"], env=env, stdout=serve_log, stderr=serve_log
+            [*ONECODE, "serve", "--port", str(port), *(["--demo"] if demo else [])],
+            env=env,
+            stdout=serve_log,
+            stderr=serve_log,
         )
         try:
             wait_ready(f"http://127.0.0.1:{port}/readyz", deadline_s=30)
@@ -74,8 +78,8 @@ class TestLoadtestCommand:
     def test_a_distributed_run_with_a_redis_flush_halfway_passes_and_reconciles(
         self, engines: Engines, database_url: str, redis_prefix: str, tmp_path: Path
     ) -> None:
-        """Two worker processes, 20 s, points + draw campaigns, Redis flushed at 10 s: PASS, 0 differences."""
-        port = free_port()
+        """Two locust workers, two service processes, 20 s, points + draw, Redis flushed at 12 s: PASS."""
+        port, other_port = free_port(), free_port()
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
@@ -90,11 +94,15 @@ class TestLoadtestCommand:
         out = tmp_path / "run"
         command = [
             *ONECODE, "loadtest", "run", "--target", f"http://127.0.0.1:{port}",
+            "--target", f"http://127.0.0.1:{other_port}",
             "--users", "12", "--spawn-rate", "12", "--duration", "20s", "--workers", "2",
             "--codes", "3000", "--campaign", "both", "--seed-dir", str(tmp_path / "seed"), "--out", str(out),
             "--max-p99-ms", "2000", "--max-error-rate", "0.01",
         ]  # fmt: skip
-        with demo_server(env, port, tmp_path / "serve.log"):
+        with (
+            demo_server(env, port, tmp_path / "serve.log"),
+            demo_server(env, other_port, tmp_path / "serve-2.log", demo=False),
+        ):
             run = subprocess.Popen(
                 command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
             )
@@ -104,6 +112,16 @@ class TestLoadtestCommand:
             assert keys, "the run had written no Redis keys by halfway"
             flushed.delete(*keys)
             output, _ = run.communicate(timeout=120)
+            # The second process served its share: its own scan counter moved.
+            metrics = (
+                urllib.request.urlopen(f"http://127.0.0.1:{other_port}/metrics", timeout=5).read().decode()
+            )
+            served = sum(
+                float(line.rpartition(" ")[2])
+                for line in metrics.splitlines()
+                if line.startswith("onecode_scans_total{")
+            )
+            assert served > 10, metrics[-2000:]
         assert run.returncode == 0, output[-4000:]
         assert "PASS" in output
         assert "reconciliation: 0 difference(s), 0 unconfirmed, 0 scan(s) unanswered" in output
