@@ -67,6 +67,14 @@ Operations = tuple[list[str], list[Any], int]
 OPERATION_SHAPES = {"w": (2, 3), "c": (2, 3), "b": (2, 2), "r": (1, 3), "l": (1, 2), "t": (1, 5)}
 
 
+def _tag(text: str) -> str:
+    """Client-chosen text made safe inside a {hash tag}: a brace would end or void the tag, and on Redis
+    Cluster an operation's keys would then hash to different slots."""
+    if "{" in text or "}" in text:
+        return "h" + hashlib.sha256(text.encode()).hexdigest()[:24]
+    return text
+
+
 class Signals:
     """Each scan's Redis work is a few counters, sent in one script call shared with concurrent scans.
 
@@ -180,9 +188,9 @@ class Signals:
             # Over the last 60 s: this minute's counter and the previous one's (one hash slot).
             return [f"{p}v:{name}:{minute}", f"{p}v:{name}:{minute - 1}"], ["w", 60, elapsed]
 
-        names = [f"d:{{{device_id}}}"]
+        names = [f"d:{{{_tag(device_id)}}}"]
         if ip is not None:
-            names.append(f"ip:{{{ip}}}")
+            names.append(f"ip:{{{_tag(ip)}}}")
         if member_id is not None:
             names.append(f"m:{{{member_id}}}")
         keys: list[str] = []
@@ -215,7 +223,7 @@ class Signals:
                 keys.append(f"{p}{{c:{leaked_code[0]}:{leaked_code[1]}:{leaked_code[2]}}}:l")
                 args += ("l", self.limits.code_signal_ttl_s)
                 operations += 1
-            cf_keys, cf_args = sliding(f"cf:{{{ip or device_id}}}")
+            cf_keys, cf_args = sliding(f"cf:{{{_tag(ip or device_id)}}}")
             keys += cf_keys
             args += cf_args
         return keys, args, operations

@@ -40,7 +40,10 @@ def loadtest() -> None:
 @loadtest.command("seed")
 @click.option("--target", required=True, help="Base URL of the deployment, e.g. https://staging.example.com.")
 @click.option(
-    "--token", default=None, help="brand_admin token of a load-test brand (default: ONECODE_TOKEN)."
+    "--token",
+    default=None,
+    envvar="ONECODE_TOKEN",
+    help="brand_admin token of a load-test brand; prefer the ONECODE_TOKEN variable (argv is visible to ps).",
 )
 @click.option("--codes", type=click.IntRange(min=10), default=DEFAULT_CODES, show_default=True)
 @click.option("--campaign", type=click.Choice(CAMPAIGNS), default="both", show_default=True)
@@ -70,7 +73,10 @@ def seed_command(
     help="Base URL of the deployment under test; repeat it to spread users over several processes.",
 )
 @click.option(
-    "--token", default=None, help="brand_admin token of a load-test brand (default: ONECODE_TOKEN)."
+    "--token",
+    default=None,
+    envvar="ONECODE_TOKEN",
+    help="brand_admin token of a load-test brand; prefer the ONECODE_TOKEN variable (argv is visible to ps).",
 )
 @click.option("--users", type=click.IntRange(min=1), default=50, show_default=True, help="Users (the peak).")
 @click.option("--spawn-rate", type=click.FloatRange(min=0.1), default=10.0, show_default=True)

@@ -27,6 +27,7 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
+from loadtests import summary
 from loadtests.mix import DEFAULT_MIX, parse_mix
 from loadtests.results import Endpoint, RunResults
 from loadtests.seeding import DEFAULT_CODES, SEED_DIR, FreshCodes, Seed, SeedError, default_token, seed
@@ -493,14 +494,9 @@ def _finish(environment: Environment, **_kwargs: Any) -> None:
     ]
     if options.kit_results:
         RESULTS.write(Path(options.kit_results))
-    breaches = []
-    if options.max_fail_ratio is not None and stats.total.fail_ratio > options.max_fail_ratio:
-        breaches.append(f"fail ratio {stats.total.fail_ratio:.4f} > {options.max_fail_ratio}")
-    if options.max_p99_ms is not None:
-        for entry in [*stats.entries.values(), stats.total]:
-            p99 = entry.get_response_time_percentile(0.99)
-            if entry.num_requests and p99 > options.max_p99_ms:
-                breaches.append(f"{entry.name}: p99 {p99:.0f} ms > {options.max_p99_ms:.0f} ms")
+    breaches = summary.breaches(
+        RESULTS.endpoints, max_p99_ms=options.max_p99_ms, max_error_rate=options.max_fail_ratio
+    )
     for breach in breaches:
         logger.error("threshold exceeded: %s", breach)
     if breaches:

@@ -18,6 +18,8 @@ class CampaignSeen(msgspec.Struct):
     """One campaign's outcomes in the answers of this run."""
 
     points: int = 0
+    # The most points a single award gave (what an unanswered scan could have earned unseen).
+    most_points: int = 0
     # Scan ids of the draws this run was told it won.
     won: list[str] = msgspec.field(default_factory=list)
     results: dict[str, int] = msgspec.field(default_factory=dict)
@@ -64,6 +66,7 @@ class RunResults(msgspec.Struct):
             seen.results[line["result"]] = seen.results.get(line["result"], 0) + 1
             if line["result"] == "awarded" and line.get("points"):
                 seen.points += int(line["points"])
+                seen.most_points = max(seen.most_points, int(line["points"]))
             if line["result"] == "won":
                 seen.won.append(str(body["scan_id"]))
         return True
@@ -80,6 +83,7 @@ class RunResults(msgspec.Struct):
         for campaign_id, seen in other.campaigns.items():
             mine = self.campaigns.setdefault(campaign_id, CampaignSeen())
             mine.points += seen.points
+            mine.most_points = max(mine.most_points, seen.most_points)
             mine.won += seen.won
             mine.results = dict(Counter(mine.results) + Counter(seen.results))
         self.unanswered += other.unanswered

@@ -182,14 +182,25 @@ class _ApiError(SeedError):
 
 
 def _still_usable(api: Api, cached: Seed) -> bool:
-    """The cached batch exists on this server (a fresh database does not have it) and is not voided."""
+    """The cached batch exists on this server (a fresh database does not have it), is not voided, has
+    unscanned codes, and its campaigns can still reward (live, budget left, the draw not sold out):
+    a run against spent campaigns would skip the award path and look faster than launch day."""
     try:
         batch = api.json("GET", f"/v1/batches/{cached.batch_id}")
     except _ApiError as exc:
         if exc.status == 404:  # noqa: PLR2004 - HTTP status
             return False
         raise
-    return batch["status"] != "voided" and len(FreshCodes(cached)) > 0
+    if batch["status"] == "voided" or len(FreshCodes(cached)) == 0:
+        return False
+    for campaign_id in cached.campaign_ids:
+        stats = api.json("GET", f"/v1/campaigns/{campaign_id}/stats")
+        stock_left = sum(int(p["stock"]) - int(p["awarded"]) for p in stats["prizes"])
+        if stats["status"] != "active" or int(stats["spend"]["remaining_cents"]) <= 0:
+            return False
+        if stats["prizes"] and stock_left <= 0:
+            return False
+    return True
 
 
 def _check_loadtest_brand(api: Api) -> None:

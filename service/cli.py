@@ -56,15 +56,22 @@ def engines(settings: Settings) -> Iterator[Settings]:
         embedded.stop()
 
 
-def run_db(settings: Settings, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[R]]) -> R:
-    """Run one transaction of async domain code from a synchronous command."""
+def run_db(
+    settings: Settings,
+    work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[R]],
+    *,
+    one_transaction: bool = True,
+) -> R:
+    """Run async domain code from a synchronous command: in one transaction, or (one_transaction=False)
+    on an autocommit connection, for work that commits its own steps."""
 
     async def main() -> R:
-        async with (
-            await psycopg.AsyncConnection.connect(settings.database_url or "") as conn,
-            conn.transaction(),
-        ):
-            return await work(conn)
+        conninfo = settings.database_url or ""
+        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=not one_transaction) as conn:
+            if not one_transaction:
+                return await work(conn)
+            async with conn.transaction():
+                return await work(conn)
 
     return asyncio.run(main())
 
@@ -524,7 +531,11 @@ def backup(settings: Settings, output_file: Path) -> None:
 @main.command()
 @click.argument("input_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
-    "--target", default=None, help="PostgreSQL URL to restore into (default: the configured database)."
+    "--target",
+    default=None,
+    envvar="ONECODE_RESTORE_TARGET",
+    help="PostgreSQL URL to restore into (default: the configured database); with a password, pass it "
+    "as ONECODE_RESTORE_TARGET or PGPASSWORD rather than on the command line.",
 )
 @click.option(
     "--clean", is_flag=True, help="First drop everything in the target's schema public (same transaction)."
@@ -554,7 +565,7 @@ def restore(settings: Settings, input_file: Path, target: str | None, clean: boo
     type=click.IntRange(min=0),
     default=None,
     help="Drop partitions of months that ended more than N months ago; 0 keeps every scan "
-    "(default ONECODE_SCAN_RETENTION_MONTHS, 24).",
+    "(default ONECODE_SCAN_RETENTION_MONTHS, else 0).",
 )
 @click.option("--dry-run", is_flag=True, help="Only say what would be created and dropped.")
 @click.pass_obj
@@ -568,7 +579,8 @@ def partitions(settings: Settings, retention_months: int | None, dry_run: bool) 
         return await maintenance.maintain_partitions(conn, retention_months=months, dry_run=dry_run)
 
     with engines(settings) as ready:
-        report = run_db(ready, work)
+        # Each step commits on its own: the drop's exclusive lock on the scan log is released at once.
+        report = run_db(ready, work, one_transaction=False)
     for name in report.created:
         click.echo(f"would create {name}" if dry_run else f"created {name}")
     for part in report.expired:

@@ -30,13 +30,15 @@ ENGINE_ERRORS = Counter(
     "onecode_engine_errors_total", "PostgreSQL/Redis errors seen by request handlers.", ["engine"]
 )
 POOL_WAITING = Gauge(
-    "onecode_db_pool_waiting", "Requests waiting for a PostgreSQL connection.", multiprocess_mode="livesum"
+    "onecode_db_pool_waiting",
+    "Requests waiting for a connection of the primary's pool.",
+    multiprocess_mode="livesum",
 )
 POOL_SIZE = Gauge(
-    "onecode_db_pool_size", "PostgreSQL connections open in the pools.", multiprocess_mode="livesum"
+    "onecode_db_pool_size", "Connections open in the primary's pool.", multiprocess_mode="livesum"
 )
 POOL_AVAILABLE = Gauge(
-    "onecode_db_pool_available", "Idle PostgreSQL connections in the pools.", multiprocess_mode="livesum"
+    "onecode_db_pool_available", "Idle connections in the primary's pool.", multiprocess_mode="livesum"
 )
 SCANS = Counter("onecode_scans_total", "Scans answered, by verdict.", ["verdict"])
 # Bound once: the scan path increments one of these per scan, without a label lookup.

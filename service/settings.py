@@ -69,7 +69,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scans_per_member_minute: int = 30
     # Months of scan log kept: monthly partitions whose month ended longer ago are dropped (the scans'
     # devices, IP prefixes and locations are personal data). 0 keeps every scan.
-    scan_retention_months: int = 24
+    scan_retention_months: int = 0
     log_level: str = "INFO"
     log_json: bool = True
     # One JSON line per request; at thousands of scans a second it costs measurable CPU.
@@ -133,7 +133,8 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 def _retention_months(env: Mapping[str, str]) -> int:
-    months = _int(env, "ONECODE_SCAN_RETENTION_MONTHS", 24)
+    # 0 by default: an upgrade must never drop history nobody chose to drop (deploy/ examples set 24).
+    months = _int(env, "ONECODE_SCAN_RETENTION_MONTHS", 0)
     if months < 0:
         raise SettingsError(f"ONECODE_SCAN_RETENTION_MONTHS must be 0 (keep forever) or more, got {months}")
     return months

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from litestar import Request, Response, Router, get
@@ -19,6 +20,10 @@ from service.guards import brand_of, principal_from, require_token, roles
 from service.models import Page, Principal, Role
 from service.routes.admin import Limit, page
 from service.settings import Settings
+from service.state import AppState
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 READERS = (Role.BRAND_ADMIN, Role.OPERATIONS, Role.MARKETER, Role.AUDITOR, Role.DISTRIBUTOR)
 MAX_CSV_ROWS = 50_000
@@ -27,7 +32,6 @@ MAX_CSV_ROWS = 50_000
 @get("/reports/diversion", opt=roles(*READERS), tags=["reports"], response_model=None)
 async def diversion(
     request: Request[Any, Any, Any],
-    db: AsyncConnection[Any],
     report_db: AsyncConnection[Any],
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
@@ -53,20 +57,21 @@ async def diversion(
     if format == "json":
         return await reports.report(report_db, scope, before=before, limit=min(limit, 1000))
     found = await reports.events(report_db, scope, before=before, limit=limit)
-    await audit.record(
-        db,
-        actor=principal.actor,
-        brand_id=brand_id,
-        action="report.diversion_export",
-        object_type="report",
-        object_id=None,
-        after={
-            "rows": len(found),
-            "since": scope.since,
-            "until": scope.until,
-            "distributor_id": distributor_id,
-        },
-    )
+    async with _primary(request, report_db) as db:
+        await audit.record(
+            db,
+            actor=principal.actor,
+            brand_id=brand_id,
+            action="report.diversion_export",
+            object_type="report",
+            object_id=None,
+            after={
+                "rows": len(found),
+                "since": scope.since,
+                "until": scope.until,
+                "distributor_id": distributor_id,
+            },
+        )
     headers = {"content-disposition": 'attachment; filename="diversion.csv"'}
     if len(found) == limit:
         query = {**dict(request.query_params), "after": reports.cursor_of(found[-1])}
@@ -74,6 +79,20 @@ async def diversion(
     return Response(
         reports.to_csv(found, header=after is None), media_type="text/csv; charset=utf-8", headers=headers
     )
+
+
+@contextlib.asynccontextmanager
+async def _primary(
+    request: Request[Any, Any, Any], report_db: AsyncConnection[Any]
+) -> AsyncIterator[AsyncConnection[Any]]:
+    """A connection that may write (the audit of an export): the report's own unless it is a replica's,
+    so that a request never waits for a second connection of the pool it already holds one of."""
+    state: AppState = request.app.state.onecode
+    if state.report_pool is state.pool:
+        yield report_db
+    else:
+        async with state.pool.connection() as conn:
+            yield conn
 
 
 def _scope(

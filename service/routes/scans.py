@@ -280,6 +280,8 @@ async def _process(
         rewards=[] if risk.suspect else state.campaigns.reward_items(facts, scan_id, now, region),
     )
     minted: dict[str, str] = {}
+    # What the answer said, for the metrics once the scan is committed (render may run twice).
+    answered: dict[str, Any] = {}
 
     def render(outcome: ScanOutcome) -> bytes:
         if (
@@ -296,7 +298,7 @@ async def _process(
             "genuine_first" if outcome.first else "suspect_clone" if risk.suspect else "genuine_repeat"
         )
         reason = ",".join(risk.reasons) if verdict == "suspect_clone" else None
-        _count(verdict, reward)
+        answered.update(verdict=verdict, reward=reward)
         result = _genuine_result(scan_id, verdict, reason, facts, outcome, minted["token"], reward)
         return _encoder.encode(result)
 
@@ -305,7 +307,9 @@ async def _process(
     outcome = await state.writer.record(record, idempotency)
     if signals.code is not None and signals.code.scans < outcome.scan_count:
         await state.signals.repair_count((facts.brand_id, facts.key_id, facts.index), outcome.scan_count)
-    return render(outcome), minted["token"]
+    body = render(outcome)
+    _count(answered["verdict"], answered["reward"])
+    return body, minted["token"]
 
 
 async def _verify(state: AppState, code: str) -> Verification:

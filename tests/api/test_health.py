@@ -64,14 +64,14 @@ class TestHealth:
         assert response.status_code == 200
         assert "onecode_http_request_duration_seconds_bucket" in response.text
 
-    async def test_metrics_count_scans_rewards_and_engine_errors(
+    async def test_metrics_count_scans_and_rewards(
         self,
         client: AsyncTestClient[Any],
         db: psycopg.AsyncConnection[Any],
         settings: Settings,
         tenant_a: Tenant,
     ) -> None:
-        """Scans by verdict, campaign outcomes, pool figures and engine errors reach /metrics."""
+        """Scans by verdict, campaign outcomes and pool figures reach /metrics."""
         issued = await issue_batch(db, settings, tenant_a.brand_id, quantity=3)
         campaign = await client.post(
             "/v1/campaigns", json=points_campaign(), headers=tenant_a.headers(Role.MARKETER)
@@ -80,7 +80,9 @@ class TestHealth:
             f"/v1/campaigns/{campaign.json()['id']}:activate", headers=tenant_a.headers(Role.MARKETER)
         )
         before = _samples((await client.get("/metrics")).text)
-        await client.post("/v1/scans", json={"code": issued.urls[0], "device_id": "metrics-device-1"})
+        # With an Idempotency-Key (as the consumer page sends), the answer is rendered twice: counted once.
+        first = {"code": issued.urls[0], "device_id": "metrics-device-1"}
+        await client.post("/v1/scans", json=first, headers={"Idempotency-Key": "metrics-1"})
         await client.post("/v1/scans", json={"code": issued.urls[0], "device_id": "metrics-device-2"})
         await client.post(
             "/v1/scans", json={"code": "https://scan.example.com/C/zz/NOPE", "device_id": "metrics-3"}
@@ -93,8 +95,20 @@ class TestHealth:
             'onecode_rewards_total{kind="points"}',
         ):
             assert after[sample] - before.get(sample, 0.0) == 1.0, sample
-        assert "onecode_db_pool_size" in after
-        assert "onecode_engine_errors_total" in (await client.get("/metrics")).text
+        assert after["onecode_db_pool_size"] >= 1
+
+    async def test_metrics_count_engine_errors(
+        self, client: AsyncTestClient[Any], settings: Settings
+    ) -> None:
+        """A scan that finds Redis unreachable is a 503 and one more redis engine error."""
+        sample = 'onecode_engine_errors_total{engine="redis"}'
+        before = _samples((await client.get("/metrics")).text).get(sample, 0.0)
+        dead_redis = msgspec.structs.replace(settings, redis_url="redis://127.0.0.1:1/0")
+        async with AsyncTestClient(app=create_app(dead_redis)) as broken:
+            body = {"code": "https://scan.example.com/C/zz/NOPE", "device_id": "metrics-dead-1"}
+            assert (await broken.post("/v1/scans", json=body)).status_code == 503
+        after = _samples((await client.get("/metrics")).text)[sample]
+        assert after - before == 1.0
 
     async def test_openapi_schema_is_served(self, client: AsyncTestClient[Any]) -> None:
         """/schema/openapi.json documents the API."""

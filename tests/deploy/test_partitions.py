@@ -194,12 +194,12 @@ class TestCommand:
 
 class TestSetting:
     def test_retention_is_read_from_the_environment(self, tmp_path: Path) -> None:
-        """ONECODE_SCAN_RETENTION_MONTHS: 24 by default, 0 keeps everything, a negative value is refused."""
+        """ONECODE_SCAN_RETENTION_MONTHS: 0 (keep everything) by default, a negative value is refused."""
         env = {
             "ONECODE_HOME": str(tmp_path),
             "ONECODE_MASTER_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         }
-        assert Settings.from_env(env).scan_retention_months == 24
-        assert Settings.from_env({**env, "ONECODE_SCAN_RETENTION_MONTHS": "0"}).scan_retention_months == 0
+        assert Settings.from_env(env).scan_retention_months == 0
+        assert Settings.from_env({**env, "ONECODE_SCAN_RETENTION_MONTHS": "24"}).scan_retention_months == 24
         with pytest.raises(SettingsError, match="ONECODE_SCAN_RETENTION_MONTHS"):
             Settings.from_env({**env, "ONECODE_SCAN_RETENTION_MONTHS": "-1"})

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -21,6 +22,8 @@ import pytest
 import redis
 from litestar.testing import AsyncTestClient
 
+import antifraud
+from antifraud.signals import OPERATION_SHAPES
 from service.app import create_app
 from tests.campaigns.test_scan_rewards import draw_campaign, figures, launch, outcome
 from tests.fixtures_codes import IssuedBatch, issue_batch
@@ -28,7 +31,6 @@ from tests.scans.test_members_api import PHONE, enroll
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
-    from pathlib import Path
 
     from litestar import Litestar
 
@@ -199,6 +201,25 @@ async def test_concurrent_first_scans_of_one_code_give_one_first(
     after = (await scan(cluster_client, issued.urls[40])).json()
     assert after["verdict"] in {"genuine_repeat", "suspect_clone"}
     assert after["scan_count"] == 51
+
+
+async def test_braces_in_a_device_id_cannot_split_an_operation_over_slots(
+    cluster_client: AsyncTestClient[Any], issued: IssuedBatch
+) -> None:
+    """A device id made to break hash tags still scans, and the phones scanning beside it too."""
+    answers = await asyncio.gather(
+        scan(cluster_client, issued.urls[56], "}evil{device}"),
+        scan(cluster_client, issued.urls[57], "{}empty-tag"),
+        *(scan(cluster_client, url) for url in issued.urls[58:60]),
+    )
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+
+
+async def test_every_script_operation_has_a_known_shape() -> None:
+    """The cluster split reads OPERATION_SHAPES: every operation the Lua script documents must be in it."""
+    script = (Path(antifraud.__file__).parent / "lua" / "scan_signals.lua").read_text()
+    documented = set(re.findall(r"^--\s+'(\w)',", script, flags=re.MULTILINE))
+    assert documented == set(OPERATION_SHAPES)
 
 
 async def test_the_device_rate_limit_holds(cluster_client: AsyncTestClient[Any], issued: IssuedBatch) -> None:

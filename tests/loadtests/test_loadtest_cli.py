@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from loadtests.mix import parse_mix
+from loadtests.reconcile import Reconciliation, _compare
 from loadtests.results import Endpoint
 from loadtests.summary import breaches
 from tests.test_cli import ONECODE, free_port, run_cli, wait_ready
@@ -38,6 +39,18 @@ class TestPieces:
         for wrong in ("first=x", "buy=3", "first=0"):
             with pytest.raises(ValueError, match="--mix"):
                 parse_mix(wrong)
+
+    def test_unanswered_scans_explain_only_what_they_could_have_earned(self) -> None:
+        """2 unanswered scans at 10 points each: 20 extra points are unconfirmed, 21 are a difference."""
+        within = Reconciliation()
+        _compare(within, "points", told=100, held=120, unseen=20)
+        assert (within.differences, within.unconfirmed) == (0, 20)
+        beyond = Reconciliation()
+        _compare(beyond, "points", told=100, held=121, unseen=20)
+        assert (beyond.differences, beyond.unconfirmed) == (21, 0)
+        missing = Reconciliation()
+        _compare(missing, "points", told=100, held=90, unseen=20)
+        assert missing.differences == 10
 
     def test_thresholds(self) -> None:
         endpoints = [
