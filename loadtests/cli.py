@@ -7,14 +7,23 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import click
 
 from loadtests import reconcile, summary
 from loadtests.mix import parse_mix
 from loadtests.results import RunResults
-from loadtests.seeding import DEFAULT_CODES, SEED_DIR, Api, CampaignChoice, SeedError, default_token, seed
+from loadtests.seeding import (
+    DEFAULT_CODES,
+    SEED_DIR,
+    Api,
+    CampaignChoice,
+    SeedError,
+    default_token,
+    loadtest_brand_token,
+    seed,
+)
 
 KIT = Path(__file__).resolve().parent
 SHAPES = {
@@ -25,11 +34,26 @@ SHAPES = {
 CAMPAIGNS = list(get_args(CampaignChoice))
 
 
-def _token(token: str | None) -> str:
+def _token(target: str, token: str | None, platform_token: str | None) -> str:
+    """The brand_admin token to seed and run with: given, minted with a platform token, or the demo's."""
     try:
-        return token or default_token()
+        if token:
+            return token
+        if platform_token:
+            return loadtest_brand_token(target, platform_token)
+        return default_token()
     except SeedError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def platform_token_option(command: Any) -> Any:
+    return click.option(
+        "--platform-token",
+        default=None,
+        envvar="ONECODE_PLATFORM_TOKEN",
+        help="Without --token: a platform_admin token; the kit then makes (or reuses) brand 'loadtest' "
+        "and a one-day brand_admin token for it. Prefer the ONECODE_PLATFORM_TOKEN variable.",
+    )(command)
 
 
 @click.group("loadtest")
@@ -45,15 +69,21 @@ def loadtest() -> None:
     envvar="ONECODE_TOKEN",
     help="brand_admin token of a load-test brand; prefer the ONECODE_TOKEN variable (argv is visible to ps).",
 )
+@platform_token_option
 @click.option("--codes", type=click.IntRange(min=10), default=DEFAULT_CODES, show_default=True)
 @click.option("--campaign", type=click.Choice(CAMPAIGNS), default="both", show_default=True)
 @click.option("--seed-dir", type=click.Path(path_type=Path), default=SEED_DIR, show_default=True)
 def seed_command(
-    target: str, token: str | None, codes: int, campaign: CampaignChoice, seed_dir: Path
+    target: str,
+    token: str | None,
+    platform_token: str | None,
+    codes: int,
+    campaign: CampaignChoice,
+    seed_dir: Path,
 ) -> None:
     """Create (or reuse) the load-test product, batch, shipment and campaigns; write the codes file."""
     try:
-        seeded = seed(target, _token(token), codes, seed_dir, campaign)
+        seeded = seed(target, _token(target, token, platform_token), codes, seed_dir, campaign)
     except SeedError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
@@ -97,6 +127,7 @@ def seed_command(
 @click.option(
     "--workers", type=click.IntRange(min=0), default=0, help="Local worker processes (0: one process)."
 )
+@platform_token_option
 @click.option("--codes", type=click.IntRange(min=10), default=DEFAULT_CODES, show_default=True)
 @click.option("--campaign", type=click.Choice(CAMPAIGNS), default="both", show_default=True)
 @click.option("--seed-dir", type=click.Path(path_type=Path), default=SEED_DIR, show_default=True)
@@ -109,6 +140,7 @@ def seed_command(
 def run_command(
     targets: tuple[str, ...],
     token: str | None,
+    platform_token: str | None,
     users: int,
     spawn_rate: float,
     duration: str,
@@ -131,8 +163,8 @@ def run_command(
             parse_mix(mix)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--mix") from None
-    secret = _token(token)
     target = targets[0]  # seeding and the reconciliation use the first; they share one database
+    secret = _token(target, token, platform_token)
     out = out or KIT / "runs" / dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%SZ")
     out.mkdir(parents=True, exist_ok=True)
     try:

@@ -77,6 +77,32 @@ def default_token(env: dict[str, str] | None = None) -> str:
         ) from None
 
 
+LOADTEST_SLUG = "loadtest"
+
+
+def loadtest_brand_token(base_url: str, platform_token: str, slug: str = LOADTEST_SLUG) -> str:
+    """A fresh one-day brand_admin token of the deployment's load-test brand, made on first use.
+
+    Needs a platform_admin token; a brand with that slug that is not a load-test brand is refused.
+    """
+    api = Api(base_url, platform_token)
+    after = ""
+    while True:
+        page = api.json("GET", f"/v1/brands?limit=1000{after}")
+        brand = next((b for b in page["items"] if b["slug"] == slug), None)
+        if brand is not None or page["next_cursor"] is None:
+            break
+        after = f"&after={page['next_cursor']}"
+    if brand is None:
+        brand = api.json("POST", "/v1/brands", {"slug": slug, "name": "Load test", "is_loadtest": True})
+    elif not brand["is_loadtest"]:
+        raise SeedError(f"brand {slug!r} exists and is not a load-test brand: pick another slug")
+    issued = api.json(
+        "POST", f"/v1/brands/{brand['id']}/tokens", {"role": "brand_admin", "name": "load kit", "ttl_days": 1}
+    )
+    return str(issued["secret"])
+
+
 def loadtest_gtin() -> str:
     """A random valid GTIN-14 with a GS1 restricted-circulation prefix (20-29), never a real product's."""
     payload = "02" + "".join(random.choices(string.digits, k=11))

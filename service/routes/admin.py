@@ -10,6 +10,7 @@ from litestar.params import Parameter
 from psycopg import AsyncConnection
 
 from service import audit, auth, brands
+from service.errors import Forbidden
 from service.guards import ANY_BRAND_ROLE, brand_of, principal_from, require_token, roles
 from service.models import (
     ApiToken,
@@ -67,6 +68,27 @@ async def create_token(
         db,
         actor=principal.actor,
         brand_id=brand_of(principal),
+        data=data,
+        default_ttl_days=settings.token_ttl_days,
+    )
+
+
+@post("/brands/{brand_id:uuid}/tokens", opt=roles(Role.PLATFORM_ADMIN), tags=["tokens"])
+async def create_brand_token(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    brand_id: uuid.UUID,
+    data: TokenIn,
+) -> IssuedToken:
+    """Onboard a brand over the API: a platform admin issues one of its tokens (its first brand_admin)."""
+    if data.role is Role.PLATFORM_ADMIN:
+        raise Forbidden("a brand's token cannot be a platform_admin token")
+    await brands.get_brand(db, brand_id)  # 404 for a brand that does not exist
+    return await auth.create_token(
+        db,
+        actor=principal_from(request).actor,
+        brand_id=brand_id,
         data=data,
         default_ttl_days=settings.token_ttl_days,
     )
@@ -130,6 +152,7 @@ def admin_router() -> Router:
             list_brands,
             get_brand,
             create_token,
+            create_brand_token,
             list_tokens,
             revoke_token,
             list_audit,

@@ -38,6 +38,36 @@ class TestTokens:
         me = await client.get("/v1/brands", headers={"Authorization": f"Bearer {secret}"})
         assert me.status_code == 200
 
+    async def test_a_platform_admin_onboards_a_brand_with_its_first_token(
+        self, client: AsyncTestClient[Any], platform_token: str, tenant_a: Tenant
+    ) -> None:
+        """POST /v1/brands/{id}/tokens: platform admins only, never a platform role, 404 for no brand."""
+        platform = {"Authorization": f"Bearer {platform_token}"}
+        brand = await client.post(
+            "/v1/brands", json={"slug": "onboarded", "name": "Onboarded"}, headers=platform
+        )
+        brand_id = brand.json()["id"]
+        issued = await client.post(
+            f"/v1/brands/{brand_id}/tokens", json={"role": "brand_admin", "name": "first"}, headers=platform
+        )
+        assert issued.status_code == 201, issued.text
+        mine = await client.get("/v1/brands", headers={"Authorization": f"Bearer {issued.json()['secret']}"})
+        assert [b["slug"] for b in mine.json()["items"]] == ["onboarded"]
+        body = {"role": "platform_admin", "name": "escalate"}
+        assert_problem(
+            await client.post(f"/v1/brands/{brand_id}/tokens", json=body, headers=platform), 403, "forbidden"
+        )
+        unknown = "00000000-0000-0000-0000-000000000001"
+        body = {"role": "brand_admin", "name": "x"}
+        assert_problem(
+            await client.post(f"/v1/brands/{unknown}/tokens", json=body, headers=platform), 404, "not-found"
+        )
+        # A brand admin cannot mint tokens for a brand, its own or another's, through this door.
+        own = await client.post(
+            f"/v1/brands/{tenant_a.brand_id}/tokens", json=body, headers=tenant_a.headers()
+        )
+        assert own.status_code == 403
+
     async def test_revoked_token_stops_working_at_once(
         self, client: AsyncTestClient[Any], tenant_a: Tenant
     ) -> None:

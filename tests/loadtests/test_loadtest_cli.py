@@ -185,6 +185,34 @@ class TestLoadtestCommand:
             ).fetchone()
         assert row == (0,)
 
+    def test_a_platform_token_makes_the_load_test_brand_and_seeds_it(
+        self, engines: Engines, database_url: str, redis_prefix: str, tmp_path: Path
+    ) -> None:
+        """`seed --platform-token`: brand 'loadtest' (a load-test brand) is made once, then reused."""
+        port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": engines.redis_url,
+            "ONECODE_REDIS_PREFIX": redis_prefix,
+            "ONECODE_HOME": str(tmp_path / "home"),
+        }
+        env.pop("ONECODE_TOKEN", None)
+        created = run_cli("token", "create", "--role", "platform_admin", "--json", env=env)
+        env["ONECODE_PLATFORM_TOKEN"] = json.loads(created.stdout)["secret"]
+        with demo_server(env, port, tmp_path / "serve.log", demo=False):
+            for _ in range(2):
+                seeded = run_cli(
+                    "loadtest", "seed", "--target", f"http://127.0.0.1:{port}", "--codes", "100",
+                    "--campaign", "points", "--seed-dir", str(tmp_path / "seed"), env=env,
+                )  # fmt: skip
+                assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+        with psycopg.connect(database_url) as conn:
+            brands = conn.execute("SELECT slug, is_loadtest FROM brands").fetchall()
+            live = conn.execute("SELECT count(*) FROM campaigns WHERE status = 'active'").fetchone()
+        assert brands == [("loadtest", True)]
+        assert live == (1,)  # the second seed reused the first one's batch and campaign
+
     def test_a_missed_threshold_fails_the_run(
         self, engines: Engines, database_url: str, redis_prefix: str, tmp_path: Path
     ) -> None:
