@@ -30,7 +30,16 @@ from locust.runners import MasterRunner, WorkerRunner
 from loadtests import summary
 from loadtests.mix import DEFAULT_MIX, parse_mix
 from loadtests.results import Endpoint, RunResults
-from loadtests.seeding import DEFAULT_CODES, SEED_DIR, FreshCodes, Seed, SeedError, default_token, seed
+from loadtests.seeding import (
+    DEFAULT_CODES,
+    SEED_DIR,
+    FreshCodes,
+    Seed,
+    SeedError,
+    default_token,
+    distributor_token,
+    seed,
+)
 
 logger = logging.getLogger("onecode.loadtest")
 
@@ -460,10 +469,19 @@ class Marketer(_Staff):
 
 
 class Distributor(_Staff):
-    """A distributor pulling the grey-market reports."""
+    """The load-test distributor, with a token of its own, pulling its grey-market reports."""
 
     fixed_count = 1
     wait_time = between(5, 10)
+
+    def on_start(self) -> None:
+        super().on_start()
+        try:
+            token = distributor_token(self.host or "", self.headers["Authorization"].removeprefix("Bearer "))
+        except SeedError as exc:
+            logger.error("no distributor token: %s", exc)  # noqa: TRY400 - the message is the whole story
+            raise StopUser from None
+        self.headers = {"Authorization": f"Bearer {token}"}
 
     @task
     def reports(self) -> None:

@@ -318,6 +318,14 @@ def _launch_campaigns(api: Api, product_id: str, choice: CampaignChoice, now: dt
 LOADTEST_DISTRIBUTOR = "Load test distributor"
 
 
+def distributor_token(base_url: str, brand_token: str) -> str:
+    """A one-day `distributor` token of the brand's load-test distributor (its reports are scoped to it)."""
+    api = Api(base_url, brand_token)
+    body = {"role": "distributor", "name": "load kit distributor", "ttl_days": 1}
+    issued = api.json("POST", "/v1/tokens", {**body, "distributor_id": _loadtest_distributor(api)})
+    return str(issued["secret"])
+
+
 def _loadtest_distributor(api: Api) -> str:
     """The brand's load-test distributor (all of China), made on first use."""
     after = ""

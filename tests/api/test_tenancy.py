@@ -45,6 +45,7 @@ PUBLIC_PATHS = {
 SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/v1/brands"): {"slug": "sneaky", "name": "Sneaky"},
     ("POST", "/v1/tokens"): {"role": "marketer", "name": "sneaky"},
+    ("POST", "/v1/brands/{brand_id:uuid}/tokens"): {"role": "brand_admin", "name": "sneaky"},
     ("POST", "/v1/tokens/{token_id:uuid}/revoke"): None,
     ("POST", "/v1/products"): {"name": "Sneaky product"},
     ("PATCH", "/v1/products/{product_id:uuid}"): {"name": "renamed"},

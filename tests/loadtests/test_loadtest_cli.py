@@ -139,6 +139,9 @@ class TestLoadtestCommand:
         assert "PASS" in output
         assert "reconciliation: 0 difference(s), 0 unconfirmed, 0 scan(s) unanswered" in output
         assert "prizes won: told" in output
+        # Every kind of user ran: consumers, the bot, the marketer, the distributor (with its own token).
+        for name in ("page", "scan first", "scan repeat", "scan bot", "campaign stats", "report diversion"):
+            assert f"\n{name} " in output, name
         for name in ("report.html", "stats_stats.csv", "results.json", "summary.txt"):
             assert (out / name).exists(), name
         with psycopg.connect(database_url) as conn:
