@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import secrets
@@ -75,10 +76,9 @@ def engines() -> Iterator[Engines]:
             embedded.stop()
 
 
-@pytest.fixture
-def database_url(engines: Engines) -> Iterator[str]:
-    """A database of its own for each test, cloned from the migrated template."""
-    name = f"oc_t_{engines.run_id}_{next(_test_numbers)}"
+@contextlib.contextmanager
+def cloned_database(engines: Engines, name: str) -> Iterator[str]:
+    """A database cloned from the migrated template, dropped afterwards."""
     with engines.admin() as conn:
         conn.execute(
             sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
@@ -90,6 +90,13 @@ def database_url(engines: Engines) -> Iterator[str]:
     finally:
         with engines.admin() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def database_url(engines: Engines) -> Iterator[str]:
+    """A database of its own for each test, cloned from the migrated template."""
+    with cloned_database(engines, f"oc_t_{engines.run_id}_{next(_test_numbers)}") as url:
+        yield url
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import msgspec
 import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
-from psycopg import sql
 
 from service.app import create_app
+from tests.conftest import cloned_database
 from tests.fixtures_codes import issue_batch
 
 if TYPE_CHECKING:
@@ -23,18 +23,8 @@ if TYPE_CHECKING:
 @pytest.fixture
 def replica_url(engines: Engines) -> Iterator[str]:
     """A second, empty (migrated) database standing in for a replica that has not caught up yet."""
-    name = f"oc_replica_{engines.run_id}"
-    with engines.admin() as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(engines.template)
-            )
-        )
-    try:
-        yield engines.database_url(name)
-    finally:
-        with engines.admin() as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with cloned_database(engines, f"oc_replica_{engines.run_id}") as url:
+        yield url
 
 
 async def test_reports_read_the_replica_and_scans_write_the_primary(

@@ -66,6 +66,22 @@ class TestPieces:
         ]
 
 
+def kit_env(engines: Engines, database_url: str, redis_prefix: str, tmp_path: Path) -> dict[str, str]:
+    """A server's and the kit's environment: this test's engines, phones' own addresses trusted."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": engines.redis_url,
+        "ONECODE_REDIS_PREFIX": redis_prefix,
+        "ONECODE_HOME": str(tmp_path / "home"),
+        "ONECODE_LOG_JSON": "false",
+        "ONECODE_ACCESS_LOG": "false",
+        "ONECODE_TRUST_FORWARDED_FOR": "true",
+    }
+    env.pop("ONECODE_TOKEN", None)  # each test says which token the kit uses
+    return env
+
+
 @contextlib.contextmanager
 def demo_server(env: dict[str, str], port: int, log: Path, *, demo: bool = True) -> Iterator[None]:
     with log.open("w") as serve_log:
@@ -93,17 +109,7 @@ class TestLoadtestCommand:
     ) -> None:
         """Two locust workers, two service processes, 20 s, points + draw, Redis flushed at 12 s: PASS."""
         port, other_port = free_port(), free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": engines.redis_url,
-            "ONECODE_REDIS_PREFIX": redis_prefix,
-            "ONECODE_HOME": str(tmp_path / "home"),
-            "ONECODE_LOG_JSON": "false",
-            "ONECODE_ACCESS_LOG": "false",
-            "ONECODE_TRUST_FORWARDED_FOR": "true",
-        }
-        env.pop("ONECODE_TOKEN", None)
+        env = kit_env(engines, database_url, redis_prefix, tmp_path)
         out = tmp_path / "run"
         command = [
             *ONECODE, "loadtest", "run", "--target", f"http://127.0.0.1:{port}",
@@ -161,13 +167,7 @@ class TestLoadtestCommand:
     ) -> None:
         """A real brand's token: `loadtest seed` exits 1 and names the way out; nothing is created."""
         port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": engines.redis_url,
-            "ONECODE_REDIS_PREFIX": redis_prefix,
-            "ONECODE_HOME": str(tmp_path / "home"),
-        }
+        env = kit_env(engines, database_url, redis_prefix, tmp_path)
         assert run_cli("brand", "create", "--slug", "real-brand", "--name", "Real", env=env).returncode == 0
         created = run_cli(
             "token", "create", "--brand", "real-brand", "--role", "brand_admin", "--json", env=env
@@ -193,14 +193,7 @@ class TestLoadtestCommand:
     ) -> None:
         """`seed --platform-token`: brand 'loadtest' (a load-test brand) is made once, then reused."""
         port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": engines.redis_url,
-            "ONECODE_REDIS_PREFIX": redis_prefix,
-            "ONECODE_HOME": str(tmp_path / "home"),
-        }
-        env.pop("ONECODE_TOKEN", None)
+        env = kit_env(engines, database_url, redis_prefix, tmp_path)
         created = run_cli("token", "create", "--role", "platform_admin", "--json", env=env)
         env["ONECODE_PLATFORM_TOKEN"] = json.loads(created.stdout)["secret"]
         with demo_server(env, port, tmp_path / "serve.log", demo=False):
@@ -221,16 +214,7 @@ class TestLoadtestCommand:
     ) -> None:
         """An impossible p99 (0 ms) makes `loadtest run` exit 1 and say which endpoint missed it."""
         port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": engines.redis_url,
-            "ONECODE_REDIS_PREFIX": redis_prefix,
-            "ONECODE_HOME": str(tmp_path / "home"),
-            "ONECODE_ACCESS_LOG": "false",
-            "ONECODE_TRUST_FORWARDED_FOR": "true",
-        }
-        env.pop("ONECODE_TOKEN", None)
+        env = kit_env(engines, database_url, redis_prefix, tmp_path)
         command = [
             *ONECODE, "loadtest", "run", "--target", f"http://127.0.0.1:{port}", "--users", "4",
             "--duration", "5s", "--codes", "500", "--campaign", "none", "--seed-dir", str(tmp_path / "seed"),
