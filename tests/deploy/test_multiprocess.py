@@ -24,6 +24,7 @@ from service.models import Role
 from tests.campaigns.test_scan_rewards import draw_campaign, figures, points_campaign
 from tests.conftest import REPO
 from tests.fixtures_codes import IssuedBatch, issue_batch
+from tests.test_cli import free_port
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -34,14 +35,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.slow
 PROCESSES = 2
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -73,7 +66,7 @@ def servers(settings: Settings, tmp_path: Path) -> Iterator[list[str]]:
         "ONECODE_LOG_LEVEL": "WARNING",
         "ONECODE_WORKERS": "1",
     }
-    ports = [_free_port() for _ in range(PROCESSES)]
+    ports = [free_port() for _ in range(PROCESSES)]
     processes = []
     try:
         for n, port in enumerate(ports):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import os
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 
 from loadtests.seeding import cache_path
 from tests.conftest import REPO, Engines
+from tests.loadtests.test_loadtest_cli import kit_env
 from tests.test_cli import ONECODE, free_port, wait_ready
 
 # Only look for locust: importing it here would gevent-monkey-patch this whole pytest process.
@@ -33,18 +33,7 @@ class TestLocustKit:
     ) -> None:
         """15 s, 10 users on a fresh server: exit 0, codes seeded over the API, each scenario ran clean."""
         port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": engines.redis_url,
-            "ONECODE_REDIS_PREFIX": redis_prefix,
-            "ONECODE_HOME": str(tmp_path / "home"),
-            "ONECODE_LOG_JSON": "false",
-            "ONECODE_ACCESS_LOG": "false",
-            # As the README says: each simulated phone then has its own address.
-            "ONECODE_TRUST_FORWARDED_FOR": "true",
-        }
-        env.pop("ONECODE_TOKEN", None)  # the kit must find the demo token by itself
+        env = kit_env(engines, database_url, redis_prefix, tmp_path)  # the kit finds the demo token
         command = [
             sys.executable, "-m", "locust", "-f", str(REPO / "loadtests" / "locustfile.py"),
             "--host", f"http://127.0.0.1:{port}", "--headless", "-u", "10", "-r", "10", "-t", "15s",
