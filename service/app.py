@@ -21,7 +21,7 @@ from antifraud.scanlog import ScanWriter
 from antifraud.signals import Limits, Signals
 from campaigns.book import CampaignBook
 from campaigns.members.enrolment import DevelopmentSms, Enrolment
-from campaigns.members.phones import PhoneVault
+from campaigns.members.phones import MemberVault
 from campaigns.members.tokens import MemberTokens
 from codegen.registry import CodeRegistry
 from service import maintenance, metrics
@@ -40,6 +40,7 @@ from service.routes import (
     health,
     member_admin,
     members,
+    membership,
     reports,
     scans,
     shipments,
@@ -131,7 +132,7 @@ def create_app(settings: Settings) -> Litestar:
         follower = RegistryFollower(pool, registry, blocklist)
         writer = ScanWriter(settings.database_url or "")
         book = CampaignBook(pool, settings.all_master_keys)
-        phones = PhoneVault(settings.all_master_keys)
+        vault = MemberVault(settings.all_master_keys)
         signals = Signals(
             client,
             prefix=settings.redis_prefix,
@@ -152,8 +153,8 @@ def create_app(settings: Settings) -> Litestar:
             writer=writer,
             signals=signals,
             member_tokens=MemberTokens(settings.master_key),
-            phones=phones,
-            enrolment=Enrolment(client, phones, DevelopmentSms(), prefix=settings.redis_prefix),
+            vault=vault,
+            enrolment=Enrolment(client, vault, DevelopmentSms(), prefix=settings.redis_prefix),
             campaigns=book,
             ip_regions=IpRegions(settings.ip_database) if settings.ip_database else None,
         )
@@ -169,6 +170,9 @@ def create_app(settings: Settings) -> Litestar:
             name="housekeeping",
         )
         pool_sampling = asyncio.create_task(metrics.sample_pool(pool, stopping), name="pool-metrics")
+        member_refresh = asyncio.create_task(
+            maintenance.refresh_members(pool, stopping), name="member-refresh"
+        )
         try:
             yield
         finally:
@@ -179,6 +183,7 @@ def create_app(settings: Settings) -> Litestar:
             await following
             await housekeeping
             await pool_sampling
+            await member_refresh
             await writer.stop()
             await signals.stop()
             await client.aclose()
@@ -199,6 +204,7 @@ def create_app(settings: Settings) -> Litestar:
             campaigns.campaigns_router(),
             coupons.coupons_router(),
             member_admin.member_admin_router(),
+            membership.membership_router(),
             shipments.shipments_router(),
             reports.reports_router(),
             antifraud.antifraud_router(),

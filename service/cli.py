@@ -18,6 +18,7 @@ import psycopg
 from antifraud import shipments
 from campaigns import draws
 from campaigns.errors import CampaignError
+from campaigns.members import stats as member_stats
 from codegen import batches, exports, keyring, products
 from codegen.errors import CodegenError
 from codegen.gtin import normalize_gtin
@@ -262,6 +263,25 @@ def audit_verify(settings: Settings) -> None:
 @main.group()
 def campaign() -> None:
     """Inspect campaigns."""
+
+
+@main.group()
+def members() -> None:
+    """Membership housekeeping."""
+
+
+@members.command("refresh")
+@click.option("--full", is_flag=True, help="Every member, not only those touched since the last refresh.")
+@click.pass_obj
+def members_refresh(settings: Settings, full: bool) -> None:
+    """Recompute member statistics, lifecycle stages, tiers and rule tags now (the service does it every
+    minute, and for every member once a day)."""
+
+    async def work(conn: psycopg.AsyncConnection[Any]) -> member_stats.RefreshReport:
+        return await member_stats.refresh(conn, now=dt.datetime.now(dt.UTC), full=full)
+
+    with engines(settings) as ready:
+        emit(run_db(ready, work), as_json=True)
 
 
 @campaign.command("verify-draws")

@@ -12,12 +12,14 @@ import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from campaigns.members import stats as member_stats
 from service.db import fetch_all
 from service.queries import load_queries
 
 logger = logging.getLogger("onecode.maintenance")
 QUERIES = load_queries("antifraud.sql", "scans.sql")
 INTERVAL_S = 3600.0
+MEMBER_REFRESH_S = 60.0
 RETRY_S = 30.0
 MONTHS_AHEAD = 2
 
@@ -96,6 +98,22 @@ async def run_once(pool: AsyncConnectionPool, *, retention_months: int = 0) -> N
             logger.warning(
                 "kept expired scan partition %s: busy or referenced, retried next run", part.partition_name
             )
+
+
+async def refresh_members(pool: AsyncConnectionPool, stopping: asyncio.Event) -> None:
+    """Member statistics, lifecycle, tiers and rule tags: touched members every minute, all once a day."""
+    while not stopping.is_set():
+        pause = MEMBER_REFRESH_S
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                report = await member_stats.refresh(conn, now=dt.datetime.now(dt.UTC), wait=False)
+            if report.ran and report.full:
+                logger.info("refreshed all %d members (%d tag changes)", report.members, report.tag_changes)
+        except (psycopg.Error, PoolTimeout) as exc:
+            logger.warning("member refresh failed, retrying in %.0f s: %s", RETRY_S, exc)
+            pause = RETRY_S
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), pause)
 
 
 async def housekeeping(

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from antifraud.signals import Signals
     from campaigns.book import CampaignBook
     from campaigns.members.enrolment import Enrolment
-    from campaigns.members.phones import PhoneVault
+    from campaigns.members.phones import MemberVault
     from campaigns.members.tokens import MemberTokens
     from codegen.registry import CodeRegistry
     from service.registry_follower import RegistryFollower
@@ -42,7 +42,7 @@ class AppState:
     writer: ScanWriter
     signals: Signals
     member_tokens: MemberTokens
-    phones: PhoneVault
+    vault: MemberVault
     enrolment: Enrolment
     # In-process copy of the live campaigns: which may reward a scan, decided without I/O.
     campaigns: CampaignBook

@@ -11,13 +11,15 @@ import hmac
 import secrets
 import time
 import uuid
-from typing import TYPE_CHECKING, Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from campaigns import ledger
+from campaigns.members import profiles
 from campaigns.members.errors import OtpRejected, OtpThrottled
-from campaigns.members.phones import PhoneVault, normalize_phone
+from campaigns.members.phones import MemberVault, normalize_phone
+from campaigns.members.profiles import Profile
 from service.db import fetch_one
 from service.queries import load_queries
 
@@ -43,12 +45,6 @@ class Member(msgspec.Struct, frozen=True):
     enrolled_at: dt.datetime | None
     consent_marketing_at: dt.datetime | None
     consent_location_at: dt.datetime | None
-
-
-class Profile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
-    gender: Annotated[str, msgspec.Meta(pattern="^(female|male|other)$")] | None = None
-    birthday: dt.date | None = None
 
 
 class SmsAdapter(Protocol):
@@ -85,7 +81,7 @@ class DevelopmentSms:
 
 class Enrolment:
     def __init__(
-        self, redis: Redis | RedisCluster, vault: PhoneVault, sms: SmsAdapter, *, prefix: str
+        self, redis: Redis | RedisCluster, vault: MemberVault, sms: SmsAdapter, *, prefix: str
     ) -> None:
         self._redis = redis
         self._vault = vault
@@ -138,21 +134,27 @@ class Enrolment:
         consent_marketing: bool,
         consent_location: bool,
         profile: Profile | None,
-        profile_sealer: Any,
     ) -> Member:
         """Check the code, then give the member a phone, or merge it into the phone's existing member."""
         phone_e164 = normalize_phone(phone)
         index = self._vault.blind_index(brand_id, phone_e164)
+        if profile is not None:
+            profiles.check_profile(profile, dt.datetime.now(dt.UTC).date())
         await self._check_otp(index, otp)
-        profile_sealed = None if profile is None else profile_sealer(msgspec.json.encode(profile))
         params = {
             "brand_id": brand_id,
-            "profile_sealed": profile_sealed,
             "consent_marketing": consent_marketing,
             "consent_location": consent_location,
         }
         existing = await fetch_one(
             conn, QUERIES["find_by_phone"], {"brand_id": brand_id, "phone_index": index}, Member
+        )
+        owner = member_id if existing is None else existing.id
+        if existing is None:
+            await conn.execute(QUERIES["create_member"], {"member_id": member_id, "brand_id": brand_id})
+        key = await profiles.data_key(conn, self._vault, brand_id, owner)
+        params["profile_sealed"] = (
+            None if profile is None else profiles.seal_profile(self._vault, key, brand_id, profile)
         )
         if existing is not None:
             if existing.id != member_id:
@@ -172,14 +174,13 @@ class Enrolment:
                 conn, QUERIES["update_consents"], {**params, "member_id": existing.id}, Member
             )
         else:
-            await conn.execute(QUERIES["create_member"], {"member_id": member_id, "brand_id": brand_id})
             updated = await fetch_one(
                 conn,
                 QUERIES["enroll_member"],
                 {
                     **params,
                     "member_id": member_id,
-                    "phone_sealed": self._vault.seal(brand_id, phone_e164),
+                    "phone_sealed": self._vault.seal(key, brand_id, "phone", phone_e164.encode()),
                     "phone_index": index,
                     "phone_last4": phone_e164[-4:],
                 },

@@ -31,3 +31,27 @@ class OtpThrottled(MembersError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ObjectNotFound(MembersError):
+    def __init__(self, kind: str, object_id: object) -> None:
+        super().__init__(f"no {kind} {object_id}")
+        self.kind = kind
+        self.object_id = object_id
+
+
+class MemberNotFound(ObjectNotFound):
+    def __init__(self, member_id: object) -> None:
+        super().__init__("member", member_id)
+
+
+class MemberErased(MembersError):
+    """The member asked for erasure: nothing personal is left to read or write."""
+
+    def __init__(self, member_id: object) -> None:
+        super().__init__(f"member {member_id} was erased")
+        self.member_id = member_id
+
+
+class ApprovalRefused(MembersError):
+    """A points adjustment request that is not pending, or decided by its own requester."""

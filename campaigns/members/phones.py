@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import uuid
 from collections.abc import Sequence
 
@@ -14,6 +15,7 @@ from campaigns.members.tokens import derive_key
 from codegen import keys
 
 DEFAULT_REGION = "CN"
+DATA_KEY_BYTES = 32
 
 
 def normalize_phone(raw: str, region: str = DEFAULT_REGION) -> str:
@@ -29,8 +31,13 @@ def normalize_phone(raw: str, region: str = DEFAULT_REGION) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-class PhoneVault:
-    """Seals phones under the master key and derives their blind index (HMAC, per brand)."""
+class MemberVault:
+    """Keys for members' personal data: the phone blind index, and per-member data keys.
+
+    Each member's phone, profile and service notes are sealed under a random data key of its own, which
+    is itself sealed (wrapped) by the master key. Erasing a member destroys its wrapped data key.
+    Fields sealed before data keys existed were sealed under the master key: they still open.
+    """
 
     def __init__(self, master_keys: Sequence[bytes]) -> None:
         self._master_keys = tuple(master_keys)
@@ -39,11 +46,23 @@ class PhoneVault:
     def blind_index(self, brand_id: uuid.UUID, phone_e164: str) -> bytes:
         return hmac.new(self._index_key, f"{brand_id}:{phone_e164}".encode(), hashlib.sha256).digest()
 
-    def seal(self, brand_id: uuid.UUID, phone_e164: str) -> bytes:
-        return keys.seal(self._master_keys[0], phone_e164.encode(), aad=f"phone:{brand_id}".encode())
+    @staticmethod
+    def new_data_key() -> bytes:
+        return os.urandom(DATA_KEY_BYTES)
 
-    def unseal(self, brand_id: uuid.UUID, sealed: bytes) -> str:
-        return keys.unseal(self._master_keys, sealed, aad=f"phone:{brand_id}".encode()).decode()
+    def wrap(self, member_id: uuid.UUID, data_key: bytes) -> bytes:
+        return keys.seal(self._master_keys[0], data_key, aad=f"member-key:{member_id}".encode())
+
+    def unwrap(self, member_id: uuid.UUID, wrapped: bytes) -> bytes:
+        return keys.unseal(self._master_keys, wrapped, aad=f"member-key:{member_id}".encode())
+
+    def seal(self, data_key: bytes, brand_id: uuid.UUID, field: str, plaintext: bytes) -> bytes:
+        """Seal one personal field (`phone`, `profile`, `note`) of a member under its data key."""
+        return keys.seal(data_key, plaintext, aad=f"{field}:{brand_id}".encode())
+
+    def unseal(self, data_key: bytes | None, brand_id: uuid.UUID, field: str, sealed: bytes) -> bytes:
+        candidates = self._master_keys if data_key is None else (data_key, *self._master_keys)
+        return keys.unseal(candidates, sealed, aad=f"{field}:{brand_id}".encode())
 
 
 def mask(phone_e164: str) -> str:

@@ -1,20 +1,195 @@
-"""Staff work on members over HTTP: points corrections (the members issue adds search and timelines)."""
+"""Staff work on members over HTTP: search, profiles, timelines, notes, tags, merges, points adjustments."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from litestar import Request, Router, post
+import msgspec
+from litestar import Request, Response, Router, delete, get, patch, post, put
 from psycopg import AsyncConnection
 
 from campaigns import ledger, rewards
+from campaigns.members import adjustments, profiles, tags
 from service import audit
 from service.guards import brand_of, principal_from, require_token, roles
-from service.models import Role
+from service.models import Principal, Role
+from service.routes.admin import Limit
+from service.settings import Settings
+from service.state import AppState
 
+READERS = (Role.BRAND_ADMIN, Role.MARKETER, Role.CUSTOMER_SERVICE, Role.FINANCE, Role.AUDITOR)
+EDITORS = (Role.BRAND_ADMIN, Role.CUSTOMER_SERVICE)
+TAGGERS = (Role.BRAND_ADMIN, Role.MARKETER, Role.CUSTOMER_SERVICE)
 ADJUSTERS = (Role.CUSTOMER_SERVICE, Role.FINANCE)
+# Who sees phone numbers and names in full; everyone else gets them masked.
+PHONE_READERS = frozenset({Role.BRAND_ADMIN, Role.CUSTOMER_SERVICE})
+
+
+class NoteIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    body: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+
+
+class MergeIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    into: uuid.UUID
+    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=200)]
+
+
+class AdjustmentOutcome(msgspec.Struct, frozen=True):
+    """`applied` with the ledger result, `pending` a finance decision (large amounts), or `rejected`."""
+
+    status: Literal["applied", "pending", "rejected"]
+    adjustment: rewards.Adjustment | None
+    request: adjustments.AdjustmentRequest | None
+
+
+def _state(request: Request[Any, Any, Any]) -> AppState:
+    state: AppState = request.app.state.onecode
+    return state
+
+
+async def _read_profile(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], principal: Principal, member_id: uuid.UUID
+) -> profiles.MemberProfile:
+    """The profile, in full for the roles that may see it; every full read is in the audit log."""
+    brand_id = brand_of(principal)
+    reveal = principal.role in PHONE_READERS
+    found = await profiles.load_profile(db, _state(request).vault, brand_id, member_id, reveal=reveal)
+    if found.phone_revealed:
+        await audit.record(
+            db,
+            actor=principal.actor,
+            brand_id=brand_id,
+            action="member.read_personal",
+            object_type="member",
+            object_id=member_id,
+        )
+    return found
+
+
+@get("/members", opt=roles(*READERS), tags=["members"])
+async def search_members(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], phone: str
+) -> list[profiles.MemberProfile]:
+    """Find a member by phone number (exact, through the blind index; any common format)."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    found = await profiles.find_by_phone(db, _state(request).vault, brand_id, phone)
+    return [] if found is None else [await _read_profile(request, db, principal, found)]
+
+
+@get("/members/{member_id:uuid}", opt=roles(*READERS), tags=["members"])
+async def get_member(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], member_id: uuid.UUID
+) -> profiles.MemberProfile:
+    """One member: profile (masked unless the role may see personal data), tier, lifecycle, points, tags."""
+    return await _read_profile(request, db, principal_from(request), member_id)
+
+
+@patch("/members/{member_id:uuid}", opt=roles(*EDITORS), tags=["members"])
+async def update_member(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    member_id: uuid.UUID,
+    data: profiles.ProfilePatch,
+) -> profiles.MemberProfile:
+    """Correct a profile; personal fields are re-sealed, custom attributes checked against their types."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    await profiles.update_profile(
+        db, _state(request).vault, brand_id, member_id, data, today=dt.datetime.now(dt.UTC).date()
+    )
+    changed = sorted(k for k, v in msgspec.structs.asdict(data).items() if v is not None)
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action="member.update",
+        object_type="member",
+        object_id=member_id,
+        after={"fields": changed},  # names only: the audit log holds no personal data
+    )
+    return await _read_profile(request, db, principal, member_id)
+
+
+@get("/members/{member_id:uuid}/timeline", opt=roles(*READERS), tags=["members"])
+async def member_timeline(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    member_id: uuid.UUID,
+    before: dt.datetime | None = None,
+    limit: Limit = 50,
+) -> list[profiles.TimelineEntry]:
+    """Scans, points, coupons, draws, tier changes and service notes, newest first (`before` pages)."""
+    principal = principal_from(request)
+    entries = await profiles.timeline(
+        db,
+        _state(request).vault,
+        brand_of(principal),
+        member_id,
+        before=before or dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
+        limit=min(limit, settings.max_page_size),
+    )
+    if principal.role in PHONE_READERS:
+        return entries
+    # Notes may hold personal details: their text is for the roles that see personal data.
+    return [
+        msgspec.structs.replace(e, detail={k: v for k, v in e.detail.items() if k != "body"}) for e in entries
+    ]
+
+
+@post("/members/{member_id:uuid}/notes", opt=roles(*EDITORS), tags=["members"])
+async def add_note(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], member_id: uuid.UUID, data: NoteIn
+) -> profiles.Note:
+    """A customer service note, sealed under the member's data key; it shows in the timeline."""
+    principal = principal_from(request)
+    return await profiles.add_note(
+        db, _state(request).vault, brand_of(principal), member_id, data.body, author=principal.actor
+    )
+
+
+@put("/members/{member_id:uuid}/tags/{tag_name:str}", opt=roles(*TAGGERS), tags=["members"])
+async def tag_member(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], member_id: uuid.UUID, tag_name: str
+) -> tags.MemberTag:
+    """Give a member a manual tag (idempotent); rule tags are computed, not given."""
+    principal = principal_from(request)
+    return await tags.tag_member(db, brand_of(principal), member_id, tag_name, actor=principal.actor)
+
+
+@delete(
+    "/members/{member_id:uuid}/tags/{tag_name:str}", opt=roles(*TAGGERS), tags=["members"], status_code=204
+)
+async def untag_member(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], member_id: uuid.UUID, tag_name: str
+) -> None:
+    principal = principal_from(request)
+    await tags.untag_member(db, brand_of(principal), member_id, tag_name)
+
+
+@post("/members/{member_id:uuid}/merge", opt=roles(*EDITORS), tags=["members"], status_code=200)
+async def merge_member(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], member_id: uuid.UUID, data: MergeIn
+) -> profiles.MemberProfile:
+    """Merge a duplicate into another member: devices, points and history follow; audited."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    moved = await profiles.merge(
+        db, brand_id, source_id=member_id, target_id=data.into, now=dt.datetime.now(dt.UTC)
+    )
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action="member.merge",
+        object_type="member",
+        object_id=member_id,
+        after={"into": data.into, "reason": data.reason, "points_moved": moved},
+    )
+    return await _read_profile(request, db, principal, data.into)
 
 
 @post("/members/{member_id:uuid}/points/adjustments", opt=roles(*ADJUSTERS), tags=["members"])
@@ -23,12 +198,27 @@ async def adjust_points(
     db: AsyncConnection[Any],
     member_id: uuid.UUID,
     data: rewards.AdjustmentIn,
-) -> rewards.Adjustment:
-    """Add or take points with a reason; audited, and written to the ledger as `adjust` entries."""
+) -> Response[AdjustmentOutcome]:
+    """Add or take points with a reason. Above the brand's threshold, customer service's adjustments
+    wait for finance (202 `pending`); finance's own apply at once (201). Audited either way."""
     principal = principal_from(request)
     brand_id = brand_of(principal)
+    member = ledger.Member(brand_id, member_id)
+    threshold = await adjustments.approval_threshold(db, brand_id)
+    if abs(data.amount) > threshold and principal.role is not Role.FINANCE:
+        pending = await adjustments.request(db, member, data, actor=principal.actor)
+        await audit.record(
+            db,
+            actor=principal.actor,
+            brand_id=brand_id,
+            action="points.adjust_requested",
+            object_type="member",
+            object_id=member_id,
+            after={"request_id": pending.id, "amount": data.amount, "reason": data.reason},
+        )
+        return Response(AdjustmentOutcome("pending", None, pending), status_code=202)
     adjustment = await rewards.adjust_points(
-        db, ledger.Member(brand_id, member_id), data, actor=principal.actor, now=dt.datetime.now(dt.UTC)
+        db, member, data, actor=principal.actor, now=dt.datetime.now(dt.UTC)
     )
     await audit.record(
         db,
@@ -39,8 +229,105 @@ async def adjust_points(
         object_id=member_id,
         after={"amount": data.amount, "reason": data.reason, "balance": adjustment.balance},
     )
-    return adjustment
+    return Response(AdjustmentOutcome("applied", adjustment, None), status_code=201)
+
+
+@get("/points-adjustments", opt=roles(Role.FINANCE, Role.BRAND_ADMIN, Role.AUDITOR), tags=["members"])
+async def list_adjustment_requests(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    status: Literal["pending", "approved", "rejected"] = "pending",
+    after: int | None = None,
+    limit: Limit = 50,
+) -> list[adjustments.AdjustmentRequest]:
+    return await adjustments.list_requests(
+        db,
+        brand_of(principal_from(request)),
+        status=status,
+        after=after,
+        limit=min(limit, settings.max_page_size),
+    )
+
+
+@post(
+    "/points-adjustments/{request_id:int}/{decision:str}",
+    opt=roles(Role.FINANCE),
+    tags=["members"],
+    status_code=200,
+)
+async def decide_adjustment(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], request_id: int, decision: str
+) -> AdjustmentOutcome:
+    """`approve` writes the adjustment to the ledger; `reject` closes the request. Never by its requester."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    if decision not in {"approve", "reject"}:
+        raise adjustments.UnknownDecision(decision)
+    decided, adjustment = await adjustments.decide(
+        db,
+        brand_id,
+        request_id,
+        approve=decision == "approve",
+        actor=principal.actor,
+        now=dt.datetime.now(dt.UTC),
+    )
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action=f"points.adjust_{decided.status}",
+        object_type="member",
+        object_id=decided.member_id,
+        after={"request_id": decided.id, "amount": decided.amount, "reason": decided.reason},
+    )
+    return AdjustmentOutcome("applied" if adjustment else "rejected", adjustment, decided)
+
+
+@get("/member-attributes", opt=roles(*READERS), tags=["members"])
+async def list_attributes(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any]
+) -> list[profiles.AttributeDef]:
+    return await profiles.attribute_defs(db, brand_of(principal_from(request)))
+
+
+@post("/member-attributes", opt=roles(Role.BRAND_ADMIN), tags=["members"], status_code=200)
+async def define_attribute(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: profiles.AttributeDefIn
+) -> profiles.AttributeDef:
+    """Define (or retype) a custom member field: text, number, boolean, date or one of some choices."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    defined = await profiles.put_attribute_def(db, brand_id, data)
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action="member.attribute_define",
+        object_type="member_attribute",
+        object_id=data.name,
+        after=defined,
+    )
+    return defined
 
 
 def member_admin_router() -> Router:
-    return Router("/v1", route_handlers=[adjust_points], guards=[require_token])
+    return Router(
+        "/v1",
+        route_handlers=[
+            search_members,
+            get_member,
+            update_member,
+            member_timeline,
+            add_note,
+            tag_member,
+            untag_member,
+            merge_member,
+            adjust_points,
+            list_adjustment_requests,
+            decide_adjustment,
+            list_attributes,
+            define_attribute,
+        ],
+        guards=[require_token],
+    )

@@ -7,15 +7,16 @@ import uuid
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, Router, get, post
+from litestar import Request, Response, Router, delete, get, post
 from psycopg import AsyncConnection
 
 from antifraud.clients import client_ip
 from campaigns import ledger, rewards
-from campaigns.members.enrolment import Profile
+from campaigns.members import profiles
 from campaigns.members.errors import InvalidMemberToken
+from campaigns.members.profiles import Profile
 from campaigns.members.tokens import MemberRef
-from codegen import keys
+from service import audit
 from service.routes.admin import Limit
 from service.routes.scans import MEMBER_COOKIE, member_cookie
 from service.settings import Settings
@@ -99,10 +100,6 @@ async def enroll(
     """Check the one-time password and attach the phone; the device's anonymous member merges into it."""
     state = _state(request)
     member = current_member(request, data.member_token)
-
-    def seal_profile(plain: bytes) -> bytes:
-        return keys.seal(state.settings.master_key, plain, aad=f"profile:{member.brand_id}".encode())
-
     enrolled = await state.enrolment.enroll(
         db,
         brand_id=member.brand_id,
@@ -112,7 +109,6 @@ async def enroll(
         consent_marketing=data.consent_marketing,
         consent_location=data.consent_location,
         profile=data.profile,
-        profile_sealer=seal_profile,
     )
     token = state.member_tokens.issue(MemberRef(enrolled.id, enrolled.brand_id, enrolled=True))
     points = await ledger.balance(
@@ -178,5 +174,40 @@ async def claim_prize(
     )
 
 
+@get("/members/me/export", tags=["members"])
+async def export_my_data(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> Response[bytes]:
+    """Everything held about the caller (PIPL data access), as a JSON download."""
+    member = current_member(request, None)
+    exported = await profiles.export(
+        db, _state(request).vault, member.brand_id, member.member_id, now=dt.datetime.now(dt.UTC)
+    )
+    return Response(
+        msgspec.json.encode(exported),
+        media_type="application/json",
+        headers={"content-disposition": f'attachment; filename="member-{member.member_id}.json"'},
+    )
+
+
+@delete("/members/me", status_code=204, tags=["members"])
+async def erase_me(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> Response[None]:
+    """Erasure (PIPL): personal data becomes unreadable; points and scan statistics stay, anonymous."""
+    member = current_member(request, None)
+    await profiles.erase(db, _state(request).vault, member.brand_id, member.member_id)
+    await audit.record(
+        db,
+        actor=f"member:{member.member_id}",
+        brand_id=member.brand_id,
+        action="member.erase",
+        object_type="member",
+        object_id=member.member_id,
+    )
+    response: Response[None] = Response(None, status_code=204)
+    response.delete_cookie(MEMBER_COOKIE, path="/")
+    return response
+
+
 def members_router() -> Router:
-    return Router("/v1", route_handlers=[request_otp, enroll, me, my_rewards, claim_prize])
+    return Router(
+        "/v1",
+        route_handlers=[request_otp, enroll, me, my_rewards, claim_prize, export_my_data, erase_me],
+    )

@@ -81,6 +81,18 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     },
     ("POST", "/v1/coupons/{code:str}/redeem"): {"order_ref": "sneaky", "spend_cents": 10_000},
     ("POST", "/v1/members/{member_id:uuid}/points/adjustments"): {"amount": 500, "reason": "sneaky"},
+    ("PATCH", "/v1/members/{member_id:uuid}"): {"name": "Sneaky"},
+    ("POST", "/v1/members/{member_id:uuid}/notes"): {"body": "sneaky"},
+    ("PUT", "/v1/members/{member_id:uuid}/tags/{tag_name:str}"): None,
+    ("POST", "/v1/members/{member_id:uuid}/merge"): {"into": "{member_id}", "reason": "sneaky"},
+    ("POST", "/v1/points-adjustments/{request_id:int}/{decision:str}"): None,
+    ("POST", "/v1/member-attributes"): {"name": "sneaky", "type": "text"},
+    ("POST", "/v1/tags"): {"name": "sneaky"},
+    ("PUT", "/v1/member-tiers"): {"tiers": [{"name": "Base"}]},
+    ("PUT", "/v1/member-settings"): {},
+    ("POST", "/v1/segments"): {"name": "sneaky", "filter": {}},
+    ("PUT", "/v1/segments/{segment_id:uuid}"): {"name": "renamed", "filter": {}},
+    ("POST", "/v1/segments:count"): {},
     ("POST", "/v1/distributors"): {"name": "Sneaky distributor", "regions": ["CN-ZJ"]},
     ("PUT", "/v1/distributors/{distributor_id:uuid}/regions"): {"regions": ["CN"]},
     ("POST", "/v1/shipments"): {
@@ -185,6 +197,23 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_ke
     assert blocked is not None
     member_id = uuid.uuid4()
     await db.execute("INSERT INTO members (id, brand_id) VALUES (%s, %s)", (member_id, tenant.brand_id))
+    await db.execute(
+        "INSERT INTO tags (brand_id, name, kind) VALUES (%s, 'victim-tag', 'manual')", (tenant.brand_id,)
+    )
+    cur = await db.execute(
+        "INSERT INTO segments (brand_id, name, filter, created_by) VALUES (%s, 'victims', '{}', 'test')"
+        " RETURNING id",
+        (tenant.brand_id,),
+    )
+    segment = await cur.fetchone()
+    assert segment is not None
+    cur = await db.execute(
+        "INSERT INTO points_adjustment_requests (brand_id, member_id, amount, reason, requested_by)"
+        " VALUES (%s, %s, 5000, 'victim', 'test') RETURNING id",
+        (tenant.brand_id, member_id),
+    )
+    adjustment_request = await cur.fetchone()
+    assert adjustment_request is not None
     code = coupons.new_code()
     await db.execute(
         "INSERT INTO coupons (brand_id, template_id, member_id, code_hash, code_sealed, valid_from,"
@@ -211,6 +240,10 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_ke
         "serial": serial,
         "flag_id": str(flag[0]),
         "block_id": str(blocked[0]),
+        "tag_name": "victim-tag",
+        "segment_id": str(segment[0]),
+        "request_id": str(adjustment_request[0]),
+        "decision": "approve",
     }
 
 
@@ -289,6 +322,12 @@ class TestTenancy:
             (ids["distributor_id"],),
         )
         assert await cur.fetchone() == (1, 1, ["CN-ZJ"])
+        cur = await db.execute(
+            "SELECT (SELECT count(*) FROM member_tags), (SELECT status FROM points_adjustment_requests),"
+            " (SELECT name FROM segments WHERE id = %s), (SELECT merged_into FROM members WHERE id = %s)",
+            (ids["segment_id"], ids["member_id"]),
+        )
+        assert await cur.fetchone() == (0, "pending", "victims", None)
         cur = await db.execute("SELECT status FROM flagged_codes")
         assert await cur.fetchall() == [("open",)]
         cur = await db.execute("SELECT lifted_at FROM blocks WHERE value = 'dev-victim-1'")

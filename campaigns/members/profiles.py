@@ -1,0 +1,554 @@
+"""Member profiles for staff and for the member: sealed personal fields, masking by role, notes, erasure.
+
+Personal fields (phone, name, gender, birthday, service notes) are sealed under the member's own data
+key (see `MemberVault`). Region, custom attributes and statistics are plain: they are what segments and
+reports filter on, and say nothing about a person on their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import msgspec
+
+from antifraud.regions import is_region
+from campaigns import ledger
+from campaigns.members.errors import InvalidMemberInput, MemberErased, MemberNotFound
+from campaigns.members.phones import MemberVault, mask, normalize_phone
+from service.db import fetch_all, fetch_one
+from service.queries import load_queries
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+QUERIES = load_queries("campaigns.members.sql", "profiles.sql")
+EXPORT_SCAN_LIMIT = 10_000
+MAX_AGE_YEARS = 130
+
+Lifecycle = Literal["new", "active", "dormant", "churned"]
+AttributeType = Literal["text", "number", "boolean", "date", "choice"]
+AttributeName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+
+
+class Profile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """The personal fields, sealed together as one JSON document."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    gender: Annotated[str, msgspec.Meta(pattern="^(female|male|other)$")] | None = None
+    birthday: dt.date | None = None
+
+
+class ProfilePatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A staff edit: only the fields given change; an attribute set to null is removed."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    gender: Annotated[str, msgspec.Meta(pattern="^(female|male|other)$")] | None = None
+    birthday: dt.date | None = None
+    region: Annotated[str, msgspec.Meta(min_length=2, max_length=10)] | None = None
+    attributes: dict[AttributeName, Any] | None = None
+
+
+class AttributeDef(msgspec.Struct, frozen=True):
+    name: str
+    type: AttributeType
+    choices: list[str] | None = None
+
+
+class AttributeDefIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Define (or retype) a custom field; defining an existing name again replaces its type."""
+
+    name: AttributeName
+    type: AttributeType
+    choices: (
+        Annotated[
+            list[Annotated[str, msgspec.Meta(min_length=1, max_length=40)]],
+            msgspec.Meta(min_length=1, max_length=50),
+        ]
+        | None
+    ) = None
+
+
+class Tier(msgspec.Struct, frozen=True):
+    rank: int
+    name: str | None
+
+
+class MemberProfile(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    brand_id: uuid.UUID
+    enrolled: bool
+    # In full only for roles that may see it (and then the read is audited); masked otherwise.
+    phone: str | None
+    phone_revealed: bool
+    name: str | None
+    gender: str | None
+    birthday: dt.date | None
+    region: str | None
+    attributes: dict[str, Any]
+    consent_marketing_at: dt.datetime | None
+    consent_location_at: dt.datetime | None
+    acquired_product_id: uuid.UUID | None
+    acquired_batch_id: uuid.UUID | None
+    merged_into: uuid.UUID | None
+    created_at: dt.datetime
+    enrolled_at: dt.datetime | None
+    updated_at: dt.datetime | None
+    erased_at: dt.datetime | None
+    tier: Tier
+    lifecycle: Lifecycle
+    scans: int
+    last_scan_at: dt.datetime | None
+    points_balance: int
+    points_earned: int
+    tags: list[str]
+
+
+class TimelineEntry(msgspec.Struct, frozen=True):
+    kind: Literal["scan", "points", "coupon", "draw", "tier", "note"]
+    at: dt.datetime
+    ref: str
+    detail: dict[str, Any]
+
+
+class Note(msgspec.Struct, frozen=True):
+    id: int
+    created_at: dt.datetime
+
+
+class _MemberRow(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    brand_id: uuid.UUID
+    phone_sealed: bytes | None
+    phone_last4: str | None
+    profile_sealed: bytes | None
+    data_key_sealed: bytes | None
+    region: str | None
+    attributes: dict[str, Any]
+    consent_marketing_at: dt.datetime | None
+    consent_location_at: dt.datetime | None
+    acquired_product_id: uuid.UUID | None
+    acquired_batch_id: uuid.UUID | None
+    merged_into: uuid.UUID | None
+    created_at: dt.datetime
+    enrolled_at: dt.datetime | None
+    updated_at: dt.datetime | None
+    erased_at: dt.datetime | None
+    scans: int
+    last_scan_at: dt.datetime | None
+    points_earned: int
+    tier_rank: int
+    tier_name: str | None
+    lifecycle: Lifecycle
+    points_balance: int
+    tags: list[str]
+
+
+class _KeyRow(msgspec.Struct, frozen=True):
+    data_key_sealed: bytes | None
+    erased_at: dt.datetime | None
+
+
+class _Id(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+
+
+class _NoteBody(msgspec.Struct, frozen=True):
+    id: int
+    body_sealed: bytes
+
+
+async def data_key(
+    conn: AsyncConnection[Any], vault: MemberVault, brand_id: uuid.UUID, member_id: uuid.UUID
+) -> bytes:
+    """The member's data key, created on first use; the row stays locked until the caller commits."""
+    row = await fetch_one(
+        conn, QUERIES["lock_member_key"], {"brand_id": brand_id, "member_id": member_id}, _KeyRow
+    )
+    if row is None:
+        raise MemberNotFound(member_id)
+    if row.erased_at is not None:
+        raise MemberErased(member_id)
+    if row.data_key_sealed is not None:
+        return vault.unwrap(member_id, row.data_key_sealed)
+    key = vault.new_data_key()
+    await conn.execute(
+        QUERIES["set_member_key"],
+        {"brand_id": brand_id, "member_id": member_id, "data_key_sealed": vault.wrap(member_id, key)},
+    )
+    return key
+
+
+def check_profile(profile: Profile | ProfilePatch, today: dt.date) -> None:
+    if profile.birthday is not None:
+        if profile.birthday > today:
+            raise InvalidMemberInput("birthday", "a birthday cannot be in the future")
+        if profile.birthday.year < today.year - MAX_AGE_YEARS:
+            raise InvalidMemberInput("birthday", f"more than {MAX_AGE_YEARS} years ago")
+
+
+def seal_profile(vault: MemberVault, key: bytes, brand_id: uuid.UUID, profile: Profile) -> bytes:
+    return vault.seal(key, brand_id, "profile", msgspec.json.encode(profile))
+
+
+async def load_profile(
+    conn: AsyncConnection[Any],
+    vault: MemberVault,
+    brand_id: uuid.UUID,
+    member_id: uuid.UUID,
+    *,
+    reveal: bool,
+) -> MemberProfile:
+    """The member as staff see it: phone and name in full only when `reveal`."""
+    row = await _member_row(conn, brand_id, member_id)
+    key = None if row.data_key_sealed is None else vault.unwrap(member_id, row.data_key_sealed)
+    profile = _open_profile(vault, key, row)
+    phone = None
+    if row.phone_sealed is not None:
+        clear = vault.unseal(key, brand_id, "phone", row.phone_sealed).decode()
+        phone = clear if reveal else mask(clear)
+    name = profile.name if reveal or profile.name is None else _mask_name(profile.name)
+    return MemberProfile(
+        id=row.id,
+        brand_id=row.brand_id,
+        enrolled=row.enrolled_at is not None and row.erased_at is None,
+        phone=phone,
+        phone_revealed=reveal and phone is not None,
+        name=name,
+        gender=profile.gender,
+        birthday=profile.birthday if reveal else None,
+        region=row.region,
+        attributes=row.attributes,
+        consent_marketing_at=row.consent_marketing_at,
+        consent_location_at=row.consent_location_at,
+        acquired_product_id=row.acquired_product_id,
+        acquired_batch_id=row.acquired_batch_id,
+        merged_into=row.merged_into,
+        created_at=row.created_at,
+        enrolled_at=row.enrolled_at,
+        updated_at=row.updated_at,
+        erased_at=row.erased_at,
+        tier=Tier(row.tier_rank, row.tier_name),
+        lifecycle=row.lifecycle,
+        scans=row.scans,
+        last_scan_at=row.last_scan_at,
+        points_balance=row.points_balance,
+        points_earned=row.points_earned,
+        tags=row.tags,
+    )
+
+
+async def update_profile(
+    conn: AsyncConnection[Any],
+    vault: MemberVault,
+    brand_id: uuid.UUID,
+    member_id: uuid.UUID,
+    patch: ProfilePatch,
+    *,
+    today: dt.date,
+) -> None:
+    check_profile(patch, today)
+    if patch.region is not None and not is_region(patch.region):
+        raise InvalidMemberInput("region", "not an ISO 3166 country or subdivision code")
+    key = await data_key(conn, vault, brand_id, member_id)
+    row = await _member_row(conn, brand_id, member_id)
+    if row.merged_into is not None:
+        raise InvalidMemberInput("member_id", f"merged into {row.merged_into}; edit that member")
+    profile_sealed = None
+    if patch.name is not None or patch.gender is not None or patch.birthday is not None:
+        current = _open_profile(vault, key, row)
+        merged = Profile(
+            name=patch.name or current.name,
+            gender=patch.gender or current.gender,
+            birthday=patch.birthday or current.birthday,
+        )
+        profile_sealed = seal_profile(vault, key, brand_id, merged)
+    attributes = None
+    if patch.attributes is not None:
+        defs = {d.name: d for d in await attribute_defs(conn, brand_id)}
+        attributes = dict(row.attributes)
+        for name, value in patch.attributes.items():
+            if value is None:
+                attributes.pop(name, None)
+            else:
+                attributes[name] = _check_attribute(defs, name, value)
+    await conn.execute(
+        QUERIES["update_profile"],
+        {
+            "brand_id": brand_id,
+            "member_id": member_id,
+            "profile_sealed": profile_sealed,
+            "region": patch.region,
+            "attributes": None if attributes is None else msgspec.json.encode(attributes).decode(),
+        },
+    )
+
+
+async def attribute_defs(conn: AsyncConnection[Any], brand_id: uuid.UUID) -> list[AttributeDef]:
+    return await fetch_all(conn, QUERIES["attribute_defs"], {"brand_id": brand_id}, AttributeDef)
+
+
+async def put_attribute_def(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, data: AttributeDefIn
+) -> AttributeDef:
+    if (data.type == "choice") != (data.choices is not None):
+        raise InvalidMemberInput("choices", "give choices for a choice attribute, and only then")
+    defined = await fetch_one(
+        conn,
+        QUERIES["put_attribute_def"],
+        {"brand_id": brand_id, "name": data.name, "type": data.type, "choices": data.choices},
+        AttributeDef,
+    )
+    assert defined is not None
+    return defined
+
+
+async def add_note(
+    conn: AsyncConnection[Any],
+    vault: MemberVault,
+    brand_id: uuid.UUID,
+    member_id: uuid.UUID,
+    body: str,
+    *,
+    author: str,
+) -> Note:
+    key = await data_key(conn, vault, brand_id, member_id)
+    note = await fetch_one(
+        conn,
+        QUERIES["add_note"],
+        {
+            "brand_id": brand_id,
+            "member_id": member_id,
+            "body_sealed": vault.seal(key, brand_id, "note", body.encode()),
+            "author": author,
+        },
+        Note,
+    )
+    assert note is not None
+    return note
+
+
+async def timeline(
+    conn: AsyncConnection[Any],
+    vault: MemberVault,
+    brand_id: uuid.UUID,
+    member_id: uuid.UUID,
+    *,
+    before: dt.datetime,
+    limit: int,
+) -> list[TimelineEntry]:
+    """Scans, points, coupons, draws, tier changes and service notes, newest first."""
+    row = await _member_row(conn, brand_id, member_id)
+    family = await _family(conn, brand_id, member_id)
+    entries = await fetch_all(
+        conn,
+        QUERIES["timeline"],
+        {"brand_id": brand_id, "member_id": member_id, "family": family, "before": before, "limit": limit},
+        TimelineEntry,
+    )
+    note_ids = [int(e.ref) for e in entries if e.kind == "note"]
+    if not note_ids or row.data_key_sealed is None:
+        return entries
+    key = vault.unwrap(member_id, row.data_key_sealed)
+    bodies = {
+        n.id: vault.unseal(key, brand_id, "note", n.body_sealed).decode()
+        for n in await fetch_all(
+            conn,
+            QUERIES["note_bodies"],
+            {"brand_id": brand_id, "member_id": member_id, "ids": note_ids},
+            _NoteBody,
+        )
+    }
+    return [
+        msgspec.structs.replace(e, detail={**e.detail, "body": bodies.get(int(e.ref))})
+        if e.kind == "note"
+        else e
+        for e in entries
+    ]
+
+
+class ExportedScan(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    scanned_at: dt.datetime
+    verdict: str
+    product_id: uuid.UUID
+    batch_id: uuid.UUID
+    scan_number: int
+    device_id: str
+    region: str | None
+
+
+class ExportedDevice(msgspec.Struct, frozen=True):
+    device_id: str
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+
+
+class ExportedLedgerEntry(msgspec.Struct, frozen=True):
+    id: int
+    amount: int
+    kind: str
+    reason: str
+    source: str
+    created_at: dt.datetime
+
+
+class MemberExport(msgspec.Struct, frozen=True):
+    """Everything held about one member, for a data-access request under PIPL."""
+
+    exported_at: dt.datetime
+    profile: MemberProfile
+    devices: list[ExportedDevice]
+    scans: list[ExportedScan]
+    scans_truncated: bool
+    points_ledger: list[ExportedLedgerEntry]
+
+
+async def export(
+    conn: AsyncConnection[Any],
+    vault: MemberVault,
+    brand_id: uuid.UUID,
+    member_id: uuid.UUID,
+    *,
+    now: dt.datetime,
+) -> MemberExport:
+    profile = await load_profile(conn, vault, brand_id, member_id, reveal=True)
+    family = await _family(conn, brand_id, member_id)
+    params = {"brand_id": brand_id, "member_id": member_id, "family": family}
+    scans = await fetch_all(
+        conn, QUERIES["export_scans"], {**params, "limit": EXPORT_SCAN_LIMIT + 1}, ExportedScan
+    )
+    return MemberExport(
+        exported_at=now,
+        profile=profile,
+        devices=await fetch_all(conn, QUERIES["export_devices"], params, ExportedDevice),
+        scans=scans[:EXPORT_SCAN_LIMIT],
+        scans_truncated=len(scans) > EXPORT_SCAN_LIMIT,
+        points_ledger=await fetch_all(conn, QUERIES["export_ledger"], params, ExportedLedgerEntry),
+    )
+
+
+async def erase(
+    conn: AsyncConnection[Any], vault: MemberVault, brand_id: uuid.UUID, member_id: uuid.UUID
+) -> None:
+    """Make the member's personal data unreadable for good; its ledger and scans stay, anonymous."""
+    await data_key(conn, vault, brand_id, member_id)  # locks the row; refuses an erased member
+    cur = await conn.execute(
+        "SELECT phone_index FROM members WHERE id = %(member_id)s AND brand_id = %(brand_id)s",
+        {"brand_id": brand_id, "member_id": member_id},
+    )
+    found = await cur.fetchone()
+    phone_index = None if found is None else found[0]
+    await conn.execute(
+        QUERIES["erase_member"],
+        {
+            "brand_id": brand_id,
+            "family": await _family(conn, brand_id, member_id),
+            "phone_index": phone_index,
+        },
+    )
+
+
+async def find_by_phone(
+    conn: AsyncConnection[Any], vault: MemberVault, brand_id: uuid.UUID, phone: str
+) -> uuid.UUID | None:
+    """Exact search through the blind index: the number is never compared, or stored, in clear."""
+    index = vault.blind_index(brand_id, normalize_phone(phone))
+    found = await fetch_one(conn, QUERIES["find_by_phone"], {"brand_id": brand_id, "phone_index": index}, _Id)
+    return None if found is None else found.id
+
+
+class _MergeState(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    merged_into: uuid.UUID | None
+    erased_at: dt.datetime | None
+
+
+async def merge(
+    conn: AsyncConnection[Any],
+    brand_id: uuid.UUID,
+    *,
+    source_id: uuid.UUID,
+    target_id: uuid.UUID,
+    now: dt.datetime,
+) -> int:
+    """Merge the duplicate `source_id` into `target_id`; returns the points that moved with it."""
+    rows = {
+        r.id: r
+        for r in await fetch_all(
+            conn, QUERIES["merge_state"], {"brand_id": brand_id, "ids": [source_id, target_id]}, _MergeState
+        )
+    }
+    for member_id, field in ((source_id, "member_id"), (target_id, "into")):
+        row = rows.get(member_id)
+        if row is None:
+            raise MemberNotFound(member_id)
+        if row.erased_at is not None:
+            raise MemberErased(member_id)
+        if row.merged_into is not None:
+            raise InvalidMemberInput(field, f"already merged into {row.merged_into}")
+    if source_id == target_id:
+        raise InvalidMemberInput("into", "a member cannot be merged into itself")
+    await conn.execute(
+        QUERIES["merge_into"], {"brand_id": brand_id, "source_id": source_id, "target_id": target_id}
+    )
+    return await ledger.transfer(
+        conn,
+        ledger.Member(brand_id, source_id),
+        ledger.Member(brand_id, target_id),
+        reason="duplicate member merged by staff",
+        now=now,
+    )
+
+
+async def _member_row(conn: AsyncConnection[Any], brand_id: uuid.UUID, member_id: uuid.UUID) -> _MemberRow:
+    row = await fetch_one(
+        conn, QUERIES["get_member_row"], {"brand_id": brand_id, "member_id": member_id}, _MemberRow
+    )
+    if row is None:
+        raise MemberNotFound(member_id)
+    return row
+
+
+async def _family(conn: AsyncConnection[Any], brand_id: uuid.UUID, member_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await fetch_all(
+        conn, QUERIES["merged_family"], {"brand_id": brand_id, "member_id": member_id}, _Id
+    )
+    return [r.id for r in rows]
+
+
+def _open_profile(vault: MemberVault, key: bytes | None, row: _MemberRow) -> Profile:
+    if row.profile_sealed is None:
+        return Profile()
+    plain = vault.unseal(key, row.brand_id, "profile", row.profile_sealed)
+    return msgspec.json.decode(plain, type=Profile)
+
+
+def _mask_name(name: str) -> str:
+    return name[0] + "*" * min(len(name) - 1, 3) if len(name) > 1 else "*"
+
+
+def _check_attribute(defs: dict[str, AttributeDef], name: str, value: Any) -> Any:
+    field = f"attributes.{name}"
+    definition = defs.get(name)
+    if definition is None:
+        raise InvalidMemberInput(field, "no such attribute; define it first")
+    ok = {
+        "text": isinstance(value, str) and len(value) <= 200,  # noqa: PLR2004
+        "number": isinstance(value, int | float) and not isinstance(value, bool),
+        "boolean": isinstance(value, bool),
+        "date": isinstance(value, str) and _is_date(value),
+        "choice": isinstance(value, str) and value in (definition.choices or []),
+    }[definition.type]
+    if not ok:
+        raise InvalidMemberInput(field, f"not a valid {definition.type}")
+    return value
+
+
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True

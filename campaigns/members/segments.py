@@ -1,0 +1,257 @@
+"""Segments: saved, validated filters over members, with a live count and a masked export.
+
+A filter is data (a msgspec Struct), never SQL: one fixed query takes every condition as a parameter,
+and a condition left null drops out when PostgreSQL plans the query with the actual values.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import uuid
+from typing import TYPE_CHECKING, Annotated, Any, LiteralString
+
+import msgspec
+from psycopg.types.json import Jsonb
+
+from antifraud.regions import is_region
+from campaigns.members import profiles
+from campaigns.members.errors import InvalidMemberInput, ObjectNotFound
+from service.db import fetch_all, fetch_one
+from service.queries import load_queries
+from service.spreadsheets import safe_cell
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+QUERIES = load_queries("campaigns.members.sql", "segments.sql")
+# One filter query, counted or paged: both parts are literals shipped in the package, never input.
+COUNT_QUERY: LiteralString = "SELECT count(*) AS members FROM (" + QUERIES["segment_members"] + ") found"  # noqa: S608
+PAGE_QUERY: LiteralString = QUERIES["segment_members"] + "\nORDER BY m.id LIMIT %(limit)s"
+
+Names = Annotated[
+    list[Annotated[str, msgspec.Meta(min_length=1, max_length=40)]], msgspec.Meta(min_length=1, max_length=50)
+]
+Count = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
+Days = Annotated[int, msgspec.Meta(ge=1, le=3650)]
+Points = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class SegmentFilter(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
+    """All conditions given must hold. Unknown fields are refused (a typo must not widen a segment)."""
+
+    tiers: Annotated[list[Annotated[int, msgspec.Meta(ge=0, le=20)]], msgspec.Meta(min_length=1)] | None = (
+        None
+    )
+    lifecycle: Annotated[list[profiles.Lifecycle], msgspec.Meta(min_length=1)] | None = None
+    # Provinces (CN-ZJ) or whole countries (CN): the member's stated region, else its last scan's.
+    regions: Annotated[list[str], msgspec.Meta(min_length=1, max_length=100)] | None = None
+    enrolled: bool | None = None
+    consent_marketing: bool | None = None
+    scans_min: Count | None = None
+    scans_max: Count | None = None
+    # Recency: scanned within the last N days / not scanned for N days.
+    scanned_within_days: Days | None = None
+    idle_days: Days | None = None
+    points_earned_min: Points | None = None
+    points_balance_min: Points | None = None
+    products_any: Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=100)] | None = None
+    # Custom attributes, matched exactly: {"store": "Hangzhou West Lake"}.
+    attributes: dict[profiles.AttributeName, str | int | float | bool] | None = None
+    tags_all: Names | None = None
+    tags_any: Names | None = None
+    tags_none: Names | None = None
+
+
+class SegmentIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+    filter: SegmentFilter
+
+
+class Segment(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    name: str
+    filter: SegmentFilter
+    created_by: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class SegmentCount(msgspec.Struct, frozen=True):
+    members: int
+    counted_at: dt.datetime
+
+
+class SegmentMember(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    phone_last4: str | None
+    enrolled_at: dt.datetime | None
+    created_at: dt.datetime
+    region: str | None
+    tier_rank: int
+    lifecycle: str
+    scans: int
+    last_scan_at: dt.datetime | None
+    points_balance: int
+    points_earned: int
+
+
+class _Count(msgspec.Struct, frozen=True):
+    members: int
+
+
+class _Tag(msgspec.Struct, frozen=True):
+    id: int
+    name: str
+
+
+async def validate(conn: AsyncConnection[Any], brand_id: uuid.UUID, flt: SegmentFilter) -> dict[str, Any]:
+    """The query parameters of a filter; names that do not exist are field errors, not empty results."""
+    for region in flt.regions or []:
+        if not is_region(region):
+            raise InvalidMemberInput("filter.regions", f"{region!r} is not an ISO 3166 code")
+    if flt.scans_min is not None and flt.scans_max is not None and flt.scans_min > flt.scans_max:
+        raise InvalidMemberInput("filter.scans_max", "smaller than scans_min")
+    if flt.attributes:
+        defined = {d.name for d in await profiles.attribute_defs(conn, brand_id)}
+        for name in flt.attributes:
+            if name not in defined:
+                raise InvalidMemberInput(f"filter.attributes.{name}", "no such attribute")
+    tag_ids: dict[str, list[int] | None] = {}
+    for field in ("tags_all", "tags_any", "tags_none"):
+        names: list[str] | None = getattr(flt, field)
+        tag_ids[field] = None if names is None else await _tag_ids(conn, brand_id, names, field)
+    now = dt.datetime.now(dt.UTC)
+    return {
+        "brand_id": brand_id,
+        "after": None,
+        "tiers": flt.tiers,
+        "lifecycle": flt.lifecycle,
+        "regions": flt.regions,
+        "enrolled": flt.enrolled,
+        "consent_marketing": flt.consent_marketing,
+        "scans_min": flt.scans_min,
+        "scans_max": flt.scans_max,
+        "scanned_since": None
+        if flt.scanned_within_days is None
+        else now - dt.timedelta(days=flt.scanned_within_days),
+        "idle_since": None if flt.idle_days is None else now - dt.timedelta(days=flt.idle_days),
+        "points_earned_min": flt.points_earned_min,
+        "points_balance_min": flt.points_balance_min,
+        "products_any": flt.products_any,
+        "attributes": None if flt.attributes is None else Jsonb(flt.attributes),
+        **tag_ids,
+    }
+
+
+async def count(conn: AsyncConnection[Any], brand_id: uuid.UUID, flt: SegmentFilter) -> SegmentCount:
+    params = await validate(conn, brand_id, flt)
+    found = await fetch_one(conn, COUNT_QUERY, params, _Count)
+    assert found is not None
+    return SegmentCount(found.members, dt.datetime.now(dt.UTC))
+
+
+async def members_page(
+    conn: AsyncConnection[Any],
+    brand_id: uuid.UUID,
+    flt: SegmentFilter,
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+) -> list[SegmentMember]:
+    params = await validate(conn, brand_id, flt)
+    return await fetch_all(conn, PAGE_QUERY, {**params, "after": after, "limit": limit}, SegmentMember)
+
+
+def members_csv(rows: list[SegmentMember], *, header: bool) -> bytes:
+    """Phones masked to their last four digits: an export leaves the building."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    if header:
+        writer.writerow(
+            ["member_id", "phone", "region", "tier", "lifecycle", "scans", "last_scan_at", "points_balance"]
+        )
+    for r in rows:
+        writer.writerow(
+            [
+                r.id,
+                "" if r.phone_last4 is None else f"*******{r.phone_last4}",
+                safe_cell(r.region or ""),
+                r.tier_rank,
+                r.lifecycle,
+                r.scans,
+                "" if r.last_scan_at is None else r.last_scan_at.isoformat(),
+                r.points_balance,
+            ]
+        )
+    return out.getvalue().encode()
+
+
+async def create(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: SegmentIn, *, actor: str) -> Segment:
+    await validate(conn, brand_id, data.filter)
+    created = await fetch_one(
+        conn,
+        QUERIES["create_segment"],
+        {
+            "brand_id": brand_id,
+            "name": data.name,
+            "filter": Jsonb(msgspec.to_builtins(data.filter)),
+            "actor": actor,
+        },
+        Segment,
+    )
+    if created is None:
+        raise InvalidMemberInput("name", f"a segment named {data.name!r} exists")
+    return created
+
+
+async def update(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, segment_id: uuid.UUID, data: SegmentIn
+) -> Segment:
+    await validate(conn, brand_id, data.filter)
+    updated = await fetch_one(
+        conn,
+        QUERIES["update_segment"],
+        {
+            "brand_id": brand_id,
+            "segment_id": segment_id,
+            "name": data.name,
+            "filter": Jsonb(msgspec.to_builtins(data.filter)),
+        },
+        Segment,
+    )
+    if updated is None:
+        raise ObjectNotFound("segment", segment_id)
+    return updated
+
+
+async def get(conn: AsyncConnection[Any], brand_id: uuid.UUID, segment_id: uuid.UUID) -> Segment:
+    found = await fetch_one(
+        conn, QUERIES["get_segment"], {"brand_id": brand_id, "segment_id": segment_id}, Segment
+    )
+    if found is None:
+        raise ObjectNotFound("segment", segment_id)
+    return found
+
+
+async def list_all(conn: AsyncConnection[Any], brand_id: uuid.UUID) -> list[Segment]:
+    return await fetch_all(conn, QUERIES["list_segments"], {"brand_id": brand_id}, Segment)
+
+
+async def delete(conn: AsyncConnection[Any], brand_id: uuid.UUID, segment_id: uuid.UUID) -> None:
+    cur = await conn.execute(QUERIES["delete_segment"], {"brand_id": brand_id, "segment_id": segment_id})
+    if await cur.fetchone() is None:
+        raise ObjectNotFound("segment", segment_id)
+
+
+async def _tag_ids(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, names: list[str], field: str
+) -> list[int]:
+    found = await fetch_all(conn, QUERIES["tag_ids"], {"brand_id": brand_id, "names": names}, _Tag)
+    unknown = sorted(set(names) - {t.name for t in found})
+    if unknown:
+        raise InvalidMemberInput(f"filter.{field}", f"unknown tags: {', '.join(unknown)}")
+    return [t.id for t in found]

@@ -1,0 +1,85 @@
+"""Member statistics, lifecycle stages, tiers and rule tags, kept fresh from the scan log and the ledger.
+
+The scan path writes nothing member-wide (it must stay fast); instead a refresh, run every minute by each
+worker's housekeeping (one at a time), recomputes the members touched since the last run, and once a day
+every member, so that lifecycle stages age and tier downgrades fall due without any new scan.
+Each refresh re-reads a few minutes before its last mark: recomputing a member twice changes nothing,
+and a scan committed late is still counted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from campaigns.members import tags
+from service.db import fetch_all, fetch_one
+from service.queries import load_queries
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+QUERIES = load_queries("campaigns.members.sql", "stats.sql")
+OVERLAP = dt.timedelta(minutes=5)
+
+
+class RefreshReport(msgspec.Struct, frozen=True):
+    ran: bool
+    full: bool
+    members: int
+    tag_changes: int
+
+
+class _Progress(msgspec.Struct, frozen=True):
+    refreshed_until: dt.datetime
+    full_refresh_on: dt.date
+
+
+class _Locked(msgspec.Struct, frozen=True):
+    locked: bool
+
+
+class _Id(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+
+
+async def refresh(
+    conn: AsyncConnection[Any], *, now: dt.datetime, full: bool = False, wait: bool = True
+) -> RefreshReport:
+    """Run inside one transaction. Another refresh running: wait for it, or with `wait=False` skip
+    this round (ran=False), as the housekeeping loop does."""
+    lock = "lock_refresh" if wait else "try_lock_refresh"
+    locked = await fetch_one(conn, QUERIES[lock], {}, _Locked)
+    if locked is None or not locked.locked:
+        return RefreshReport(ran=False, full=full, members=0, tag_changes=0)
+    progress = await fetch_one(conn, QUERIES["progress"], {}, _Progress)
+    full = full or progress is None or progress.full_refresh_on < now.date()
+    member_ids: list[uuid.UUID] | None = None
+    if not full:
+        assert progress is not None
+        touched = await fetch_all(
+            conn, QUERIES["touched_members"], {"since": progress.refreshed_until - OVERLAP}, _Id
+        )
+        member_ids = [t.id for t in touched]
+    params = {"member_ids": member_ids, "now": now}
+    cur = await conn.execute(QUERIES["refresh_stats"], params)
+    refreshed = cur.rowcount
+    if member_ids is None or member_ids:
+        await conn.execute(QUERIES["refresh_tiers"], params)
+    brand_ids = await _brands_with_rule_tags(conn)
+    tag_changes = await tags.apply_rule_tags(conn, brand_ids, member_ids) if brand_ids else 0
+    await conn.execute(
+        QUERIES["save_progress"],
+        {
+            "refreshed_until": now,
+            "full_refresh_on": now.date() if full else (progress.full_refresh_on if progress else now.date()),
+        },
+    )
+    return RefreshReport(ran=True, full=full, members=refreshed, tag_changes=tag_changes)
+
+
+async def _brands_with_rule_tags(conn: AsyncConnection[Any]) -> list[uuid.UUID]:
+    return [b.id for b in await fetch_all(conn, QUERIES["brands_with_rule_tags"], {}, _Id)]

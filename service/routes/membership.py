@@ -1,0 +1,244 @@
+"""The membership programme over HTTP: tags, tiers, settings, segments and KPIs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any
+
+from litestar import Request, Response, Router, delete, get, post, put
+from litestar.params import QueryParameter
+from psycopg import AsyncConnection
+
+from campaigns.members import kpis, segments, tags, tiers
+from service import audit
+from service.guards import brand_of, principal_from, require_token, roles
+from service.models import Role
+from service.routes.member_admin import READERS
+
+DESIGNERS = (Role.BRAND_ADMIN, Role.MARKETER)
+# Exports leave the building: customer service looks members up one at a time instead.
+EXPORTERS = (Role.BRAND_ADMIN, Role.MARKETER)
+EXPORT_PAGE = 50_000
+
+
+@post("/tags", opt=roles(*DESIGNERS), tags=["membership"])
+async def create_tag(request: Request[Any, Any, Any], db: AsyncConnection[Any], data: tags.TagIn) -> tags.Tag:
+    """A manual tag (no rule) or a rule tag, computed for every member by the next refresh."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    created = await tags.create_tag(db, brand_id, data)
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action="tag.create",
+        object_type="tag",
+        object_id=created.id,
+        after=data,
+    )
+    return created
+
+
+@get("/tags", opt=roles(*READERS), tags=["membership"])
+async def list_tags(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> list[tags.Tag]:
+    return await tags.list_tags(db, brand_of(principal_from(request)))
+
+
+@delete("/tags/{tag_name:str}", opt=roles(*DESIGNERS), tags=["membership"], status_code=204)
+async def delete_tag(request: Request[Any, Any, Any], db: AsyncConnection[Any], tag_name: str) -> None:
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    await tags.delete_tag(db, brand_id, tag_name)
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action="tag.delete",
+        object_type="tag",
+        object_id=tag_name,
+    )
+
+
+@get("/member-tiers", opt=roles(*READERS), tags=["membership"])
+async def list_tiers(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> list[tiers.Tier]:
+    return await tiers.list_tiers(db, brand_of(principal_from(request)))
+
+
+@put("/member-tiers", opt=roles(*DESIGNERS), tags=["membership"])
+async def put_tiers(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: tiers.TiersIn
+) -> list[tiers.Tier]:
+    """Replace the tier ladder; members move at the next refresh (upgrades now, downgrades at year end)."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    before = await tiers.list_tiers(db, brand_id)
+    ladder = await tiers.put_tiers(db, brand_id, data)
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action="member_tiers.replace",
+        object_type="member_tiers",
+        object_id=brand_id,
+        before=before,
+        after=ladder,
+    )
+    return ladder
+
+
+@get("/member-settings", opt=roles(*READERS), tags=["membership"])
+async def get_settings(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> tiers.MemberSettings:
+    return await tiers.get_settings(db, brand_of(principal_from(request)))
+
+
+@put("/member-settings", opt=roles(Role.BRAND_ADMIN), tags=["membership"])
+async def put_settings(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: tiers.MemberSettings
+) -> tiers.MemberSettings:
+    """Lifecycle thresholds (days), the tier scan window, the finance approval threshold (points)."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    before = await tiers.get_settings(db, brand_id)
+    saved = await tiers.put_settings(db, brand_id, data)
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action="member_settings.update",
+        object_type="member_settings",
+        object_id=brand_id,
+        before=before,
+        after=saved,
+    )
+    return saved
+
+
+@post("/segments", opt=roles(*DESIGNERS), tags=["membership"])
+async def create_segment(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: segments.SegmentIn
+) -> segments.Segment:
+    principal = principal_from(request)
+    return await segments.create(db, brand_of(principal), data, actor=principal.actor)
+
+
+@get("/segments", opt=roles(*READERS), tags=["membership"])
+async def list_segments(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> list[segments.Segment]:
+    return await segments.list_all(db, brand_of(principal_from(request)))
+
+
+@get("/segments/{segment_id:uuid}", opt=roles(*READERS), tags=["membership"])
+async def get_segment(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], segment_id: uuid.UUID
+) -> segments.Segment:
+    return await segments.get(db, brand_of(principal_from(request)), segment_id)
+
+
+@put("/segments/{segment_id:uuid}", opt=roles(*DESIGNERS), tags=["membership"])
+async def update_segment(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], segment_id: uuid.UUID, data: segments.SegmentIn
+) -> segments.Segment:
+    return await segments.update(db, brand_of(principal_from(request)), segment_id, data)
+
+
+@delete("/segments/{segment_id:uuid}", opt=roles(*DESIGNERS), tags=["membership"], status_code=204)
+async def delete_segment(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], segment_id: uuid.UUID
+) -> None:
+    await segments.delete(db, brand_of(principal_from(request)), segment_id)
+
+
+@post("/segments:count", opt=roles(*READERS), tags=["membership"], status_code=200)
+async def preview_count(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: segments.SegmentFilter
+) -> segments.SegmentCount:
+    """The live count of an unsaved filter, for the segment builder."""
+    return await segments.count(db, brand_of(principal_from(request)), data)
+
+
+@get("/segments/{segment_id:uuid}/count", opt=roles(*READERS), tags=["membership"])
+async def segment_count(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], segment_id: uuid.UUID
+) -> segments.SegmentCount:
+    brand_id = brand_of(principal_from(request))
+    segment = await segments.get(db, brand_id, segment_id)
+    return await segments.count(db, brand_id, segment.filter)
+
+
+@get("/segments/{segment_id:uuid}/members.csv", opt=roles(*EXPORTERS), tags=["membership"])
+async def export_segment(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    segment_id: uuid.UUID,
+    after: uuid.UUID | None = None,
+    limit: int = EXPORT_PAGE,
+) -> Response[bytes]:
+    """The segment's members as CSV, phones masked, by member id; the next file is in `Link: rel="next"`."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    limit = max(1, min(limit, EXPORT_PAGE))
+    segment = await segments.get(db, brand_id, segment_id)
+    rows = await segments.members_page(db, brand_id, segment.filter, after=after, limit=limit)
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action="segment.export",
+        object_type="segment",
+        object_id=segment_id,
+        after={"rows": len(rows), "after": after},
+    )
+    headers = {"content-disposition": f'attachment; filename="segment-{segment_id}.csv"'}
+    if len(rows) == limit:
+        headers["link"] = (
+            f'</v1/segments/{segment_id}/members.csv?after={rows[-1].id}&limit={limit}>; rel="next"'
+        )
+    return Response(
+        segments.members_csv(rows, header=after is None),
+        media_type="text/csv; charset=utf-8",
+        headers=headers,
+    )
+
+
+@get("/kpis", opt=roles(*READERS), tags=["membership"])
+async def member_kpis(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    from_: Annotated[dt.datetime | None, QueryParameter(name="from")] = None,
+    to: dt.datetime | None = None,
+) -> kpis.Kpis:
+    """Membership KPIs over [from, to) (default: the last 30 days); formulas in campaigns/members/kpis.py."""
+    now = dt.datetime.now(dt.UTC)
+    range_to = to or now
+    return await kpis.kpis(
+        db,
+        brand_of(principal_from(request)),
+        range_from=from_ or range_to - dt.timedelta(days=30),
+        range_to=range_to,
+        now=now,
+    )
+
+
+def membership_router() -> Router:
+    return Router(
+        "/v1",
+        route_handlers=[
+            create_tag,
+            list_tags,
+            delete_tag,
+            list_tiers,
+            put_tiers,
+            get_settings,
+            put_settings,
+            create_segment,
+            list_segments,
+            get_segment,
+            update_segment,
+            delete_segment,
+            preview_count,
+            segment_count,
+            export_segment,
+            member_kpis,
+        ],
+        guards=[require_token],
+    )

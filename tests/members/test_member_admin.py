@@ -1,0 +1,322 @@
+"""Staff work on members over HTTP: search by phone, masked views by role, profile edits, timeline, notes,
+tags, merges, and the finance approval of large points adjustments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from campaigns import ledger, rewards
+from campaigns.members import adjustments
+from campaigns.members.errors import ApprovalRefused
+from codegen import keys
+from service.models import Role
+from service.settings import Settings
+from tests.api.test_errors import assert_problem
+from tests.conftest import Tenant
+from tests.fixtures_codes import IssuedBatch, issue_batch
+from tests.scans.test_members_api import enroll, forget_resend_cooldown, scanned_token
+
+PHONE_E164 = "+8613800138000"
+
+
+async def enrolled_member(
+    client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], url: str, device_id: str
+) -> str:
+    enrolled = await enroll(client, db, await scanned_token(client, url, device_id))
+    assert enrolled.status_code == 200, enrolled.text
+    return str(enrolled.json()["member"]["id"])
+
+
+@pytest.fixture
+async def issued(db: psycopg.AsyncConnection[Any], settings: Settings, tenant_a: Tenant) -> IssuedBatch:
+    return await issue_batch(db, settings, tenant_a.brand_id, quantity=20)
+
+
+class TestProfiles:
+    async def test_search_by_phone_reveals_only_to_roles_that_may_see_it(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        tenant_b: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        member_id = await enrolled_member(client, db, issued.urls[0], "device-search-1")
+        for typed in ("138 0013 8000", "+86 138-0013-8000", "008613800138000"):
+            found = await client.get(
+                "/v1/members", params={"phone": typed}, headers=tenant_a.headers(Role.CUSTOMER_SERVICE)
+            )
+            assert [(m["id"], m["phone"], m["phone_revealed"]) for m in found.json()] == [
+                (member_id, PHONE_E164, True)
+            ]
+        masked = await client.get(
+            "/v1/members", params={"phone": "13800138000"}, headers=tenant_a.headers(Role.MARKETER)
+        )
+        assert masked.json()[0]["phone"] == "+86138****8000"
+        assert masked.json()[0]["phone_revealed"] is False
+        other_brand = await client.get(
+            "/v1/members", params={"phone": "13800138000"}, headers=tenant_b.headers(Role.CUSTOMER_SERVICE)
+        )
+        assert other_brand.json() == []
+        bad = await client.get(
+            "/v1/members", params={"phone": "12"}, headers=tenant_a.headers(Role.CUSTOMER_SERVICE)
+        )
+        assert_problem(bad, 422, "validation-error")
+        denied = await client.get(
+            "/v1/members", params={"phone": "13800138000"}, headers=tenant_a.headers(Role.POINT_OF_SALE)
+        )
+        assert denied.status_code == 403
+        audit = await client.get(
+            "/v1/audit", params={"action": "member.read_personal"}, headers=tenant_a.headers(Role.AUDITOR)
+        )
+        assert len(audit.json()["items"]) == 3  # the three revealed searches; the masked one is not logged
+
+    async def test_profile_edits_are_sealed_under_the_members_own_key_and_validated(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        member_id = await enrolled_member(client, db, issued.urls[0], "device-edit-1")
+        cs = tenant_a.headers(Role.CUSTOMER_SERVICE)
+        defined = await client.post(
+            "/v1/member-attributes",
+            json={"name": "store", "type": "choice", "choices": ["West Lake", "Binjiang"]},
+            headers=tenant_a.headers(Role.BRAND_ADMIN),
+        )
+        assert defined.status_code == 200, defined.text
+        patch = {
+            "name": "张三丰",
+            "gender": "male",
+            "birthday": "1990-05-01",
+            "region": "CN-ZJ",
+            "attributes": {"store": "West Lake"},
+        }
+        updated = await client.patch(f"/v1/members/{member_id}", json=patch, headers=cs)
+        assert updated.status_code == 200, updated.text
+        body = updated.json()
+        assert (body["name"], body["birthday"], body["region"], body["attributes"]) == (
+            "张三丰",
+            "1990-05-01",
+            "CN-ZJ",
+            {"store": "West Lake"},
+        )
+        marketer_view = (
+            await client.get(f"/v1/members/{member_id}", headers=tenant_a.headers(Role.MARKETER))
+        ).json()
+        assert (marketer_view["name"], marketer_view["birthday"]) == ("张**", None)
+        # At rest: no clear text, and not sealed under the master key itself but under the member's data key.
+        cur = await db.execute(
+            "SELECT profile_sealed, phone_sealed, data_key_sealed FROM members WHERE id = %s", (member_id,)
+        )
+        profile_sealed, phone_sealed, data_key_sealed = await cur.fetchone() or (None, None, None)
+        assert data_key_sealed is not None
+        assert "张三丰".encode() not in profile_sealed and b"13800138000" not in phone_sealed
+        assert not keys.is_sealed_with(settings.master_key, profile_sealed)
+        assert not keys.is_sealed_with(settings.master_key, phone_sealed)
+        for bad, field in (
+            ({"birthday": (dt.date.today() + dt.timedelta(days=2)).isoformat()}, "birthday"),
+            ({"attributes": {"shoe_size": 42}}, "attributes.shoe_size"),
+            ({"attributes": {"store": "Moon"}}, "attributes.store"),
+            ({"region": "XX-99"}, "region"),
+        ):
+            refused = await client.patch(f"/v1/members/{member_id}", json=bad, headers=cs)
+            assert assert_problem(refused, 422, "validation-error")["errors"][0]["field"] == field, bad
+        unknown_field = await client.patch(f"/v1/members/{member_id}", json={"nickname": "x"}, headers=cs)
+        assert unknown_field.status_code in {400, 422}
+        marketer = await client.patch(
+            f"/v1/members/{member_id}", json={"name": "x"}, headers=tenant_a.headers(Role.MARKETER)
+        )
+        assert marketer.status_code == 403
+        missing = await client.get(f"/v1/members/{uuid.uuid4()}", headers=cs)
+        assert_problem(missing, 404, "not-found")
+
+    async def test_timeline_shows_scans_points_and_notes_newest_first(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        member_id = await enrolled_member(client, db, issued.urls[0], "device-timeline-1")
+        await client.post("/v1/scans", json={"code": issued.urls[1], "device_id": "device-timeline-1"})
+        cs = tenant_a.headers(Role.CUSTOMER_SERVICE)
+        await client.post(
+            f"/v1/members/{member_id}/points/adjustments",
+            json={"amount": 20, "reason": "goodwill"},
+            headers=cs,
+        )
+        noted = await client.post(
+            f"/v1/members/{member_id}/notes", json={"body": "called about a broken cap"}, headers=cs
+        )
+        assert noted.status_code == 201, noted.text
+        entries = (await client.get(f"/v1/members/{member_id}/timeline", headers=cs)).json()
+        assert [e["kind"] for e in entries] == ["note", "points", "scan", "scan"]
+        assert entries[0]["detail"]["body"] == "called about a broken cap"
+        assert [e["at"] for e in entries] == sorted((e["at"] for e in entries), reverse=True)
+        page = (
+            await client.get(
+                f"/v1/members/{member_id}/timeline",
+                params={"before": entries[1]["at"], "limit": 1},
+                headers=cs,
+            )
+        ).json()
+        assert [e["kind"] for e in page] == ["scan"]
+        marketer = (
+            await client.get(f"/v1/members/{member_id}/timeline", headers=tenant_a.headers(Role.MARKETER))
+        ).json()
+        assert "body" not in marketer[0]["detail"]
+
+    async def test_manual_tags_are_idempotent_and_rule_tags_are_not_given_by_hand(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        member_id = await enrolled_member(client, db, issued.urls[0], "device-tags-1")
+        marketer = tenant_a.headers(Role.MARKETER)
+        assert (await client.post("/v1/tags", json={"name": "VIP"}, headers=marketer)).status_code == 201
+        rule = {"name": "regular", "rule": {"min_scans": 3, "within_days": 90}}
+        assert (await client.post("/v1/tags", json=rule, headers=marketer)).status_code == 201
+        duplicate = await client.post("/v1/tags", json={"name": "VIP"}, headers=marketer)
+        assert_problem(duplicate, 422, "validation-error")
+        empty_rule = await client.post(
+            "/v1/tags", json={"name": "x", "rule": {"within_days": 5}}, headers=marketer
+        )
+        assert_problem(empty_rule, 422, "validation-error")
+        for _ in range(2):
+            tagged = await client.put(f"/v1/members/{member_id}/tags/VIP", headers=marketer)
+            assert tagged.status_code == 200, tagged.text
+        view = (await client.get(f"/v1/members/{member_id}", headers=marketer)).json()
+        assert view["tags"] == ["VIP"]
+        assert_problem(
+            await client.put(f"/v1/members/{member_id}/tags/nope", headers=marketer), 404, "not-found"
+        )
+        assert_problem(
+            await client.put(f"/v1/members/{member_id}/tags/regular", headers=marketer),
+            422,
+            "validation-error",
+        )
+        removed = await client.delete(f"/v1/members/{member_id}/tags/VIP", headers=marketer)
+        assert removed.status_code == 204
+        assert (await client.get(f"/v1/members/{member_id}", headers=marketer)).json()["tags"] == []
+
+    async def test_staff_merge_moves_points_and_devices_and_is_audited(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        keep = await enrolled_member(client, db, issued.urls[0], "device-merge-1")
+        await forget_resend_cooldown(settings)
+        client.cookies.clear()
+        duplicate = (
+            await client.post("/v1/scans", json={"code": issued.urls[1], "device_id": "device-merge-2"})
+        ).json()["member"]["id"]
+        now = dt.datetime.now(dt.UTC)
+        await ledger.earn(
+            db, ledger.Member(tenant_a.brand_id, uuid.UUID(duplicate)), 40, reason="t", source="t", now=now
+        )
+        cs = tenant_a.headers(Role.CUSTOMER_SERVICE)
+        merged = await client.post(
+            f"/v1/members/{duplicate}/merge",
+            json={"into": keep, "reason": "same person, two phones"},
+            headers=cs,
+        )
+        assert merged.status_code == 200, merged.text
+        assert merged.json()["id"] == keep and merged.json()["points_balance"] == 40
+        again = await client.post(
+            f"/v1/members/{duplicate}/merge", json={"into": keep, "reason": "again"}, headers=cs
+        )
+        assert_problem(again, 422, "validation-error")
+        itself = await client.post(
+            f"/v1/members/{keep}/merge", json={"into": keep, "reason": "self"}, headers=cs
+        )
+        assert_problem(itself, 422, "validation-error")
+        later = await client.post("/v1/scans", json={"code": issued.urls[2], "device_id": "device-merge-2"})
+        assert later.json()["member"]["id"] == keep
+        timeline = (await client.get(f"/v1/members/{keep}/timeline", headers=cs)).json()
+        assert sum(1 for e in timeline if e["kind"] == "scan") == 3
+        audit = await client.get(
+            "/v1/audit", params={"action": "member.merge"}, headers=tenant_a.headers(Role.AUDITOR)
+        )
+        assert audit.json()["items"][0]["after"]["points_moved"] == 40
+
+
+class TestAdjustmentApproval:
+    async def test_large_adjustments_wait_for_finance(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        member_id = await enrolled_member(client, db, issued.urls[0], "device-approve-1")
+        cs, finance = tenant_a.headers(Role.CUSTOMER_SERVICE), tenant_a.headers(Role.FINANCE)
+        path = f"/v1/members/{member_id}/points/adjustments"
+        asked = await client.post(path, json={"amount": 5000, "reason": "lost parcel"}, headers=cs)
+        assert asked.status_code == 202, asked.text
+        request = asked.json()["request"]
+        assert (asked.json()["status"], request["status"]) == ("pending", "pending")
+        view = (await client.get(f"/v1/members/{member_id}", headers=cs)).json()
+        assert view["points_balance"] == 0  # nothing moves before the approval
+        pending = (await client.get("/v1/points-adjustments", headers=finance)).json()
+        assert [p["id"] for p in pending] == [request["id"]]
+        assert (
+            await client.post(f"/v1/points-adjustments/{request['id']}/approve", headers=cs)
+        ).status_code == 403
+        bad = await client.post(f"/v1/points-adjustments/{request['id']}/maybe", headers=finance)
+        assert_problem(bad, 422, "validation-error")
+        approved = await client.post(f"/v1/points-adjustments/{request['id']}/approve", headers=finance)
+        assert approved.status_code == 200, approved.text
+        assert approved.json()["adjustment"]["balance"] == 5000
+        twice = await client.post(f"/v1/points-adjustments/{request['id']}/approve", headers=finance)
+        assert_problem(twice, 409, "approval-refused")
+        # Finance's own large adjustment is itself the approval.
+        direct = await client.post(path, json={"amount": -2000, "reason": "reversal"}, headers=finance)
+        assert (direct.status_code, direct.json()["adjustment"]["balance"]) == (201, 3000)
+        small = await client.post(path, json={"amount": 10, "reason": "goodwill"}, headers=cs)
+        assert small.status_code == 201
+        rejected_request = (
+            await client.post(path, json={"amount": 9999, "reason": "typo"}, headers=cs)
+        ).json()
+        rejected = await client.post(
+            f"/v1/points-adjustments/{rejected_request['request']['id']}/reject", headers=finance
+        )
+        assert rejected.json()["status"] == "rejected"
+        assert (await client.get(f"/v1/members/{member_id}", headers=cs)).json()["points_balance"] == 3010
+
+    async def test_nobody_approves_their_own_request(
+        self,
+        db: psycopg.AsyncConnection[Any],
+        client: AsyncTestClient[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        member_id = await enrolled_member(client, db, issued.urls[0], "device-approve-2")
+        member = ledger.Member(tenant_a.brand_id, uuid.UUID(member_id))
+        async with db.transaction():
+            asked = await adjustments.request(
+                db, member, rewards.AdjustmentIn(amount=5000, reason="x" * 5), actor="token:same"
+            )
+        with pytest.raises(ApprovalRefused):
+            async with db.transaction():
+                await adjustments.decide(
+                    db,
+                    tenant_a.brand_id,
+                    asked.id,
+                    approve=True,
+                    actor="token:same",
+                    now=dt.datetime.now(dt.UTC),
+                )
