@@ -123,7 +123,7 @@ class TestProfiles:
         assert not keys.is_sealed_with(settings.master_key, profile_sealed)
         assert not keys.is_sealed_with(settings.master_key, phone_sealed)
         for bad, field in (
-            ({"birthday": (dt.date.today() + dt.timedelta(days=2)).isoformat()}, "birthday"),
+            ({"birthday": (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=2)).isoformat()}, "birthday"),
             ({"attributes": {"shoe_size": 42}}, "attributes.shoe_size"),
             ({"attributes": {"store": "Moon"}}, "attributes.store"),
             ({"region": "XX-99"}, "region"),
