@@ -70,7 +70,7 @@ async def refresh(
     if member_ids is None or member_ids:
         await conn.execute(QUERIES["refresh_tiers"], params)
     brand_ids = await _brands_with_rule_tags(conn)
-    tag_changes = await tags.apply_rule_tags(conn, brand_ids, member_ids) if brand_ids else 0
+    tag_changes = await tags.apply_rule_tags(conn, brand_ids, member_ids, now=now) if brand_ids else 0
     await conn.execute(
         QUERIES["save_progress"],
         {

@@ -122,7 +122,11 @@ async def untag_member(
 
 
 async def apply_rule_tags(
-    conn: AsyncConnection[Any], brand_ids: list[uuid.UUID], member_ids: list[uuid.UUID] | None
+    conn: AsyncConnection[Any],
+    brand_ids: list[uuid.UUID],
+    member_ids: list[uuid.UUID] | None,
+    *,
+    now: dt.datetime,
 ) -> int:
     """Recompute the brands' rule tags for `member_ids` (all members when None); returns rows changed."""
     changed = 0
@@ -135,6 +139,7 @@ async def apply_rule_tags(
                 "brand_id": tag.brand_id,
                 "tag_id": tag.id,
                 "member_ids": member_ids,
+                "now": now,
                 "min_scans": rule.min_scans,
                 "within_days": rule.within_days,
                 "product_ids": rule.product_ids,

@@ -68,14 +68,19 @@ async def _read_profile(
     return found
 
 
-@get("/members", opt=roles(*READERS), tags=["members"])
+class SearchIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    phone: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+
+
+@post("/members:search", opt=roles(*READERS), tags=["members"], status_code=200)
 async def search_members(
-    request: Request[Any, Any, Any], db: AsyncConnection[Any], phone: str
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: SearchIn
 ) -> list[profiles.MemberProfile]:
-    """Find a member by phone number (exact, through the blind index; any common format)."""
+    """Find a member by phone number (exact, through the blind index; any common format). A POST, so
+    that the number never lands in a URL, and so in no proxy's access log."""
     principal = principal_from(request)
     brand_id = brand_of(principal)
-    found = await profiles.find_by_phone(db, _state(request).vault, brand_id, phone)
+    found = await profiles.find_by_phone(db, _state(request).vault, brand_id, data.phone)
     return [] if found is None else [await _read_profile(request, db, principal, found)]
 
 

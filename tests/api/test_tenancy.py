@@ -37,6 +37,8 @@ PUBLIC_PATHS = {
     "/c/{rest:path}",
     # Member-token routes: own prizes only (tested across members in tests/campaigns/test_scan_rewards.py).
     "/v1/members/me/prizes/{campaign_id:uuid}/{scan_id:uuid}/claim",
+    # The member's own data (PIPL access and erasure), by member token (tested in tests/members).
+    "/v1/members/me/export",
 }
 
 # A valid body per write route, so the check reaches the tenant decision instead of stopping at validation.
@@ -82,6 +84,7 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/v1/coupons/{code:str}/redeem"): {"order_ref": "sneaky", "spend_cents": 10_000},
     ("POST", "/v1/members/{member_id:uuid}/points/adjustments"): {"amount": 500, "reason": "sneaky"},
     ("PATCH", "/v1/members/{member_id:uuid}"): {"name": "Sneaky"},
+    ("POST", "/v1/members:search"): {"phone": "13800138000"},
     ("POST", "/v1/members/{member_id:uuid}/notes"): {"body": "sneaky"},
     ("PUT", "/v1/members/{member_id:uuid}/tags/{tag_name:str}"): None,
     ("POST", "/v1/members/{member_id:uuid}/merge"): {"into": "{member_id}", "reason": "sneaky"},

@@ -49,27 +49,29 @@ class TestProfiles:
     ) -> None:
         member_id = await enrolled_member(client, db, issued.urls[0], "device-search-1")
         for typed in ("138 0013 8000", "+86 138-0013-8000", "008613800138000"):
-            found = await client.get(
-                "/v1/members", params={"phone": typed}, headers=tenant_a.headers(Role.CUSTOMER_SERVICE)
+            found = await client.post(
+                "/v1/members:search", json={"phone": typed}, headers=tenant_a.headers(Role.CUSTOMER_SERVICE)
             )
             assert [(m["id"], m["phone"], m["phone_revealed"]) for m in found.json()] == [
                 (member_id, PHONE_E164, True)
             ]
-        masked = await client.get(
-            "/v1/members", params={"phone": "13800138000"}, headers=tenant_a.headers(Role.MARKETER)
+        masked = await client.post(
+            "/v1/members:search", json={"phone": "13800138000"}, headers=tenant_a.headers(Role.MARKETER)
         )
         assert masked.json()[0]["phone"] == "+86138****8000"
         assert masked.json()[0]["phone_revealed"] is False
-        other_brand = await client.get(
-            "/v1/members", params={"phone": "13800138000"}, headers=tenant_b.headers(Role.CUSTOMER_SERVICE)
+        other_brand = await client.post(
+            "/v1/members:search",
+            json={"phone": "13800138000"},
+            headers=tenant_b.headers(Role.CUSTOMER_SERVICE),
         )
         assert other_brand.json() == []
-        bad = await client.get(
-            "/v1/members", params={"phone": "12"}, headers=tenant_a.headers(Role.CUSTOMER_SERVICE)
+        bad = await client.post(
+            "/v1/members:search", json={"phone": "12"}, headers=tenant_a.headers(Role.CUSTOMER_SERVICE)
         )
         assert_problem(bad, 422, "validation-error")
-        denied = await client.get(
-            "/v1/members", params={"phone": "13800138000"}, headers=tenant_a.headers(Role.POINT_OF_SALE)
+        denied = await client.post(
+            "/v1/members:search", json={"phone": "13800138000"}, headers=tenant_a.headers(Role.POINT_OF_SALE)
         )
         assert denied.status_code == 403
         audit = await client.get(

@@ -35,7 +35,7 @@ SELECT
     (SELECT count(*) FROM live WHERE enrolled_at IS NOT NULL AND enrolled_at < %(to)s) AS enrolled_members,
     (SELECT members FROM mau) AS monthly_active_members,
     (SELECT count(*) FROM scanners) AS scanning_members,
-    (SELECT coalesce(sum(scans), 0) FROM scanners) AS scans,
+    (SELECT coalesce(sum(scans), 0)::bigint FROM scanners) AS scans,
     (SELECT count(*) FROM scanners WHERE firsts >= 2) AS repeat_members,
     (SELECT count(*) FROM scanners WHERE firsts >= 1) AS purchasing_members,
     (SELECT issued FROM coupons_issued) AS coupons_issued,
@@ -45,7 +45,7 @@ SELECT
     (SELECT count(*) FROM scanners s JOIN live l ON l.id = s.member_id
      WHERE l.enrolled_at IS NOT NULL AND l.enrolled_at < %(to)s) AS enrolled_scanners,
     (SELECT coalesce(sum(l.remaining), 0) FROM points_lots l
-     WHERE l.brand_id = %(brand_id)s AND l.remaining > 0 AND l.expires_at > %(now)s) AS points_liability;
+     WHERE l.brand_id = %(brand_id)s AND l.remaining > 0 AND l.expires_at > %(now)s)::bigint AS points_liability;
 
 -- active_days --
 SELECT coalesce((SELECT active_days FROM member_settings WHERE brand_id = %(brand_id)s), 90) AS days;

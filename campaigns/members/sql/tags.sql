@@ -39,7 +39,8 @@ WITH candidates AS (
            (coalesce(%(min_scans)s::int, 0) <= (
                 SELECT count(*) FROM scans sc
                 WHERE sc.member_id = s.member_id AND sc.brand_id = s.brand_id
-                  AND sc.scanned_at >= now() - make_interval(days => %(within_days)s)
+                  AND sc.scanned_at >= %(now)s - make_interval(days => %(within_days)s)
+                  AND sc.scanned_at < %(now)s
                   AND sc.verdict IN ('genuine_first', 'genuine_repeat')
                   AND (%(product_ids)s::uuid[] IS NULL OR sc.product_id = ANY(%(product_ids)s::uuid[])))
             OR %(min_scans)s::int IS NULL)

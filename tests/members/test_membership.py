@@ -1,0 +1,353 @@
+"""The membership programme: statistics refresh, lifecycle, tiers, rule tags, segments, KPIs, privacy."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import io
+import logging
+import subprocess
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from campaigns import ledger
+from campaigns.members import stats
+from service.models import Role
+from service.routes.scans import MEMBER_COOKIE
+from service.settings import Settings
+from tests.api.test_errors import assert_problem
+from tests.conftest import Tenant
+from tests.fixtures_codes import IssuedBatch, issue_batch
+from tests.members.test_member_admin import enrolled_member
+from tests.scans.test_members_api import forget_resend_cooldown
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+async def refresh(
+    db: psycopg.AsyncConnection[Any], *, now: dt.datetime | None = None, full: bool = False
+) -> stats.RefreshReport:
+    async with db.transaction():
+        return await stats.refresh(db, now=now or dt.datetime.now(dt.UTC), full=full)
+
+
+async def scan(client: AsyncTestClient[Any], url: str, device_id: str) -> Any:
+    response = await client.post("/v1/scans", json={"code": url, "device_id": device_id})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.fixture
+async def issued(db: psycopg.AsyncConnection[Any], settings: Settings, tenant_a: Tenant) -> IssuedBatch:
+    return await issue_batch(db, settings, tenant_a.brand_id, quantity=30)
+
+
+class TestRefresh:
+    async def test_stats_lifecycle_and_tiers_follow_scans_and_points(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        member_id = uuid.UUID((await scan(client, issued.urls[0], "device-stats-1"))["member"]["id"])
+        await scan(client, issued.urls[1], "device-stats-1")
+        await scan(client, issued.urls[1], "device-stats-1")  # a repeat of the same code
+        marketer = tenant_a.headers(Role.MARKETER)
+        ladder = {
+            "tiers": [
+                {"name": "普通"},
+                {"name": "银卡", "min_points_earned": 100, "points_multiplier_pct": 120},
+                {"name": "金卡", "min_points_earned": 500, "min_scans": 3, "draw_weight_bonus_pct": 20},
+            ]
+        }
+        saved = await client.put("/v1/member-tiers", json=ladder, headers=marketer)
+        assert saved.status_code == 200, saved.text
+        assert [t["rank"] for t in saved.json()] == [0, 1, 2]
+        first = await refresh(db, full=True)
+        assert first.ran and first.full and first.members >= 1
+        view = (await client.get(f"/v1/members/{member_id}", headers=marketer)).json()
+        assert (view["scans"], view["lifecycle"], view["tier"]) == (3, "new", {"rank": 0, "name": "普通"})
+        member = ledger.Member(tenant_a.brand_id, member_id)
+        await ledger.earn(db, member, 600, reason="scan", source="test", now=NOW)
+        incremental = await refresh(db)
+        assert incremental.ran and not incremental.full and incremental.members == 1  # only the touched one
+        view = (await client.get(f"/v1/members/{member_id}", headers=marketer)).json()
+        assert (view["tier"]["name"], view["points_earned"], view["points_balance"]) == ("金卡", 600, 600)
+        # Spending does not lower lifetime points; an unreachable ladder downgrades only at year end.
+        await client.put(
+            "/v1/member-tiers",
+            json={"tiers": [{"name": "普通"}, {"name": "银卡", "min_points_earned": 10_000}]},
+            headers=marketer,
+        )
+        await refresh(db, full=True)
+        assert (await client.get(f"/v1/members/{member_id}", headers=marketer)).json()["tier"]["rank"] == 2
+        next_year = dt.datetime(NOW.year + 1, 1, 1, 0, 5, tzinfo=dt.UTC)
+        await refresh(db, now=next_year, full=True)
+        later = (await client.get(f"/v1/members/{member_id}", headers=marketer)).json()
+        assert later["tier"]["rank"] == 0
+        cur = await db.execute(
+            "SELECT from_rank, to_rank FROM member_tier_changes WHERE member_id = %s ORDER BY id",
+            (member_id,),
+        )
+        assert await cur.fetchall() == [(0, 2), (2, 0)]
+        # Lifecycle ages without scans: new, then active, dormant and churned by the brand's thresholds.
+        for days, stage in ((40, "active"), (200, "dormant"), (400, "churned")):
+            await refresh(db, now=NOW + dt.timedelta(days=days), full=True)
+            assert (await client.get(f"/v1/members/{member_id}", headers=marketer)).json()[
+                "lifecycle"
+            ] == stage
+
+    async def test_bad_ladders_and_settings_are_refused(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        marketer = tenant_a.headers(Role.MARKETER)
+        for ladder in (
+            {"tiers": [{"name": "a", "min_points_earned": 5}]},
+            {
+                "tiers": [
+                    {"name": "a"},
+                    {"name": "b", "min_points_earned": 100},
+                    {"name": "c", "min_points_earned": 50},
+                ]
+            },
+            {"tiers": [{"name": "a"}, {"name": "a", "min_points_earned": 100}]},
+            {"tiers": [{"name": "a"}, {"name": "b"}]},
+            {"tiers": []},
+        ):
+            refused = await client.put("/v1/member-tiers", json=ladder, headers=marketer)
+            assert refused.status_code in {400, 422}, ladder
+        admin = tenant_a.headers(Role.BRAND_ADMIN)
+        bad = await client.put(
+            "/v1/member-settings", json={"active_days": 400, "churn_days": 365}, headers=admin
+        )
+        assert_problem(bad, 422, "validation-error")
+        assert (
+            await client.put("/v1/member-settings", json={"new_days": 7}, headers=marketer)
+        ).status_code == 403
+        good = await client.put("/v1/member-settings", json={"adjustment_approval_points": 50}, headers=admin)
+        assert good.json()["adjustment_approval_points"] == 50
+        assert (await client.get("/v1/member-settings", headers=marketer)).json()[
+            "adjustment_approval_points"
+        ] == 50
+
+    async def test_rule_tags_follow_behaviour(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        """'Scanned >= 3 items of this product in 90 days': given while it holds, taken after."""
+        marketer = tenant_a.headers(Role.MARKETER)
+        rule = {"min_scans": 3, "within_days": 90, "product_ids": [str(issued.product.id)]}
+        created = await client.post("/v1/tags", json={"name": "loyal lager", "rule": rule}, headers=marketer)
+        assert created.status_code == 201, created.text
+        regular = uuid.UUID((await scan(client, issued.urls[0], "device-rule-1"))["member"]["id"])
+        for url in issued.urls[1:3]:
+            await scan(client, url, "device-rule-1")
+        client.cookies.clear()
+        casual = uuid.UUID((await scan(client, issued.urls[5], "device-rule-2"))["member"]["id"])
+        await refresh(db)
+        cur = await db.execute("SELECT member_id FROM member_tags")
+        assert await cur.fetchall() == [(regular,)]
+        assert casual != regular
+        await refresh(db, now=NOW + dt.timedelta(days=120), full=True)
+        cur = await db.execute("SELECT count(*) FROM member_tags")
+        assert await cur.fetchone() == (0,)
+
+
+class TestSegments:
+    async def test_segment_counts_filters_and_a_masked_export(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        enrolled = await enrolled_member(client, db, issued.urls[0], "device-seg-1")
+        await scan(client, issued.urls[1], "device-seg-1")
+        anonymous = []
+        for n in range(3):
+            client.cookies.clear()
+            anonymous.append(
+                (await scan(client, issued.urls[10 + n], f"device-seg-anon-{n}"))["member"]["id"]
+            )
+        marketer = tenant_a.headers(Role.MARKETER)
+        await client.post("/v1/tags", json={"name": "VIP"}, headers=marketer)
+        await client.put(f"/v1/members/{anonymous[0]}/tags/VIP", headers=marketer)
+        await refresh(db)
+
+        async def count(flt: dict[str, Any]) -> int:
+            response = await client.post(
+                "/v1/segments:count", json=flt, headers=tenant_a.headers(Role.CUSTOMER_SERVICE)
+            )
+            assert response.status_code == 200, (flt, response.text)
+            return int(response.json()["members"])
+
+        assert await count({}) == 4
+        assert await count({"enrolled": True}) == 1
+        assert await count({"scans_min": 2}) == 1
+        assert await count({"tags_any": ["VIP"]}) == 1
+        assert await count({"tags_none": ["VIP"]}) == 3
+        assert await count({"tags_all": ["VIP"], "enrolled": False}) == 1
+        assert await count({"lifecycle": ["new"], "scanned_within_days": 1}) == 4
+        assert await count({"idle_days": 1}) == 0
+        assert await count({"products_any": [str(issued.product.id)]}) == 4
+        assert await count({"tiers": [1]}) == 0
+        for bad, status in (
+            ({"tags_any": ["nope"]}, 422),
+            ({"regions": ["XX-99"]}, 422),
+            ({"scans_min": 5, "scans_max": 1}, 422),
+            ({"attributes": {"store": "x"}}, 422),
+        ):
+            refused = await client.post("/v1/segments:count", json=bad, headers=marketer)
+            assert refused.status_code == status, (bad, refused.text)
+        unknown_field = await client.post(
+            "/v1/segments:count", json={"favourite_colour": "red"}, headers=marketer
+        )
+        assert unknown_field.status_code in {400, 422}
+        saved = await client.post(
+            "/v1/segments", json={"name": "anonymous", "filter": {"enrolled": False}}, headers=marketer
+        )
+        assert saved.status_code == 201, saved.text
+        segment_id = saved.json()["id"]
+        assert (await client.get(f"/v1/segments/{segment_id}/count", headers=marketer)).json()["members"] == 3
+        exported = await client.get(
+            f"/v1/segments/{segment_id}/members.csv", params={"limit": 2}, headers=marketer
+        )
+        assert exported.status_code == 200, exported.text
+        rows = list(csv.reader(io.StringIO(exported.text)))
+        assert rows[0][0] == "member_id" and len(rows) == 3
+        assert 'rel="next"' in exported.headers["link"]
+        everyone = await client.post("/v1/segments", json={"name": "all", "filter": {}}, headers=marketer)
+        full = await client.get(f"/v1/segments/{everyone.json()['id']}/members.csv", headers=marketer)
+        phones = [r[1] for r in csv.reader(io.StringIO(full.text))][1:]
+        assert "*******8000" in phones and not any("138" in p for p in phones)
+        cs_export = await client.get(
+            f"/v1/segments/{segment_id}/members.csv", headers=tenant_a.headers(Role.CUSTOMER_SERVICE)
+        )
+        assert cs_export.status_code == 403
+        assert enrolled not in anonymous
+
+
+class TestKpis:
+    async def test_kpis_over_a_range(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        enrolled = await enrolled_member(client, db, issued.urls[0], "device-kpi-1")
+        await scan(client, issued.urls[1], "device-kpi-1")
+        client.cookies.clear()
+        await scan(client, issued.urls[2], "device-kpi-2")
+        await ledger.earn(
+            db, ledger.Member(tenant_a.brand_id, uuid.UUID(enrolled)), 70, reason="t", source="t", now=NOW
+        )
+        figures = (await client.get("/v1/kpis", headers=tenant_a.headers(Role.FINANCE))).json()
+        assert (figures["members"], figures["new_members"], figures["enrolled_members"]) == (2, 2, 1)
+        assert (figures["monthly_active_members"], figures["scanning_members"]) == (2, 2)
+        assert figures["repeat_purchase_rate"] == 0.5  # one of two purchasers scanned two codes first
+        assert figures["scan_to_member_conversion"] == 0.5
+        assert figures["average_scans_per_member"] == 1.5
+        assert figures["points_liability"] == 70
+        assert figures["coupon_redemption_rate"] is None  # no coupons issued: no data, not zero
+        past = (
+            await client.get(
+                "/v1/kpis",
+                params={"from": "2020-01-01T00:00:00Z", "to": "2020-02-01T00:00:00Z"},
+                headers=tenant_a.headers(Role.MARKETER),
+            )
+        ).json()
+        assert (past["members"], past["scanning_members"]) == (0, 0)
+        backwards = await client.get(
+            "/v1/kpis",
+            params={"from": "2021-01-01T00:00:00Z", "to": "2020-01-01T00:00:00Z"},
+            headers=tenant_a.headers(),
+        )
+        assert_problem(backwards, 422, "validation-error")
+        too_long = await client.get(
+            "/v1/kpis",
+            params={"from": "2020-01-01T00:00:00Z", "to": "2022-01-01T00:00:00Z"},
+            headers=tenant_a.headers(),
+        )
+        assert_problem(too_long, 422, "validation-error")
+        assert (await client.get("/v1/kpis", headers=tenant_a.headers(Role.POINT_OF_SALE))).status_code == 403
+
+
+class TestPrivacy:
+    async def test_export_then_erasure_leaves_no_phone_in_clear_anywhere(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        caplog.set_level(logging.DEBUG)
+        member_id = await enrolled_member(client, db, issued.urls[0], "device-pipl-1")
+        token = client.cookies[MEMBER_COOKIE]
+        cs = tenant_a.headers(Role.CUSTOMER_SERVICE)
+        await client.patch(
+            f"/v1/members/{member_id}", json={"name": "李四", "birthday": "1985-02-03"}, headers=cs
+        )
+        await client.post(
+            f"/v1/members/{member_id}/notes", json={"body": "prefers calls after 18:00"}, headers=cs
+        )
+        await ledger.earn(
+            db, ledger.Member(tenant_a.brand_id, uuid.UUID(member_id)), 30, reason="t", source="t", now=NOW
+        )
+        exported = await client.get("/v1/members/me/export")
+        assert exported.status_code == 200, exported.text
+        data = exported.json()
+        assert data["profile"]["phone"] == "+8613800138000" and data["profile"]["name"] == "李四"
+        assert [s["device_id"] for s in data["scans"]] == ["device-pipl-1"]
+        assert [d["device_id"] for d in data["devices"]] == ["device-pipl-1"]
+        assert sum(e["amount"] for e in data["points_ledger"]) == 30
+
+        erased = await client.delete("/v1/members/me")
+        assert erased.status_code == 204, erased.text
+        assert MEMBER_COOKIE not in client.cookies
+        view = (await client.get(f"/v1/members/{member_id}", headers=cs)).json()
+        assert (view["phone"], view["name"], view["enrolled"]) == (None, None, False)
+        assert view["erased_at"] is not None and view["points_balance"] == 30  # the ledger stays consistent
+        found = await client.post("/v1/members:search", json={"phone": "13800138000"}, headers=cs)
+        assert found.json() == []
+        again = await client.request(
+            "DELETE", "/v1/members/me", headers={"Cookie": f"{MEMBER_COOKIE}={token}"}
+        )
+        assert_problem(again, 410, "member-erased")
+        assert_problem(
+            await client.patch(f"/v1/members/{member_id}", json={"name": "x"}, headers=cs),
+            410,
+            "member-erased",
+        )
+        # The scan statistics still count the scan, under the now anonymous id.
+        await refresh(db)
+        cur = await db.execute("SELECT scans FROM member_stats WHERE member_id = %s", (member_id,))
+        assert await cur.fetchone() == (1,)
+
+        # A phone enrolled by another member stays sealed too: nowhere in a dump, nowhere in the logs.
+        await forget_resend_cooldown(settings)
+        client.cookies.clear()
+        await enrolled_member(client, db, issued.urls[1], "device-pipl-2")
+        dumped = (
+            await asyncio.to_thread(
+                subprocess.run,
+                ["pg_dump", "--data-only", settings.database_url or ""],
+                capture_output=True,
+                check=True,
+            )
+        ).stdout
+        for clear in (b"13800138000", "李四".encode(), b"prefers calls"):
+            assert clear not in dumped
+        logged = caplog.text + "".join(str(record.__dict__) for record in caplog.records)
+        assert "13800138000" not in logged and "138 0013 8000" not in logged
