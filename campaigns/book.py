@@ -9,8 +9,11 @@ caps, stock, budget) is checked again by `award_scan_rewards` in PostgreSQL, und
 
 Regions: a campaign that names regions rewards scans whose region (from the phone's location, or the
 operator's IP database: see antifraud.regions) lies in one of them; a scan of unknown region does not
-qualify. Member tiers cannot be evaluated yet (the members issue defines them): a campaign that names
-tiers rewards nobody until then.
+qualify. Member tiers are the database's to check, like "new member": a campaign that names tiers
+rewards members whose tier (as the member statistics last computed it, at most a minute old) is one of
+them, and a points campaign pays each member's tier multiplier (the budget pays for the extra points).
+Like the other database-side rules, a non-stackable campaign the database then refuses still kept the
+scan from the lower-priority campaigns the book passed over.
 """
 
 from __future__ import annotations
@@ -61,6 +64,10 @@ class RewardItem(msgspec.Struct, frozen=True, kw_only=True):
     coupon_template_id: uuid.UUID | None = None
     coupon_code_hash: str | None = None
     coupon_code_sealed: str | None = None
+    # Tier names the member must hold (None: any); decided in the database, which knows the member.
+    tiers: list[str] | None = None
+    # Points campaigns: the database multiplies points by the member's tier, and the cost with them.
+    cents_per_point: int = 0
 
 
 class Award(msgspec.Struct, frozen=True):
@@ -151,11 +158,11 @@ class LiveCampaign:
         "prizes",
         "product_ids",
         "regions",
-        "restricted",
         "seed",
         "sold_out",
         "stackable",
         "starts_at",
+        "tiers",
         "time_windows",
         "zone",
     )
@@ -177,8 +184,7 @@ class LiveCampaign:
         self.members = rules.members
         self.time_windows = [(w.start, w.end) for w in rules.time_windows]
         self.regions = tuple(rules.regions)
-        # Tiers are not known for a scan yet (see the module docstring).
-        self.restricted = bool(rules.member_tiers)
+        self.tiers = list(rules.member_tiers) or None
         self.points_reward = row.points_reward
         self.no_prize_weight = row.no_prize_weight
         self.prizes = row.prizes
@@ -213,7 +219,7 @@ class LiveCampaign:
         return self.sold_out or not self.daily_left.get(day, True)
 
     def matches(self, facts: CodeFacts, local: dt.datetime, now: dt.datetime, region: str | None) -> bool:
-        if self.restricted or not self.starts_at <= now < self.ends_at:
+        if not self.starts_at <= now < self.ends_at:
             return False
         if self.regions and (region is None or not regions.within(region, self.regions)):
             return False
@@ -231,6 +237,7 @@ class LiveCampaign:
     ) -> RewardItem | None:
         points: int | None = None
         cost = 0
+        cents_per_point = 0
         drawn: uuid.UUID | None = None
         template: uuid.UUID | None = None
         if self.kind == "coupon":
@@ -243,7 +250,8 @@ class LiveCampaign:
             points = reward.per_product.get(facts.product_id, reward.points)
             if points is None:
                 return None
-            cost = points * reward.cents_per_point
+            cents_per_point = reward.cents_per_point
+            cost = points * cents_per_point
         else:
             if self.seed is None:
                 return None
@@ -265,6 +273,8 @@ class LiveCampaign:
             coupon_template_id=template,
             coupon_code_hash=None if code is None else code.hash_hex,
             coupon_code_sealed=None if code is None else code.sealed_hex,
+            tiers=self.tiers,
+            cents_per_point=cents_per_point,
         )
 
 

@@ -36,23 +36,37 @@ WITH input AS (
         seq integer, scan_id uuid, scanned_at timestamptz, brand_id uuid, key_id smallint, code_index bigint,
         campaign_id uuid, kind text, first_only boolean, members text, points integer, cost_cents bigint,
         drawn_prize_id uuid, day date, expires_at timestamptz, coupon_template_id uuid, coupon_code_hash text,
-        coupon_code_sealed text)
+        coupon_code_sealed text, tiers text[], cents_per_point bigint)
 ), scanned AS (
     -- Each scan once (stacked campaigns share it): its member, and whether it was the code's first.
-    -- A member created by this very transaction is new (now() is the transaction's start).
-    SELECT sc.id AS scan_id, sc.member_id, sc.verdict = 'genuine_first' AS first, m.created_at = now() AS new_member
+    -- A member created by this very transaction is new (now() is the transaction's start). Its tier is
+    -- the one the member statistics last gave it (refreshed every minute).
+    SELECT sc.id AS scan_id, sc.member_id, sc.verdict = 'genuine_first' AS first, m.created_at = now() AS new_member,
+           t.name AS tier_name, coalesce(t.points_multiplier_pct, 100) AS multiplier_pct
     FROM (SELECT DISTINCT scan_id, scanned_at FROM input) i
     JOIN scans sc ON sc.id = i.scan_id AND sc.scanned_at = i.scanned_at
     JOIN members m ON m.id = sc.member_id
-), eligible AS (
-    SELECT i.*, s.member_id, c.budget_cents - c.spent_cents AS budget_left, c.daily_budget_cents,
-           c.member_daily_cap, c.member_campaign_cap, left('campaign: ' || c.name, 200) AS reason
+    LEFT JOIN member_stats ms ON ms.member_id = m.id
+    LEFT JOIN member_tiers t ON t.brand_id = m.brand_id AND t.rank = coalesce(ms.tier_rank, 0)
+), multiplied AS (
+    -- A points campaign pays the member's tier multiplier, and its budget pays for the extra points.
+    SELECT i.*, s.member_id, s.first, s.new_member, s.tier_name,
+           CASE WHEN i.kind = 'points' THEN i.points * s.multiplier_pct / 100 ELSE i.points END AS tier_points
     FROM input i
     JOIN scanned s USING (scan_id)
+), eligible AS (
+    SELECT i.seq, i.scan_id, i.scanned_at, i.brand_id, i.key_id, i.code_index, i.campaign_id, i.kind,
+           i.tier_points AS points,
+           CASE WHEN i.kind = 'points' THEN i.tier_points * i.cents_per_point ELSE i.cost_cents END AS cost_cents,
+           i.drawn_prize_id, i.day, i.expires_at, i.coupon_template_id, i.coupon_code_hash, i.coupon_code_sealed,
+           i.member_id, c.budget_cents - c.spent_cents AS budget_left, c.daily_budget_cents,
+           c.member_daily_cap, c.member_campaign_cap, left('campaign: ' || c.name, 200) AS reason
+    FROM multiplied i
     JOIN campaigns c ON c.id = i.campaign_id
     WHERE c.status IN ('scheduled', 'active') AND i.scanned_at >= c.starts_at AND i.scanned_at < c.ends_at
-      AND (NOT i.first_only OR s.first)
-      AND (i.members = 'any' OR (i.members = 'new') = s.new_member)
+      AND (NOT i.first_only OR i.first)
+      AND (i.members = 'any' OR (i.members = 'new') = i.new_member)
+      AND (i.tiers IS NULL OR i.tier_name = ANY(i.tiers))
 ), marked AS (
     -- One rewarded scan per code: stackable campaigns may all reward that scan, and no other.
     UPDATE code_claims cc SET rewarded_scan_id = e.scan_id

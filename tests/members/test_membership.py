@@ -21,6 +21,7 @@ from service.models import Role
 from service.routes.scans import MEMBER_COOKIE
 from service.settings import Settings
 from tests.api.test_errors import assert_problem
+from tests.campaigns.test_scan_rewards import launch, points_campaign
 from tests.conftest import Tenant
 from tests.fixtures_codes import IssuedBatch, issue_batch
 from tests.members.test_member_admin import enrolled_member
@@ -351,3 +352,49 @@ class TestPrivacy:
             assert clear not in dumped
         logged = caplog.text + "".join(str(record.__dict__) for record in caplog.records)
         assert "13800138000" not in logged and "138 0013 8000" not in logged
+
+
+class TestTierRewards:
+    async def test_a_tier_campaign_rewards_its_tiers_only_and_pays_the_multiplier(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        marketer = tenant_a.headers(Role.MARKETER)
+        ladder = {
+            "tiers": [
+                {"name": "普通"},
+                {"name": "金卡", "min_points_earned": 100, "points_multiplier_pct": 150},
+            ]
+        }
+        assert (await client.put("/v1/member-tiers", json=ladder, headers=marketer)).status_code == 200
+        gold = uuid.UUID((await scan(client, issued.urls[0], "device-gold-1"))["member"]["id"])
+        client.cookies.clear()
+        plain = uuid.UUID((await scan(client, issued.urls[1], "device-plain-1"))["member"]["id"])
+        await ledger.earn(db, ledger.Member(tenant_a.brand_id, gold), 100, reason="t", source="t", now=NOW)
+        await refresh(db)
+        gold_only = points_campaign(
+            name="Gold bonus", eligibility={"member_tiers": ["金卡"]}, stackable=True, priority=10
+        )
+        everyone = points_campaign(
+            name="Everyone", points_reward={"points": 10, "cents_per_point": 2}, stackable=True
+        )
+        gold_id = await launch(client, tenant_a, gold_only)
+        everyone_id = await launch(client, tenant_a, everyone)
+        client.cookies.clear()
+        gold_scan = await scan(client, issued.urls[2], "device-gold-1")
+        client.cookies.clear()
+        plain_scan = await scan(client, issued.urls[3], "device-plain-1")
+        assert gold_scan["member"]["id"] == str(gold) and plain_scan["member"]["id"] == str(plain)
+        assert gold_scan["reward"]["points"] == 150 + 15  # both campaigns, each times 1.5
+        assert plain_scan["reward"]["points"] == 10
+        assert [o["campaign_id"] for o in plain_scan["reward"]["outcomes"] if o["result"] == "awarded"] == [
+            everyone_id
+        ]
+        cur = await db.execute("SELECT id, spent_cents FROM campaigns ORDER BY name")
+        assert dict(await cur.fetchall()) == {
+            uuid.UUID(everyone_id): 15 * 2 + 10 * 2,
+            uuid.UUID(gold_id): 150,
+        }
