@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from campaigns.members import segments
 from campaigns.members.errors import InvalidMemberInput
 from service.db import fetch_one
 from service.queries import load_queries
@@ -37,6 +38,7 @@ MAX_RANGE = dt.timedelta(days=366)
 
 
 class Kpis(msgspec.Struct, frozen=True):
+    segment_id: uuid.UUID | None
     range_from: dt.datetime
     range_to: dt.datetime
     members: int
@@ -80,21 +82,36 @@ async def kpis(
     range_from: dt.datetime,
     range_to: dt.datetime,
     now: dt.datetime,
+    segment_id: uuid.UUID | None = None,
 ) -> Kpis:
+    """The brand's KPIs, or a segment's (its members as they are now). Call inside a transaction."""
     if range_to <= range_from:
         raise InvalidMemberInput("to", "the range ends before it starts")
     if range_to - range_from > MAX_RANGE:
         raise InvalidMemberInput("from", "at most 366 days at a time")
     active = await fetch_one(conn, QUERIES["active_days"], {"brand_id": brand_id}, _Days)
     assert active is not None
+    # The query names the table either way (empty and unread without a segment).
+    await conn.execute(QUERIES["create_segment_scope"])
+    if segment_id is not None:
+        segment = await segments.get(conn, brand_id, segment_id)
+        await segments.fill_scope(conn, brand_id, segment.filter)
     f = await fetch_one(
         conn,
         QUERIES["kpis"],
-        {"brand_id": brand_id, "from": range_from, "to": range_to, "now": now, "active_days": active.days},
+        {
+            "brand_id": brand_id,
+            "from": range_from,
+            "to": range_to,
+            "now": now,
+            "active_days": active.days,
+            "in_segment": segment_id is not None,
+        },
         _Figures,
     )
     assert f is not None
     return Kpis(
+        segment_id=segment_id,
         range_from=range_from,
         range_to=range_to,
         members=f.members,

@@ -26,9 +26,12 @@ if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
 QUERIES = load_queries("campaigns.members.sql", "segments.sql")
-# One filter query, counted or paged: both parts are literals shipped in the package, never input.
-COUNT_QUERY: LiteralString = "SELECT count(*) AS members FROM (" + QUERIES["segment_members"] + ") found"  # noqa: S608
-PAGE_QUERY: LiteralString = QUERIES["segment_members"] + "\nORDER BY m.id LIMIT %(limit)s"
+# One filter query, counted, paged or copied for the KPIs: every part is a literal shipped in the
+# package, never input (hence the noqa).
+_MEMBERS = QUERIES["segment_members"]
+COUNT_QUERY: LiteralString = "SELECT count(*) AS members FROM (" + _MEMBERS + ") found"  # noqa: S608
+PAGE_QUERY: LiteralString = _MEMBERS + "\nORDER BY m.id LIMIT %(limit)s"
+SCOPE_QUERY: LiteralString = "INSERT INTO segment_scope (id) SELECT id FROM (" + _MEMBERS + ") f"  # noqa: S608
 
 Names = Annotated[
     list[Annotated[str, msgspec.Meta(min_length=1, max_length=40)]], msgspec.Meta(min_length=1, max_length=50)
@@ -164,6 +167,11 @@ async def members_page(
 ) -> list[SegmentMember]:
     params = await validate(conn, brand_id, flt)
     return await fetch_all(conn, PAGE_QUERY, {**params, "after": after, "limit": limit}, SegmentMember)
+
+
+async def fill_scope(conn: AsyncConnection[Any], brand_id: uuid.UUID, flt: SegmentFilter) -> None:
+    """Copy the segment's members into the transaction's temporary table `segment_scope`."""
+    await conn.execute(SCOPE_QUERY, await validate(conn, brand_id, flt))
 
 
 def members_csv(rows: list[SegmentMember], *, header: bool) -> bytes:

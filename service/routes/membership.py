@@ -206,8 +206,10 @@ async def member_kpis(
     db: AsyncConnection[Any],
     from_: Annotated[dt.datetime | None, QueryParameter(name="from")] = None,
     to: dt.datetime | None = None,
+    segment_id: uuid.UUID | None = None,
 ) -> kpis.Kpis:
-    """Membership KPIs over [from, to) (default: the last 30 days); formulas in campaigns/members/kpis.py."""
+    """Membership KPIs over [from, to) (default: the last 30 days), of the brand or of one segment's
+    members; the formulas are in campaigns/members/kpis.py."""
     now = dt.datetime.now(dt.UTC)
     range_to = to or now
     return await kpis.kpis(
@@ -216,6 +218,7 @@ async def member_kpis(
         range_from=from_ or range_to - dt.timedelta(days=30),
         range_to=range_to,
         now=now,
+        segment_id=segment_id,
     )
 
 

@@ -252,7 +252,9 @@ class TestKpis:
         await ledger.earn(
             db, ledger.Member(tenant_a.brand_id, uuid.UUID(enrolled)), 70, reason="t", source="t", now=NOW
         )
-        figures = (await client.get("/v1/kpis", headers=tenant_a.headers(Role.FINANCE))).json()
+        response = await client.get("/v1/kpis", headers=tenant_a.headers(Role.FINANCE))
+        assert response.status_code == 200, response.text
+        figures = response.json()
         assert (figures["members"], figures["new_members"], figures["enrolled_members"]) == (2, 2, 1)
         assert (figures["monthly_active_members"], figures["scanning_members"]) == (2, 2)
         assert figures["repeat_purchase_rate"] == 0.5  # one of two purchasers scanned two codes first
@@ -281,6 +283,23 @@ class TestKpis:
         )
         assert_problem(too_long, 422, "validation-error")
         assert (await client.get("/v1/kpis", headers=tenant_a.headers(Role.POINT_OF_SALE))).status_code == 403
+        # The same figures for one segment: the enrolled members only.
+        saved = await client.post(
+            "/v1/segments",
+            json={"name": "enrolled", "filter": {"enrolled": True}},
+            headers=tenant_a.headers(),
+        )
+        segment = (
+            await client.get(
+                "/v1/kpis", params={"segment_id": saved.json()["id"]}, headers=tenant_a.headers(Role.MARKETER)
+            )
+        ).json()
+        assert (segment["members"], segment["scanning_members"], segment["points_liability"]) == (1, 1, 70)
+        assert (segment["repeat_purchase_rate"], segment["scan_to_member_conversion"]) == (1.0, 1.0)
+        unknown = await client.get(
+            "/v1/kpis", params={"segment_id": str(uuid.uuid4())}, headers=tenant_a.headers()
+        )
+        assert_problem(unknown, 404, "not-found")
 
 
 class TestPrivacy:
