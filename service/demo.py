@@ -15,6 +15,7 @@ import psycopg
 from antifraud import shipments
 from campaigns import campaigns, coupons
 from campaigns.draws import PrizeIn
+from campaigns.members import tags, tiers
 from codegen import batches, products
 from codegen.errors import ObjectNotFound
 from codegen.models import Batch, BatchIn, ItemRange, ProductIn
@@ -103,6 +104,7 @@ async def _seed(settings: Settings) -> DemoInfo:
             await _demo_campaign(conn, settings, brand.id, data)
             for data in _campaign_settings(batch.product_id, template_id, dt.datetime.now(dt.UTC))
         ]
+        await _demo_membership(conn, brand.id)
     urls = [url for chunk in printing.codes(settings.scan_domain, 0, DEMO_SCAN_URLS) for _, _, url in chunk]
     unshipped = DEMO_DISTRIBUTORS[-1][3]
     leaked = [
@@ -125,6 +127,22 @@ async def _seed(settings: Settings) -> DemoInfo:
         unactivated_urls=leaked,
         distributors=demo_distributors,
     )
+
+
+async def _demo_membership(conn: psycopg.AsyncConnection[Any], brand_id: uuid.UUID) -> None:
+    """A tier ladder and a tag, so that member views and segments have something to show."""
+    if not await tiers.list_tiers(conn, brand_id):
+        ladder = [
+            tiers.TierIn(name="普通"),
+            tiers.TierIn(name="银卡", min_points_earned=100, points_multiplier_pct=110),
+            tiers.TierIn(name="金卡", min_points_earned=500, min_scans=10, points_multiplier_pct=150),
+        ]
+        await tiers.put_tiers(conn, brand_id, tiers.TiersIn(tiers=ladder))
+    if not await tags.list_tags(conn, brand_id):
+        await tags.create_tag(conn, brand_id, tags.TagIn(name="VIP"))
+        await tags.create_tag(
+            conn, brand_id, tags.TagIn(name="regular", rule=tags.TagRule(min_scans=3, within_days=90))
+        )
 
 
 async def _demo_coupon_template(conn: psycopg.AsyncConnection[Any], brand_id: uuid.UUID) -> uuid.UUID:
