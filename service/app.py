@@ -44,6 +44,7 @@ from service.routes import (
     reports,
     scans,
     shipments,
+    webhooks,
 )
 from service.settings import Settings
 from service.state import AppState, RedisClient
@@ -133,6 +134,7 @@ def create_app(settings: Settings) -> Litestar:
         writer = ScanWriter(settings.database_url or "")
         book = CampaignBook(pool, settings.all_master_keys)
         vault = MemberVault(settings.all_master_keys)
+        sms = DevelopmentSms()
         signals = Signals(
             client,
             prefix=settings.redis_prefix,
@@ -154,7 +156,7 @@ def create_app(settings: Settings) -> Litestar:
             signals=signals,
             member_tokens=MemberTokens(settings.master_key),
             vault=vault,
-            enrolment=Enrolment(client, vault, DevelopmentSms(), prefix=settings.redis_prefix),
+            enrolment=Enrolment(client, vault, sms, prefix=settings.redis_prefix),
             campaigns=book,
             ip_regions=IpRegions(settings.ip_database) if settings.ip_database else None,
         )
@@ -173,6 +175,12 @@ def create_app(settings: Settings) -> Litestar:
         member_refresh = asyncio.create_task(
             maintenance.refresh_members(pool, stopping), name="member-refresh"
         )
+        event_delivery = asyncio.create_task(
+            maintenance.deliver_member_events(
+                pool, stopping, master_keys=settings.all_master_keys, vault=vault, sms=sms
+            ),
+            name="member-event-delivery",
+        )
         try:
             yield
         finally:
@@ -184,6 +192,7 @@ def create_app(settings: Settings) -> Litestar:
             await housekeeping
             await pool_sampling
             await member_refresh
+            await event_delivery
             await writer.stop()
             await signals.stop()
             await client.aclose()
@@ -205,6 +214,7 @@ def create_app(settings: Settings) -> Litestar:
             coupons.coupons_router(),
             member_admin.member_admin_router(),
             membership.membership_router(),
+            webhooks.webhooks_router(),
             shipments.shipments_router(),
             reports.reports_router(),
             antifraud.antifraud_router(),

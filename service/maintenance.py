@@ -6,20 +6,29 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import httpx
 import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from campaigns.members import stats as member_stats
+from campaigns.members import webhooks
 from service.db import fetch_all
 from service.queries import load_queries
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from campaigns.members.enrolment import SmsAdapter
+    from campaigns.members.phones import MemberVault
 
 logger = logging.getLogger("onecode.maintenance")
 QUERIES = load_queries("antifraud.sql", "scans.sql")
 INTERVAL_S = 3600.0
 MEMBER_REFRESH_S = 60.0
+EVENT_DELIVERY_S = 2.0
 RETRY_S = 30.0
 MONTHS_AHEAD = 2
 
@@ -114,6 +123,33 @@ async def refresh_members(pool: AsyncConnectionPool, stopping: asyncio.Event) ->
             pause = RETRY_S
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), pause)
+
+
+async def deliver_member_events(
+    pool: AsyncConnectionPool,
+    stopping: asyncio.Event,
+    *,
+    master_keys: Sequence[bytes],
+    vault: MemberVault,
+    sms: SmsAdapter,
+) -> None:
+    """Member events to webhooks and by SMS: what is due every couple of seconds, at once while a backlog
+    lasts. Every worker runs it; the claim (SKIP LOCKED, then a lease) gives each delivery to one."""
+    async with httpx.AsyncClient(timeout=webhooks.REQUEST_TIMEOUT_S, follow_redirects=False) as http:
+        while not stopping.is_set():
+            pause = EVENT_DELIVERY_S
+            try:
+                async with pool.connection() as conn:
+                    report = await webhooks.deliver_due(
+                        conn, http, master_keys=master_keys, vault=vault, sms=sms, now=dt.datetime.now(dt.UTC)
+                    )
+                if report.claimed == webhooks.BATCH_SIZE:
+                    pause = 0.0
+            except (psycopg.Error, PoolTimeout) as exc:
+                logger.warning("member event delivery failed, retrying in %.0f s: %s", RETRY_S, exc)
+                pause = RETRY_S
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), pause)
 
 
 async def housekeeping(

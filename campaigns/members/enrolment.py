@@ -156,6 +156,8 @@ class Enrolment:
         params["profile_sealed"] = (
             None if profile is None else profiles.seal_profile(self._vault, key, brand_id, profile)
         )
+        if profile is not None:  # the enrolment's profile replaces any earlier one, birthday included
+            await profiles.set_birthday_md(conn, brand_id, owner, profile.birthday)
         if existing is not None:
             if existing.id != member_id:
                 await conn.execute(

@@ -55,3 +55,12 @@ class MemberErased(MembersError):
 
 class ApprovalRefused(MembersError):
     """A points adjustment request that is not pending, or decided by its own requester."""
+
+
+class DeliveryNotRetryable(MembersError):
+    """Only a delivery that gave up (failed) or was cancelled can be sent again; the others are in hand."""
+
+    def __init__(self, delivery_id: int, status: str) -> None:
+        super().__init__(f"delivery {delivery_id} is {status}; only failed or cancelled ones can be retried")
+        self.delivery_id = delivery_id
+        self.status = status

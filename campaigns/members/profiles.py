@@ -283,6 +283,27 @@ async def update_profile(
             "attributes": None if attributes is None else msgspec.json.encode(attributes).decode(),
         },
     )
+    if patch.birthday is not None:
+        await set_birthday_md(conn, brand_id, member_id, patch.birthday)
+
+
+async def set_birthday_md(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, member_id: uuid.UUID, birthday: dt.date | None
+) -> None:
+    """Keep members.birthday_md (MMDD) in step with the sealed profile: the birthday event reads it."""
+    await conn.execute(
+        QUERIES["set_birthday_md"],
+        {
+            "brand_id": brand_id,
+            "member_id": member_id,
+            "birthday_md": birthday_mmdd(birthday),
+        },
+    )
+
+
+def birthday_mmdd(birthday: dt.date | None) -> int | None:
+    """The birthday as MMDD, the one part kept in clear (for the birthday event)."""
+    return None if birthday is None else birthday.month * 100 + birthday.day
 
 
 async def attribute_defs(conn: AsyncConnection[Any], brand_id: uuid.UUID) -> list[AttributeDef]:

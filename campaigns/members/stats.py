@@ -3,6 +3,7 @@
 The scan path writes nothing member-wide (it must stay fast); instead a refresh, run every minute by each
 worker's housekeeping (one at a time), recomputes the members touched since the last run, and once a day
 every member, so that lifecycle stages age and tier downgrades fall due without any new scan.
+Each refresh also writes the member events of what it found (see `campaigns.members.events`).
 Each refresh re-reads a few minutes before its last mark: recomputing a member twice changes nothing,
 and a scan committed late is still counted.
 """
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from campaigns.members import tags
+from campaigns.members import events, tags
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 
@@ -31,6 +32,7 @@ class RefreshReport(msgspec.Struct, frozen=True):
     full: bool
     members: int
     tag_changes: int
+    events: int = 0
 
 
 class _Progress(msgspec.Struct, frozen=True):
@@ -44,6 +46,10 @@ class _Locked(msgspec.Struct, frozen=True):
 
 class _Id(msgspec.Struct, frozen=True):
     id: uuid.UUID
+
+
+class _Count(msgspec.Struct, frozen=True):
+    members: int
 
 
 async def refresh(
@@ -65,12 +71,14 @@ async def refresh(
         )
         member_ids = [t.id for t in touched]
     params = {"member_ids": member_ids, "now": now}
-    cur = await conn.execute(QUERIES["refresh_stats"], params)
-    refreshed = cur.rowcount
+    counted = await fetch_one(conn, QUERIES["refresh_stats"], params, _Count)
+    refreshed = counted.members if counted is not None else 0
     if member_ids is None or member_ids:
         await conn.execute(QUERIES["refresh_tiers"], params)
     brand_ids = await _brands_with_rule_tags(conn)
     tag_changes = await tags.apply_rule_tags(conn, brand_ids, member_ids, now=now) if brand_ids else 0
+    # Birthdays and expiring points are calendar facts: looked for once a day, with the full refresh.
+    generated = await events.generate(conn, member_ids=member_ids, now=now, daily=full)
     await conn.execute(
         QUERIES["save_progress"],
         {
@@ -78,7 +86,9 @@ async def refresh(
             "full_refresh_on": now.date() if full else (progress.full_refresh_on if progress else now.date()),
         },
     )
-    return RefreshReport(ran=True, full=full, members=refreshed, tag_changes=tag_changes)
+    return RefreshReport(
+        ran=True, full=full, members=refreshed, tag_changes=tag_changes, events=generated.events
+    )
 
 
 async def _brands_with_rule_tags(conn: AsyncConnection[Any]) -> list[uuid.UUID]:

@@ -34,6 +34,11 @@ UPDATE members SET
     updated_at = now()
 WHERE id = %(member_id)s AND brand_id = %(brand_id)s AND erased_at IS NULL AND merged_into IS NULL;
 
+-- set_birthday_md --
+-- The birthday's month and day in clear, for the birthday event (the profile itself stays sealed).
+UPDATE members SET birthday_md = %(birthday_md)s
+WHERE id = %(member_id)s AND brand_id = %(brand_id)s AND erased_at IS NULL;
+
 -- attribute_defs --
 SELECT name, type, choices FROM member_attribute_defs WHERE brand_id = %(brand_id)s ORDER BY name;
 
@@ -116,8 +121,9 @@ WITH devices AS (
 )
 UPDATE members SET
     phone_sealed = NULL, phone_index = NULL, phone_last4 = NULL, profile_sealed = NULL,
-    data_key_sealed = NULL, region = NULL, attributes = '{}', consent_marketing_at = NULL,
-    consent_location_at = NULL, updated_at = now(), erased_at = coalesce(erased_at, now())
+    data_key_sealed = NULL, birthday_md = NULL, region = NULL, attributes = '{}',
+    consent_marketing_at = NULL, consent_location_at = NULL, updated_at = now(),
+    erased_at = coalesce(erased_at, now())
 WHERE brand_id = %(brand_id)s AND id = ANY(%(family)s);
 
 -- export_scans --

@@ -30,6 +30,8 @@ JOIN members m ON m.id = touched.member_id;
 -- refresh_stats --
 -- Recompute the statistics of `member_ids` (every member when null) from the scan log and the ledger,
 -- counting the anonymous members merged into each one. Idempotent: a member refreshed twice is unchanged.
+-- A member whose lifecycle stage moves gets a member_lifecycle_changes row (read by the member events);
+-- `previous` sees the stages before the upsert, as every part of one statement sees the same snapshot.
 WITH targets AS (
     SELECT m.id AS member_id, m.brand_id, m.created_at,
            coalesce(ms.new_days, 30) AS new_days, coalesce(ms.active_days, 90) AS active_days,
@@ -88,22 +90,32 @@ WITH targets AS (
     LEFT JOIN scan_stats ss ON ss.member_id = t.member_id
     LEFT JOIN earned e ON e.member_id = t.member_id
     LEFT JOIN balances b ON b.member_id = t.member_id
+), previous AS (
+    SELECT ms.member_id, ms.lifecycle FROM member_stats ms JOIN targets t ON t.member_id = ms.member_id
+), upserted AS (
+    INSERT INTO member_stats AS ms (brand_id, member_id, scans, scans_in_window, first_scans, products,
+                                    product_ids, first_scan_at, last_scan_at, last_region, points_earned,
+                                    points_balance, lifecycle, lifecycle_since, refreshed_at)
+    SELECT brand_id, member_id, scans, scans_in_window, first_scans, products, product_ids, first_scan_at,
+           last_scan_at, last_region, points_earned, points_balance, lifecycle, %(now)s, %(now)s
+    FROM computed
+    ON CONFLICT (member_id) DO UPDATE SET
+        scans = excluded.scans, scans_in_window = excluded.scans_in_window,
+        first_scans = excluded.first_scans, products = excluded.products, product_ids = excluded.product_ids,
+        first_scan_at = excluded.first_scan_at, last_scan_at = excluded.last_scan_at,
+        last_region = excluded.last_region, points_earned = excluded.points_earned,
+        points_balance = excluded.points_balance, lifecycle = excluded.lifecycle,
+        lifecycle_since = CASE WHEN ms.lifecycle = excluded.lifecycle THEN ms.lifecycle_since
+                               ELSE excluded.lifecycle_since END,
+        refreshed_at = excluded.refreshed_at
+    RETURNING ms.brand_id, ms.member_id, ms.lifecycle
+), lifecycle_changes AS (
+    INSERT INTO member_lifecycle_changes (brand_id, member_id, from_lifecycle, to_lifecycle, changed_at)
+    SELECT u.brand_id, u.member_id, p.lifecycle, u.lifecycle, %(now)s
+    FROM upserted u JOIN previous p ON p.member_id = u.member_id
+    WHERE p.lifecycle <> u.lifecycle
 )
-INSERT INTO member_stats AS ms (brand_id, member_id, scans, scans_in_window, first_scans, products,
-                                product_ids, first_scan_at, last_scan_at, last_region, points_earned,
-                                points_balance, lifecycle, lifecycle_since, refreshed_at)
-SELECT brand_id, member_id, scans, scans_in_window, first_scans, products, product_ids, first_scan_at,
-       last_scan_at, last_region, points_earned, points_balance, lifecycle, %(now)s, %(now)s
-FROM computed
-ON CONFLICT (member_id) DO UPDATE SET
-    scans = excluded.scans, scans_in_window = excluded.scans_in_window,
-    first_scans = excluded.first_scans, products = excluded.products, product_ids = excluded.product_ids,
-    first_scan_at = excluded.first_scan_at, last_scan_at = excluded.last_scan_at,
-    last_region = excluded.last_region, points_earned = excluded.points_earned,
-    points_balance = excluded.points_balance, lifecycle = excluded.lifecycle,
-    lifecycle_since = CASE WHEN ms.lifecycle = excluded.lifecycle THEN ms.lifecycle_since
-                           ELSE excluded.lifecycle_since END,
-    refreshed_at = excluded.refreshed_at;
+SELECT count(*) AS members FROM upserted;
 
 -- refresh_tiers --
 -- Upgrades at once; a downgrade waits for the end of the calendar year in which the tier was reached.

@@ -1,0 +1,584 @@
+"""Member events and webhooks: each trigger fires once, deliveries are signed, retried and never doubled.
+
+Time is driven: the tests run the refresh and the delivery at `t0`, a day ahead of the clock, and later,
+so the app's own background loops (on the real clock) never touch what a test drives, except where a
+test hands a delivery to them on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import itertools
+import json
+import socket
+import threading
+import uuid
+import zoneinfo
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import psycopg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from campaigns import ledger
+from campaigns.members import events, profiles, stats, webhooks
+from campaigns.members.enrolment import DevelopmentSms
+from campaigns.members.phones import MemberVault
+from service.models import Role
+from service.settings import Settings
+from tests.api.test_errors import assert_problem
+from tests.conftest import Tenant
+from tests.fixtures_codes import IssuedBatch, issue_batch
+from tests.scans.test_members_api import PHONE, latest_otp, scanned_token
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+
+class Receiver:
+    """A real HTTP server on a local port that records every request; `down()` closes the port."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[int, dict[str, str], bytes]] = []
+        self.status = 200
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/onecode"
+
+    def up(self, status: int = 200) -> None:
+        self.status = status
+        if self._server is not None:
+            return
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                receiver.requests.append((receiver.status, headers, body))
+                self.send_response(receiver.status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                del args
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def down(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def accepted(self) -> list[tuple[dict[str, str], bytes]]:
+        return [(headers, body) for status, headers, body in self.requests if status == 200]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    found = Receiver()
+    yield found
+    found.down()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+@pytest.fixture
+async def issued(db: psycopg.AsyncConnection[Any], settings: Settings, tenant_a: Tenant) -> IssuedBatch:
+    return await issue_batch(db, settings, tenant_a.brand_id, quantity=20)
+
+
+def ahead() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=1)
+
+
+async def refresh(db: psycopg.AsyncConnection[Any], at: dt.datetime, *, full: bool = True) -> None:
+    async with db.transaction():
+        report = await stats.refresh(db, now=at, full=full)
+    assert report.ran
+
+
+async def deliver(
+    conn: psycopg.AsyncConnection[Any], settings: Settings, http: httpx.AsyncClient, at: dt.datetime
+) -> webhooks.DeliveryReport:
+    return await webhooks.deliver_due(
+        conn,
+        http,
+        master_keys=settings.all_master_keys,
+        vault=MemberVault(settings.all_master_keys),
+        sms=DevelopmentSms(),
+        now=at,
+    )
+
+
+async def next_due(db: psycopg.AsyncConnection[Any]) -> dt.datetime | None:
+    cur = await db.execute(
+        "SELECT min(next_attempt_at) FROM member_event_deliveries WHERE status = 'pending'"
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    found: dt.datetime | None = row[0]
+    return found
+
+
+async def scan_member(client: AsyncTestClient[Any], url: str, device_id: str) -> uuid.UUID:
+    client.cookies.clear()
+    response = await client.post("/v1/scans", json={"code": url, "device_id": device_id})
+    assert response.status_code == 200, response.text
+    return uuid.UUID(response.json()["member"]["id"])
+
+
+async def create_webhook(client: AsyncTestClient[Any], tenant: Tenant, **body: Any) -> dict[str, Any]:
+    created = await client.post("/v1/webhooks", json=body, headers=tenant.headers())
+    assert created.status_code == 201, created.text
+    result: dict[str, Any] = created.json()
+    return result
+
+
+def assert_signed(secret: str, headers: dict[str, str], body: bytes) -> None:
+    signed = headers["x-onecode-timestamp"].encode() + b"." + body
+    expected = "v1=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["x-onecode-signature"], expected)
+    event = json.loads(body)
+    assert headers["x-onecode-event-id"] == event["id"]
+    assert headers["x-onecode-event-type"] == event["type"]
+
+
+def birthday_on(day: dt.date) -> str:
+    # 28 years back is a leap year whenever this one is: a 29 February stays a valid date.
+    return day.replace(year=day.year - 28).isoformat()
+
+
+async def member_with_every_fact(
+    client: AsyncTestClient[Any],
+    db: psycopg.AsyncConnection[Any],
+    settings: Settings,
+    tenant_a: Tenant,
+    issued: IssuedBatch,
+    t0: dt.datetime,
+) -> tuple[uuid.UUID, dt.datetime]:
+    """A member with a first scan, a birthday at t0, points lapsing 10 days on (enough for a tier), and
+    a second one, with the same birthday, erased: returns the first and its points' expiry."""
+    admin = tenant_a.headers()
+    ladder = {"tiers": [{"name": "Base"}, {"name": "Silver", "min_points_earned": 100}]}
+    assert (await client.put("/v1/member-tiers", json=ladder, headers=admin)).status_code == 200
+    member = await scan_member(client, issued.urls[0], "device-events-1")
+    erased = await scan_member(client, issued.urls[1], "device-events-2")
+    cs = tenant_a.headers(Role.CUSTOMER_SERVICE)
+    for who in (member, erased):
+        patched = await client.patch(
+            f"/v1/members/{who}", json={"birthday": birthday_on(t0.date())}, headers=cs
+        )
+        assert patched.status_code == 200, patched.text
+    await profiles.erase(db, MemberVault(settings.all_master_keys), tenant_a.brand_id, erased)
+    cur = await db.execute("SELECT id, birthday_md FROM members WHERE id = ANY(%s)", ([member, erased],))
+    assert dict(await cur.fetchall()) == {member: t0.month * 100 + t0.day, erased: None}
+    expires_at = t0 + dt.timedelta(days=10)
+    await ledger.earn(
+        db,
+        ledger.Member(tenant_a.brand_id, member),
+        150,
+        reason="test",
+        source="test",
+        now=dt.datetime.now(dt.UTC),
+        expires_at=expires_at,
+    )
+    return member, expires_at
+
+
+async def refresh_repeatedly(
+    client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant_a: Tenant, t0: dt.datetime
+) -> None:
+    """Every refresh twice; the member falls dormant at t0 + 1 h and comes back at t0 + 2 h."""
+    admin = tenant_a.headers()
+    await refresh(db, t0)
+    await refresh(db, t0)  # the same refresh again: nothing new
+    await refresh(db, t0 + dt.timedelta(minutes=1), full=False)
+    # Lifecycle: tighter thresholds make the member dormant; the defaults again bring it back.
+    tight = {"new_days": 1, "active_days": 1, "churn_days": 365}
+    assert (await client.put("/v1/member-settings", json=tight, headers=admin)).status_code == 200
+    await refresh(db, t0 + dt.timedelta(hours=1))
+    await refresh(db, t0 + dt.timedelta(hours=1, minutes=1))
+    assert (await client.put("/v1/member-settings", json={}, headers=admin)).status_code == 200
+    await refresh(db, t0 + dt.timedelta(hours=2))
+    await refresh(db, t0 + dt.timedelta(hours=2, minutes=1))
+
+
+class TestTriggers:
+    async def test_each_trigger_fires_once_however_often_the_refresh_runs(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+        tenant_b: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        """first_scan, tier_change, birthday, points_expiring, dormancy_reached, reactivated: one each."""
+        admin = tenant_a.headers()
+        t0 = ahead()
+        saved = await client.put("/v1/member-event-settings", json={"time_zone": "UTC"}, headers=admin)
+        assert saved.json() == {"expiry_notice_days": 30, "time_zone": "UTC"}
+        member, expires_at = await member_with_every_fact(client, db, settings, tenant_a, issued, t0)
+        every = await create_webhook(client, tenant_a, url="https://hooks.example.com/all")
+        tiers_only = await create_webhook(
+            client, tenant_a, url="https://hooks.example.com/tiers", event_types=["tier_change"]
+        )
+
+        await refresh_repeatedly(client, db, tenant_a, t0)
+
+        cur = await db.execute("SELECT member_id, type, fact_key, id, data FROM member_events ORDER BY seq")
+        rows = await cur.fetchall()
+        assert sorted(r[1] for r in rows) == sorted(events.EVENT_TYPES)
+        assert {r[0] for r in rows} == {member}  # the erased member gets nothing
+        by_type = {r[1]: r for r in rows}
+        for _, event_type, fact_key, event_id, _ in rows:
+            assert event_id == events.event_id(tenant_a.brand_id, event_type, member, fact_key)
+        assert by_type["birthday"][2] == str(t0.year)
+        expiring = by_type["points_expiring"][4]
+        assert (expiring["points"], expiring["expires_on"]) == (150, expires_at.date().isoformat())
+        assert dt.datetime.fromisoformat(expiring["expires_at"]) == expires_at
+        assert by_type["points_expiring"][2] == expires_at.date().isoformat()
+        assert by_type["tier_change"][4] == {
+            "from_rank": 0,
+            "to_rank": 1,
+            "from_tier": "Base",
+            "to_tier": "Silver",
+        }
+        assert (by_type["dormancy_reached"][4]["from"], by_type["dormancy_reached"][4]["to"]) == (
+            "new",
+            "dormant",
+        )
+        assert (by_type["reactivated"][4]["from"], by_type["reactivated"][4]["to"]) == ("dormant", "new")
+
+        # One delivery per event and subscribed webhook, none by SMS (the member has no phone).
+        cur = await db.execute(
+            "SELECT webhook_id, channel, count(*) FROM member_event_deliveries GROUP BY 1, 2 ORDER BY 3"
+        )
+        assert await cur.fetchall() == [
+            (uuid.UUID(tiers_only["id"]), "webhook", 1),
+            (uuid.UUID(every["id"]), "webhook", 6),
+        ]
+        # The outbox over HTTP, brand-scoped and paged.
+        readers = tenant_a.headers(Role.MARKETER)
+        listed = (await client.get("/v1/member-events", params={"limit": 4}, headers=readers)).json()
+        assert len(listed["items"]) == 4
+        rest = await client.get("/v1/member-events", params={"after": listed["next_cursor"]}, headers=readers)
+        assert len(rest.json()["items"]) == 2
+        assert rest.json()["next_cursor"] is None
+        birthdays = await client.get("/v1/member-events", params={"type": "birthday"}, headers=readers)
+        assert [e["member_id"] for e in birthdays.json()["items"]] == [str(member)]
+        other = await client.get("/v1/member-events", headers=tenant_b.headers(Role.MARKETER))
+        assert other.json()["items"] == []
+
+    async def test_event_settings_are_validated(self, client: AsyncTestClient[Any], tenant_a: Tenant) -> None:
+        """An unknown time zone or an out-of-range notice period is refused; marketers may only read."""
+        admin = tenant_a.headers()
+        bad_zone = await client.put(
+            "/v1/member-event-settings", json={"time_zone": "Mars/Olympus"}, headers=admin
+        )
+        assert_problem(bad_zone, 422, "validation-error")
+        bad_days = await client.put(
+            "/v1/member-event-settings", json={"expiry_notice_days": 0}, headers=admin
+        )
+        assert bad_days.status_code in {400, 422}
+        marketer = tenant_a.headers(Role.MARKETER)
+        denied = await client.put(
+            "/v1/member-event-settings", json={"expiry_notice_days": 7}, headers=marketer
+        )
+        assert denied.status_code == 403
+        assert (await client.get("/v1/member-event-settings", headers=marketer)).json() == {
+            "expiry_notice_days": 30,
+            "time_zone": "Asia/Shanghai",
+        }
+
+
+class TestDelivery:
+    async def test_a_receiver_down_for_a_minute_gets_every_event_once(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+        receiver: Receiver,
+        http: httpx.AsyncClient,
+    ) -> None:
+        """Refused for 20 s, then 503 until 70 s: retried with growing waits, then each event arrives once."""
+        t0 = ahead()
+        hook = await create_webhook(client, tenant_a, url=receiver.url, description="CRM")
+        for n in range(3):
+            await scan_member(client, issued.urls[n], f"device-down-{n}")
+        await refresh(db, t0)
+        cur = await db.execute("SELECT id FROM member_events")
+        event_ids = {str(r[0]) for r in await cur.fetchall()}
+        assert len(event_ids) == 3
+
+        at = await next_due(db)
+        while at is not None and at < t0 + dt.timedelta(seconds=70):
+            if at >= t0 + dt.timedelta(seconds=20):
+                receiver.up(status=503)  # listening again, but failing
+            report = await deliver(db, settings, http, at)
+            assert report.delivered == 0
+            at = await next_due(db)
+        assert receiver.requests  # the 503 phase was reached
+        receiver.up(status=200)
+        # Two workers at once, with everything due: each delivery is claimed by one of them.
+        later = t0 + dt.timedelta(hours=1)
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url or "", autocommit=True
+        ) as other:
+            reports = await asyncio.gather(
+                deliver(db, settings, http, later), deliver(other, settings, http, later)
+            )
+        assert sum(r.delivered for r in reports) == 3
+        assert (await deliver(db, settings, http, later + dt.timedelta(days=2))).claimed == 0
+
+        accepted = receiver.accepted()
+        assert sorted(json.loads(body)["id"] for _, body in accepted) == sorted(event_ids)
+        for headers, body in accepted:
+            assert_signed(hook["secret"], headers, body)
+            assert json.loads(body)["brand_id"] == str(tenant_a.brand_id)
+        # The delivery log: every attempt, the failures first, at growing intervals.
+        log = await client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=tenant_a.headers())
+        deliveries = log.json()["items"]
+        assert {d["status"] for d in deliveries} == {"delivered"}
+        # Refused at about 0, 5 and 15 s; 503 from 20 s (at least once); then delivered.
+        assert all(d["attempts"] >= 5 and d["last_status_code"] == 200 for d in deliveries)
+        detail = await client.get(
+            f"/v1/webhooks/{hook['id']}/deliveries/{deliveries[0]['id']}", headers=tenant_a.headers()
+        )
+        attempts = detail.json()["attempts"]
+        assert len(attempts) == deliveries[0]["attempts"]
+        errors = [a["error"] for a in attempts]
+        assert errors[0].startswith("ConnectError") and "HTTP 503" in errors and errors[-1] is None
+        times = [dt.datetime.fromisoformat(a["attempted_at"]) for a in attempts[:-1]]
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+        assert gaps[0] >= 4 and gaps == sorted(gaps)
+        assert times[-1] - times[0] >= dt.timedelta(seconds=20)
+        failed_only = await client.get(
+            f"/v1/webhooks/{hook['id']}/deliveries", params={"status": "failed"}, headers=tenant_a.headers()
+        )
+        assert failed_only.json()["items"] == []
+
+    async def test_a_dead_receiver_is_given_up_after_a_day_and_can_be_retried(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+        receiver: Receiver,
+        http: httpx.AsyncClient,
+    ) -> None:
+        """Backoff caps at an hour; 24 h after the event the delivery fails for good, until staff retry it."""
+        t0 = ahead()
+        hook = await create_webhook(client, tenant_a, url=receiver.url)
+        await scan_member(client, issued.urls[0], "device-dead-1")
+        await refresh(db, t0)
+        rounds = 0
+        while (at := await next_due(db)) is not None:
+            await deliver(db, settings, http, at)
+            rounds += 1
+            assert rounds < 60
+        cur = await db.execute(
+            "SELECT id, status, attempts, last_attempt_at, give_up_at, created_at"
+            " FROM member_event_deliveries"
+        )
+        [(delivery_id, status, attempts, last_attempt_at, give_up_at, created_at)] = await cur.fetchall()
+        assert status == "failed"
+        assert 25 <= attempts <= 40
+        assert last_attempt_at <= give_up_at == created_at + dt.timedelta(hours=24)
+        cur = await db.execute(
+            "SELECT attempted_at FROM member_event_attempts WHERE delivery_id = %s ORDER BY id",
+            (delivery_id,),
+        )
+        times = [r[0] for r in await cur.fetchall()]
+        assert max(b - a for a, b in itertools.pairwise(times)) <= dt.timedelta(hours=1.2)
+        assert (await deliver(db, settings, http, t0 + dt.timedelta(days=3))).claimed == 0
+        assert receiver.requests == []
+
+        # A staff retry: due now, so the app's own delivery loop (real clock) sends it.
+        receiver.up()
+        path = f"/v1/webhooks/{hook['id']}/deliveries/{delivery_id}"
+        retried = await client.post(f"{path}/retry", headers=tenant_a.headers())
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["status"] == "pending"
+        for _ in range(100):
+            state = (await client.get(path, headers=tenant_a.headers())).json()["delivery"]["status"]
+            if state == "delivered":
+                break
+            await asyncio.sleep(0.1)
+        assert state == "delivered"
+        assert len(receiver.accepted()) == 1
+        assert_signed(hook["secret"], *receiver.accepted()[0])
+        again = await client.post(f"{path}/retry", headers=tenant_a.headers())
+        assert_problem(again, 409, "delivery-not-retryable")
+        audit = await client.get(
+            "/v1/audit", params={"action": "webhook.delivery_retry"}, headers=tenant_a.headers(Role.AUDITOR)
+        )
+        assert len(audit.json()["items"]) == 1
+
+    async def test_birthday_and_expiring_points_are_texted_to_consenting_members(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+        http: httpx.AsyncClient,
+    ) -> None:
+        """An enrolled member with marketing consent gets the texts; an anonymous one only the events."""
+        t0 = ahead()
+        today = t0.astimezone(zoneinfo.ZoneInfo("Asia/Shanghai")).date()  # the default brand calendar
+        token = await scanned_token(client, issued.urls[0], "device-sms-1")
+        sent = await client.post("/v1/members/otp", json={"phone": PHONE, "member_token": token})
+        assert sent.status_code == 202, sent.text
+        enrolled = await client.post(
+            "/v1/members/enroll",
+            json={
+                "phone": PHONE,
+                "otp": await latest_otp(db),
+                "consent_marketing": True,
+                "consent_location": False,
+                "profile": {"birthday": birthday_on(today)},
+                "member_token": token,
+            },
+        )
+        assert enrolled.status_code == 200, enrolled.text
+        texted = uuid.UUID(enrolled.json()["member"]["id"])
+        anonymous = await scan_member(client, issued.urls[1], "device-sms-2")
+        patched = await client.patch(
+            f"/v1/members/{anonymous}",
+            json={"birthday": birthday_on(today)},
+            headers=tenant_a.headers(Role.CUSTOMER_SERVICE),
+        )
+        assert patched.status_code == 200, patched.text
+        cur = await db.execute("SELECT birthday_md FROM members WHERE id = %s", (texted,))
+        assert await cur.fetchone() == (today.month * 100 + today.day,)
+        expires_at = t0 + dt.timedelta(days=5)
+        await ledger.earn(
+            db,
+            ledger.Member(tenant_a.brand_id, texted),
+            50,
+            reason="test",
+            source="test",
+            now=dt.datetime.now(dt.UTC),
+            expires_at=expires_at,
+        )
+        await refresh(db, t0)
+        cur = await db.execute(
+            "SELECT e.type FROM member_event_deliveries d JOIN member_events e ON e.id = d.event_id"
+            " WHERE d.channel = 'sms' AND e.member_id = %s ORDER BY 1",
+            (texted,),
+        )
+        assert await cur.fetchall() == [("birthday",), ("points_expiring",)]
+        cur = await db.execute(
+            "SELECT count(*) FROM member_event_deliveries d JOIN member_events e ON e.id = d.event_id"
+            " WHERE e.member_id = %s",
+            (anonymous,),
+        )
+        assert await cur.fetchone() == (0,)  # no webhook, no phone: nothing to deliver
+
+        report = await deliver(db, settings, http, t0)
+        assert (report.claimed, report.delivered) == (2, 2)
+        cur = await db.execute(
+            "SELECT o.body FROM sms_outbox o JOIN members m ON m.phone_index = o.phone_index"
+            " WHERE m.id = %s AND o.body NOT LIKE '%%verification code%%' ORDER BY o.id",
+            (texted,),
+        )
+        local_expiry = expires_at.astimezone(zoneinfo.ZoneInfo("Asia/Shanghai")).date()
+        assert sorted(r[0] for r in await cur.fetchall()) == [
+            f"Brand-A: 50 of your points expire on {local_expiry.isoformat()}. Use them before then.",
+            "Brand-A: happy birthday! Thank you for being one of our members.",
+        ]
+        cur = await db.execute("SELECT count(*) FROM member_events WHERE member_id = %s", (anonymous,))
+        assert await cur.fetchone() == (2,)  # first_scan and birthday
+
+
+class TestWebhookAdmin:
+    async def test_brand_admins_manage_their_own_webhooks_only(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        tenant_b: Tenant,
+    ) -> None:
+        """The secret shows once; bad URLs are 422; another brand's webhook is 404; deletion is audited."""
+        admin = tenant_a.headers()
+        created = await create_webhook(
+            client,
+            tenant_a,
+            url="https://crm.example.com/onecode?token=abc",
+            event_types=["birthday", "birthday"],
+        )
+        assert created["secret"].startswith("whsec_") and created["event_types"] == ["birthday"]
+        listed = (await client.get("/v1/webhooks", headers=admin)).json()
+        assert [w["id"] for w in listed] == [created["id"]]
+        assert "secret" not in listed[0]
+        cur = await db.execute("SELECT secret_sealed FROM webhooks")
+        [(sealed,)] = await cur.fetchall()
+        assert created["secret"].encode() not in bytes(sealed)
+        for url in (
+            "ftp://crm.example.com/x",
+            "https://user:pass@crm.example.com/x",
+            "https:///no-host-here",
+            "https://crm.example.com/a b",
+        ):
+            refused = await client.post("/v1/webhooks", json={"url": url}, headers=admin)
+            assert_problem(refused, 422, "validation-error")
+        unknown_type = await client.post(
+            "/v1/webhooks",
+            json={"url": "https://crm.example.com/x", "event_types": ["birthdays"]},
+            headers=admin,
+        )
+        assert unknown_type.status_code in {400, 422}
+        marketer = await client.post(
+            "/v1/webhooks", json={"url": "https://crm.example.com/x"}, headers=tenant_a.headers(Role.MARKETER)
+        )
+        assert marketer.status_code == 403
+
+        path = f"/v1/webhooks/{created['id']}"
+        assert (await client.get("/v1/webhooks", headers=tenant_b.headers())).json() == []
+        assert (await client.delete(path, headers=tenant_b.headers())).status_code == 404
+        assert (await client.get(f"{path}/deliveries", headers=tenant_b.headers())).status_code == 404
+        assert (await client.delete(path, headers=admin)).status_code == 204
+        assert (await client.delete(path, headers=admin)).status_code == 404
+        assert (await client.get("/v1/webhooks", headers=admin)).json() == []
+        audit = await client.get(
+            "/v1/audit", params={"object_type": "webhook"}, headers=tenant_a.headers(Role.AUDITOR)
+        )
+        assert sorted(e["action"] for e in audit.json()["items"]) == ["webhook.create", "webhook.delete"]
+
+    async def test_deleting_a_webhook_cancels_what_it_had_pending(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        """Nothing more goes to a deleted webhook; its log stays in the database."""
+        hook = await create_webhook(client, tenant_a, url="https://crm.example.com/onecode")
+        await scan_member(client, issued.urls[0], "device-cancel-1")
+        await refresh(db, ahead())
+        assert (
+            await client.delete(f"/v1/webhooks/{hook['id']}", headers=tenant_a.headers())
+        ).status_code == 204
+        cur = await db.execute("SELECT status, last_error FROM member_event_deliveries")
+        assert await cur.fetchall() == [("cancelled", "webhook deleted")]
