@@ -18,7 +18,10 @@ import psycopg
 from antifraud import shipments
 from campaigns import draws
 from campaigns.errors import CampaignError
+from campaigns.members import imports
 from campaigns.members import stats as member_stats
+from campaigns.members.errors import MembersError
+from campaigns.members.phones import MemberVault
 from codegen import batches, exports, keyring, products
 from codegen.errors import CodegenError
 from codegen.gtin import normalize_gtin
@@ -282,6 +285,53 @@ def members_refresh(settings: Settings, full: bool) -> None:
 
     with engines(settings) as ready:
         emit(run_db(ready, work), as_json=True)
+
+
+@members.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--brand", "brand_ref", required=True, help="Brand slug or id.")
+@click.option("--dry-run", is_flag=True, help="Check and count; write nothing.")
+@click.option("--key", "import_key", help="Import key (default: the file's SHA-256); the same key resumes.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def members_import(
+    settings: Settings, csv_file: Path, brand_ref: str, dry_run: bool, import_key: str | None, as_json: bool
+) -> None:
+    """Import a member list (UTF-8 or GBK CSV: phone, name, birthday, points...). Chunks commit as they go:
+    an interrupted import resumes where it stopped when run again, and a finished one imports nothing new."""
+    data = csv_file.read_bytes()
+
+    async def work(conn: psycopg.AsyncConnection[Any]) -> imports.ImportReport:
+        brand_id = await _resolve_brand(conn, brand_ref)
+        return await imports.run(
+            conn,
+            MemberVault(settings.all_master_keys),
+            settings.master_key,
+            brand_id,
+            data,
+            actor="cli",
+            now=dt.datetime.now(dt.UTC),
+            dry_run=dry_run,
+            import_key=import_key,
+            filename=csv_file.name,
+        )
+
+    with engines(settings) as ready:
+        try:
+            report = run_db(ready, work, one_transaction=False)
+        except MembersError as exc:
+            click.echo(f"{csv_file}: {exc}", err=True)
+            raise SystemExit(1) from None
+    if as_json:
+        emit(report, as_json=True)
+        return
+    click.echo(
+        f"{report.status}: {report.rows} rows, {report.created} created, {report.merged} merged, "
+        f"{report.duplicates} duplicates, {report.rejected} rejected, {report.skipped} already done, "
+        f"{report.points_credited} points credited"
+    )
+    for error in report.errors:
+        click.echo(f"row {error.row}: {error.field}: {error.message}")
 
 
 @campaign.command("verify-draws")

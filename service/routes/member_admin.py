@@ -8,10 +8,11 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post, put
+from litestar.params import QueryParameter
 from psycopg import AsyncConnection
 
 from campaigns import ledger, rewards
-from campaigns.members import adjustments, profiles, tags
+from campaigns.members import adjustments, imports, profiles, tags
 from service import audit
 from service.guards import brand_of, principal_from, require_token, roles
 from service.models import Principal, Role
@@ -25,6 +26,8 @@ TAGGERS = (Role.BRAND_ADMIN, Role.MARKETER, Role.CUSTOMER_SERVICE)
 ADJUSTERS = (Role.CUSTOMER_SERVICE, Role.FINANCE)
 # Who sees phone numbers and names in full; everyone else gets them masked.
 PHONE_READERS = frozenset({Role.BRAND_ADMIN, Role.CUSTOMER_SERVICE})
+# A member list of a million rows is about 40 MB; larger lists go in several files.
+IMPORT_MAX_BYTES = 64 * 1024 * 1024
 
 
 class NoteIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -316,6 +319,69 @@ async def define_attribute(
     return defined
 
 
+@post(
+    "/member-imports",
+    opt=roles(Role.BRAND_ADMIN),
+    tags=["members"],
+    status_code=200,
+    request_max_body_size=IMPORT_MAX_BYTES,
+)
+async def import_members(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    dry_run: bool = False,
+    key: Annotated[str | None, QueryParameter(max_length=128)] = None,
+    filename: Annotated[str | None, QueryParameter(max_length=200)] = None,
+) -> imports.ImportReport:
+    """Import a member list sent as the CSV body (UTF-8 or GBK; phone, name, birthday, points...).
+    `dry_run=true` checks and counts without writing. The same file (or `key`) again imports nothing new."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    report = await imports.run(
+        db,
+        _state(request).vault,
+        settings.master_key,
+        brand_id,
+        await request.body(),
+        actor=principal.actor,
+        now=dt.datetime.now(dt.UTC),
+        dry_run=dry_run,
+        import_key=key,
+        filename=filename,
+    )
+    if not dry_run:
+        await audit.record(
+            db,
+            actor=principal.actor,
+            brand_id=brand_id,
+            action="member.import",
+            object_type="member_import",
+            object_id=report.id,
+            after={k: v for k, v in msgspec.structs.asdict(report).items() if k != "errors"},
+        )
+    return report
+
+
+@get("/member-imports/{import_id:uuid}", opt=roles(Role.BRAND_ADMIN), tags=["members"])
+async def get_import(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], import_id: uuid.UUID
+) -> imports.ImportRecord:
+    return await imports.get(db, brand_of(principal_from(request)), import_id)
+
+
+@get("/member-imports/{import_id:uuid}/errors.csv", opt=roles(Role.BRAND_ADMIN), tags=["members"])
+async def import_errors(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], settings: Settings, import_id: uuid.UUID
+) -> Response[bytes]:
+    """The rejected and duplicate rows with their reasons, to correct and import again."""
+    body = await imports.error_file(
+        db, settings.all_master_keys, brand_of(principal_from(request)), import_id
+    )
+    headers = {"content-disposition": f'attachment; filename="import-{import_id}-errors.csv"'}
+    return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+
+
 def member_admin_router() -> Router:
     return Router(
         "/v1",
@@ -333,6 +399,9 @@ def member_admin_router() -> Router:
             decide_adjustment,
             list_attributes,
             define_attribute,
+            import_members,
+            get_import,
+            import_errors,
         ],
         guards=[require_token],
     )

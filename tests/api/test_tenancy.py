@@ -85,6 +85,7 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/v1/members/{member_id:uuid}/points/adjustments"): {"amount": 500, "reason": "sneaky"},
     ("PATCH", "/v1/members/{member_id:uuid}"): {"name": "Sneaky"},
     ("POST", "/v1/members:search"): {"phone": "13800138000"},
+    ("POST", "/v1/member-imports"): None,
     ("POST", "/v1/members/{member_id:uuid}/notes"): {"body": "sneaky"},
     ("PUT", "/v1/members/{member_id:uuid}/tags/{tag_name:str}"): None,
     ("POST", "/v1/members/{member_id:uuid}/merge"): {"into": "{member_id}", "reason": "sneaky"},
@@ -107,6 +108,9 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/v1/antifraud/flagged/{flag_id:int}/review"): {"status": "cleared"},
     ("POST", "/v1/antifraud/blocks"): {"kind": "device", "value": "dev-sneaky-1", "reason": "sneaky"},
     ("POST", "/v1/antifraud/blocks/{block_id:int}/lift"): None,
+    ("POST", "/v1/webhooks"): {"url": "https://hooks.example.com/sneaky"},
+    ("POST", "/v1/webhooks/{webhook_id:uuid}/deliveries/{delivery_id:int}/retry"): None,
+    ("PUT", "/v1/member-event-settings"): {},
 }
 
 
@@ -217,6 +221,32 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_ke
     )
     adjustment_request = await cur.fetchone()
     assert adjustment_request is not None
+    cur = await db.execute(
+        "INSERT INTO webhooks (brand_id, url, secret_sealed, created_by)"
+        " VALUES (%s, 'https://hooks.example.invalid/victim', '\\x00', 'test') RETURNING id",
+        (tenant.brand_id,),
+    )
+    webhook = await cur.fetchone()
+    assert webhook is not None
+    cur = await db.execute(
+        "WITH event AS (INSERT INTO member_events (id, brand_id, member_id, type, fact_key, occurred_at,"
+        " created_at, fanned_out_at) VALUES (gen_random_uuid(), %(brand)s, %(member)s, 'first_scan', '',"
+        " now(), now(), now()) RETURNING id)"
+        " INSERT INTO member_event_deliveries (brand_id, event_id, channel, webhook_id, status,"
+        " next_attempt_at, give_up_at, created_at)"
+        " SELECT %(brand)s, id, 'webhook', %(webhook)s, 'failed', now(), now(), now() FROM event"
+        " RETURNING id",
+        {"brand": tenant.brand_id, "member": member_id, "webhook": webhook[0]},
+    )
+    delivery = await cur.fetchone()
+    assert delivery is not None
+    cur = await db.execute(
+        "INSERT INTO member_imports (brand_id, import_key, created_by) VALUES (%s, 'victim', 'test')"
+        " RETURNING id",
+        (tenant.brand_id,),
+    )
+    member_import = await cur.fetchone()
+    assert member_import is not None
     code = coupons.new_code()
     await db.execute(
         "INSERT INTO coupons (brand_id, template_id, member_id, code_hash, code_sealed, valid_from,"
@@ -244,9 +274,12 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_ke
         "flag_id": str(flag[0]),
         "block_id": str(blocked[0]),
         "tag_name": "victim-tag",
+        "import_id": str(member_import[0]),
         "segment_id": str(segment[0]),
         "request_id": str(adjustment_request[0]),
         "decision": "approve",
+        "webhook_id": str(webhook[0]),
+        "delivery_id": str(delivery[0]),
     }
 
 
@@ -335,6 +368,10 @@ class TestTenancy:
         assert await cur.fetchall() == [("open",)]
         cur = await db.execute("SELECT lifted_at FROM blocks WHERE value = 'dev-victim-1'")
         assert await cur.fetchall() == [(None,)]
+        cur = await db.execute(
+            "SELECT w.active, d.status FROM webhooks w JOIN member_event_deliveries d ON d.webhook_id = w.id"
+        )
+        assert await cur.fetchall() == [(True, "failed")]
 
     async def test_lists_only_show_the_callers_brand(
         self, client: AsyncTestClient[Any], tenant_a: Tenant, tenant_b: Tenant

@@ -1,0 +1,137 @@
+"""Member list import: encodings, normalisation, duplicates, merges, dry runs, error files, idempotence."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from service.models import Role
+from service.settings import Settings
+from tests.api.test_errors import assert_problem
+from tests.conftest import Tenant
+from tests.fixtures_codes import issue_batch
+from tests.members.test_member_admin import enrolled_member
+
+LIST = """手机号,姓名,生日,积分,性别
+138 0013 8001,王小明,1990/5/1,1200,男
++86 139-0013-8002,李华,19850203,300,女
+008613900138003,,2000年12月31日,0,
+13900138002,李华重复,1985-02-03,999,女
+12345,坏号码,1990-01-01,10,
+13900138004,未来,2999-01-01,5,
+13900138005,负分,,-3,
+13900138006,,,,
+"""
+
+
+def post_csv(client: AsyncTestClient[Any], tenant: Tenant, body: bytes, **params: Any) -> Any:
+    return client.post(
+        "/v1/member-imports",
+        content=body,
+        params=params,
+        headers={**tenant.headers(Role.BRAND_ADMIN), "Content-Type": "text/csv"},
+    )
+
+
+class TestImport:
+    @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk"])
+    async def test_import_normalises_reports_and_is_idempotent(
+        self, client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant_a: Tenant, encoding: str
+    ) -> None:
+        body = LIST.encode(encoding)
+        checked = (await post_csv(client, tenant_a, body, dry_run="true")).json()
+        assert (checked["status"], checked["created"], checked["duplicates"], checked["rejected"]) == (
+            "checked",
+            4,
+            1,
+            3,
+        )
+        cur = await db.execute("SELECT count(*) FROM members")
+        assert await cur.fetchone() == (0,)  # a dry run writes nothing
+
+        imported = await post_csv(client, tenant_a, body, filename="crm.csv")
+        assert imported.status_code == 200, imported.text
+        report = imported.json()
+        assert (report["status"], report["rows"], report["created"], report["merged"]) == ("done", 8, 4, 0)
+        assert (report["duplicates"], report["rejected"], report["points_credited"]) == (1, 3, 1500)
+        assert {(e["row"], e["field"]) for e in report["errors"]} == {
+            (4, "phone"),
+            (5, "phone"),
+            (6, "birthday"),
+            (7, "points"),
+        }
+        found = await client.post(
+            "/v1/members:search",
+            json={"phone": "13800138001"},
+            headers=tenant_a.headers(Role.CUSTOMER_SERVICE),
+        )
+        member = found.json()[0]
+        assert (member["name"], member["gender"], member["birthday"], member["points_balance"]) == (
+            "王小明",
+            "male",
+            "1990-05-01",
+            1200,
+        )
+        assert member["enrolled"] is True
+
+        again = (await post_csv(client, tenant_a, body)).json()
+        assert (again["created"], again["merged"], again["skipped"], again["points_credited"]) == (0, 0, 8, 0)
+        cur = await db.execute("SELECT count(*), (SELECT sum(amount) FROM points_ledger) FROM members")
+        assert await cur.fetchone() == (4, 1500)
+
+        errors = await client.get(
+            f"/v1/member-imports/{report['id']}/errors.csv", headers=tenant_a.headers(Role.BRAND_ADMIN)
+        )
+        rows = list(csv.reader(io.StringIO(errors.content.decode("utf-8-sig"))))
+        assert [r[0] for r in rows[1:]] == ["4", "5", "6", "7"]
+        assert rows[2][3] == "12345" and "phone" in rows[2][2]  # the original cells, to correct and resend
+        cur = await db.execute("SELECT string_agg(raw_sealed::text, '') FROM member_import_rows")
+        assert "12345" not in ((await cur.fetchone()) or [""])[0]
+
+    async def test_a_second_list_merges_without_overwriting_or_crediting_twice(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+    ) -> None:
+        issued = await issue_batch(db, settings, tenant_a.brand_id, quantity=3)
+        scanned = await enrolled_member(client, db, issued.urls[0], "device-import-1")  # +8613800138000
+        first = b"phone,name,points\n13800138000,Ann,100\n13900139000,Bob,50\n"
+        second = b"phone,name,birthday,points\n13800138000,Annie,1991-01-01,100\n13900139000,,1980-02-02,70\n"
+        assert (await post_csv(client, tenant_a, first)).json()["merged"] == 1
+        report = (await post_csv(client, tenant_a, second)).json()
+        assert (report["created"], report["merged"], report["points_credited"]) == (0, 2, 0)
+        cs = tenant_a.headers(Role.CUSTOMER_SERVICE)
+        ann = (await client.get(f"/v1/members/{scanned}", headers=cs)).json()
+        assert (ann["name"], ann["birthday"], ann["points_balance"]) == ("Ann", "1991-01-01", 100)
+
+    async def test_bad_files_are_refused_whole(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        tenant_b: Tenant,
+    ) -> None:
+        for body in (b"\xff\xfe\x00\x00garbage\x81", b"", b"name,points\nAnn,5\n"):
+            refused = await post_csv(client, tenant_a, body)
+            assert_problem(refused, 422, "validation-error")
+        cur = await db.execute("SELECT count(*) FROM member_imports")
+        assert await cur.fetchone() == (0,)
+        report = (await post_csv(client, tenant_a, b"phone\n13800138000\n")).json()
+        foreign = await client.get(
+            f"/v1/member-imports/{report['id']}/errors.csv", headers=tenant_b.headers(Role.BRAND_ADMIN)
+        )
+        assert foreign.status_code == 404
+        marketer = await client.post(
+            "/v1/member-imports", content=b"phone\n13800138000\n", headers=tenant_a.headers(Role.MARKETER)
+        )
+        assert marketer.status_code == 403
+        missing = await client.get(f"/v1/member-imports/{uuid.uuid4()}", headers=tenant_a.headers())
+        assert_problem(missing, 404, "not-found")
