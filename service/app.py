@@ -35,6 +35,7 @@ from service.routes import (
     antifraud,
     campaigns,
     codes,
+    console_auth,
     consumer,
     coupons,
     health,
@@ -48,6 +49,7 @@ from service.routes import (
 )
 from service.settings import Settings
 from service.state import AppState, RedisClient
+from service.users import DevelopmentNotifier
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
@@ -158,6 +160,7 @@ def create_app(settings: Settings) -> Litestar:
             vault=vault,
             enrolment=Enrolment(client, vault, sms, prefix=settings.redis_prefix),
             campaigns=book,
+            notifier=DevelopmentNotifier(),
             ip_regions=IpRegions(settings.ip_database) if settings.ip_database else None,
         )
         # The geocoder loads its data on first use: pay that here, not in a consumer's first scan.
@@ -214,6 +217,7 @@ def create_app(settings: Settings) -> Litestar:
             coupons.coupons_router(),
             member_admin.member_admin_router(),
             membership.membership_router(),
+            console_auth.console_auth_router(),
             webhooks.webhooks_router(),
             shipments.shipments_router(),
             reports.reports_router(),

@@ -62,3 +62,19 @@ class Unavailable(ServiceError):
 
 class MalformedBody(ServiceError):
     """The body is not JSON (or not UTF-8)."""
+
+
+class LoginFailed(Unauthenticated):
+    """Wrong address or password (the answer never says which)."""
+
+    slug = "login-failed"
+
+
+class TotpRequired(Unauthenticated):
+    """The password was right; the account's second factor is needed too."""
+
+    slug = "totp-required"
+
+
+class AccountLocked(RateLimited):
+    slug = "account-locked"

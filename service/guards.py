@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from service import auth
+from service import auth, users
 from service.errors import Forbidden, NotFound, RateLimited, Unauthenticated
 from service.models import Principal, Role
 
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
 
     from service.state import AppState
 
+# The console's session cookie (see service/users.py).
+CONSOLE_COOKIE = "onecode_console"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Every role of a brand; handlers name the subset they accept in `opt={"roles": ...}`.
 ANY_BRAND_ROLE = frozenset(Role) - {Role.PLATFORM_ADMIN}
 
@@ -30,14 +34,13 @@ async def require_token(connection: ASGIConnection[Any, Any, Any, Any], handler:
     if allowed is None:
         # Fail closed: an admin route that forgot to declare its roles is reachable by nobody.
         raise Forbidden("this route declares no roles")
-    scheme, _, secret = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        raise Unauthenticated("send an API token as 'Authorization: Bearer <token>'")
     state: AppState = connection.app.state.onecode
-    async with state.pool.connection() as conn:
-        principal = await auth.authenticate(conn, secret.strip())
-    if principal is None:
-        raise Unauthenticated("the token is unknown, expired or revoked")
+    authorization = connection.headers.get("authorization", "")
+    session_id = connection.cookies.get(CONSOLE_COOKIE)
+    if not authorization and session_id:
+        principal = await _session_principal(connection, state, session_id)
+    else:
+        principal = await _token_principal(state, authorization)
     await _check_rate(state, principal)
     if principal.role not in allowed:
         raise Forbidden(f"the {principal.role} role may not do this")
@@ -50,6 +53,32 @@ async def require_token(connection: ASGIConnection[Any, Any, Any, Any], handler:
     ):
         raise NotFound("brand", path_brand)
     connection.state.principal = principal
+
+
+async def _token_principal(state: AppState, authorization: str) -> Principal:
+    scheme, _, secret = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthenticated("send an API token as 'Authorization: Bearer <token>', or sign in")
+    async with state.pool.connection() as conn:
+        principal = await auth.authenticate(conn, secret.strip())
+    if principal is None:
+        raise Unauthenticated("the token is unknown, expired or revoked")
+    return principal
+
+
+async def _session_principal(
+    connection: ASGIConnection[Any, Any, Any, Any], state: AppState, session_id: str
+) -> Principal:
+    """A console session; a cookie rides along with any request, so writes must echo its CSRF token."""
+    async with state.pool.connection() as conn:
+        session = await users.session_principal(conn, session_id)
+    if session is None:
+        raise Unauthenticated("the session expired; sign in again")
+    if connection.scope.get("method", "GET") not in SAFE_METHODS and not hmac.compare_digest(
+        connection.headers.get("x-csrf-token", ""), session.csrf_token
+    ):
+        raise Forbidden("send the session's CSRF token in the X-CSRF-Token header")
+    return Principal(session.user_id, session.brand_id, session.role, session.distributor_id, kind="user")
 
 
 async def _check_rate(state: AppState, principal: Principal) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -24,16 +24,18 @@ class Role(enum.StrEnum):
 
 
 class Principal(msgspec.Struct, frozen=True):
-    """Who is calling: the token, its tenant (None for platform admins), role and distributor scope."""
+    """Who is calling: an API token or a console user (`token_id` is then the user's id), its tenant
+    (None for platform admins), role and distributor scope."""
 
     token_id: uuid.UUID
     brand_id: uuid.UUID | None
     role: Role
     distributor_id: uuid.UUID | None = None
+    kind: Literal["token", "user"] = "token"
 
     @property
     def actor(self) -> str:
-        return f"token:{self.token_id}"
+        return f"{self.kind}:{self.token_id}"
 
 
 class Brand(msgspec.Struct, frozen=True):

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from codegen.registry import CodeRegistry
     from service.registry_follower import RegistryFollower
     from service.settings import Settings
+    from service.users import Notifier
 
 
 # One Redis server (or a proxy in front of several) or a Redis Cluster; see service.app.make_redis.
@@ -46,5 +47,7 @@ class AppState:
     enrolment: Enrolment
     # In-process copy of the live campaigns: which may reward a scan, decided without I/O.
     campaigns: CampaignBook
+    # Staff email (console invitations, password resets); the development adapter records it.
+    notifier: Notifier
     # Where a scan without a shared location happened, when the operator provides an IP database.
     ip_regions: IpRegions | None = None

@@ -39,6 +39,11 @@ PUBLIC_PATHS = {
     "/v1/members/me/prizes/{campaign_id:uuid}/{scan_id:uuid}/claim",
     # The member's own data (PIPL access and erasure), by member token (tested in tests/members).
     "/v1/members/me/export",
+    # Console sign-in and the links mailed to people (tested in tests/api/test_console_auth.py).
+    "/console/login",
+    "/console/invitations/accept",
+    "/console/password-resets",
+    "/console/password-resets/confirm",
 }
 
 # A valid body per write route, so the check reaches the tenant decision instead of stopping at validation.
@@ -86,6 +91,10 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("PATCH", "/v1/members/{member_id:uuid}"): {"name": "Sneaky"},
     ("POST", "/v1/members:search"): {"phone": "13800138000"},
     ("POST", "/v1/member-imports"): None,
+    ("POST", "/console/logout"): None,
+    ("POST", "/console/totp/setup"): None,
+    ("POST", "/console/totp/confirm"): {"code": "123456"},
+    ("POST", "/v1/users/invitations"): {"email": "sneaky@example.com", "role": "marketer"},
     ("POST", "/v1/members/{member_id:uuid}/notes"): {"body": "sneaky"},
     ("PUT", "/v1/members/{member_id:uuid}/tags/{tag_name:str}"): None,
     ("POST", "/v1/members/{member_id:uuid}/merge"): {"into": "{member_id}", "reason": "sneaky"},

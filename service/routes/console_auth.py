@@ -1,0 +1,237 @@
+"""Console accounts over HTTP: sign-in and out, invitations, password resets, the TOTP second factor.
+
+The session cookie is httpOnly and SameSite=Strict; every write made with it must also send the
+session's CSRF token in `X-CSRF-Token` (the guard checks). Sign-in attempts are limited per address and
+per network, and an account locks for 15 minutes after five failures in a row; every attempt is audited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, Router, get, post
+from psycopg import AsyncConnection
+
+from antifraud.clients import client_ip
+from service import audit, users
+from service.errors import AccountLocked, Forbidden, LoginFailed, RateLimited, TotpRequired
+from service.guards import ANY_BRAND_ROLE, CONSOLE_COOKIE, brand_of, principal_from, require_token, roles
+from service.models import Principal, Role
+from service.state import AppState
+
+LOGIN_WINDOW_S = 15 * 60
+LOGINS_PER_ADDRESS = 10
+LOGINS_PER_NETWORK = 50
+
+
+class SignedIn(msgspec.Struct, frozen=True):
+    user: users.User
+    # Send it back in X-CSRF-Token with every write made with the session cookie.
+    csrf_token: str
+
+
+def _state(request: Request[Any, Any, Any]) -> AppState:
+    state: AppState = request.app.state.onecode
+    return state
+
+
+def _console_url(request: Request[Any, Any, Any]) -> str:
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+async def _limit_attempts(request: Request[Any, Any, Any], email: str) -> None:
+    """Password guessing is slowed per address (an account) and per network (a guesser)."""
+    state = _state(request)
+    ip = client_ip(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        trust_forwarded_for=state.settings.trust_forwarded_for,
+    )
+    window = int(time.time() // LOGIN_WINDOW_S)
+    prefix = f"{state.settings.redis_prefix}login:{window}"
+    async with state.redis.pipeline(transaction=False) as pipe:
+        pipe.incr(f"{prefix}:email:{users.hash_token(email).hex()[:32]}")
+        pipe.expire(f"{prefix}:email:{users.hash_token(email).hex()[:32]}", LOGIN_WINDOW_S)
+        pipe.incr(f"{prefix}:ip:{ip}")
+        pipe.expire(f"{prefix}:ip:{ip}", LOGIN_WINDOW_S)
+        per_email, _, per_ip, _ = await pipe.execute()
+    if int(per_email) > LOGINS_PER_ADDRESS or int(per_ip) > LOGINS_PER_NETWORK:
+        raise RateLimited(
+            "too many sign-in attempts; wait a few minutes",
+            retry_after=LOGIN_WINDOW_S - time.time() % LOGIN_WINDOW_S,
+        )
+
+
+def _session_cookie(request: Request[Any, Any, Any], value: str, max_age: int) -> str:
+    secure = "; Secure" if request.url.scheme == "https" else ""
+    return f"{CONSOLE_COOKIE}={value}; HttpOnly; Max-Age={max_age}; Path=/; SameSite=Strict{secure}"
+
+
+@post("/console/login", status_code=200, tags=["console"])
+async def login(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: users.LoginIn
+) -> Response[SignedIn]:
+    """Sign in with email and password (and the TOTP code once enabled); sets the session cookie."""
+    email = data.email.strip().lower()
+    await _limit_attempts(request, email)
+    settings = _state(request).settings
+    # Committed before answering: a failed attempt must count even though the answer is an error.
+    async with db.transaction():
+        outcome = await users.login(db, settings.all_master_keys, data, now=dt.datetime.now(dt.UTC))
+        await audit.record(
+            db,
+            actor=f"user:{outcome.account_id}" if outcome.account_id else f"login:{email}",
+            brand_id=outcome.brand_id,
+            action="console.login" if outcome.result == "signed_in" else "console.login_refused",
+            object_type="console_user",
+            object_id=outcome.account_id,
+            after={"result": outcome.result, "email": email},
+        )
+    if outcome.result == "locked":
+        raise AccountLocked("the account is locked after repeated failures", retry_after=outcome.retry_after)
+    if outcome.result == "totp_required":
+        raise TotpRequired("enter the code from your authenticator app")
+    if outcome.result == "failed":
+        raise LoginFailed("wrong email or password")
+    assert outcome.user is not None
+    assert outcome.session_id is not None
+    assert outcome.csrf_token is not None
+    cookie = _session_cookie(request, outcome.session_id, int(users.SESSION_IDLE.total_seconds()))
+    return Response(SignedIn(outcome.user, outcome.csrf_token), headers={"set-cookie": cookie})
+
+
+def _user_principal(request: Request[Any, Any, Any]) -> Principal:
+    principal = principal_from(request)
+    if principal.kind != "user":
+        raise Forbidden("this needs a console session, not an API token")
+    return principal
+
+
+@post("/console/logout", status_code=204, opt=roles(*ANY_BRAND_ROLE), tags=["console"])
+async def logout(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> Response[None]:
+    _user_principal(request)
+    await users.logout(db, request.cookies.get(CONSOLE_COOKIE, ""))
+    return Response(None, status_code=204, headers={"set-cookie": _session_cookie(request, "", 0)})
+
+
+@get("/console/me", opt=roles(*ANY_BRAND_ROLE), tags=["console"])
+async def me(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> users.User:
+    return await users.get_user(db, _user_principal(request).token_id)
+
+
+@post("/console/invitations/accept", status_code=201, tags=["console"])
+async def accept_invitation(db: AsyncConnection[Any], data: users.AcceptIn) -> users.User:
+    """Set the password of an invited account (the link's token, used once, within 7 days)."""
+    user = await users.accept(db, data)
+    await audit.record(
+        db,
+        actor=f"user:{user.id}",
+        brand_id=user.brand_id,
+        action="console.user_created",
+        object_type="console_user",
+        object_id=user.id,
+        after={"email": user.email, "role": user.role},
+    )
+    return user
+
+
+@post("/console/password-resets", status_code=202, tags=["console"])
+async def request_reset(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: users.ResetIn
+) -> None:
+    """Mail a reset link; the answer is the same whether the address has an account or not."""
+    await _limit_attempts(request, data.email.strip().lower())
+    notifier = _state(request).notifier
+    await users.request_reset(
+        db, notifier, data, console_url=_console_url(request), now=dt.datetime.now(dt.UTC)
+    )
+
+
+@post("/console/password-resets/confirm", status_code=200, tags=["console"])
+async def confirm_reset(db: AsyncConnection[Any], data: users.ResetConfirmIn) -> users.User:
+    """Choose a new password; every session of the account ends."""
+    user = await users.confirm_reset(db, data)
+    await audit.record(
+        db,
+        actor=f"user:{user.id}",
+        brand_id=user.brand_id,
+        action="console.password_reset",
+        object_type="console_user",
+        object_id=user.id,
+    )
+    return user
+
+
+@post("/console/totp/setup", status_code=200, opt=roles(*ANY_BRAND_ROLE), tags=["console"])
+async def setup_totp(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> users.TotpSetup:
+    """A new second-factor secret (and its otpauth:// URI); active once a code from it is confirmed."""
+    user = await users.get_user(db, _user_principal(request).token_id)
+    return await users.setup_totp(db, _state(request).settings.master_key, user)
+
+
+@post("/console/totp/confirm", status_code=200, opt=roles(*ANY_BRAND_ROLE), tags=["console"])
+async def confirm_totp(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: users.TotpConfirmIn
+) -> users.User:
+    principal = _user_principal(request)
+    user = await users.get_user(db, principal.token_id)
+    enabled = await users.confirm_totp(
+        db, _state(request).settings.all_master_keys, user, data.code, now=dt.datetime.now(dt.UTC)
+    )
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=enabled.brand_id,
+        action="console.totp_enabled",
+        object_type="console_user",
+        object_id=enabled.id,
+    )
+    return enabled
+
+
+@post("/v1/users/invitations", opt=roles(Role.BRAND_ADMIN), tags=["console"])
+async def invite(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: users.InvitationIn
+) -> users.Invitation:
+    """Invite a person to the console with a role; the link goes out by the notification adapter."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    invitation = await users.invite(
+        db,
+        _state(request).notifier,
+        brand_id,
+        data,
+        actor=principal.actor,
+        console_url=_console_url(request),
+        now=dt.datetime.now(dt.UTC),
+    )
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action="console.invite",
+        object_type="console_invitation",
+        object_id=invitation.email,
+        after=invitation,
+    )
+    return invitation
+
+
+@get("/v1/users", opt=roles(Role.BRAND_ADMIN, Role.AUDITOR), tags=["console"])
+async def list_users(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> list[users.User]:
+    return await users.list_users(db, brand_of(principal_from(request)))
+
+
+def console_auth_router() -> Router:
+    public = [login, accept_invitation, request_reset, confirm_reset]
+    signed_in = [logout, me, setup_totp, confirm_totp, invite, list_users]
+    return Router(
+        "/",
+        route_handlers=[
+            Router("/", route_handlers=public),
+            Router("/", route_handlers=signed_in, guards=[require_token]),
+        ],
+    )

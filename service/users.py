@@ -1,0 +1,430 @@
+"""Console user accounts: people with the API's roles, invited by a brand admin, signing in with a password
+(argon2id) and an optional TOTP second factor, holding a session cookie.
+
+Sign-in failures are counted per account: five in a row lock it for 15 minutes (and the route limits
+attempts per address and per network in Redis). A failed attempt is answered only after its count is
+committed, so the caller can never roll a failure back. Unknown addresses cost the same password check
+as known ones and get the same answer: the form does not tell who has an account.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+
+import argon2
+import msgspec
+import pyotp
+
+from codegen import keys
+from service.db import fetch_all, fetch_one
+from service.errors import Conflict, InvalidField
+from service.models import Role
+from service.queries import load_queries
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from psycopg import AsyncConnection
+
+QUERIES = load_queries("service.sql", "users.sql")
+HASHER = argon2.PasswordHasher()  # argon2id with the library's (RFC 9106) defaults
+# Checked against when the address is unknown, so that both answers take as long.
+_DUMMY_HASH = HASHER.hash("not a password of anyone")
+MAX_FAILURES = 5
+LOCKOUT = dt.timedelta(minutes=15)
+SESSION_IDLE = dt.timedelta(hours=12)
+INVITATION_TTL = dt.timedelta(days=7)
+RESET_TTL = dt.timedelta(hours=1)
+PASSWORD_MIN = 10
+TOTP_ISSUER = "OneCode"
+
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Secret = Annotated[str, msgspec.Meta(min_length=16, max_length=128)]
+TotpCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
+UserRole = Literal[
+    "brand_admin",
+    "marketer",
+    "operations",
+    "customer_service",
+    "finance",
+    "distributor",
+    "auditor",
+    "point_of_sale",
+]
+
+
+class InvitationIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    email: Email
+    role: UserRole
+    distributor_id: uuid.UUID | None = None
+
+
+class Invitation(msgspec.Struct, frozen=True):
+    email: str
+    role: UserRole
+    distributor_id: uuid.UUID | None
+    created_at: dt.datetime
+    expires_at: dt.datetime
+
+
+class AcceptIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    token: Secret
+    password: Password
+
+
+class LoginIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    email: Email
+    password: Password
+    totp_code: TotpCode | None = None
+
+
+class ResetIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    email: Email
+
+
+class ResetConfirmIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    token: Secret
+    password: Password
+
+
+class TotpConfirmIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    code: TotpCode
+
+
+class User(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    brand_id: uuid.UUID
+    email: str
+    role: UserRole
+    distributor_id: uuid.UUID | None
+    totp_enabled_at: dt.datetime | None
+    created_at: dt.datetime
+    last_login_at: dt.datetime | None
+
+
+class TotpSetup(msgspec.Struct, frozen=True):
+    secret: str
+    # For the authenticator app's QR code.
+    otpauth_uri: str
+
+
+class SessionPrincipal(msgspec.Struct, frozen=True):
+    user_id: uuid.UUID
+    brand_id: uuid.UUID
+    role: Role
+    distributor_id: uuid.UUID | None
+    csrf_token: str
+
+
+class LoginOutcome(msgspec.Struct, frozen=True):
+    """What a sign-in attempt came to; the route commits it first, then answers."""
+
+    result: Literal["signed_in", "failed", "locked", "totp_required"]
+    # The account tried, when the address has one (for the audit log; never in the answer).
+    account_id: uuid.UUID | None = None
+    brand_id: uuid.UUID | None = None
+    user: User | None = None
+    session_id: str | None = None
+    csrf_token: str | None = None
+    retry_after: float = 0.0
+
+
+class _LoginRow(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    brand_id: uuid.UUID
+    email: str
+    role: UserRole
+    distributor_id: uuid.UUID | None
+    password_hash: str
+    totp_secret_sealed: bytes | None
+    totp_enabled_at: dt.datetime | None
+    failed_logins: int
+    locked_until: dt.datetime | None
+    disabled_at: dt.datetime | None
+
+
+class _Lock(msgspec.Struct, frozen=True):
+    failed_logins: int
+    locked_until: dt.datetime | None
+
+
+class _Taken(msgspec.Struct, frozen=True):
+    taken: bool
+
+
+class _Taking(msgspec.Struct, frozen=True):
+    brand_id: uuid.UUID
+    email: str
+    role: UserRole
+    distributor_id: uuid.UUID | None
+
+
+class _UserId(msgspec.Struct, frozen=True):
+    user_id: uuid.UUID
+
+
+class _Sealed(msgspec.Struct, frozen=True):
+    totp_secret_sealed: bytes | None
+
+
+class Notifier(Protocol):
+    """Sends staff email (invitations, password resets). Production adapters wrap a mail provider."""
+
+    async def send_email(
+        self, conn: AsyncConnection[Any], *, recipient: str, subject: str, body: str
+    ) -> None: ...
+
+
+class DevelopmentNotifier:
+    """Records messages in `notification_outbox` instead of sending them."""
+
+    async def send_email(
+        self, conn: AsyncConnection[Any], *, recipient: str, subject: str, body: str
+    ) -> None:
+        await conn.execute(QUERIES["notify"], {"recipient": recipient, "subject": subject, "body": body})
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def normalize_email(raw: str) -> str:
+    email = raw.strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or any(c.isspace() for c in email):
+        raise InvalidField("email", "not an email address")
+    return email
+
+
+def check_password(password: str, email: str) -> None:
+    if len(password) < PASSWORD_MIN:
+        raise InvalidField("password", f"at least {PASSWORD_MIN} characters")
+    if len(set(password)) < 4 or email.partition("@")[0] in password.lower():  # noqa: PLR2004
+        raise InvalidField("password", "too easy to guess: avoid repeats and your address")
+
+
+async def invite(
+    conn: AsyncConnection[Any],
+    notifier: Notifier,
+    brand_id: uuid.UUID,
+    data: InvitationIn,
+    *,
+    actor: str,
+    console_url: str,
+    now: dt.datetime,
+) -> Invitation:
+    email = normalize_email(data.email)
+    if (data.role == "distributor") != (data.distributor_id is not None):
+        raise InvalidField("distributor_id", "give a distributor for the distributor role, and only then")
+    if data.distributor_id is not None:
+        cur = await conn.execute(
+            QUERIES["distributor_of_brand"], {"distributor_id": data.distributor_id, "brand_id": brand_id}
+        )
+        if await cur.fetchone() is None:
+            raise InvalidField("distributor_id", "no such distributor")
+    taken = await fetch_one(conn, QUERIES["email_taken"], {"email": email}, _Taken)
+    if taken is not None and taken.taken:
+        raise Conflict("this address already has an account", field="email")
+    token = secrets.token_urlsafe(32)
+    invitation = await fetch_one(
+        conn,
+        QUERIES["invite"],
+        {
+            "token_hash": hash_token(token),
+            "brand_id": brand_id,
+            "email": email,
+            "role": data.role,
+            "distributor_id": data.distributor_id,
+            "actor": actor,
+            "expires_at": now + INVITATION_TTL,
+        },
+        Invitation,
+    )
+    assert invitation is not None
+    await notifier.send_email(
+        conn,
+        recipient=email,
+        subject="You are invited to OneCode",
+        body=f"Set your password within 7 days: {console_url}/console/invitations/{token}",
+    )
+    return invitation
+
+
+async def accept(conn: AsyncConnection[Any], data: AcceptIn) -> User:
+    taking = await fetch_one(
+        conn, QUERIES["take_invitation"], {"token_hash": hash_token(data.token)}, _Taking
+    )
+    if taking is None:
+        raise InvalidField("token", "the invitation is unknown, used or expired")
+    check_password(data.password, taking.email)
+    user = await fetch_one(
+        conn,
+        QUERIES["create_user"],
+        {
+            "brand_id": taking.brand_id,
+            "email": taking.email,
+            "role": taking.role,
+            "distributor_id": taking.distributor_id,
+            "password_hash": HASHER.hash(data.password),
+        },
+        User,
+    )
+    if user is None:
+        raise Conflict("this address already has an account", field="email")
+    return user
+
+
+async def login(
+    conn: AsyncConnection[Any], master_keys: Sequence[bytes], data: LoginIn, *, now: dt.datetime
+) -> LoginOutcome:
+    email = data.email.strip().lower()
+    row = await fetch_one(conn, QUERIES["user_for_login"], {"email": email}, _LoginRow)
+    if row is None or row.disabled_at is not None:
+        _verify(_DUMMY_HASH, data.password)
+        return LoginOutcome("failed")
+    if row.locked_until is not None and row.locked_until > now:
+        return LoginOutcome(
+            "locked", row.id, row.brand_id, retry_after=(row.locked_until - now).total_seconds()
+        )
+    if not _verify(row.password_hash, data.password):
+        return await _failed(conn, row, now)
+    if row.totp_enabled_at is not None:
+        if data.totp_code is None:
+            return LoginOutcome("totp_required", row.id, row.brand_id)
+        assert row.totp_secret_sealed is not None
+        secret = keys.unseal(master_keys, row.totp_secret_sealed, aad=_totp_aad(row.id)).decode()
+        if not pyotp.TOTP(secret).verify(data.totp_code, for_time=now, valid_window=1):
+            return await _failed(conn, row, now)
+    rehash = HASHER.hash(data.password) if HASHER.check_needs_rehash(row.password_hash) else None
+    await conn.execute(QUERIES["login_succeeded"], {"user_id": row.id, "rehash": rehash})
+    session_id, csrf_token = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    await conn.execute(
+        QUERIES["create_session"],
+        {
+            "id_hash": hash_token(session_id),
+            "user_id": row.id,
+            "csrf_token": csrf_token,
+            "expires_at": now + SESSION_IDLE,
+        },
+    )
+    user = await get_user(conn, row.id)
+    return LoginOutcome(
+        "signed_in", row.id, row.brand_id, user=user, session_id=session_id, csrf_token=csrf_token
+    )
+
+
+async def session_principal(conn: AsyncConnection[Any], session_id: str) -> SessionPrincipal | None:
+    if not 16 <= len(session_id) <= 128:  # noqa: PLR2004
+        return None
+    return await fetch_one(
+        conn,
+        QUERIES["session_principal"],
+        {"id_hash": hash_token(session_id), "idle": SESSION_IDLE},
+        SessionPrincipal,
+    )
+
+
+async def logout(conn: AsyncConnection[Any], session_id: str) -> None:
+    await conn.execute(QUERIES["delete_session"], {"id_hash": hash_token(session_id)})
+
+
+async def get_user(conn: AsyncConnection[Any], user_id: uuid.UUID) -> User:
+    user = await fetch_one(conn, QUERIES["get_user"], {"user_id": user_id}, User)
+    assert user is not None
+    return user
+
+
+async def list_users(conn: AsyncConnection[Any], brand_id: uuid.UUID) -> list[User]:
+    return await fetch_all(conn, QUERIES["list_users"], {"brand_id": brand_id}, User)
+
+
+async def setup_totp(conn: AsyncConnection[Any], master_key: bytes, user: User) -> TotpSetup:
+    """A new secret, pending until a code from it is confirmed; an enabled second factor is kept."""
+    if user.totp_enabled_at is not None:
+        raise Conflict("a second factor is already enabled")
+    secret = pyotp.random_base32()
+    sealed = keys.seal(master_key, secret.encode(), aad=_totp_aad(user.id))
+    await conn.execute(QUERIES["set_totp_secret"], {"user_id": user.id, "sealed": sealed})
+    uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=TOTP_ISSUER)
+    return TotpSetup(secret=secret, otpauth_uri=uri)
+
+
+async def confirm_totp(
+    conn: AsyncConnection[Any], master_keys: Sequence[bytes], user: User, code: str, *, now: dt.datetime
+) -> User:
+    found = await fetch_one(conn, QUERIES["totp_secret"], {"user_id": user.id}, _Sealed)
+    if found is None or found.totp_secret_sealed is None:
+        raise InvalidField("code", "set up a second factor first")
+    secret = keys.unseal(master_keys, found.totp_secret_sealed, aad=_totp_aad(user.id)).decode()
+    if not pyotp.TOTP(secret).verify(code, for_time=now, valid_window=1):
+        raise InvalidField("code", "wrong code; check the authenticator's clock")
+    await conn.execute(QUERIES["enable_totp"], {"user_id": user.id})
+    return await get_user(conn, user.id)
+
+
+async def request_reset(
+    conn: AsyncConnection[Any], notifier: Notifier, data: ResetIn, *, console_url: str, now: dt.datetime
+) -> None:
+    """Mail a reset link if the address has an account; the answer is the same either way."""
+    email = data.email.strip().lower()
+    token = secrets.token_urlsafe(32)
+    found = await fetch_one(
+        conn,
+        QUERIES["create_reset"],
+        {"token_hash": hash_token(token), "email": email, "expires_at": now + RESET_TTL},
+        _UserId,
+    )
+    if found is not None:
+        await notifier.send_email(
+            conn,
+            recipient=email,
+            subject="Reset your OneCode password",
+            body=f"Choose a new password within an hour: {console_url}/console/password-resets/{token}",
+        )
+
+
+async def confirm_reset(conn: AsyncConnection[Any], data: ResetConfirmIn) -> User:
+    """Set the new password and end every session of the account."""
+    found = await fetch_one(conn, QUERIES["take_reset"], {"token_hash": hash_token(data.token)}, _UserId)
+    if found is None:
+        raise InvalidField("token", "the reset link is unknown, used or expired")
+    user = await get_user(conn, found.user_id)
+    check_password(data.password, user.email)
+    await conn.execute(
+        QUERIES["set_password"], {"user_id": user.id, "password_hash": HASHER.hash(data.password)}
+    )
+    await conn.execute(QUERIES["delete_user_sessions"], {"user_id": user.id})
+    return user
+
+
+async def _failed(conn: AsyncConnection[Any], row: _LoginRow, now: dt.datetime) -> LoginOutcome:
+    lock = await fetch_one(
+        conn,
+        QUERIES["login_failed"],
+        {"user_id": row.id, "max_failures": MAX_FAILURES, "locked_until": now + LOCKOUT},
+        _Lock,
+    )
+    assert lock is not None
+    if lock.locked_until is not None and lock.locked_until > now:
+        return LoginOutcome(
+            "locked", row.id, row.brand_id, retry_after=(lock.locked_until - now).total_seconds()
+        )
+    return LoginOutcome("failed", row.id, row.brand_id)
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return HASHER.verify(password_hash, password)
+    except argon2.exceptions.VerificationError:
+        return False
+    except argon2.exceptions.InvalidHashError:
+        return False
+
+
+def _totp_aad(user_id: uuid.UUID) -> bytes:
+    return f"totp:{user_id}".encode()

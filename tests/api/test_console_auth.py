@@ -1,0 +1,196 @@
+"""Console accounts: invitation, sign-in with a session cookie and CSRF, lockout, TOTP, password reset."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import psycopg
+import pyotp
+from litestar.testing import AsyncTestClient
+
+from service.guards import CONSOLE_COOKIE
+from service.models import Role
+from tests.api.test_errors import assert_problem
+from tests.conftest import Tenant
+
+PASSWORD = "correct horse battery"
+
+
+async def last_mail(db: psycopg.AsyncConnection[Any], recipient: str) -> str:
+    cur = await db.execute(
+        "SELECT body FROM notification_outbox WHERE recipient = %s ORDER BY id DESC LIMIT 1", (recipient,)
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    match = re.search(r"/console/[a-z-]+/([A-Za-z0-9_-]+)$", row[0])
+    assert match is not None
+    return match.group(1)
+
+
+async def invited_user(
+    client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant: Tenant, email: str, role: str
+) -> Any:
+    invited = await client.post(
+        "/v1/users/invitations", json={"email": email, "role": role}, headers=tenant.headers(Role.BRAND_ADMIN)
+    )
+    assert invited.status_code == 201, invited.text
+    token = await last_mail(db, email.lower())
+    accepted = await client.post("/console/invitations/accept", json={"token": token, "password": PASSWORD})
+    assert accepted.status_code == 201, accepted.text
+    return accepted.json()
+
+
+async def sign_in(client: AsyncTestClient[Any], email: str, password: str = PASSWORD, **extra: Any) -> Any:
+    return await client.post("/console/login", json={"email": email, "password": password, **extra})
+
+
+class TestConsoleAccounts:
+    async def test_invite_accept_sign_in_and_use_the_api_with_the_session(
+        self, client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant_a: Tenant
+    ) -> None:
+        user = await invited_user(client, db, tenant_a, "Mei@Example.com", "marketer")
+        assert (user["email"], user["role"]) == ("mei@example.com", "marketer")
+        cur = await db.execute("SELECT password_hash FROM console_users")
+        assert (await cur.fetchone() or [""])[0].startswith("$argon2id$")
+        signed_in = await sign_in(client, "MEI@example.com")
+        assert signed_in.status_code == 200, signed_in.text
+        cookie = signed_in.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        csrf = signed_in.json()["csrf_token"]
+        assert (await client.get("/console/me")).json()["email"] == "mei@example.com"
+        # The session works on the API with the user's role: a marketer reads campaigns, not tokens.
+        assert (await client.get("/v1/campaigns")).status_code == 200
+        assert (await client.get("/v1/tokens")).status_code == 403
+        # Writes need the CSRF token as well as the cookie.
+        body = {"name": "VIP"}
+        assert_problem(await client.post("/v1/tags", json=body), 403, "forbidden")
+        assert (await client.post("/v1/tags", json=body, headers={"X-CSRF-Token": csrf})).status_code == 201
+        audit = await client.get(
+            "/v1/audit", params={"action": "tag.create"}, headers=tenant_a.headers(Role.AUDITOR)
+        )
+        assert audit.json()["items"][0]["actor"] == f"user:{user['id']}"
+        logged_out = await client.post("/console/logout", headers={"X-CSRF-Token": csrf})
+        assert logged_out.status_code == 204
+        client.cookies.set(CONSOLE_COOKIE, cookie.split(";")[0].split("=", 1)[1])
+        assert_problem(await client.get("/console/me"), 401, "unauthenticated")
+
+    async def test_failures_lock_the_account_and_the_answer_never_says_who_exists(
+        self, client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant_a: Tenant
+    ) -> None:
+        await invited_user(client, db, tenant_a, "ops@example.com", "operations")
+        unknown = await sign_in(client, "nobody@example.com")
+        wrong = await sign_in(client, "ops@example.com", "wrong password!")
+        assert_problem(unknown, 401, "login-failed")
+        assert_problem(wrong, 401, "login-failed")
+        assert unknown.json()["detail"] == wrong.json()["detail"]
+        for _ in range(3):
+            assert_problem(await sign_in(client, "ops@example.com", "still wrong!!"), 401, "login-failed")
+        locked = await sign_in(client, "ops@example.com", "fifth wrong one")
+        assert_problem(locked, 429, "account-locked")
+        assert int(locked.headers["retry-after"]) > 800
+        # Even the right password waits out the lock.
+        assert_problem(await sign_in(client, "ops@example.com"), 429, "account-locked")
+        await db.execute("UPDATE console_users SET locked_until = now() - interval '1 second'")
+        assert (await sign_in(client, "ops@example.com")).status_code == 200
+        # More attempts per address than the window allows: limited before any password check.
+        limited = [(await sign_in(client, "ops@example.com", "guess")).status_code for _ in range(5)]
+        assert limited[-1] == 429
+        audit = await client.get(
+            "/v1/audit", params={"action": "console.login_refused"}, headers=tenant_a.headers(Role.AUDITOR)
+        )
+        assert len(audit.json()["items"]) >= 5
+
+    async def test_totp_second_factor(
+        self, client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant_a: Tenant
+    ) -> None:
+        await invited_user(client, db, tenant_a, "fin@example.com", "finance")
+        csrf = (await sign_in(client, "fin@example.com")).json()["csrf_token"]
+        setup = await client.post("/console/totp/setup", headers={"X-CSRF-Token": csrf})
+        assert setup.status_code == 200, setup.text
+        totp = pyotp.TOTP(setup.json()["secret"])
+        assert setup.json()["otpauth_uri"].startswith("otpauth://totp/OneCode:fin%40example.com")
+        wrong = await client.post(
+            "/console/totp/confirm", json={"code": "000000"}, headers={"X-CSRF-Token": csrf}
+        )
+        assert_problem(wrong, 422, "validation-error")
+        confirmed = await client.post(
+            "/console/totp/confirm", json={"code": totp.now()}, headers={"X-CSRF-Token": csrf}
+        )
+        assert confirmed.json()["totp_enabled_at"] is not None
+        client.cookies.clear()
+        assert_problem(await sign_in(client, "fin@example.com"), 401, "totp-required")
+        assert_problem(await sign_in(client, "fin@example.com", totp_code="000000"), 401, "login-failed")
+        assert (await sign_in(client, "fin@example.com", totp_code=totp.now())).status_code == 200
+        cur = await db.execute("SELECT totp_secret_sealed FROM console_users")
+        assert setup.json()["secret"].encode() not in (await cur.fetchone() or [b""])[0]
+
+    async def test_password_reset_and_invitation_rules(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        tenant_b: Tenant,
+    ) -> None:
+        await invited_user(client, db, tenant_a, "cs@example.com", "customer_service")
+        for email in ("cs@example.com", "ghost@example.com"):
+            assert (await client.post("/console/password-resets", json={"email": email})).status_code == 202
+        cur = await db.execute(
+            "SELECT count(*) FROM notification_outbox WHERE recipient = 'ghost@example.com'"
+        )
+        assert await cur.fetchone() == (0,)
+        signed_in = await sign_in(client, "cs@example.com")
+        token = await last_mail(db, "cs@example.com")
+        weak = await client.post(
+            "/console/password-resets/confirm", json={"token": token, "password": "short"}
+        )
+        assert_problem(weak, 422, "validation-error")
+        token = await last_mail(db, "cs@example.com")
+        await client.post("/console/password-resets", json={"email": "cs@example.com"})
+        token = await last_mail(db, "cs@example.com")
+        reset = await client.post(
+            "/console/password-resets/confirm", json={"token": token, "password": "a whole new phrase"}
+        )
+        assert reset.status_code == 200, reset.text
+        assert signed_in.status_code == 200
+        assert_problem(await client.get("/console/me"), 401, "unauthenticated")  # every session ended
+        assert_problem(await sign_in(client, "cs@example.com"), 401, "login-failed")
+        assert (await sign_in(client, "cs@example.com", "a whole new phrase")).status_code == 200
+        reused = await client.post(
+            "/console/password-resets/confirm", json={"token": token, "password": "yet another phrase"}
+        )
+        assert_problem(reused, 422, "validation-error")
+        admin = tenant_a.headers(Role.BRAND_ADMIN)
+        taken = await client.post(
+            "/v1/users/invitations", json={"email": "cs@example.com", "role": "marketer"}, headers=admin
+        )
+        assert_problem(taken, 409, "conflict")
+        no_distributor = await client.post(
+            "/v1/users/invitations", json={"email": "d@example.com", "role": "distributor"}, headers=admin
+        )
+        assert_problem(no_distributor, 422, "validation-error")
+        platform = await client.post(
+            "/v1/users/invitations", json={"email": "p@example.com", "role": "platform_admin"}, headers=admin
+        )
+        assert platform.status_code in {400, 422}
+        marketer = await client.post(
+            "/v1/users/invitations",
+            json={"email": "m@example.com", "role": "marketer"},
+            headers=tenant_a.headers(Role.MARKETER),
+        )
+        assert marketer.status_code == 403
+        listed = await client.get("/v1/users", headers=tenant_b.headers(Role.BRAND_ADMIN))
+        assert listed.json() == []
+        expired_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        await client.post(
+            "/v1/users/invitations", json={"email": "late@example.com", "role": "auditor"}, headers=admin
+        )
+        late_token = await last_mail(db, "late@example.com")
+        await db.execute(
+            "UPDATE console_invitations SET expires_at = %s WHERE email = 'late@example.com'", (expired_at,)
+        )
+        late = await client.post(
+            "/console/invitations/accept", json={"token": late_token, "password": PASSWORD}
+        )
+        assert_problem(late, 422, "validation-error")
