@@ -26,12 +26,30 @@ if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
 QUERIES = load_queries("campaigns.members.sql", "segments.sql")
-# One filter query, counted, paged or copied for the KPIs: every part is a literal shipped in the
-# package, never input (hence the noqa).
-_MEMBERS = QUERIES["segment_members"]
-COUNT_QUERY: LiteralString = "SELECT count(*) AS members FROM (" + _MEMBERS + ") found"  # noqa: S608
-PAGE_QUERY: LiteralString = _MEMBERS + "\nORDER BY m.id LIMIT %(limit)s"
-SCOPE_QUERY: LiteralString = "INSERT INTO segment_scope (id) SELECT id FROM (" + _MEMBERS + ") f"  # noqa: S608
+# A filter's query: the base and the conditions its parameters set, every part a literal shipped in
+# the package, never input (hence the noqa on the compositions below).
+CONDITIONS: tuple[str, ...] = tuple(
+    name.removeprefix("where_") for name in QUERIES if name.startswith("where_")
+)
+
+
+def members_query(params: dict[str, Any]) -> LiteralString:
+    parts = [QUERIES["segment_members"]]
+    parts += [QUERIES[f"where_{name}"] for name in CONDITIONS if params.get(name) is not None]
+    return "\n  AND ".join(parts)
+
+
+def count_query(params: dict[str, Any]) -> LiteralString:
+    return "SELECT count(*) AS members FROM (" + members_query(params) + ") found"  # noqa: S608
+
+
+def page_query(params: dict[str, Any]) -> LiteralString:
+    return members_query(params) + "\nORDER BY m.id LIMIT %(limit)s"
+
+
+def scope_query(params: dict[str, Any]) -> LiteralString:
+    return "INSERT INTO segment_scope (id) SELECT id FROM (" + members_query(params) + ") f"  # noqa: S608
+
 
 Names = Annotated[
     list[Annotated[str, msgspec.Meta(min_length=1, max_length=40)]], msgspec.Meta(min_length=1, max_length=50)
@@ -152,7 +170,8 @@ async def validate(conn: AsyncConnection[Any], brand_id: uuid.UUID, flt: Segment
 
 async def count(conn: AsyncConnection[Any], brand_id: uuid.UUID, flt: SegmentFilter) -> SegmentCount:
     params = await validate(conn, brand_id, flt)
-    found = await fetch_one(conn, COUNT_QUERY, params, _Count)
+    await conn.execute(QUERIES["large_sort_memory"])
+    found = await fetch_one(conn, count_query(params), params, _Count)
     assert found is not None
     return SegmentCount(found.members, dt.datetime.now(dt.UTC))
 
@@ -165,13 +184,16 @@ async def members_page(
     after: uuid.UUID | None,
     limit: int,
 ) -> list[SegmentMember]:
-    params = await validate(conn, brand_id, flt)
-    return await fetch_all(conn, PAGE_QUERY, {**params, "after": after, "limit": limit}, SegmentMember)
+    params = {**await validate(conn, brand_id, flt), "after": after, "limit": limit}
+    await conn.execute(QUERIES["large_sort_memory"])
+    return await fetch_all(conn, page_query(params), params, SegmentMember)
 
 
 async def fill_scope(conn: AsyncConnection[Any], brand_id: uuid.UUID, flt: SegmentFilter) -> None:
     """Copy the segment's members into the transaction's temporary table `segment_scope`."""
-    await conn.execute(SCOPE_QUERY, await validate(conn, brand_id, flt))
+    params = await validate(conn, brand_id, flt)
+    await conn.execute(QUERIES["large_sort_memory"])
+    await conn.execute(scope_query(params), params)
 
 
 def members_csv(rows: list[SegmentMember], *, header: bool) -> bytes:

@@ -55,7 +55,7 @@ SELECT
        AND (NOT %(in_segment)s OR l.member_id IN (SELECT id FROM segment_scope)))::bigint AS points_liability;
 
 -- create_segment_scope --
--- The members of a segment, for the KPIs of this transaction only (filled by segments.SCOPE_QUERY).
+-- The members of a segment, for the KPIs of this transaction only (filled by segments.scope_query).
 CREATE TEMPORARY TABLE IF NOT EXISTS segment_scope (id uuid PRIMARY KEY) ON COMMIT DROP;
 
 -- active_days --

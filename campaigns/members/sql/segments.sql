@@ -1,6 +1,6 @@
 -- segment_members --
--- The members a segment filter selects; every condition is skipped when its parameter is null.
--- Callers count these rows or page through them by id (they append ORDER BY and LIMIT).
+-- The members a segment selects: this, AND each condition below whose parameter the filter sets
+-- (segments.py puts together only those; a condition that is not there costs nothing to plan around).
 SELECT m.id, m.phone_last4, m.enrolled_at, m.created_at, coalesce(m.region, s.last_region) AS region,
        coalesce(s.tier_rank, 0) AS tier_rank, coalesce(s.lifecycle, 'new') AS lifecycle,
        coalesce(s.scans, 0) AS scans, s.last_scan_at, coalesce(s.points_balance, 0) AS points_balance,
@@ -8,32 +8,64 @@ SELECT m.id, m.phone_last4, m.enrolled_at, m.created_at, coalesce(m.region, s.la
 FROM members m
 LEFT JOIN member_stats s ON s.member_id = m.id
 WHERE m.brand_id = %(brand_id)s AND m.merged_into IS NULL AND m.erased_at IS NULL
-  AND (%(after)s::uuid IS NULL OR m.id > %(after)s::uuid)
-  AND (%(tiers)s::smallint[] IS NULL OR coalesce(s.tier_rank, 0) = ANY(%(tiers)s::smallint[]))
-  AND (%(lifecycle)s::text[] IS NULL OR coalesce(s.lifecycle, 'new') = ANY(%(lifecycle)s::text[]))
-  AND (%(regions)s::text[] IS NULL
-       OR coalesce(m.region, s.last_region) = ANY(%(regions)s::text[])
-       OR split_part(coalesce(m.region, s.last_region), '-', 1) = ANY(%(regions)s::text[]))
-  AND (%(enrolled)s::boolean IS NULL OR (m.enrolled_at IS NOT NULL) = %(enrolled)s::boolean)
-  AND (%(consent_marketing)s::boolean IS NULL
-       OR (m.consent_marketing_at IS NOT NULL) = %(consent_marketing)s::boolean)
-  AND (%(scans_min)s::int IS NULL OR coalesce(s.scans, 0) >= %(scans_min)s::int)
-  AND (%(scans_max)s::int IS NULL OR coalesce(s.scans, 0) <= %(scans_max)s::int)
-  AND (%(scanned_since)s::timestamptz IS NULL OR s.last_scan_at >= %(scanned_since)s::timestamptz)
-  AND (%(idle_since)s::timestamptz IS NULL
-       OR coalesce(s.last_scan_at, m.created_at) < %(idle_since)s::timestamptz)
-  AND (%(points_earned_min)s::bigint IS NULL OR coalesce(s.points_earned, 0) >= %(points_earned_min)s::bigint)
-  AND (%(points_balance_min)s::bigint IS NULL
-       OR coalesce(s.points_balance, 0) >= %(points_balance_min)s::bigint)
-  AND (%(products_any)s::uuid[] IS NULL OR s.product_ids && %(products_any)s::uuid[])
-  AND (%(attributes)s::jsonb IS NULL OR m.attributes @> %(attributes)s::jsonb)
-  AND (%(tags_all)s::bigint[] IS NULL OR m.id IN (
-          SELECT member_id FROM member_tags WHERE tag_id = ANY(%(tags_all)s::bigint[])
-          GROUP BY member_id HAVING count(*) = cardinality(%(tags_all)s::bigint[])))
-  AND (%(tags_any)s::bigint[] IS NULL
-       OR m.id IN (SELECT member_id FROM member_tags WHERE tag_id = ANY(%(tags_any)s::bigint[])))
-  AND (%(tags_none)s::bigint[] IS NULL
-       OR m.id NOT IN (SELECT member_id FROM member_tags WHERE tag_id = ANY(%(tags_none)s::bigint[])))
+
+-- where_after --
+m.id > %(after)s::uuid
+
+-- where_tiers --
+coalesce(s.tier_rank, 0) = ANY(%(tiers)s::smallint[])
+
+-- where_lifecycle --
+coalesce(s.lifecycle, 'new') = ANY(%(lifecycle)s::text[])
+
+-- where_regions --
+(coalesce(m.region, s.last_region) = ANY(%(regions)s::text[])
+ OR split_part(coalesce(m.region, s.last_region), '-', 1) = ANY(%(regions)s::text[]))
+
+-- where_enrolled --
+(m.enrolled_at IS NOT NULL) = %(enrolled)s::boolean
+
+-- where_consent_marketing --
+(m.consent_marketing_at IS NOT NULL) = %(consent_marketing)s::boolean
+
+-- where_scans_min --
+coalesce(s.scans, 0) >= %(scans_min)s::int
+
+-- where_scans_max --
+coalesce(s.scans, 0) <= %(scans_max)s::int
+
+-- where_scanned_since --
+s.last_scan_at >= %(scanned_since)s::timestamptz
+
+-- where_idle_since --
+coalesce(s.last_scan_at, m.created_at) < %(idle_since)s::timestamptz
+
+-- where_points_earned_min --
+coalesce(s.points_earned, 0) >= %(points_earned_min)s::bigint
+
+-- where_points_balance_min --
+coalesce(s.points_balance, 0) >= %(points_balance_min)s::bigint
+
+-- where_products_any --
+s.product_ids && %(products_any)s::uuid[]
+
+-- where_attributes --
+m.attributes @> %(attributes)s::jsonb
+
+-- where_tags_all --
+m.id IN (SELECT member_id FROM member_tags WHERE tag_id = ANY(%(tags_all)s::bigint[])
+         GROUP BY member_id HAVING count(*) = cardinality(%(tags_all)s::bigint[]))
+
+-- where_tags_any --
+m.id IN (SELECT member_id FROM member_tags WHERE tag_id = ANY(%(tags_any)s::bigint[]))
+
+-- where_tags_none --
+m.id NOT IN (SELECT member_id FROM member_tags WHERE tag_id = ANY(%(tags_none)s::bigint[]))
+
+-- large_sort_memory --
+-- A segment over a million members hashes large sets (tags, statistics): give this transaction room,
+-- so that the plans stay hash joins in memory instead of re-scanning a list per member.
+SELECT set_config('work_mem', '64MB', true);
 
 -- tag_ids --
 SELECT id, name FROM tags WHERE brand_id = %(brand_id)s AND name = ANY(%(names)s);
