@@ -17,6 +17,7 @@ from antifraud.regions import is_region
 from campaigns import ledger
 from campaigns.members.errors import InvalidMemberInput, MemberErased, MemberNotFound
 from campaigns.members.phones import MemberVault, mask, normalize_phone
+from service import audit
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 
@@ -455,20 +456,68 @@ async def erase(
 ) -> None:
     """Make the member's personal data unreadable for good; its ledger and scans stay, anonymous."""
     await data_key(conn, vault, brand_id, member_id)  # locks the row; refuses an erased member
-    cur = await conn.execute(
-        "SELECT phone_index FROM members WHERE id = %(member_id)s AND brand_id = %(brand_id)s",
-        {"brand_id": brand_id, "member_id": member_id},
+    found = await fetch_one(
+        conn, QUERIES["phone_index"], {"brand_id": brand_id, "member_id": member_id}, _PhoneIndex
     )
-    found = await cur.fetchone()
-    phone_index = None if found is None else found[0]
     await conn.execute(
         QUERIES["erase_member"],
         {
             "brand_id": brand_id,
             "family": await _family(conn, brand_id, member_id),
-            "phone_index": phone_index,
+            "phone_indexes": [found.phone_index] if found and found.phone_index else [],
         },
     )
+
+
+class _PhoneIndex(msgspec.Struct, frozen=True):
+    phone_index: bytes | None
+
+
+class _Inactive(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    phone_index: bytes | None
+
+
+class _Brand(msgspec.Struct, frozen=True):
+    brand_id: uuid.UUID
+
+
+async def erase_inactive(conn: AsyncConnection[Any], *, now: dt.datetime, limit: int = 10_000) -> int:
+    """Apply each brand's retention setting: erase up to `limit` idle members a brand; returns how many.
+
+    Audited per brand. Runs with the daily member refresh; what is left over goes the next day.
+    """
+    erased = 0
+    for brand in await fetch_all(conn, QUERIES["retention_brands"], {}, _Brand):
+        idle = await fetch_all(
+            conn,
+            QUERIES["inactive_members"],
+            {"brand_id": brand.brand_id, "now": now, "limit": limit},
+            _Inactive,
+        )
+        if not idle:
+            continue
+        ids = [m.id for m in idle]
+        family = await fetch_all(conn, QUERIES["families"], {"brand_id": brand.brand_id, "ids": ids}, _Id)
+        await conn.execute(
+            QUERIES["erase_member"],
+            {
+                "brand_id": brand.brand_id,
+                "family": [f.id for f in family],
+                "phone_indexes": [m.phone_index for m in idle if m.phone_index is not None],
+            },
+        )
+        await audit.record(
+            conn,
+            actor="system:retention",
+            brand_id=brand.brand_id,
+            action="member.retention_erase",
+            object_type="member",
+            object_id=None,
+            after={"members": len(ids)},
+        )
+        erased += len(ids)
+    return erased
 
 
 async def find_by_phone(

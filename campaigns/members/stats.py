@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from campaigns.members import events, tags
+from campaigns.members import events, profiles, tags
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 
@@ -33,6 +33,8 @@ class RefreshReport(msgspec.Struct, frozen=True):
     members: int
     tag_changes: int
     events: int = 0
+    # Members erased by their brand's retention setting (daily runs only).
+    erased: int = 0
 
 
 class _Progress(msgspec.Struct, frozen=True):
@@ -79,6 +81,8 @@ async def refresh(
     tag_changes = await tags.apply_rule_tags(conn, brand_ids, member_ids, now=now) if brand_ids else 0
     # Birthdays and expiring points are calendar facts: looked for once a day, with the full refresh.
     generated = await events.generate(conn, member_ids=member_ids, now=now, daily=full)
+    # So is each brand's retention: members idle past it are erased.
+    erased = await profiles.erase_inactive(conn, now=now) if full else 0
     await conn.execute(
         QUERIES["save_progress"],
         {
@@ -87,7 +91,12 @@ async def refresh(
         },
     )
     return RefreshReport(
-        ran=True, full=full, members=refreshed, tag_changes=tag_changes, events=generated.events
+        ran=True,
+        full=full,
+        members=refreshed,
+        tag_changes=tag_changes,
+        events=generated.events,
+        erased=erased,
     )
 
 

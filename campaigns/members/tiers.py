@@ -48,6 +48,8 @@ class MemberSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     churn_days: Days = 365
     adjustment_approval_points: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 1000
     tier_window_days: Days = 365
+    # Retention: erase members idle this long (and holding no unexpired points); None keeps them.
+    erase_inactive_after_days: Annotated[int, msgspec.Meta(ge=30, le=3650)] | None = None
 
 
 async def list_tiers(conn: AsyncConnection[Any], brand_id: uuid.UUID) -> list[Tier]:

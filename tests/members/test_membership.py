@@ -417,3 +417,40 @@ class TestTierRewards:
             uuid.UUID(everyone_id): 15 * 2 + 10 * 2,
             uuid.UUID(gold_id): 150,
         }
+
+
+class TestRetention:
+    async def test_idle_members_past_the_brands_retention_are_erased_daily(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        idle = await enrolled_member(client, db, issued.urls[0], "device-retention-1")
+        await forget_resend_cooldown(settings)
+        client.cookies.clear()
+        with_points = uuid.UUID((await scan(client, issued.urls[1], "device-retention-2"))["member"]["id"])
+        await ledger.earn(
+            db, ledger.Member(tenant_a.brand_id, with_points), 5, reason="t", source="t", now=NOW
+        )
+        admin = tenant_a.headers(Role.BRAND_ADMIN)
+        too_short = await client.put(
+            "/v1/member-settings", json={"erase_inactive_after_days": 7}, headers=admin
+        )
+        assert_problem(too_short, 422, "validation-error")
+        saved = await client.put("/v1/member-settings", json={"erase_inactive_after_days": 30}, headers=admin)
+        assert saved.json()["erase_inactive_after_days"] == 30
+        kept = await refresh(db, now=NOW + dt.timedelta(days=20), full=True)
+        assert kept.erased == 0
+        report = await refresh(db, now=NOW + dt.timedelta(days=40), full=True)
+        assert report.erased == 1
+        cs = tenant_a.headers(Role.CUSTOMER_SERVICE)
+        erased = (await client.get(f"/v1/members/{idle}", headers=cs)).json()
+        assert erased["erased_at"] is not None and erased["phone"] is None
+        assert (await client.get(f"/v1/members/{with_points}", headers=cs)).json()["erased_at"] is None
+        audit = await client.get(
+            "/v1/audit", params={"action": "member.retention_erase"}, headers=tenant_a.headers(Role.AUDITOR)
+        )
+        assert audit.json()["items"][0]["after"] == {"members": 1}

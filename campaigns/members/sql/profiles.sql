@@ -112,7 +112,7 @@ WITH devices AS (
 ), notes AS (
     DELETE FROM member_notes WHERE brand_id = %(brand_id)s AND member_id = ANY(%(family)s)
 ), sms AS (
-    DELETE FROM sms_outbox WHERE brand_id = %(brand_id)s AND phone_index = %(phone_index)s
+    DELETE FROM sms_outbox WHERE brand_id = %(brand_id)s AND phone_index = ANY(%(phone_indexes)s::bytea[])
 ), claims AS (
     UPDATE prize_claims SET address_sealed = NULL
     WHERE brand_id = %(brand_id)s AND member_id = ANY(%(family)s)
@@ -125,6 +125,28 @@ UPDATE members SET
     consent_marketing_at = NULL, consent_location_at = NULL, updated_at = now(),
     erased_at = coalesce(erased_at, now())
 WHERE brand_id = %(brand_id)s AND id = ANY(%(family)s);
+
+-- phone_index --
+SELECT phone_index FROM members WHERE id = %(member_id)s AND brand_id = %(brand_id)s;
+
+-- retention_brands --
+SELECT brand_id FROM member_settings WHERE erase_inactive_after_days IS NOT NULL ORDER BY brand_id;
+
+-- inactive_members --
+-- Past the brand's retention: no scan (or, never scanning, no creation) for that long, and no
+-- unexpired points (a member with a balance still has something with the brand).
+SELECT m.id, m.phone_index FROM members m
+JOIN member_settings ms ON ms.brand_id = m.brand_id
+LEFT JOIN member_stats s ON s.member_id = m.id
+WHERE m.brand_id = %(brand_id)s AND m.erased_at IS NULL AND m.merged_into IS NULL
+  AND coalesce(s.last_scan_at, m.created_at) < %(now)s - make_interval(days => ms.erase_inactive_after_days)
+  AND NOT EXISTS (SELECT 1 FROM points_lots l
+                  WHERE l.member_id = m.id AND l.remaining > 0 AND l.expires_at > %(now)s)
+ORDER BY m.id
+LIMIT %(limit)s;
+
+-- families --
+SELECT id FROM members WHERE brand_id = %(brand_id)s AND (id = ANY(%(ids)s) OR merged_into = ANY(%(ids)s));
 
 -- export_scans --
 SELECT id, scanned_at, verdict, product_id, batch_id, scan_number, device_id, region

@@ -15,16 +15,17 @@ VALUES (%(brand_id)s, %(rank)s, %(name)s, %(min_points_earned)s, %(min_scans)s, 
 SELECT coalesce(s.new_days, 30) AS new_days, coalesce(s.active_days, 90) AS active_days,
        coalesce(s.churn_days, 365) AS churn_days,
        coalesce(s.adjustment_approval_points, 1000) AS adjustment_approval_points,
-       coalesce(s.tier_window_days, 365) AS tier_window_days
+       coalesce(s.tier_window_days, 365) AS tier_window_days, s.erase_inactive_after_days
 FROM (SELECT %(brand_id)s::uuid AS brand_id) b
 LEFT JOIN member_settings s ON s.brand_id = b.brand_id;
 
 -- put_settings --
 INSERT INTO member_settings (brand_id, new_days, active_days, churn_days, adjustment_approval_points,
-                             tier_window_days, updated_at)
+                             tier_window_days, erase_inactive_after_days, updated_at)
 VALUES (%(brand_id)s, %(new_days)s, %(active_days)s, %(churn_days)s, %(adjustment_approval_points)s,
-        %(tier_window_days)s, now())
+        %(tier_window_days)s, %(erase_inactive_after_days)s, now())
 ON CONFLICT (brand_id) DO UPDATE SET
     new_days = excluded.new_days, active_days = excluded.active_days, churn_days = excluded.churn_days,
     adjustment_approval_points = excluded.adjustment_approval_points,
-    tier_window_days = excluded.tier_window_days, updated_at = now();
+    tier_window_days = excluded.tier_window_days,
+    erase_inactive_after_days = excluded.erase_inactive_after_days, updated_at = now();
