@@ -64,8 +64,10 @@ class RewardItem(msgspec.Struct, frozen=True, kw_only=True):
     coupon_template_id: uuid.UUID | None = None
     coupon_code_hash: str | None = None
     coupon_code_sealed: str | None = None
-    # Tier names the member must hold (None: any); decided in the database, which knows the member.
+    # Tier names the member must hold, segments it must be in (None: any); decided in the database,
+    # which knows the member.
     tiers: list[str] | None = None
+    segment_ids: list[uuid.UUID] | None = None
     # Points campaigns: the database multiplies points by the member's tier, and the cost with them.
     cents_per_point: int = 0
 
@@ -159,6 +161,7 @@ class LiveCampaign:
         "product_ids",
         "regions",
         "seed",
+        "segment_ids",
         "sold_out",
         "stackable",
         "starts_at",
@@ -185,6 +188,7 @@ class LiveCampaign:
         self.time_windows = [(w.start, w.end) for w in rules.time_windows]
         self.regions = tuple(rules.regions)
         self.tiers = list(rules.member_tiers) or None
+        self.segment_ids = list(rules.segment_ids) or None
         self.points_reward = row.points_reward
         self.no_prize_weight = row.no_prize_weight
         self.prizes = row.prizes
@@ -274,6 +278,7 @@ class LiveCampaign:
             coupon_code_hash=None if code is None else code.hash_hex,
             coupon_code_sealed=None if code is None else code.sealed_hex,
             tiers=self.tiers,
+            segment_ids=self.segment_ids,
             cents_per_point=cents_per_point,
         )
 

@@ -71,6 +71,8 @@ class Eligibility(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     product_ids: Annotated[list[uuid.UUID], msgspec.Meta(max_length=1000)] = []
     batch_ids: Annotated[list[uuid.UUID], msgspec.Meta(max_length=1000)] = []
+    # Member segments (saved filters): the member must be in one of them, as of the last refresh.
+    segment_ids: Annotated[list[uuid.UUID], msgspec.Meta(max_length=20)] = []
     # ISO 3166-2 provinces (CN-ZJ) or whole countries (CN); a scan of unknown region does not qualify.
     regions: Annotated[list[Label], msgspec.Meta(max_length=500)] = []
     # A code earns at most one reward whatever this says; false lets a code first scanned outside the
@@ -269,7 +271,8 @@ def _raise_if_any(found: list[tuple[str, str]]) -> None:
 
 
 async def _check_references(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: CampaignIn) -> None:
-    """Products and batches named by the rules must be the brand's own: ids are never a way across tenants."""
+    """Products, batches and segments named by the rules must be the brand's own: ids are never a way
+    across tenants."""
     product_ids = set(data.eligibility.product_ids)
     if data.points_reward is not None:
         product_ids |= set(data.points_reward.per_product)
@@ -281,6 +284,7 @@ async def _check_references(conn: AsyncConnection[Any], brand_id: uuid.UUID, dat
     checks = [
         ("count_brand_products", "eligibility.product_ids", product_ids, "product"),
         ("count_brand_batches", "eligibility.batch_ids", set(data.eligibility.batch_ids), "batch"),
+        ("count_brand_segments", "eligibility.segment_ids", set(data.eligibility.segment_ids), "segment"),
     ]
     for query, field, ids, kind in checks:
         if not ids:

@@ -47,6 +47,14 @@ def page_query(params: dict[str, Any]) -> LiteralString:
     return members_query(params) + "\nORDER BY m.id LIMIT %(limit)s"
 
 
+def memberships_query(params: dict[str, Any]) -> LiteralString:
+    return (
+        "INSERT INTO segment_memberships (segment_id, member_id) SELECT %(segment_id)s, id FROM ("  # noqa: S608
+        + members_query(params)
+        + ") f ON CONFLICT DO NOTHING"
+    )
+
+
 def scope_query(params: dict[str, Any]) -> LiteralString:
     return "INSERT INTO segment_scope (id) SELECT id FROM (" + members_query(params) + ") f"  # noqa: S608
 
@@ -275,6 +283,40 @@ async def delete(conn: AsyncConnection[Any], brand_id: uuid.UUID, segment_id: uu
     cur = await conn.execute(QUERIES["delete_segment"], {"brand_id": brand_id, "segment_id": segment_id})
     if await cur.fetchone() is None:
         raise ObjectNotFound("segment", segment_id)
+
+
+class _LiveSegment(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    brand_id: uuid.UUID
+    filter: SegmentFilter
+    updated_at: dt.datetime
+    members_computed_at: dt.datetime | None
+
+
+async def refresh_memberships(
+    conn: AsyncConnection[Any], *, member_ids: list[uuid.UUID] | None, now: dt.datetime
+) -> int:
+    """Keep `segment_memberships` of the segments live campaigns name: for the touched `member_ids`, or
+    in full (None, a new or edited segment). Returns the segments refreshed."""
+    live = await fetch_all(conn, QUERIES["live_segments"], {}, _LiveSegment)
+    for segment in live:
+        computed = segment.members_computed_at
+        complete = member_ids is None or computed is None or computed < segment.updated_at
+        scope = None if complete else member_ids
+        if scope == []:
+            continue
+        try:
+            params = await validate(conn, segment.brand_id, segment.filter)
+        except InvalidMemberInput:
+            params = None  # a tag or attribute it names is gone: the segment holds nobody
+        await conn.execute(QUERIES["clear_memberships"], {"segment_id": segment.id, "member_ids": scope})
+        if params is not None:
+            params |= {"segment_id": segment.id, "member_ids": scope}
+            await conn.execute(QUERIES["large_sort_memory"])
+            await conn.execute(memberships_query(params), params)
+        if complete:
+            await conn.execute(QUERIES["memberships_computed"], {"segment_id": segment.id, "now": now})
+    return len(live)
 
 
 async def _tag_ids(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from campaigns.members import events, profiles, tags
+from campaigns.members import events, profiles, segments, tags
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 
@@ -79,6 +79,8 @@ async def refresh(
         await conn.execute(QUERIES["refresh_tiers"], params)
     brand_ids = await _brands_with_rule_tags(conn)
     tag_changes = await tags.apply_rule_tags(conn, brand_ids, member_ids, now=now) if brand_ids else 0
+    # Segments named by live campaigns, after the statistics and tags they filter on.
+    await segments.refresh_memberships(conn, member_ids=member_ids, now=now)
     # Birthdays and expiring points are calendar facts: looked for once a day, with the full refresh.
     generated = await events.generate(conn, member_ids=member_ids, now=now, daily=full)
     # So is each brand's retention: members idle past it are erased.

@@ -36,7 +36,7 @@ WITH input AS (
         seq integer, scan_id uuid, scanned_at timestamptz, brand_id uuid, key_id smallint, code_index bigint,
         campaign_id uuid, kind text, first_only boolean, members text, points integer, cost_cents bigint,
         drawn_prize_id uuid, day date, expires_at timestamptz, coupon_template_id uuid, coupon_code_hash text,
-        coupon_code_sealed text, tiers text[], cents_per_point bigint)
+        coupon_code_sealed text, tiers text[], segment_ids uuid[], cents_per_point bigint)
 ), scanned AS (
     -- Each scan once (stacked campaigns share it): its member, and whether it was the code's first.
     -- A member created by this very transaction is new (now() is the transaction's start). Its tier is
@@ -67,6 +67,8 @@ WITH input AS (
       AND (NOT i.first_only OR i.first)
       AND (i.members = 'any' OR (i.members = 'new') = i.new_member)
       AND (i.tiers IS NULL OR i.tier_name = ANY(i.tiers))
+      AND (i.segment_ids IS NULL OR EXISTS (SELECT 1 FROM segment_memberships sm
+                                            WHERE sm.segment_id = ANY(i.segment_ids) AND sm.member_id = i.member_id))
 ), marked AS (
     -- One rewarded scan per code: stackable campaigns may all reward that scan, and no other.
     UPDATE code_claims cc SET rewarded_scan_id = e.scan_id

@@ -62,6 +62,9 @@ RETURNING id;
 -- count_brand_products --
 SELECT count(*) AS n FROM products WHERE brand_id = %(brand_id)s AND id = ANY(%(ids)s);
 
+-- count_brand_segments --
+SELECT count(*) AS n FROM segments WHERE brand_id = %(brand_id)s AND id = ANY(%(ids)s);
+
 -- count_brand_batches --
 SELECT count(*) AS n FROM batches WHERE brand_id = %(brand_id)s AND id = ANY(%(ids)s);
 

@@ -454,3 +454,51 @@ class TestRetention:
             "/v1/audit", params={"action": "member.retention_erase"}, headers=tenant_a.headers(Role.AUDITOR)
         )
         assert audit.json()["items"][0]["after"] == {"members": 1}
+
+
+class TestSegmentCampaigns:
+    async def test_a_campaign_for_a_segment_rewards_its_members_only(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        marketer = tenant_a.headers(Role.MARKETER)
+        vip = uuid.UUID((await scan(client, issued.urls[0], "device-seg-vip"))["member"]["id"])
+        client.cookies.clear()
+        other = uuid.UUID((await scan(client, issued.urls[1], "device-seg-other"))["member"]["id"])
+        await client.post("/v1/tags", json={"name": "VIP"}, headers=marketer)
+        await client.put(f"/v1/members/{vip}/tags/VIP", headers=marketer)
+        segment = await client.post(
+            "/v1/segments", json={"name": "VIPs", "filter": {"tags_any": ["VIP"]}}, headers=marketer
+        )
+        unknown = await client.post(
+            "/v1/campaigns",
+            json=points_campaign(eligibility={"segment_ids": [str(uuid.uuid4())]}),
+            headers=marketer,
+        )
+        assert (
+            assert_problem(unknown, 422, "validation-error")["errors"][0]["field"]
+            == "eligibility.segment_ids"
+        )
+        await launch(client, tenant_a, points_campaign(eligibility={"segment_ids": [segment.json()["id"]]}))
+        await refresh(db)
+        cur = await db.execute("SELECT member_id FROM segment_memberships")
+        assert await cur.fetchall() == [(vip,)]
+        client.cookies.clear()
+        vip_scan = await scan(client, issued.urls[2], "device-seg-vip")
+        client.cookies.clear()
+        other_scan = await scan(client, issued.urls[3], "device-seg-other")
+        assert vip_scan["member"]["id"] == str(vip) and other_scan["member"]["id"] == str(other)
+        assert vip_scan["reward"]["points"] == 100
+        assert other_scan["reward"] is None or not other_scan["reward"]["points"]
+        # Untagged (which touches the member), it leaves the segment at the next refresh.
+        await client.delete(f"/v1/members/{vip}/tags/VIP", headers=marketer)
+        cur = await db.execute(
+            "SELECT updated_at > now() - interval '1 minute' FROM members WHERE id = %s", (vip,)
+        )
+        assert await cur.fetchone() == (True,)
+        await refresh(db)
+        cur = await db.execute("SELECT count(*) FROM segment_memberships")
+        assert await cur.fetchone() == (0,)

@@ -12,6 +12,9 @@ WHERE m.brand_id = %(brand_id)s AND m.merged_into IS NULL AND m.erased_at IS NUL
 -- where_after --
 m.id > %(after)s::uuid
 
+-- where_member_ids --
+m.id = ANY(%(member_ids)s::uuid[])
+
 -- where_tiers --
 coalesce(s.tier_rank, 0) = ANY(%(tiers)s::smallint[])
 
@@ -91,3 +94,17 @@ WHERE brand_id = %(brand_id)s ORDER BY name;
 
 -- delete_segment --
 DELETE FROM segments WHERE id = %(segment_id)s AND brand_id = %(brand_id)s RETURNING id;
+
+-- live_segments --
+-- Segments that a campaign which may still reward scans names in its eligibility.
+SELECT s.id, s.brand_id, s.filter, s.updated_at, s.members_computed_at FROM segments s
+WHERE EXISTS (SELECT 1 FROM campaigns c
+              WHERE c.brand_id = s.brand_id AND c.status IN ('scheduled', 'active', 'paused')
+                AND c.eligibility -> 'segment_ids' @> to_jsonb(s.id::text));
+
+-- clear_memberships --
+DELETE FROM segment_memberships
+WHERE segment_id = %(segment_id)s AND (%(member_ids)s::uuid[] IS NULL OR member_id = ANY(%(member_ids)s::uuid[]));
+
+-- memberships_computed --
+UPDATE segments SET members_computed_at = %(now)s WHERE id = %(segment_id)s;

@@ -15,9 +15,12 @@ SELECT id, name, kind, rule, created_at FROM tags WHERE brand_id = %(brand_id)s 
 DELETE FROM tags WHERE brand_id = %(brand_id)s AND name = %(name)s RETURNING id;
 
 -- add_member_tag --
--- Idempotent: tagging twice keeps the first time and author.
+-- Idempotent: tagging twice keeps the first time and author. The member counts as touched, so that the
+-- next refresh updates the segments that filter on the tag.
 WITH member AS (
-    SELECT id FROM members WHERE id = %(member_id)s AND brand_id = %(brand_id)s AND erased_at IS NULL
+    UPDATE members SET updated_at = now()
+    WHERE id = %(member_id)s AND brand_id = %(brand_id)s AND erased_at IS NULL
+    RETURNING id
 ), added AS (
     INSERT INTO member_tags (brand_id, tag_id, member_id, added_by)
     SELECT %(brand_id)s, %(tag_id)s, id, %(actor)s FROM member
@@ -26,6 +29,9 @@ WITH member AS (
 SELECT id FROM member;
 
 -- remove_member_tag --
+WITH touched AS (
+    UPDATE members SET updated_at = now() WHERE id = %(member_id)s AND brand_id = %(brand_id)s
+)
 DELETE FROM member_tags WHERE brand_id = %(brand_id)s AND tag_id = %(tag_id)s AND member_id = %(member_id)s;
 
 -- rule_tags --
