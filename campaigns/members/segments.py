@@ -87,6 +87,7 @@ class SegmentFilter(
     idle_days: Days | None = None
     points_earned_min: Points | None = None
     points_balance_min: Points | None = None
+    points_spent_min: Points | None = None
     products_any: Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=100)] | None = None
     # Custom attributes, matched exactly: {"store": "Hangzhou West Lake"}.
     attributes: dict[profiles.AttributeName, str | int | float | bool] | None = None
@@ -170,6 +171,7 @@ async def validate(conn: AsyncConnection[Any], brand_id: uuid.UUID, flt: Segment
         "idle_since": None if flt.idle_days is None else now - dt.timedelta(days=flt.idle_days),
         "points_earned_min": flt.points_earned_min,
         "points_balance_min": flt.points_balance_min,
+        "points_spent_min": flt.points_spent_min,
         "products_any": flt.products_any,
         "attributes": None if flt.attributes is None else Jsonb(flt.attributes),
         **tag_ids,

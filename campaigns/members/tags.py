@@ -30,6 +30,8 @@ class TagRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     within_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 90
     product_ids: Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=100)] | None = None
     min_points_earned: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    # Lifetime points redeemed: "spent >= 500 points".
+    min_points_spent: Annotated[int, msgspec.Meta(ge=1)] | None = None
     # A country or province (ISO 3166): the member's stated region, else where it last scanned.
     region: Annotated[str, msgspec.Meta(min_length=2, max_length=10)] | None = None
 
@@ -65,7 +67,8 @@ class _Applied(msgspec.Struct, frozen=True):
 async def create_tag(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: TagIn) -> Tag:
     rule = data.rule
     if rule is not None:
-        if rule.min_scans is None and rule.min_points_earned is None and rule.region is None:
+        conditions = (rule.min_scans, rule.min_points_earned, rule.min_points_spent, rule.region)
+        if all(c is None for c in conditions):
             raise InvalidMemberInput("rule", "give at least one condition")
         if rule.region is not None and not is_region(rule.region):
             raise InvalidMemberInput("rule.region", "not an ISO 3166 country or subdivision code")
@@ -144,6 +147,7 @@ async def apply_rule_tags(
                 "within_days": rule.within_days,
                 "product_ids": rule.product_ids,
                 "min_points_earned": rule.min_points_earned,
+                "min_points_spent": rule.min_points_spent,
                 "region": rule.region,
             },
             _Applied,

@@ -162,6 +162,34 @@ class TestRefresh:
         cur = await db.execute("SELECT count(*) FROM member_tags")
         assert await cur.fetchone() == (0,)
 
+    async def test_spent_points_make_a_rule_tag_and_a_segment(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        """'Spent >= 500 points': redemptions count, earning alone does not."""
+        marketer = tenant_a.headers(Role.MARKETER)
+        spender = uuid.UUID((await scan(client, issued.urls[0], "device-spend-1"))["member"]["id"])
+        client.cookies.clear()
+        saver = uuid.UUID((await scan(client, issued.urls[1], "device-spend-2"))["member"]["id"])
+        rule = {"name": "big spender", "rule": {"min_points_spent": 500}}
+        assert (await client.post("/v1/tags", json=rule, headers=marketer)).status_code == 201
+        for member_id in (spender, saver):
+            await ledger.earn(
+                db, ledger.Member(tenant_a.brand_id, member_id), 800, reason="t", source="t", now=NOW
+            )
+        async with db.transaction():
+            await ledger.spend(
+                db, ledger.Member(tenant_a.brand_id, spender), 600, reason="gift", source="t", now=NOW
+            )
+        await refresh(db)
+        cur = await db.execute("SELECT member_id FROM member_tags")
+        assert await cur.fetchall() == [(spender,)]
+        counted = await client.post("/v1/segments:count", json={"points_spent_min": 500}, headers=marketer)
+        assert counted.json()["members"] == 1
+
 
 class TestSegments:
     async def test_segment_counts_filters_and_a_masked_export(

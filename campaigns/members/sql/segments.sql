@@ -46,6 +46,9 @@ coalesce(s.last_scan_at, m.created_at) < %(idle_since)s::timestamptz
 -- where_points_earned_min --
 coalesce(s.points_earned, 0) >= %(points_earned_min)s::bigint
 
+-- where_points_spent_min --
+coalesce(s.points_spent, 0) >= %(points_spent_min)s::bigint
+
 -- where_points_balance_min --
 coalesce(s.points_balance, 0) >= %(points_balance_min)s::bigint
 

@@ -63,8 +63,9 @@ WITH targets AS (
     WHERE s.verdict IN ('genuine_first', 'genuine_repeat')
     GROUP BY fa.member_id
 ), earned AS (
-    SELECT fa.member_id, sum(e.amount) AS points_earned
-    FROM family fa JOIN points_ledger e ON e.member_id = fa.source_id AND e.kind = 'earn'
+    SELECT fa.member_id, coalesce(sum(e.amount) FILTER (WHERE e.kind = 'earn'), 0) AS points_earned,
+           coalesce(-sum(e.amount) FILTER (WHERE e.kind = 'redeem'), 0) AS points_spent
+    FROM family fa JOIN points_ledger e ON e.member_id = fa.source_id AND e.kind IN ('earn', 'redeem')
     GROUP BY fa.member_id
 ), balances AS (
     SELECT l.member_id, sum(l.remaining) AS points_balance
@@ -76,7 +77,8 @@ WITH targets AS (
            coalesce(ss.scans_in_window, 0) AS scans_in_window, coalesce(ss.first_scans, 0) AS first_scans,
            coalesce(ss.products, 0) AS products, coalesce(ss.product_ids, '{}') AS product_ids,
            ss.first_scan_at, ss.last_scan_at, ss.last_region,
-           coalesce(e.points_earned, 0) AS points_earned, coalesce(b.points_balance, 0) AS points_balance,
+           coalesce(e.points_earned, 0) AS points_earned, coalesce(e.points_spent, 0) AS points_spent,
+           coalesce(b.points_balance, 0) AS points_balance,
            CASE
                WHEN coalesce(ss.first_scan_at, t.created_at) >= %(now)s - make_interval(days => t.new_days)
                    THEN 'new'
@@ -95,16 +97,16 @@ WITH targets AS (
 ), upserted AS (
     INSERT INTO member_stats AS ms (brand_id, member_id, scans, scans_in_window, first_scans, products,
                                     product_ids, first_scan_at, last_scan_at, last_region, points_earned,
-                                    points_balance, lifecycle, lifecycle_since, refreshed_at)
+                                    points_spent, points_balance, lifecycle, lifecycle_since, refreshed_at)
     SELECT brand_id, member_id, scans, scans_in_window, first_scans, products, product_ids, first_scan_at,
-           last_scan_at, last_region, points_earned, points_balance, lifecycle, %(now)s, %(now)s
+           last_scan_at, last_region, points_earned, points_spent, points_balance, lifecycle, %(now)s, %(now)s
     FROM computed
     ON CONFLICT (member_id) DO UPDATE SET
         scans = excluded.scans, scans_in_window = excluded.scans_in_window,
         first_scans = excluded.first_scans, products = excluded.products, product_ids = excluded.product_ids,
         first_scan_at = excluded.first_scan_at, last_scan_at = excluded.last_scan_at,
         last_region = excluded.last_region, points_earned = excluded.points_earned,
-        points_balance = excluded.points_balance, lifecycle = excluded.lifecycle,
+        points_spent = excluded.points_spent, points_balance = excluded.points_balance, lifecycle = excluded.lifecycle,
         lifecycle_since = CASE WHEN ms.lifecycle = excluded.lifecycle THEN ms.lifecycle_since
                                ELSE excluded.lifecycle_since END,
         refreshed_at = excluded.refreshed_at

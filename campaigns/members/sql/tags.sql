@@ -51,6 +51,7 @@ WITH candidates AS (
                   AND (%(product_ids)s::uuid[] IS NULL OR sc.product_id = ANY(%(product_ids)s::uuid[])))
             OR %(min_scans)s::int IS NULL)
            AND (%(min_points_earned)s::bigint IS NULL OR s.points_earned >= %(min_points_earned)s)
+           AND (%(min_points_spent)s::bigint IS NULL OR s.points_spent >= %(min_points_spent)s)
            AND (%(region)s::text IS NULL OR coalesce(m.region, s.last_region) = %(region)s
                 OR coalesce(m.region, s.last_region) LIKE %(region)s || '-%%')
            AS holds
