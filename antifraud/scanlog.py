@@ -444,10 +444,11 @@ class ScanWriter:
     ) -> dict[int, ScanOutcome]:
         awards: dict[int, list[Award]] = {}
         earned: dict[uuid.UUID, int] = {}
-        for seq, campaign_id, result, points, prize_id, slot, member_id in (
+        for seq, campaign_id, result, points, prize_id, slot, member_id, coupon_code_sealed in (
             await awarded.fetchall() if awarded else ()
         ):
-            awards.setdefault(seq, []).append(Award(campaign_id, result, points, prize_id, slot))
+            award = Award(campaign_id, result, points, prize_id, slot, coupon_code_sealed)
+            awards.setdefault(seq, []).append(award)
             if points and result in {"awarded", "won"}:
                 earned[member_id] = earned.get(member_id, 0) + points
         outcomes: dict[int, ScanOutcome] = {}

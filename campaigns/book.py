@@ -70,6 +70,17 @@ class RewardItem(msgspec.Struct, frozen=True, kw_only=True):
     segment_ids: list[uuid.UUID] | None = None
     # Points campaigns: the database multiplies points by the member's tier, and the cost with them.
     cents_per_point: int = 0
+    # Draws: the outcome again for each draw weight bonus of the brand's tiers; the database takes the
+    # one of the member's tier (none for a tier without a bonus).
+    bonus_draws: list[BonusDraw] | None = None
+
+
+class BonusDraw(msgspec.Struct, frozen=True, kw_only=True):
+    bonus_pct: int
+    drawn_prize_id: uuid.UUID | None
+    coupon_template_id: uuid.UUID | None = None
+    coupon_code_hash: str | None = None
+    coupon_code_sealed: str | None = None
 
 
 class Award(msgspec.Struct, frozen=True):
@@ -80,6 +91,8 @@ class Award(msgspec.Struct, frozen=True):
     points: int | None
     prize_id: uuid.UUID | None
     slot: int | None
+    # The coupon the scan got (a coupon campaign's, or a coupon prize's), sealed; None otherwise.
+    coupon_code_sealed: str | None = None
 
 
 class PrizeOut(msgspec.Struct, frozen=True):
@@ -136,6 +149,7 @@ class _LiveRow(msgspec.Struct, frozen=True):
     daily_budget_cents: int | None
     recent_days: dict[dt.date, int]
     prizes: list[draws.Prize]
+    tier_bonuses: list[int]
 
 
 class LiveCampaign:
@@ -165,6 +179,7 @@ class LiveCampaign:
         "sold_out",
         "stackable",
         "starts_at",
+        "tier_bonuses",
         "tiers",
         "time_windows",
         "zone",
@@ -189,6 +204,7 @@ class LiveCampaign:
         self.regions = tuple(rules.regions)
         self.tiers = list(rules.member_tiers) or None
         self.segment_ids = list(rules.segment_ids) or None
+        self.tier_bonuses = row.tier_bonuses
         self.points_reward = row.points_reward
         self.no_prize_weight = row.no_prize_weight
         self.prizes = row.prizes
@@ -244,6 +260,7 @@ class LiveCampaign:
         cents_per_point = 0
         drawn: uuid.UUID | None = None
         template: uuid.UUID | None = None
+        bonus_draws: list[BonusDraw] | None = None
         if self.kind == "coupon":
             template = self.coupon_template_id
             cost = self.coupon_cost_cents
@@ -262,6 +279,9 @@ class LiveCampaign:
             prize = draws.pick(self.seed, scan_id, self.prizes, self.no_prize_weight)
             drawn = None if prize is None else prize.id
             template = None if prize is None else prize.coupon_template_id
+            bonus_draws = [
+                self._bonus_draw(scan_id, bonus, master_key) for bonus in self.tier_bonuses
+            ] or None
         # The code is made (and sealed) before the database decides; a refused reward just drops it.
         code = None if template is None else coupons.issue_code(master_key, self.brand_id)
         return RewardItem(
@@ -280,6 +300,20 @@ class LiveCampaign:
             tiers=self.tiers,
             segment_ids=self.segment_ids,
             cents_per_point=cents_per_point,
+            bonus_draws=bonus_draws,
+        )
+
+    def _bonus_draw(self, scan_id: uuid.UUID, bonus_pct: int, master_key: bytes) -> BonusDraw:
+        assert self.seed is not None
+        prize = draws.pick(self.seed, scan_id, self.prizes, self.no_prize_weight, bonus_pct)
+        template = None if prize is None else prize.coupon_template_id
+        code = None if template is None else coupons.issue_code(master_key, self.brand_id)
+        return BonusDraw(
+            bonus_pct=bonus_pct,
+            drawn_prize_id=None if prize is None else prize.id,
+            coupon_template_id=template,
+            coupon_code_hash=None if code is None else code.hash_hex,
+            coupon_code_sealed=None if code is None else code.sealed_hex,
         )
 
 
@@ -326,8 +360,8 @@ class CampaignBook:
         """The scan answer's `reward`; None when no campaign considered the scan."""
         if not awards:
             return None
+        del items  # the award says which coupon the database issued (the member's tier may pick it)
         live = {c.id: c for c in self._by_brand.get(brand_id, ())}
-        sealed_codes = {i.campaign_id: i.coupon_code_sealed for i in items if i.coupon_code_sealed}
         lines = []
         for award in awards:
             campaign = live.get(award.campaign_id)
@@ -339,7 +373,7 @@ class CampaignBook:
                     prize = PrizeOut(found.id, found.name, found.kind, needs_claim=found.kind == "physical")
                     coupon_name = found.name
             coupon = None
-            sealed = sealed_codes.get(award.campaign_id)
+            sealed = award.coupon_code_sealed
             if sealed and award.result in {"awarded", "won"}:
                 code = coupons.reveal_code(self._master_keys, brand_id, bytes.fromhex(sealed))
                 coupon = CouponOut(code=code, name=coupon_name)

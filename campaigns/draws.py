@@ -89,15 +89,20 @@ def new_seed(brand_id: uuid.UUID, master_key: bytes) -> tuple[bytes, bytes]:
     return keys.seal(master_key, seed, aad=_seed_aad(brand_id)), hashlib.sha256(seed).digest()
 
 
-def pick(seed: bytes, scan_id: uuid.UUID, prizes: Sequence[Prize], no_prize_weight: int) -> Prize | None:
-    """The deterministic outcome of one draw: a function of the seed and the scan id only."""
-    total = sum(p.weight for p in prizes) + no_prize_weight
-    # 256 bits reduced modulo a total below 2**40: the bias is below 2**-200.
+def pick(
+    seed: bytes, scan_id: uuid.UUID, prizes: Sequence[Prize], no_prize_weight: int, bonus_pct: int = 0
+) -> Prize | None:
+    """The deterministic outcome of one draw: a function of the seed, the scan id and the member's tier
+    bonus (prize weights times 1 + bonus/100 against the same no-prize weight; 0: the plain weights)."""
+    prize_scale, no_prize_scale = (100 + bonus_pct, 100) if bonus_pct else (1, 1)
+    total = sum(p.weight for p in prizes) * prize_scale + no_prize_weight * no_prize_scale
+    # 256 bits reduced modulo a total below 2**50: the bias is below 2**-200.
     ticket = int.from_bytes(hmac.new(seed, scan_id.bytes, hashlib.sha256).digest(), "big") % total
     for prize in sorted(prizes, key=lambda p: p.id):
-        if ticket < prize.weight:
+        weight = prize.weight * prize_scale
+        if ticket < weight:
             return prize
-        ticket -= prize.weight
+        ticket -= weight
     return None
 
 
@@ -121,8 +126,8 @@ async def verify_draws(conn: AsyncConnection[Any], campaign_id: uuid.UUID, seed:
     prizes = await fetch_all(conn, QUERIES["list_prizes"], {"campaign_id": campaign_id}, Prize)
     cur = await conn.execute(QUERIES["list_draws"], {"campaign_id": campaign_id})
     mismatched = []
-    for scan_id, drawn_prize_id in await cur.fetchall():
-        expected = pick(seed, scan_id, prizes, setup.no_prize_weight)
+    for scan_id, drawn_prize_id, bonus_pct in await cur.fetchall():
+        expected = pick(seed, scan_id, prizes, setup.no_prize_weight, bonus_pct)
         if (expected.id if expected else None) != drawn_prize_id:
             mismatched.append(scan_id)
     return mismatched

@@ -9,7 +9,11 @@ SELECT c.id, c.brand_id, c.name, c.kind, c.starts_at, c.ends_at, c.time_zone, c.
        (SELECT coalesce(jsonb_object_agg(d.day, d.spent_cents), '{}'::jsonb) FROM campaign_days d
         WHERE d.campaign_id = c.id AND d.day >= current_date - 1) AS recent_days,
        (SELECT coalesce(jsonb_agg(to_jsonb(p) - 'campaign_id' ORDER BY p.id), '[]'::jsonb)
-        FROM prizes p WHERE p.campaign_id = c.id) AS prizes
+        FROM prizes p WHERE p.campaign_id = c.id) AS prizes,
+       -- A draw is drawn once more for each tier bonus of the brand; the database takes the member's.
+       (SELECT coalesce(array_agg(DISTINCT mt.draw_weight_bonus_pct), '{}') FROM member_tiers mt
+        WHERE c.kind = 'lucky_draw' AND mt.brand_id = c.brand_id AND mt.draw_weight_bonus_pct > 0)
+           AS tier_bonuses
 FROM campaigns c
 LEFT JOIN coupon_templates t ON t.id = c.coupon_template_id
 WHERE c.status IN ('scheduled', 'active') AND c.ends_at > now()
@@ -36,13 +40,14 @@ WITH input AS (
         seq integer, scan_id uuid, scanned_at timestamptz, brand_id uuid, key_id smallint, code_index bigint,
         campaign_id uuid, kind text, first_only boolean, members text, points integer, cost_cents bigint,
         drawn_prize_id uuid, day date, expires_at timestamptz, coupon_template_id uuid, coupon_code_hash text,
-        coupon_code_sealed text, tiers text[], segment_ids uuid[], cents_per_point bigint)
+        coupon_code_sealed text, tiers text[], segment_ids uuid[], cents_per_point bigint, bonus_draws json)
 ), scanned AS (
     -- Each scan once (stacked campaigns share it): its member, and whether it was the code's first.
     -- A member created by this very transaction is new (now() is the transaction's start). Its tier is
     -- the one the member statistics last gave it (refreshed every minute).
     SELECT sc.id AS scan_id, sc.member_id, sc.verdict = 'genuine_first' AS first, m.created_at = now() AS new_member,
-           t.name AS tier_name, coalesce(t.points_multiplier_pct, 100) AS multiplier_pct
+           t.name AS tier_name, coalesce(t.points_multiplier_pct, 100) AS multiplier_pct,
+           coalesce(t.draw_weight_bonus_pct, 0) AS bonus_pct
     FROM (SELECT DISTINCT scan_id, scanned_at FROM input) i
     JOIN scans sc ON sc.id = i.scan_id AND sc.scanned_at = i.scanned_at
     JOIN members m ON m.id = sc.member_id
@@ -50,16 +55,30 @@ WITH input AS (
     LEFT JOIN member_tiers t ON t.brand_id = m.brand_id AND t.rank = coalesce(ms.tier_rank, 0)
 ), multiplied AS (
     -- A points campaign pays the member's tier multiplier, and its budget pays for the extra points.
+    -- A draw takes the outcome drawn with the member's tier bonus, when the book drew one for it.
     SELECT i.*, s.member_id, s.first, s.new_member, s.tier_name,
-           CASE WHEN i.kind = 'points' THEN i.points * s.multiplier_pct / 100 ELSE i.points END AS tier_points
+           CASE WHEN i.kind = 'points' THEN i.points * s.multiplier_pct / 100 ELSE i.points END AS tier_points,
+           bd.bonus_pct IS NOT NULL AS bonus_applied, coalesce(bd.bonus_pct, 0) AS weight_bonus_pct,
+           bd.drawn_prize_id AS bonus_prize_id, bd.coupon_template_id AS bonus_template_id,
+           bd.coupon_code_hash AS bonus_code_hash, bd.coupon_code_sealed AS bonus_code_sealed
     FROM input i
     JOIN scanned s USING (scan_id)
+    LEFT JOIN LATERAL (
+        SELECT * FROM json_to_recordset(i.bonus_draws) AS b(
+            bonus_pct integer, drawn_prize_id uuid, coupon_template_id uuid, coupon_code_hash text,
+            coupon_code_sealed text)
+        WHERE b.bonus_pct = s.bonus_pct
+    ) bd ON s.bonus_pct > 0
 ), eligible AS (
     SELECT i.seq, i.scan_id, i.scanned_at, i.brand_id, i.key_id, i.code_index, i.campaign_id, i.kind,
            i.tier_points AS points,
            CASE WHEN i.kind = 'points' THEN i.tier_points * i.cents_per_point ELSE i.cost_cents END AS cost_cents,
-           i.drawn_prize_id, i.day, i.expires_at, i.coupon_template_id, i.coupon_code_hash, i.coupon_code_sealed,
-           i.member_id, c.budget_cents - c.spent_cents AS budget_left, c.daily_budget_cents,
+           CASE WHEN i.bonus_applied THEN i.bonus_prize_id ELSE i.drawn_prize_id END AS drawn_prize_id,
+           i.day, i.expires_at,
+           CASE WHEN i.bonus_applied THEN i.bonus_template_id ELSE i.coupon_template_id END AS coupon_template_id,
+           CASE WHEN i.bonus_applied THEN i.bonus_code_hash ELSE i.coupon_code_hash END AS coupon_code_hash,
+           CASE WHEN i.bonus_applied THEN i.bonus_code_sealed ELSE i.coupon_code_sealed END AS coupon_code_sealed,
+           i.weight_bonus_pct, i.member_id, c.budget_cents - c.spent_cents AS budget_left, c.daily_budget_cents,
            c.member_daily_cap, c.member_campaign_cap, left('campaign: ' || c.name, 200) AS reason
     FROM multiplied i
     JOIN campaigns c ON c.id = i.campaign_id
@@ -183,9 +202,9 @@ WITH input AS (
     WHERE f.result IN ('awarded', 'won')
 ), drawn AS (
     INSERT INTO draws (campaign_id, scan_id, member_id, drawn_prize_id, prize_id, slot, result, drawn_at,
-                       cost_cents, day)
+                       cost_cents, day, weight_bonus_pct)
     SELECT campaign_id, scan_id, member_id, drawn_prize_id, CASE WHEN result = 'won' THEN drawn_prize_id END,
-           slot, result, scanned_at, CASE WHEN result = 'won' THEN cost ELSE 0 END, day
+           slot, result, scanned_at, CASE WHEN result = 'won' THEN cost ELSE 0 END, day, weight_bonus_pct
     FROM final WHERE kind = 'lucky_draw'
 ), payouts AS (
     INSERT INTO payout_outbox (brand_id, campaign_id, scan_id, member_id, prize_id, amount_cents)
@@ -193,5 +212,5 @@ WITH input AS (
     FROM final WHERE result = 'won' AND prize_kind = 'cash'
 )
 SELECT seq, campaign_id, result, points_given AS points, CASE WHEN result = 'won' THEN drawn_prize_id END AS prize_id,
-       slot, member_id
+       slot, member_id, coupon_code_sealed
 FROM final;

@@ -13,7 +13,7 @@ SELECT id, name, kind, weight, stock, awarded, cost_cents, points, coupon_templa
 WHERE campaign_id = %(campaign_id)s ORDER BY id;
 
 -- list_draws --
-SELECT scan_id, drawn_prize_id FROM draws WHERE campaign_id = %(campaign_id)s ORDER BY scan_id;
+SELECT scan_id, drawn_prize_id, weight_bonus_pct FROM draws WHERE campaign_id = %(campaign_id)s ORDER BY scan_id;
 
 -- reveal_seed --
 UPDATE campaigns SET seed_revealed = %(seed)s, status = 'ended' WHERE id = %(campaign_id)s;

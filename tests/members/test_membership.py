@@ -15,13 +15,15 @@ import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from campaigns import ledger
+from campaigns import draws, ledger
 from campaigns.members import stats
+from service.db import fetch_all
 from service.models import Role
 from service.routes.scans import MEMBER_COOKIE
 from service.settings import Settings
 from tests.api.test_errors import assert_problem
-from tests.campaigns.test_scan_rewards import launch, points_campaign
+from tests.campaigns.test_campaign_api import step
+from tests.campaigns.test_scan_rewards import draw_campaign, launch, points_campaign
 from tests.conftest import Tenant
 from tests.fixtures_codes import IssuedBatch, issue_batch
 from tests.members.test_member_admin import enrolled_member
@@ -530,3 +532,47 @@ class TestSegmentCampaigns:
         await refresh(db)
         cur = await db.execute("SELECT count(*) FROM segment_memberships")
         assert await cur.fetchone() == (0,)
+
+
+class TestTierDraws:
+    async def test_a_tier_draw_bonus_is_used_recorded_and_verifiable(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        settings: Settings,
+    ) -> None:
+        issued = await issue_batch(db, settings, tenant_a.brand_id, quantity=50)
+        marketer = tenant_a.headers(Role.MARKETER)
+        ladder = {
+            "tiers": [
+                {"name": "普通"},
+                {"name": "金卡", "min_points_earned": 100, "draw_weight_bonus_pct": 1000},
+            ]
+        }
+        assert (await client.put("/v1/member-tiers", json=ladder, headers=marketer)).status_code == 200
+        gold = uuid.UUID((await scan(client, issued.urls[0], "device-draw-gold"))["member"]["id"])
+        await ledger.earn(db, ledger.Member(tenant_a.brand_id, gold), 100, reason="t", source="t", now=NOW)
+        await refresh(db)
+        campaign_id = await launch(client, tenant_a, draw_campaign(stock=100, no_prize_weight=10))
+        for n in range(1, 21):
+            client.cookies.clear()
+            await scan(client, issued.urls[n], "device-draw-gold")
+            client.cookies.clear()
+            await scan(client, issued.urls[20 + n], f"device-draw-plain-{n}")
+        cur = await db.execute(
+            "SELECT d.scan_id, d.drawn_prize_id, d.weight_bonus_pct, d.member_id = %s FROM draws d", (gold,)
+        )
+        rows = await cur.fetchall()
+        assert len(rows) == 40
+        assert {(bonus, is_gold) for _, _, bonus, is_gold in rows} == {(1000, True), (0, False)}
+        assert (await step(client, tenant_a, campaign_id, "end")).status_code == 200
+        audit = await draws.audit_draws(db, uuid.UUID(campaign_id))
+        assert (audit.checked, audit.mismatched) == (40, [])
+        # The bonus changed outcomes: the same scans drawn with the plain weights differ somewhere.
+        cur = await db.execute("SELECT seed_revealed FROM campaigns WHERE id = %s", (campaign_id,))
+        seed = (await cur.fetchone() or [b""])[0]
+        prizes = await fetch_all(db, draws.QUERIES["list_prizes"], {"campaign_id": campaign_id}, draws.Prize)
+        plain = [draws.pick(seed, scan_id, prizes, 10) for scan_id, _, bonus, _ in rows if bonus == 1000]
+        drawn = [prize_id for _, prize_id, bonus, _ in rows if bonus == 1000]
+        assert [p.id if p else None for p in plain] != drawn
