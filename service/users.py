@@ -9,6 +9,7 @@ as known ones and get the same answer: the form does not tell who has an account
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import secrets
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
 
 QUERIES = load_queries("service.sql", "users.sql")
 HASHER = argon2.PasswordHasher()  # argon2id with the library's (RFC 9106) defaults
-# Checked against when the address is unknown, so that both answers take as long.
-_DUMMY_HASH = HASHER.hash("not a password of anyone")
+# Checked against when the address is unknown, so that both answers take as long (made on first use).
+_dummy_hash: str | None = None
 MAX_FAILURES = 5
 LOCKOUT = dt.timedelta(minutes=15)
 SESSION_IDLE = dt.timedelta(hours=12)
@@ -270,7 +271,7 @@ async def accept(conn: AsyncConnection[Any], data: AcceptIn) -> User:
             "email": taking.email,
             "role": taking.role,
             "distributor_id": taking.distributor_id,
-            "password_hash": HASHER.hash(data.password),
+            "password_hash": await _hash(data.password),
         },
         User,
     )
@@ -282,25 +283,23 @@ async def accept(conn: AsyncConnection[Any], data: AcceptIn) -> User:
 async def login(
     conn: AsyncConnection[Any], master_keys: Sequence[bytes], data: LoginIn, *, now: dt.datetime
 ) -> LoginOutcome:
-    email = data.email.strip().lower()
+    email = normalize_email(data.email)
     row = await fetch_one(conn, QUERIES["user_for_login"], {"email": email}, _LoginRow)
     if row is None or row.disabled_at is not None:
-        _verify(_DUMMY_HASH, data.password)
+        await _verify(await _dummy(), data.password)
         return LoginOutcome("failed")
+    # The password is checked even on a locked account: every wrong answer costs the same and reads
+    # "failed"; only the right password learns that the account is locked.
+    right = await _verify(row.password_hash, data.password)
     if row.locked_until is not None and row.locked_until > now:
-        return LoginOutcome(
-            "locked", row.id, row.brand_id, retry_after=(row.locked_until - now).total_seconds()
-        )
-    if not _verify(row.password_hash, data.password):
-        return await _failed(conn, row, now)
-    if row.totp_enabled_at is not None:
+        return _locked(row, row.locked_until, now) if right else LoginOutcome("failed", row.id, row.brand_id)
+    if right and row.totp_enabled_at is not None:
         if data.totp_code is None:
             return LoginOutcome("totp_required", row.id, row.brand_id)
-        assert row.totp_secret_sealed is not None
-        secret = keys.unseal(master_keys, row.totp_secret_sealed, aad=_totp_aad(row.id)).decode()
-        if not pyotp.TOTP(secret).verify(data.totp_code, for_time=now, valid_window=1):
-            return await _failed(conn, row, now)
-    rehash = HASHER.hash(data.password) if HASHER.check_needs_rehash(row.password_hash) else None
+        right = _totp_ok(master_keys, row, data.totp_code, now)
+    if not right:
+        return await _failed(conn, row, now)
+    rehash = await _hash(data.password) if HASHER.check_needs_rehash(row.password_hash) else None
     await conn.execute(QUERIES["login_succeeded"], {"user_id": row.id, "rehash": rehash})
     session_id, csrf_token = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     await conn.execute(
@@ -371,7 +370,7 @@ async def request_reset(
     conn: AsyncConnection[Any], notifier: Notifier, data: ResetIn, *, console_url: str, now: dt.datetime
 ) -> None:
     """Mail a reset link if the address has an account; the answer is the same either way."""
-    email = data.email.strip().lower()
+    email = normalize_email(data.email)
     token = secrets.token_urlsafe(32)
     found = await fetch_one(
         conn,
@@ -410,20 +409,39 @@ async def _failed(conn: AsyncConnection[Any], row: _LoginRow, now: dt.datetime) 
         _Lock,
     )
     assert lock is not None
-    if lock.locked_until is not None and lock.locked_until > now:
-        return LoginOutcome(
-            "locked", row.id, row.brand_id, retry_after=(lock.locked_until - now).total_seconds()
-        )
+    # The lock is not announced: to a guesser, the fifth failure reads like the first.
     return LoginOutcome("failed", row.id, row.brand_id)
 
 
-def _verify(password_hash: str, password: str) -> bool:
+def _locked(row: _LoginRow, until: dt.datetime, now: dt.datetime) -> LoginOutcome:
+    return LoginOutcome("locked", row.id, row.brand_id, retry_after=(until - now).total_seconds())
+
+
+def _totp_ok(master_keys: Sequence[bytes], row: _LoginRow, code: str, now: dt.datetime) -> bool:
+    assert row.totp_secret_sealed is not None
+    secret = keys.unseal(master_keys, row.totp_secret_sealed, aad=_totp_aad(row.id)).decode()
+    return bool(pyotp.TOTP(secret).verify(code, for_time=now, valid_window=1))
+
+
+async def _hash(password: str) -> str:
+    # Deliberately slow (tens of milliseconds): off the event loop that serves scans.
+    return await asyncio.to_thread(HASHER.hash, password)
+
+
+async def _verify(password_hash: str, password: str) -> bool:
     try:
-        return HASHER.verify(password_hash, password)
+        return await asyncio.to_thread(HASHER.verify, password_hash, password)
     except argon2.exceptions.VerificationError:
         return False
     except argon2.exceptions.InvalidHashError:
         return False
+
+
+async def _dummy() -> str:
+    global _dummy_hash  # noqa: PLW0603 - made once, on the first sign-in of an unknown address
+    if _dummy_hash is None:
+        _dummy_hash = await _hash("not a password of anyone")
+    return _dummy_hash
 
 
 def _totp_aad(user_id: uuid.UUID) -> bytes:

@@ -15,7 +15,7 @@ import msgspec
 from litestar import Request, Response, Router, get, post
 from psycopg import AsyncConnection
 
-from antifraud.clients import client_ip
+from antifraud.clients import client_ip, ip_prefix
 from service import audit, users
 from service.errors import AccountLocked, Forbidden, LoginFailed, RateLimited, TotpRequired
 from service.guards import ANY_BRAND_ROLE, CONSOLE_COOKIE, brand_of, principal_from, require_token, roles
@@ -38,25 +38,24 @@ def _state(request: Request[Any, Any, Any]) -> AppState:
     return state
 
 
-def _console_url(request: Request[Any, Any, Any]) -> str:
-    return f"{request.url.scheme}://{request.url.netloc}"
-
-
 async def _limit_attempts(request: Request[Any, Any, Any], email: str) -> None:
     """Password guessing is slowed per address (an account) and per network (a guesser)."""
     state = _state(request)
-    ip = client_ip(
-        request.client.host if request.client else None,
-        request.headers.get("x-forwarded-for"),
-        trust_forwarded_for=state.settings.trust_forwarded_for,
+    # A network, not an address: a guesser rotating through its /24 (or /48) is still one guesser.
+    network = ip_prefix(
+        client_ip(
+            request.client.host if request.client else None,
+            request.headers.get("x-forwarded-for"),
+            trust_forwarded_for=state.settings.trust_forwarded_for,
+        )
     )
     window = int(time.time() // LOGIN_WINDOW_S)
     prefix = f"{state.settings.redis_prefix}login:{window}"
     async with state.redis.pipeline(transaction=False) as pipe:
         pipe.incr(f"{prefix}:email:{users.hash_token(email).hex()[:32]}")
         pipe.expire(f"{prefix}:email:{users.hash_token(email).hex()[:32]}", LOGIN_WINDOW_S)
-        pipe.incr(f"{prefix}:ip:{ip}")
-        pipe.expire(f"{prefix}:ip:{ip}", LOGIN_WINDOW_S)
+        pipe.incr(f"{prefix}:net:{network}")
+        pipe.expire(f"{prefix}:net:{network}", LOGIN_WINDOW_S)
         per_email, _, per_ip, _ = await pipe.execute()
     if int(per_email) > LOGINS_PER_ADDRESS or int(per_ip) > LOGINS_PER_NETWORK:
         raise RateLimited(
@@ -66,7 +65,9 @@ async def _limit_attempts(request: Request[Any, Any, Any], email: str) -> None:
 
 
 def _session_cookie(request: Request[Any, Any, Any], value: str, max_age: int) -> str:
-    secure = "; Secure" if request.url.scheme == "https" else ""
+    # Secure whenever the console is served over https (behind a TLS proxy the request itself is http).
+    https = _state(request).settings.console_url.startswith("https://") or request.url.scheme == "https"
+    secure = "; Secure" if https else ""
     return f"{CONSOLE_COOKIE}={value}; HttpOnly; Max-Age={max_age}; Path=/; SameSite=Strict{secure}"
 
 
@@ -75,7 +76,7 @@ async def login(
     request: Request[Any, Any, Any], db: AsyncConnection[Any], data: users.LoginIn
 ) -> Response[SignedIn]:
     """Sign in with email and password (and the TOTP code once enabled); sets the session cookie."""
-    email = data.email.strip().lower()
+    email = users.normalize_email(data.email)
     await _limit_attempts(request, email)
     settings = _state(request).settings
     # Committed before answering: a failed attempt must count even though the answer is an error.
@@ -143,10 +144,10 @@ async def request_reset(
     request: Request[Any, Any, Any], db: AsyncConnection[Any], data: users.ResetIn
 ) -> None:
     """Mail a reset link; the answer is the same whether the address has an account or not."""
-    await _limit_attempts(request, data.email.strip().lower())
+    await _limit_attempts(request, users.normalize_email(data.email))
     notifier = _state(request).notifier
     await users.request_reset(
-        db, notifier, data, console_url=_console_url(request), now=dt.datetime.now(dt.UTC)
+        db, notifier, data, console_url=_state(request).settings.console_url, now=dt.datetime.now(dt.UTC)
     )
 
 
@@ -205,7 +206,7 @@ async def invite(
         brand_id,
         data,
         actor=principal.actor,
-        console_url=_console_url(request),
+        console_url=_state(request).settings.console_url,
         now=dt.datetime.now(dt.UTC),
     )
     await audit.record(
