@@ -354,13 +354,11 @@ class CampaignBook:
                 break
         return items
 
-    def describe(
-        self, brand_id: uuid.UUID, awards: Sequence[Award], items: Sequence[RewardItem]
-    ) -> ScanReward | None:
-        """The scan answer's `reward`; None when no campaign considered the scan."""
+    def describe(self, brand_id: uuid.UUID, awards: Sequence[Award]) -> ScanReward | None:
+        """The scan answer's `reward`; None when no campaign considered the scan. The awards say which
+        coupon the database issued (the member's tier may have picked it)."""
         if not awards:
             return None
-        del items  # the award says which coupon the database issued (the member's tier may pick it)
         live = {c.id: c for c in self._by_brand.get(brand_id, ())}
         lines = []
         for award in awards:

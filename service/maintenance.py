@@ -121,6 +121,9 @@ async def refresh_members(pool: AsyncConnectionPool, stopping: asyncio.Event) ->
         except (psycopg.Error, PoolTimeout) as exc:
             logger.warning("member refresh failed, retrying in %.0f s: %s", RETRY_S, exc)
             pause = RETRY_S
+        except Exception:  # a bug (a stored rule that no longer decodes...) must not end the loop for good
+            logger.exception("member refresh failed unexpectedly, retrying in %.0f s", RETRY_S)
+            pause = RETRY_S
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), pause)
 
@@ -147,6 +150,9 @@ async def deliver_member_events(
                     pause = 0.0
             except (psycopg.Error, PoolTimeout) as exc:
                 logger.warning("member event delivery failed, retrying in %.0f s: %s", RETRY_S, exc)
+                pause = RETRY_S
+            except Exception:  # as above: every tenant's deliveries depend on this loop staying up
+                logger.exception("member event delivery failed unexpectedly, retrying in %.0f s", RETRY_S)
                 pause = RETRY_S
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), pause)

@@ -64,3 +64,10 @@ class DeliveryNotRetryable(MembersError):
         super().__init__(f"delivery {delivery_id} is {status}; only failed or cancelled ones can be retried")
         self.delivery_id = delivery_id
         self.status = status
+
+
+class SegmentInUse(MembersError):
+    """A campaign that may still reward scans names the segment."""
+
+    def __init__(self, segment_id: object, campaigns: list[str]) -> None:
+        super().__init__(f"segment {segment_id} is named by campaigns: {', '.join(campaigns)}")

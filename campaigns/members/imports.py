@@ -10,6 +10,7 @@
   recorded in the same transaction as its effect, chunk by chunk; running it again skips the rows done.
   An opening balance is credited once per member, whichever import brings it.
 - A dry run reads and checks everything and writes nothing.
+- Rejected rows keep their original cells (sealed) for the error file for 30 days, then lose them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from campaigns.members.phones import MemberVault, normalize_phone
 from codegen import keys
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
+from service.spreadsheets import safe_cell
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -113,8 +115,6 @@ class _Row(msgspec.Struct, frozen=True):
 class _Existing(msgspec.Struct, frozen=True):
     id: uuid.UUID
     phone_index: bytes
-    profile_sealed: bytes | None
-    data_key_sealed: bytes | None
 
 
 class _Number(msgspec.Struct, frozen=True):
@@ -161,7 +161,10 @@ async def run(
 ) -> ImportReport:
     """Import (or check) a CSV file. Runs its own transactions (one per chunk): pass an autocommit
     connection, so that what is done stays done if the run stops halfway."""
-    rows = list(_read(decode(data), vault, brand_id, today=now.date()))
+    try:
+        rows = list(_read(decode(data), vault, brand_id, today=now.date()))
+    except csv.Error as exc:
+        raise InvalidMemberInput("file", f"not a readable CSV file: {exc}") from None
     key = import_key or file_key(data)
     counts: dict[str, int] = {"created": 0, "merged": 0, "duplicates": 0, "rejected": 0, "skipped": 0}
     errors: list[RowError] = []
@@ -241,7 +244,15 @@ async def error_file(
         if r.raw_sealed is not None:
             raw = keys.unseal(master_keys, r.raw_sealed, aad=_raw_aad(import_id, r.row_number))
             cells = msgspec.json.decode(raw, type=dict[str, str])
-        writer.writerow([r.row_number, r.outcome, r.error or "", *(cells.get(f, "") for f in HEADERS)])
+        # The cells came from a file anyone could have written: no formula reaches a spreadsheet.
+        writer.writerow(
+            [
+                r.row_number,
+                r.outcome,
+                safe_cell(r.error or ""),
+                *(safe_cell(cells.get(f, "")) for f in HEADERS),
+            ]
+        )
     # A BOM, so that Excel opens Chinese text as UTF-8.
     return ("\ufeff" + out.getvalue()).encode()
 
@@ -252,6 +263,11 @@ _COUNTER: dict[Outcome, str] = {
     "duplicate": "duplicates",
     "rejected": "rejected",
 }
+
+
+async def purge_rejected_cells(conn: AsyncConnection[Any], *, now: dt.datetime) -> None:
+    """Forget the original cells of rejected rows 30 days after their import (run daily)."""
+    await conn.execute(QUERIES["purge_rejected_cells"], {"now": now})
 
 
 def _read(text: str, vault: MemberVault, brand_id: uuid.UUID, *, today: dt.date) -> Iterator[_Row]:
@@ -339,7 +355,7 @@ def _birthday(text: str | None) -> dt.date | None:
 
 def _points(text: str | None) -> int:
     digits = (text or "0").replace(",", "")
-    if not digits.isdigit() or int(digits) > MAX_POINTS:
+    if not digits.isascii() or not digits.isdecimal() or int(digits) > MAX_POINTS:
         raise InvalidMemberInput("points", f"a whole number from 0 to {MAX_POINTS}")
     return int(digits)
 
@@ -518,30 +534,21 @@ async def _fill(
     row: _Row,
     now: dt.datetime,
 ) -> None:
-    """Give an existing member the profile fields it lacks; what it has stays."""
+    """Give an existing member the profile fields it lacks; what it has stays. The member's row is
+    locked first, so that an enrolment or a staff edit at the same moment is not lost."""
     if row.profile is None and row.region is None:
         return
-    data_key = (
-        vault.new_data_key()
-        if target.data_key_sealed is None
-        else vault.unwrap(target.id, target.data_key_sealed)
-    )
     sealed = None
     if row.profile is not None:
-        current = (
-            profiles.Profile()
-            if target.profile_sealed is None
-            else msgspec.json.decode(
-                vault.unseal(data_key, brand_id, "profile", target.profile_sealed), type=profiles.Profile
-            )
-        )
+        key = await profiles.data_key(conn, vault, brand_id, target.id)
+        current = await profiles.current_profile(conn, vault, key, brand_id, target.id)
         filled = profiles.Profile(
             name=current.name or row.profile.name,
             gender=current.gender or row.profile.gender,
             birthday=current.birthday or row.profile.birthday,
         )
         if filled != current:
-            sealed = profiles.seal_profile(vault, data_key, brand_id, filled)
+            sealed = profiles.seal_profile(vault, key, brand_id, filled)
         if filled.birthday != current.birthday:
             await profiles.set_birthday_md(conn, brand_id, target.id, filled.birthday)
     await conn.execute(
@@ -550,9 +557,6 @@ async def _fill(
             "brand_id": brand_id,
             "member_id": target.id,
             "profile_sealed": sealed,
-            "data_key_sealed": None
-            if target.data_key_sealed is not None
-            else vault.wrap(target.id, data_key),
             "region": row.region,
             "now": now,
         },

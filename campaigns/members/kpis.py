@@ -85,6 +85,9 @@ async def kpis(
     segment_id: uuid.UUID | None = None,
 ) -> Kpis:
     """The brand's KPIs, or a segment's (its members as they are now). Call inside a transaction."""
+    for field, moment in (("from", range_from), ("to", range_to)):
+        if moment.tzinfo is None:
+            raise InvalidMemberInput(field, "give a time zone: 2026-11-01T00:00:00Z or ...+08:00")
     if range_to <= range_from:
         raise InvalidMemberInput("to", "the range ends before it starts")
     if range_to - range_from > MAX_RANGE:

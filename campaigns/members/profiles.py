@@ -181,6 +181,22 @@ async def data_key(
     return key
 
 
+class _ProfileSealed(msgspec.Struct, frozen=True):
+    profile_sealed: bytes | None
+
+
+async def current_profile(
+    conn: AsyncConnection[Any], vault: MemberVault, key: bytes, brand_id: uuid.UUID, member_id: uuid.UUID
+) -> Profile:
+    """The member's personal fields as stored now; call after `data_key` (which locks the row)."""
+    found = await fetch_one(
+        conn, QUERIES["profile_sealed"], {"brand_id": brand_id, "member_id": member_id}, _ProfileSealed
+    )
+    if found is None or found.profile_sealed is None:
+        return Profile()
+    return msgspec.json.decode(vault.unseal(key, brand_id, "profile", found.profile_sealed), type=Profile)
+
+
 def check_profile(profile: Profile | ProfilePatch, today: dt.date) -> None:
     if profile.birthday is not None:
         if profile.birthday > today:

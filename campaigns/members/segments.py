@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 
 from antifraud.regions import is_region
 from campaigns.members import profiles
-from campaigns.members.errors import InvalidMemberInput, ObjectNotFound
+from campaigns.members.errors import InvalidMemberInput, ObjectNotFound, SegmentInUse
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 from service.spreadsheets import safe_cell
@@ -281,7 +281,17 @@ async def list_all(conn: AsyncConnection[Any], brand_id: uuid.UUID) -> list[Segm
     return await fetch_all(conn, QUERIES["list_segments"], {"brand_id": brand_id}, Segment)
 
 
+class _Name(msgspec.Struct, frozen=True):
+    name: str
+
+
 async def delete(conn: AsyncConnection[Any], brand_id: uuid.UUID, segment_id: uuid.UUID) -> None:
+    """Refused while a campaign that is not over names it: it would silently reward nobody."""
+    named_by = await fetch_all(
+        conn, QUERIES["campaigns_using_segment"], {"brand_id": brand_id, "segment_id": segment_id}, _Name
+    )
+    if named_by:
+        raise SegmentInUse(segment_id, [c.name for c in named_by])
     cur = await conn.execute(QUERIES["delete_segment"], {"brand_id": brand_id, "segment_id": segment_id})
     if await cur.fetchone() is None:
         raise ObjectNotFound("segment", segment_id)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from campaigns.members import events, profiles, segments, tags
+from campaigns.members import events, imports, profiles, segments, tags
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 
@@ -85,6 +85,8 @@ async def refresh(
     generated = await events.generate(conn, member_ids=member_ids, now=now, daily=full)
     # So is each brand's retention: members idle past it are erased.
     erased = await profiles.erase_inactive(conn, now=now) if full else 0
+    if full:
+        await imports.purge_rejected_cells(conn, now=now)
     await conn.execute(
         QUERIES["save_progress"],
         {

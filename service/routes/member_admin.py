@@ -7,6 +7,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import msgspec
+import psycopg
 from litestar import Request, Response, Router, delete, get, patch, post, put
 from litestar.params import QueryParameter
 from psycopg import AsyncConnection
@@ -84,6 +85,16 @@ async def search_members(
     principal = principal_from(request)
     brand_id = brand_of(principal)
     found = await profiles.find_by_phone(db, _state(request).vault, brand_id, data.phone)
+    # Whether a number is a member is itself personal: every search is in the audit log.
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action="member.search",
+        object_type="member",
+        object_id=found,
+        after={"found": found is not None},
+    )
     return [] if found is None else [await _read_profile(request, db, principal, found)]
 
 
@@ -207,13 +218,13 @@ async def adjust_points(
     member_id: uuid.UUID,
     data: rewards.AdjustmentIn,
 ) -> Response[AdjustmentOutcome]:
-    """Add or take points with a reason. Above the brand's threshold, customer service's adjustments
-    wait for finance (202 `pending`); finance's own apply at once (201). Audited either way."""
+    """Add or take points with a reason. Above the brand's threshold an adjustment waits for a finance
+    decision by someone else (202 `pending`); below it, it applies at once (201). Audited either way."""
     principal = principal_from(request)
     brand_id = brand_of(principal)
     member = ledger.Member(brand_id, member_id)
     threshold = await adjustments.approval_threshold(db, brand_id)
-    if abs(data.amount) > threshold and principal.role is not Role.FINANCE:
+    if abs(data.amount) > threshold:
         pending = await adjustments.request(db, member, data, actor=principal.actor)
         await audit.record(
             db,
@@ -338,18 +349,21 @@ async def import_members(
     `dry_run=true` checks and counts without writing. The same file (or `key`) again imports nothing new."""
     principal = principal_from(request)
     brand_id = brand_of(principal)
-    report = await imports.run(
-        db,
-        _state(request).vault,
-        settings.master_key,
-        brand_id,
-        await request.body(),
-        actor=principal.actor,
-        now=dt.datetime.now(dt.UTC),
-        dry_run=dry_run,
-        import_key=key,
-        filename=filename,
-    )
+    body = await request.body()
+    # Chunks commit as they go, so that a stopped import resumes: not inside the request's transaction.
+    async with await psycopg.AsyncConnection.connect(settings.database_url or "", autocommit=True) as own:
+        report = await imports.run(
+            own,
+            _state(request).vault,
+            settings.master_key,
+            brand_id,
+            body,
+            actor=principal.actor,
+            now=dt.datetime.now(dt.UTC),
+            dry_run=dry_run,
+            import_key=key,
+            filename=filename,
+        )
     if not dry_run:
         await audit.record(
             db,

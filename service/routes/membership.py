@@ -13,7 +13,7 @@ from psycopg import AsyncConnection
 from campaigns.members import kpis, segments, tags, tiers
 from service import audit
 from service.guards import brand_of, principal_from, require_token, roles
-from service.models import Role
+from service.models import Principal, Role
 from service.routes.member_admin import READERS
 
 DESIGNERS = (Role.BRAND_ADMIN, Role.MARKETER)
@@ -119,7 +119,10 @@ async def create_segment(
     request: Request[Any, Any, Any], db: AsyncConnection[Any], data: segments.SegmentIn
 ) -> segments.Segment:
     principal = principal_from(request)
-    return await segments.create(db, brand_of(principal), data, actor=principal.actor)
+    brand_id = brand_of(principal)
+    created = await segments.create(db, brand_id, data, actor=principal.actor)
+    await _audit_segment(db, principal, brand_id, "segment.create", created.id, data)
+    return created
 
 
 @get("/segments", opt=roles(*READERS), tags=["membership"])
@@ -138,14 +141,45 @@ async def get_segment(
 async def update_segment(
     request: Request[Any, Any, Any], db: AsyncConnection[Any], segment_id: uuid.UUID, data: segments.SegmentIn
 ) -> segments.Segment:
-    return await segments.update(db, brand_of(principal_from(request)), segment_id, data)
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    before = await segments.get(db, brand_id, segment_id)
+    updated = await segments.update(db, brand_id, segment_id, data)
+    await _audit_segment(db, principal, brand_id, "segment.update", segment_id, data, before=before)
+    return updated
 
 
 @delete("/segments/{segment_id:uuid}", opt=roles(*DESIGNERS), tags=["membership"], status_code=204)
 async def delete_segment(
     request: Request[Any, Any, Any], db: AsyncConnection[Any], segment_id: uuid.UUID
 ) -> None:
-    await segments.delete(db, brand_of(principal_from(request)), segment_id)
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    before = await segments.get(db, brand_id, segment_id)
+    await segments.delete(db, brand_id, segment_id)
+    await _audit_segment(db, principal, brand_id, "segment.delete", segment_id, None, before=before)
+
+
+async def _audit_segment(
+    db: AsyncConnection[Any],
+    principal: Principal,
+    brand_id: uuid.UUID,
+    action: str,
+    segment_id: uuid.UUID,
+    after: Any,
+    *,
+    before: Any = None,
+) -> None:
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action=action,
+        object_type="segment",
+        object_id=segment_id,
+        before=before,
+        after=after,
+    )
 
 
 @post("/segments:count", opt=roles(*READERS), tags=["membership"], status_code=200)

@@ -293,7 +293,7 @@ async def _process(
         else:
             ref = MemberRef(outcome.member_id, facts.brand_id, outcome.member_enrolled)
             minted["token"] = state.member_tokens.issue(ref)
-        reward = state.campaigns.describe(facts.brand_id, outcome.awards, record.rewards)
+        reward = state.campaigns.describe(facts.brand_id, outcome.awards)
         verdict: Verdict = (
             "genuine_first" if outcome.first else "suspect_clone" if risk.suspect else "genuine_repeat"
         )

@@ -285,9 +285,13 @@ class TestAdjustmentApproval:
         assert approved.json()["adjustment"]["balance"] == 5000
         twice = await client.post(f"/v1/points-adjustments/{request['id']}/approve", headers=finance)
         assert_problem(twice, 409, "approval-refused")
-        # Finance's own large adjustment is itself the approval.
-        direct = await client.post(path, json={"amount": -2000, "reason": "reversal"}, headers=finance)
-        assert (direct.status_code, direct.json()["adjustment"]["balance"]) == (201, 3000)
+        # Finance's own large adjustment waits for another finance user too (four eyes).
+        own = await client.post(path, json={"amount": -2000, "reason": "reversal"}, headers=finance)
+        assert own.status_code == 202
+        self_approved = await client.post(
+            f"/v1/points-adjustments/{own.json()['request']['id']}/approve", headers=finance
+        )
+        assert_problem(self_approved, 409, "approval-refused")
         small = await client.post(path, json={"amount": 10, "reason": "goodwill"}, headers=cs)
         assert small.status_code == 201
         rejected_request = (
@@ -297,7 +301,7 @@ class TestAdjustmentApproval:
             f"/v1/points-adjustments/{rejected_request['request']['id']}/reject", headers=finance
         )
         assert rejected.json()["status"] == "rejected"
-        assert (await client.get(f"/v1/members/{member_id}", headers=cs)).json()["points_balance"] == 3010
+        assert (await client.get(f"/v1/members/{member_id}", headers=cs)).json()["points_balance"] == 5010
 
     async def test_nobody_approves_their_own_request(
         self,

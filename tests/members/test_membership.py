@@ -312,6 +312,10 @@ class TestKpis:
             headers=tenant_a.headers(),
         )
         assert_problem(too_long, 422, "validation-error")
+        naive = await client.get(
+            "/v1/kpis", params={"from": "2024-01-01T00:00:00"}, headers=tenant_a.headers(Role.FINANCE)
+        )
+        assert_problem(naive, 422, "validation-error")
         assert (await client.get("/v1/kpis", headers=tenant_a.headers(Role.POINT_OF_SALE))).status_code == 403
         # The same figures for one segment: the enrolled members only.
         saved = await client.post(
@@ -523,6 +527,8 @@ class TestSegmentCampaigns:
         assert vip_scan["member"]["id"] == str(vip) and other_scan["member"]["id"] == str(other)
         assert vip_scan["reward"]["points"] == 100
         assert other_scan["reward"] is None or not other_scan["reward"]["points"]
+        in_use = await client.delete(f"/v1/segments/{segment.json()['id']}", headers=marketer)
+        assert_problem(in_use, 409, "segment-in-use")
         # Untagged (which touches the member), it leaves the segment at the next refresh.
         await client.delete(f"/v1/members/{vip}/tags/VIP", headers=marketer)
         cur = await db.execute(

@@ -16,7 +16,7 @@ SELECT row_number FROM member_import_rows
 WHERE import_id = %(import_id)s AND row_number BETWEEN %(first)s AND %(last)s;
 
 -- existing_members --
-SELECT id, phone_index, profile_sealed, data_key_sealed FROM members
+SELECT id, phone_index FROM members
 WHERE brand_id = %(brand_id)s AND phone_index = ANY(%(indexes)s);
 
 -- insert_members --
@@ -35,7 +35,6 @@ RETURNING id;
 -- fill_profile --
 -- A merge fills what the member lacks and never overwrites what it has.
 UPDATE members SET profile_sealed = coalesce(%(profile_sealed)s, profile_sealed),
-                   data_key_sealed = coalesce(data_key_sealed, %(data_key_sealed)s),
                    region = coalesce(region, %(region)s), updated_at = %(now)s
 WHERE id = %(member_id)s AND brand_id = %(brand_id)s;
 
@@ -83,3 +82,10 @@ RETURNING id, import_key, filename, status, rows_total, created, merged, duplica
 SELECT row_number, outcome, error, raw_sealed FROM member_import_rows
 WHERE import_id = %(import_id)s AND outcome IN ('rejected', 'duplicate')
 ORDER BY row_number;
+
+-- purge_rejected_cells --
+-- Rejected rows keep their original cells (phones, names) for the error file; 30 days after the
+-- import they go, so that an import never keeps personal data longer than its correction needs.
+UPDATE member_import_rows r SET raw_sealed = NULL
+FROM member_imports i
+WHERE i.id = r.import_id AND r.raw_sealed IS NOT NULL AND i.finished_at < %(now)s - interval '30 days';

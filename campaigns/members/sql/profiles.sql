@@ -126,6 +126,9 @@ UPDATE members SET
     erased_at = coalesce(erased_at, now())
 WHERE brand_id = %(brand_id)s AND id = ANY(%(family)s);
 
+-- profile_sealed --
+SELECT profile_sealed FROM members WHERE id = %(member_id)s AND brand_id = %(brand_id)s;
+
 -- phone_index --
 SELECT phone_index FROM members WHERE id = %(member_id)s AND brand_id = %(brand_id)s;
 

@@ -95,6 +95,12 @@ WHERE id = %(segment_id)s AND brand_id = %(brand_id)s;
 SELECT id, name, filter, created_by, created_at, updated_at FROM segments
 WHERE brand_id = %(brand_id)s ORDER BY name;
 
+-- campaigns_using_segment --
+SELECT name FROM campaigns
+WHERE brand_id = %(brand_id)s AND status IN ('draft', 'scheduled', 'active', 'paused')
+  AND eligibility -> 'segment_ids' @> to_jsonb(%(segment_id)s::text)
+ORDER BY name;
+
 -- delete_segment --
 DELETE FROM segments WHERE id = %(segment_id)s AND brand_id = %(brand_id)s RETURNING id;
 
