@@ -180,7 +180,12 @@ def create_app(settings: Settings) -> Litestar:
         )
         event_delivery = asyncio.create_task(
             maintenance.deliver_member_events(
-                pool, stopping, master_keys=settings.all_master_keys, vault=vault, sms=sms
+                pool,
+                stopping,
+                master_keys=settings.all_master_keys,
+                vault=vault,
+                sms=sms,
+                allow_private=settings.webhook_private_targets,
             ),
             name="member-event-delivery",
         )

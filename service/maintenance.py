@@ -135,6 +135,7 @@ async def deliver_member_events(
     master_keys: Sequence[bytes],
     vault: MemberVault,
     sms: SmsAdapter,
+    allow_private: bool = False,
 ) -> None:
     """Member events to webhooks and by SMS: what is due every couple of seconds, at once while a backlog
     lasts. Every worker runs it; the claim (SKIP LOCKED, then a lease) gives each delivery to one."""
@@ -144,7 +145,13 @@ async def deliver_member_events(
             try:
                 async with pool.connection() as conn:
                     report = await webhooks.deliver_due(
-                        conn, http, master_keys=master_keys, vault=vault, sms=sms, now=dt.datetime.now(dt.UTC)
+                        conn,
+                        http,
+                        master_keys=master_keys,
+                        vault=vault,
+                        sms=sms,
+                        now=dt.datetime.now(dt.UTC),
+                        allow_private=allow_private,
                     )
                 if report.claimed == webhooks.BATCH_SIZE:
                     pause = 0.0

@@ -45,6 +45,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scan_domain: str = "127.0.0.1:8000"
     # Where people reach the console: the base of the links mailed to them (never the request's Host).
     console_url: str = "http://127.0.0.1:8000"
+    # Webhooks may call private or loopback addresses (a development receiver); never in production.
+    webhook_private_targets: bool = False
     # Request body limit in bytes for every endpoint; 413 above it.
     max_body_bytes: int = 64 * 1024
     # Largest page any list endpoint returns.
@@ -97,6 +99,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             auto_migrate=_bool(env, "ONECODE_AUTO_MIGRATE", default=True),
             scan_domain=env.get("ONECODE_SCAN_DOMAIN", "127.0.0.1:8000").lower(),
             console_url=env.get("ONECODE_CONSOLE_URL", "http://127.0.0.1:8000").rstrip("/"),
+            webhook_private_targets=_bool(env, "ONECODE_WEBHOOK_PRIVATE_TARGETS", default=False),
             max_body_bytes=_int(env, "ONECODE_MAX_BODY_BYTES", 64 * 1024),
             max_page_size=_int(env, "ONECODE_MAX_PAGE_SIZE", 200),
             prize_legal_cap_cents=_int(env, "ONECODE_PRIZE_LEGAL_CAP_CENTS", 5_000_000),

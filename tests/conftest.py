@@ -121,6 +121,8 @@ def settings(database_url: str, redis_prefix: str, engines: Engines, tmp_path: P
         home=tmp_path / "home",
         master_key=secrets.token_bytes(32),
         scan_domain="scan.example.com",
+        # The webhook tests run their receivers on this machine.
+        webhook_private_targets=True,
         pool_min_size=1,
         pool_max_size=8,
         log_json=False,

@@ -15,9 +15,11 @@ import asyncio
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 import logging
 import random
 import secrets
+import socket
 import time
 import uuid
 from collections.abc import Sequence
@@ -209,10 +211,36 @@ def check_url(url: str) -> None:
         raise InvalidMemberInput("url", "no spaces in the URL")
 
 
+async def private_target(url: str) -> str | None:
+    """Why `url` must not be called, or None: a host that does not resolve, or resolves to an address
+    that is not public (loopback, private, link-local, cloud metadata...). A webhook must never be a
+    way into the operator's own network."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return f"{host} does not resolve"
+    for *_, sockaddr in found:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if not address.is_global:
+            return f"{host} resolves to an address that is not public ({address})"
+    return None
+
+
 async def create_webhook(
-    conn: AsyncConnection[Any], brand_id: uuid.UUID, data: WebhookIn, *, master_key: bytes, actor: str
+    conn: AsyncConnection[Any],
+    brand_id: uuid.UUID,
+    data: WebhookIn,
+    *,
+    master_key: bytes,
+    actor: str,
+    allow_private: bool = False,
 ) -> WebhookCreated:
     check_url(data.url)
+    if not allow_private and (reason := await private_target(data.url)):
+        raise InvalidMemberInput("url", reason)
     count = await fetch_one(conn, QUERIES["count_webhooks"], {"brand_id": brand_id}, _Count)
     if count is not None and count.webhooks >= MAX_WEBHOOKS:
         raise InvalidMemberInput("url", f"a brand has at most {MAX_WEBHOOKS} webhooks; delete one first")
@@ -317,6 +345,7 @@ async def deliver_due(
     sms: SmsAdapter,
     now: dt.datetime,
     limit: int = BATCH_SIZE,
+    allow_private: bool = False,
 ) -> DeliveryReport:
     """Attempt the deliveries due at `now` once each: webhooks concurrently, then texts one by one.
 
@@ -328,7 +357,9 @@ async def deliver_due(
             conn, QUERIES["claim_due"], {"now": now, "lease": LEASE, "limit": limit}, _Claimed
         )
     hooks = [c for c in claimed if c.channel == "webhook"]
-    outcomes = await asyncio.gather(*(_post(http, c, master_keys, now) for c in hooks))
+    outcomes = await asyncio.gather(
+        *(_post(http, c, master_keys, now, allow_private=allow_private) for c in hooks)
+    )
     statuses: list[DeliveryStatus] = []
     async with conn.transaction():
         for delivery, outcome in zip(hooks, outcomes, strict=True):
@@ -359,9 +390,17 @@ def body_of(delivery: _Claimed) -> bytes:
 
 
 async def _post(
-    http: httpx.AsyncClient, delivery: _Claimed, master_keys: Sequence[bytes], now: dt.datetime
+    http: httpx.AsyncClient,
+    delivery: _Claimed,
+    master_keys: Sequence[bytes],
+    now: dt.datetime,
+    *,
+    allow_private: bool,
 ) -> _Outcome:
     assert delivery.url is not None
+    # Checked again before each request: the name may point elsewhere since the webhook was made.
+    if not allow_private and (reason := await private_target(delivery.url)):
+        return _Outcome(status_code=None, error=f"refused: {reason}"[:ERROR_CHARS], duration_ms=0)
     assert delivery.secret_sealed is not None
     assert delivery.webhook_id is not None
     body = body_of(delivery)

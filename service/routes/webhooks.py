@@ -29,7 +29,12 @@ async def create_webhook(
     principal = principal_from(request)
     brand_id = brand_of(principal)
     created = await webhooks.create_webhook(
-        db, brand_id, data, master_key=settings.master_key, actor=principal.actor
+        db,
+        brand_id,
+        data,
+        master_key=settings.master_key,
+        actor=principal.actor,
+        allow_private=settings.webhook_private_targets,
     )
     await audit.record(
         db,

@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import msgspec
 import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
@@ -29,6 +30,7 @@ from campaigns import ledger
 from campaigns.members import events, profiles, stats, webhooks
 from campaigns.members.enrolment import DevelopmentSms
 from campaigns.members.phones import MemberVault
+from service.app import create_app
 from service.models import Role
 from service.settings import Settings
 from tests.api.test_errors import assert_problem
@@ -124,6 +126,7 @@ async def deliver(
         vault=MemberVault(settings.all_master_keys),
         sms=DevelopmentSms(),
         now=at,
+        allow_private=settings.webhook_private_targets,
     )
 
 
@@ -582,3 +585,25 @@ class TestWebhookAdmin:
         ).status_code == 204
         cur = await db.execute("SELECT status, last_error FROM member_event_deliveries")
         assert await cur.fetchall() == [("cancelled", "webhook deleted")]
+
+
+class TestPrivateTargets:
+    async def test_webhooks_never_reach_into_the_operators_network(
+        self, db: psycopg.AsyncConnection[Any], settings: Settings, tenant_a: Tenant
+    ) -> None:
+        """In production (the default) a webhook to a loopback, private or unresolvable host is refused."""
+        public_only = msgspec.structs.replace(settings, webhook_private_targets=False)
+        async with AsyncTestClient(app=create_app(public_only)) as client:
+            for url in (
+                "http://127.0.0.1:8080/hook",
+                "http://10.1.2.3/hook",
+                "http://169.254.169.254/latest/meta-data",
+                "http://[::1]/hook",
+                "https://no-such-host.invalid/hook",
+            ):
+                refused = await client.post(
+                    "/v1/webhooks", json={"url": url}, headers=tenant_a.headers(Role.BRAND_ADMIN)
+                )
+                assert refused.status_code == 422, (url, refused.text)
+                assert refused.json()["errors"][0]["field"] == "url"
+        assert await webhooks.private_target("http://localhost/hook") is not None
