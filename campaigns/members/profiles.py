@@ -92,6 +92,7 @@ class MemberProfile(msgspec.Struct, frozen=True):
     consent_location_at: dt.datetime | None
     acquired_product_id: uuid.UUID | None
     acquired_batch_id: uuid.UUID | None
+    acquired_campaign_id: uuid.UUID | None
     merged_into: uuid.UUID | None
     created_at: dt.datetime
     enrolled_at: dt.datetime | None
@@ -131,6 +132,7 @@ class _MemberRow(msgspec.Struct, frozen=True):
     consent_location_at: dt.datetime | None
     acquired_product_id: uuid.UUID | None
     acquired_batch_id: uuid.UUID | None
+    acquired_campaign_id: uuid.UUID | None
     merged_into: uuid.UUID | None
     created_at: dt.datetime
     enrolled_at: dt.datetime | None
@@ -241,6 +243,7 @@ async def load_profile(
         consent_location_at=row.consent_location_at,
         acquired_product_id=row.acquired_product_id,
         acquired_batch_id=row.acquired_batch_id,
+        acquired_campaign_id=row.acquired_campaign_id,
         merged_into=row.merged_into,
         created_at=row.created_at,
         enrolled_at=row.enrolled_at,

@@ -78,7 +78,7 @@ WITH input AS (
            CASE WHEN i.bonus_applied THEN i.bonus_template_id ELSE i.coupon_template_id END AS coupon_template_id,
            CASE WHEN i.bonus_applied THEN i.bonus_code_hash ELSE i.coupon_code_hash END AS coupon_code_hash,
            CASE WHEN i.bonus_applied THEN i.bonus_code_sealed ELSE i.coupon_code_sealed END AS coupon_code_sealed,
-           i.weight_bonus_pct, i.member_id, c.budget_cents - c.spent_cents AS budget_left, c.daily_budget_cents,
+           i.weight_bonus_pct, i.member_id, i.new_member, c.budget_cents - c.spent_cents AS budget_left, c.daily_budget_cents,
            c.member_daily_cap, c.member_campaign_cap, left('campaign: ' || c.name, 200) AS reason
     FROM multiplied i
     JOIN campaigns c ON c.id = i.campaign_id
@@ -206,6 +206,12 @@ WITH input AS (
     SELECT campaign_id, scan_id, member_id, drawn_prize_id, CASE WHEN result = 'won' THEN drawn_prize_id END,
            slot, result, scanned_at, CASE WHEN result = 'won' THEN cost ELSE 0 END, day, weight_bonus_pct
     FROM final WHERE kind = 'lucky_draw'
+), acquired AS (
+    -- The campaign behind a member's first scan is its channel of acquisition (the first by priority).
+    UPDATE members m SET acquired_campaign_id = f.campaign_id
+    FROM (SELECT DISTINCT ON (member_id) member_id, campaign_id FROM final WHERE new_member
+          ORDER BY member_id, seq) f
+    WHERE m.id = f.member_id AND m.acquired_campaign_id IS NULL
 ), payouts AS (
     INSERT INTO payout_outbox (brand_id, campaign_id, scan_id, member_id, prize_id, amount_cents)
     SELECT brand_id, campaign_id, scan_id, member_id, drawn_prize_id, cost

@@ -582,3 +582,20 @@ class TestTierDraws:
         plain = [draws.pick(seed, scan_id, prizes, 10) for scan_id, _, bonus, _ in rows if bonus == 1000]
         drawn = [prize_id for _, prize_id, bonus, _ in rows if bonus == 1000]
         assert [p.id if p else None for p in plain] != drawn
+
+
+class TestAcquisition:
+    async def test_the_campaign_behind_a_members_first_scan_is_its_channel(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant, issued: IssuedBatch
+    ) -> None:
+        before = uuid.UUID((await scan(client, issued.urls[0], "device-acq-old"))["member"]["id"])
+        campaign_id = await launch(client, tenant_a, points_campaign())
+        client.cookies.clear()
+        member_id = (await scan(client, issued.urls[1], "device-acq-new"))["member"]["id"]
+        client.cookies.clear()
+        await scan(client, issued.urls[2], "device-acq-old")  # an existing member: not acquired by it
+        cs = tenant_a.headers(Role.CUSTOMER_SERVICE)
+        acquired = (await client.get(f"/v1/members/{member_id}", headers=cs)).json()
+        assert acquired["acquired_campaign_id"] == campaign_id
+        assert acquired["acquired_product_id"] == str(issued.product.id)
+        assert (await client.get(f"/v1/members/{before}", headers=cs)).json()["acquired_campaign_id"] is None

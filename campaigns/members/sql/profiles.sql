@@ -12,7 +12,7 @@ WHERE id = %(member_id)s AND brand_id = %(brand_id)s AND data_key_sealed IS NULL
 -- Everything a profile view needs; merged-away members are found and point at their successor.
 SELECT m.id, m.brand_id, m.phone_sealed, m.phone_last4, m.profile_sealed, m.data_key_sealed, m.region,
        m.attributes, m.consent_marketing_at, m.consent_location_at, m.acquired_product_id,
-       m.acquired_batch_id, m.merged_into, m.created_at, m.enrolled_at, m.updated_at, m.erased_at,
+       m.acquired_batch_id, m.acquired_campaign_id, m.merged_into, m.created_at, m.enrolled_at, m.updated_at, m.erased_at,
        coalesce(s.scans, 0) AS scans, s.last_scan_at, coalesce(s.points_earned, 0) AS points_earned,
        coalesce(s.tier_rank, 0) AS tier_rank, t.name AS tier_name,
        coalesce(s.lifecycle, 'new') AS lifecycle,
