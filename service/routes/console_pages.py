@@ -1,0 +1,194 @@
+"""The web console's pages, server-rendered (Jinja2, autoescaped) from templates in `service/pages/`.
+
+This is the console's first slice: sign-in and the dashboard. Pages use the same session cookie and
+role checks as the API (see service/guards.py); a distributor's session cannot open brand pages (403).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Final
+
+import jinja2
+import msgspec
+from litestar import Request, Response, Router, get
+from litestar.enums import MediaType
+from litestar.response import Redirect
+from psycopg import AsyncConnection
+
+from campaigns.members import kpis
+from service import users
+from service.db import fetch_all, fetch_one
+from service.guards import ANY_BRAND_ROLE, CONSOLE_COOKIE, brand_of, principal_from, require_token, roles
+from service.models import Role
+from service.queries import load_queries
+from service.routes.consumer import pick_language
+
+QUERIES = load_queries("service.sql", "console.sql")
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("service", "pages"), autoescape=True, undefined=jinja2.StrictUndefined
+)
+# Brand pages: every brand role but the distributor's portal and the till's.
+BRAND_PAGE_ROLES = tuple(ANY_BRAND_ROLE - {Role.DISTRIBUTOR, Role.POINT_OF_SALE})
+BAR_WIDTH: Final = 380
+
+# ruff: noqa: RUF001 - Chinese text uses fullwidth punctuation
+TEXTS: Final[dict[str, dict[str, str]]] = {
+    "zh-CN": {
+        "sign_in": "登录 OneCode 控制台",
+        "email": "邮箱",
+        "password": "密码",
+        "totp": "动态验证码（如已开启）",
+        "submit": "登录",
+        "failed": "邮箱或密码错误。",
+        "need_totp": "请输入身份验证器中的 6 位动态验证码。",
+        "too_many": "尝试次数过多，请稍后再试。",
+        "offline": "网络连接失败，请检查网络后重试。",
+        "dashboard": "概览",
+        "scans_today": "今日扫码",
+        "scans_week": "近 7 天扫码",
+        "clone_alerts": "疑似复制码（7 天）",
+        "counterfeit": "伪造码扫描（7 天）",
+        "members": "会员总数",
+        "mau": "月活会员",
+        "verdict_mix": "近 7 天扫码结果",
+        "campaigns": "进行中的活动",
+        "campaign": "活动",
+        "status": "状态",
+        "spend": "已花费 / 预算（元）",
+        "no_campaigns": "暂无进行中的活动。",
+        "genuine_first": "正品·首次",
+        "genuine_repeat": "正品·重复",
+        "suspect_clone": "疑似复制",
+        "not_activated": "未激活",
+        "counterfeit_verdict": "伪造",
+    },
+    "en": {
+        "sign_in": "Sign in to the OneCode console",
+        "email": "Email",
+        "password": "Password",
+        "totp": "Authenticator code (if enabled)",
+        "submit": "Sign in",
+        "failed": "Wrong email or password.",
+        "need_totp": "Enter the 6-digit code from your authenticator app.",
+        "too_many": "Too many attempts; try again in a few minutes.",
+        "offline": "Could not reach the server; check the connection and try again.",
+        "dashboard": "Dashboard",
+        "scans_today": "Scans today",
+        "scans_week": "Scans, last 7 days",
+        "clone_alerts": "Clone suspects (7 days)",
+        "counterfeit": "Counterfeit scans (7 days)",
+        "members": "Members",
+        "mau": "Monthly active members",
+        "verdict_mix": "Scan verdicts, last 7 days",
+        "campaigns": "Live campaigns",
+        "campaign": "Campaign",
+        "status": "Status",
+        "spend": "Spent / budget (CNY)",
+        "no_campaigns": "No live campaigns.",
+        "genuine_first": "Genuine, first",
+        "genuine_repeat": "Genuine, repeat",
+        "suspect_clone": "Clone suspect",
+        "not_activated": "Not activated",
+        "counterfeit_verdict": "Counterfeit",
+    },
+}
+
+
+class _ScanSummary(msgspec.Struct, frozen=True):
+    today: int
+    week: int
+    genuine_first: int
+    genuine_repeat: int
+    suspect_clone: int
+    not_activated: int
+    counterfeit: int
+
+
+class _LiveCampaign(msgspec.Struct, frozen=True):
+    id: Any
+    name: str
+    kind: str
+    status: str
+    spent_cents: int
+    budget_cents: int
+
+
+def _render(request: Request[Any, Any, Any], name: str, **context: Any) -> Response[str]:
+    lang = pick_language(request.headers.get("accept-language"))
+    page = TEMPLATES.get_template(name).render(lang=lang, t=TEXTS[lang], **context)
+    return Response(
+        page,
+        media_type=MediaType.HTML,
+        headers={
+            "Vary": "Accept-Language",
+            "Cache-Control": "no-store",
+            # Inline styles and scripts are the templates' own; nothing is loaded from elsewhere.
+            "Content-Security-Policy": (
+                "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline';"
+                " img-src 'self' data:; frame-ancestors 'none'"
+            ),
+            "X-Frame-Options": "DENY",
+        },
+    )
+
+
+@get("/console", include_in_schema=False)
+async def console_home(request: Request[Any, Any, Any]) -> Redirect:
+    signed_in = CONSOLE_COOKIE in request.cookies
+    return Redirect("/console/dashboard" if signed_in else "/console/sign-in")
+
+
+@get("/console/sign-in", include_in_schema=False)
+async def sign_in_page(request: Request[Any, Any, Any]) -> Response[str]:
+    lang = pick_language(request.headers.get("accept-language"))
+    return _render(request, "console_sign_in.html", title=TEXTS[lang]["sign_in"])
+
+
+@get("/console/dashboard", opt=roles(*BRAND_PAGE_ROLES), include_in_schema=False)
+async def dashboard(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> Response[str]:
+    """Scans today and this week, the verdict mix, alerts, live campaigns' spend, member figures."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    now = dt.datetime.now(dt.UTC)
+    scans = await fetch_one(db, QUERIES["scan_summary"], {"brand_id": brand_id, "now": now}, _ScanSummary)
+    assert scans is not None
+    live = await fetch_all(db, QUERIES["live_campaigns"], {"brand_id": brand_id}, _LiveCampaign)
+    figures = await kpis.kpis(db, brand_id, range_from=now - dt.timedelta(days=30), range_to=now, now=now)
+    lang = pick_language(request.headers.get("accept-language"))
+    texts = TEXTS[lang]
+    mix = [
+        (texts["genuine_first"], scans.genuine_first),
+        (texts["genuine_repeat"], scans.genuine_repeat),
+        (texts["suspect_clone"], scans.suspect_clone),
+        (texts["not_activated"], scans.not_activated),
+        (texts["counterfeit_verdict"], scans.counterfeit),
+    ]
+    most = max((count for _, count in mix), default=0) or 1
+    verdicts = [(name, count, round(BAR_WIDTH * count / most)) for name, count in mix]
+    user = (
+        await users.get_user(db, principal.token_id)
+        if principal.kind == "user"
+        else {"email": "API token", "role": principal.role.value}
+    )
+    return _render(
+        request,
+        "console_dashboard.html",
+        title=texts["dashboard"],
+        user=user,
+        scans=scans,
+        verdicts=verdicts,
+        campaigns=live,
+        kpis=figures,
+    )
+
+
+def console_pages_router() -> Router:
+    return Router(
+        "/",
+        route_handlers=[
+            console_home,
+            sign_in_page,
+            Router("/", route_handlers=[dashboard], guards=[require_token]),
+        ],
+    )
