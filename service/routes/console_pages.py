@@ -1,12 +1,14 @@
 """The web console's pages, server-rendered (Jinja2, autoescaped) from templates in `service/pages/`.
 
-This is the console's first slice: sign-in and the dashboard. Pages use the same session cookie and
-role checks as the API (see service/guards.py); a distributor's session cannot open brand pages (403).
+The console so far: sign-in, the dashboard, member search and a member's page. Pages use the same session
+cookie and role checks as the API (see service/guards.py); a distributor's session cannot open brand pages
+(403).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any, Final
 
 import jinja2
@@ -20,8 +22,9 @@ from campaigns.members import kpis
 from service import users
 from service.db import fetch_all, fetch_one
 from service.guards import ANY_BRAND_ROLE, CONSOLE_COOKIE, brand_of, principal_from, require_token, roles
-from service.models import Role
+from service.models import Principal, Role
 from service.queries import load_queries
+from service.routes import member_admin
 from service.routes.consumer import pick_language
 
 QUERIES = load_queries("service.sql", "console.sql")
@@ -62,6 +65,31 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "suspect_clone": "疑似复制",
         "not_activated": "未激活",
         "counterfeit_verdict": "伪造",
+        "search_phone": "按手机号查找会员",
+        "search": "查找",
+        "bad_phone": "请输入有效的手机号。",
+        "search_failed": "查找失败，请重新登录后再试。",
+        "no_member": "没有找到该手机号的会员。",
+        "phone": "手机号",
+        "tier": "等级",
+        "lifecycle": "生命周期",
+        "points": "积分余额",
+        "scans": "扫码次数",
+        "timeline": "会员时间线",
+        "when": "时间",
+        "what": "类型",
+        "detail": "详情",
+        "nothing_yet": "暂无记录。",
+        "stage_new": "新会员",
+        "stage_active": "活跃",
+        "stage_dormant": "沉睡",
+        "stage_churned": "流失",
+        "kind_scan": "扫码",
+        "kind_points": "积分",
+        "kind_coupon": "优惠券",
+        "kind_draw": "抽奖",
+        "kind_tier": "等级变化",
+        "kind_note": "客服备注",
     },
     "en": {
         "sign_in": "Sign in to the OneCode console",
@@ -91,6 +119,31 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "suspect_clone": "Clone suspect",
         "not_activated": "Not activated",
         "counterfeit_verdict": "Counterfeit",
+        "search_phone": "Find a member by phone number",
+        "search": "Search",
+        "bad_phone": "Enter a valid phone number.",
+        "search_failed": "The search failed; sign in again and retry.",
+        "no_member": "No member has this phone number.",
+        "phone": "Phone",
+        "tier": "Tier",
+        "lifecycle": "Lifecycle",
+        "points": "Points balance",
+        "scans": "Scans",
+        "timeline": "Timeline",
+        "when": "When",
+        "what": "What",
+        "detail": "Detail",
+        "nothing_yet": "Nothing yet.",
+        "stage_new": "New",
+        "stage_active": "Active",
+        "stage_dormant": "Dormant",
+        "stage_churned": "Churned",
+        "kind_scan": "Scan",
+        "kind_points": "Points",
+        "kind_coupon": "Coupon",
+        "kind_draw": "Draw",
+        "kind_tier": "Tier change",
+        "kind_note": "Service note",
     },
 }
 
@@ -166,21 +219,55 @@ async def dashboard(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -
     ]
     most = max((count for _, count in mix), default=0) or 1
     verdicts = [(name, count, round(BAR_WIDTH * count / most)) for name, count in mix]
-    user = (
-        await users.get_user(db, principal.token_id)
-        if principal.kind == "user"
-        else {"email": "API token", "role": principal.role.value}
-    )
     return _render(
         request,
         "console_dashboard.html",
         title=texts["dashboard"],
-        user=user,
+        user=await _who(db, principal),
         scans=scans,
         verdicts=verdicts,
         campaigns=live,
         kpis=figures,
     )
+
+
+@get("/console/members", opt=roles(*member_admin.READERS), include_in_schema=False)
+async def members_page(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> Response[str]:
+    """Find a member by phone (the page posts the number; it never goes into a URL)."""
+    lang = pick_language(request.headers.get("accept-language"))
+    return _render(
+        request,
+        "console_members.html",
+        title=TEXTS[lang]["members"],
+        user=await _who(db, principal_from(request)),
+    )
+
+
+@get("/console/members/{member_id:uuid}", opt=roles(*member_admin.READERS), include_in_schema=False)
+async def member_page(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], member_id: uuid.UUID
+) -> Response[str]:
+    """One member: profile as the role may see it (full reads audited, as on the API) and the timeline."""
+    principal = principal_from(request)
+    member = await member_admin.read_profile(request, db, principal, member_id)
+    timeline = await member_admin.visible_timeline(
+        request, db, principal, member_id, before=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1), limit=50
+    )
+    return _render(
+        request,
+        "console_member.html",
+        title=member.name or member.phone or str(member.id),
+        user=await _who(db, principal),
+        member=member,
+        timeline=timeline,
+    )
+
+
+async def _who(db: AsyncConnection[Any], principal: Principal) -> Any:
+    """The signed-in person for the header (an API token shows as such)."""
+    if principal.kind == "user":
+        return await users.get_user(db, principal.token_id)
+    return {"email": "API token", "role": principal.role.value}
 
 
 def console_pages_router() -> Router:
@@ -189,6 +276,6 @@ def console_pages_router() -> Router:
         route_handlers=[
             console_home,
             sign_in_page,
-            Router("/", route_handlers=[dashboard], guards=[require_token]),
+            Router("/", route_handlers=[dashboard, members_page, member_page], guards=[require_token]),
         ],
     )

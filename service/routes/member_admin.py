@@ -53,7 +53,7 @@ def _state(request: Request[Any, Any, Any]) -> AppState:
     return state
 
 
-async def _read_profile(
+async def read_profile(
     request: Request[Any, Any, Any], db: AsyncConnection[Any], principal: Principal, member_id: uuid.UUID
 ) -> profiles.MemberProfile:
     """The profile, in full for the roles that may see it; every full read is in the audit log."""
@@ -95,7 +95,7 @@ async def search_members(
         object_id=found,
         after={"found": found is not None},
     )
-    return [] if found is None else [await _read_profile(request, db, principal, found)]
+    return [] if found is None else [await read_profile(request, db, principal, found)]
 
 
 @get("/members/{member_id:uuid}", opt=roles(*READERS), tags=["members"])
@@ -103,7 +103,7 @@ async def get_member(
     request: Request[Any, Any, Any], db: AsyncConnection[Any], member_id: uuid.UUID
 ) -> profiles.MemberProfile:
     """One member: profile (masked unless the role may see personal data), tier, lifecycle, points, tags."""
-    return await _read_profile(request, db, principal_from(request), member_id)
+    return await read_profile(request, db, principal_from(request), member_id)
 
 
 @patch("/members/{member_id:uuid}", opt=roles(*EDITORS), tags=["members"])
@@ -129,7 +129,7 @@ async def update_member(
         object_id=member_id,
         after={"fields": changed},  # names only: the audit log holds no personal data
     )
-    return await _read_profile(request, db, principal, member_id)
+    return await read_profile(request, db, principal, member_id)
 
 
 @get("/members/{member_id:uuid}/timeline", opt=roles(*READERS), tags=["members"])
@@ -142,18 +142,31 @@ async def member_timeline(
     limit: Limit = 50,
 ) -> list[profiles.TimelineEntry]:
     """Scans, points, coupons, draws, tier changes and service notes, newest first (`before` pages)."""
-    principal = principal_from(request)
-    entries = await profiles.timeline(
+    return await visible_timeline(
+        request,
         db,
-        _state(request).vault,
-        brand_of(principal),
+        principal_from(request),
         member_id,
         before=before or dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
         limit=min(limit, settings.max_page_size),
     )
+
+
+async def visible_timeline(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    principal: Principal,
+    member_id: uuid.UUID,
+    *,
+    before: dt.datetime,
+    limit: int,
+) -> list[profiles.TimelineEntry]:
+    """The member's timeline as this role may see it: note texts only for the roles that see personal data."""
+    entries = await profiles.timeline(
+        db, _state(request).vault, brand_of(principal), member_id, before=before, limit=limit
+    )
     if principal.role in PHONE_READERS:
         return entries
-    # Notes may hold personal details: their text is for the roles that see personal data.
     return [
         msgspec.structs.replace(e, detail={k: v for k, v in e.detail.items() if k != "body"}) for e in entries
     ]
@@ -208,7 +221,7 @@ async def merge_member(
         object_id=member_id,
         after={"into": data.into, "reason": data.reason, "points_moved": moved},
     )
-    return await _read_profile(request, db, principal, data.into)
+    return await read_profile(request, db, principal, data.into)
 
 
 @post("/members/{member_id:uuid}/points/adjustments", opt=roles(*ADJUSTERS), tags=["members"])

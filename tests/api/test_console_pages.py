@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import psycopg
@@ -13,6 +14,7 @@ from tests.api.test_console_auth import PASSWORD, last_mail, sign_in
 from tests.campaigns.test_scan_rewards import launch, points_campaign
 from tests.conftest import Tenant
 from tests.fixtures_codes import issue_batch
+from tests.members.test_member_admin import enrolled_member
 
 
 async def user(
@@ -75,3 +77,29 @@ class TestConsolePages:
         )
         assert (await sign_in(client, "dist@example.com")).status_code == 200
         assert (await client.get("/console/dashboard")).status_code == 403
+
+    async def test_member_pages_show_what_the_role_may_see(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+    ) -> None:
+        issued = await issue_batch(db, settings, tenant_a.brand_id, quantity=3)
+        member_id = await enrolled_member(client, db, issued.urls[0], "device-console-m")
+        client.cookies.clear()
+        await user(client, db, tenant_a, "cs@example.com", "customer_service")
+        await user(client, db, tenant_a, "mkt@example.com", "marketer")
+        assert (await sign_in(client, "cs@example.com")).status_code == 200
+        search = await client.get("/console/members")
+        assert search.status_code == 200 and "/v1/members:search" in search.text
+        page = await client.get(f"/console/members/{member_id}")
+        assert page.status_code == 200, page.text
+        assert (
+            "+8613800138000" in page.text and "扫码" in page.text
+        )  # full phone, and the scan in the timeline
+        client.cookies.clear()
+        assert (await sign_in(client, "mkt@example.com")).status_code == 200
+        masked = await client.get(f"/console/members/{member_id}", headers={"Accept-Language": "en"})
+        assert "+86138****8000" in masked.text and "13800138000" not in masked.text
+        assert (await client.get(f"/console/members/{uuid.uuid4()}")).status_code == 404

@@ -14,6 +14,7 @@ from tests.api.test_console_auth import PASSWORD, last_mail
 from tests.browser.test_consumer_browser import PageProblems, browser, issued, playwright_api, server
 from tests.conftest import Tenant
 from tests.fixtures_codes import IssuedBatch
+from tests.scans.test_members_api import latest_otp
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 __all__ = ["browser", "issued", "server"]  # fixtures, imported to be used here
@@ -92,4 +93,48 @@ class TestConsoleInChromium:
         await page.wait_for_url("**/console/dashboard")
         response = await page.goto(server + "/console/dashboard")
         assert response is not None and response.status == 403
+        await context.close()
+
+    async def test_customer_service_finds_a_member_by_phone(
+        self,
+        server: str,
+        browser: Any,
+        issued: IssuedBatch,
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        tmp_path: Path,
+    ) -> None:
+        expect = playwright_api.expect
+        async with httpx.AsyncClient(base_url=server) as api:
+            scanned = await api.post(
+                "/v1/scans", json={"code": issued.urls[0], "device_id": "device-console-cs"}
+            )
+            token = scanned.json()["member_token"]
+            await api.post("/v1/members/otp", json={"phone": "13800138000", "member_token": token})
+            enrolled = await api.post(
+                "/v1/members/enroll",
+                json={
+                    "phone": "13800138000",
+                    "otp": await latest_otp(db),
+                    "consent_marketing": True,
+                    "consent_location": False,
+                    "member_token": token,
+                },
+            )
+            assert enrolled.status_code == 200, enrolled.text
+            await invite(api, db, tenant_a, "cs@example.com", "customer_service")
+        context = await browser.new_context(locale="zh-CN", viewport=DESKTOP)
+        page = await context.new_page()
+        problems = PageProblems(page)
+        await sign_in(page, server, "cs@example.com")
+        await page.wait_for_url("**/console/dashboard")
+        await page.click("text=会员")
+        await page.wait_for_url("**/console/members")
+        await page.fill("#phone", "138 0013 8000")
+        await page.click("form#search button")
+        await page.click("#results a")
+        await expect(page.locator("#member-phone")).to_have_text("+8613800138000")
+        await expect(page.locator("#timeline")).to_contain_text("扫码")
+        await page.screenshot(path=str(tmp_path / "console-member-desktop.png"), full_page=True)
+        assert problems.seen == []
         await context.close()
