@@ -18,6 +18,7 @@ from litestar.enums import MediaType
 from litestar.response import Redirect
 from psycopg import AsyncConnection
 
+from antifraud import reports
 from campaigns.members import kpis
 from service import users
 from service.db import fetch_all, fetch_one
@@ -90,6 +91,18 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "kind_draw": "抽奖",
         "kind_tier": "等级变化",
         "kind_note": "客服备注",
+        "distributor": "经销商",
+        "portal": "经销商门户",
+        "portal_lead": "您的货品在授权区域外被扫码（窜货）：",
+        "diversions": "窜货扫码（30 天）",
+        "by_week": "按周",
+        "events": "窜货记录",
+        "csv": "导出 CSV",
+        "region": "扫码地区",
+        "product": "产品",
+        "lot": "批号",
+        "case": "箱码",
+        "no_diversions": "近 30 天没有窜货记录。",
     },
     "en": {
         "sign_in": "Sign in to the OneCode console",
@@ -144,6 +157,18 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "kind_draw": "Draw",
         "kind_tier": "Tier change",
         "kind_note": "Service note",
+        "distributor": "distributor",
+        "portal": "Distributor portal",
+        "portal_lead": "Scans of your goods outside your territory (diversion):",
+        "diversions": "Diverted scans (30 days)",
+        "by_week": "By week",
+        "events": "Diversion events",
+        "csv": "Export CSV",
+        "region": "Scan region",
+        "product": "Product",
+        "lot": "Lot",
+        "case": "Case",
+        "no_diversions": "No diversion in the last 30 days.",
     },
 }
 
@@ -263,6 +288,32 @@ async def member_page(
     )
 
 
+@get("/console/portal", opt=roles(Role.DISTRIBUTOR), include_in_schema=False)
+async def portal(request: Request[Any, Any, Any], report_db: AsyncConnection[Any]) -> Response[str]:
+    """A distributor's own diversion events (its territory only, as the report API scopes them)."""
+    principal = principal_from(request)
+    now = dt.datetime.now(dt.UTC)
+    scope = reports.ReportFilter(
+        brand_id=brand_of(principal),
+        since=now - dt.timedelta(days=reports.DEFAULT_DAYS),
+        until=now,
+        only_distributor=principal.distributor_id,
+    )
+    found = await reports.report(report_db, scope, before=None, limit=100)
+    weekly = [(c.key or "", c.events) for c in found.totals.by_week]
+    most = max((n for _, n in weekly), default=0) or 1
+    lang = pick_language(request.headers.get("accept-language"))
+    return _render(
+        request,
+        "console_portal.html",
+        title=TEXTS[lang]["portal"],
+        user=await _who(report_db, principal),
+        report=found,
+        total=sum(c.events for c in found.totals.by_distributor),
+        weeks=[(week, n, round(BAR_WIDTH * n / most)) for week, n in weekly],
+    )
+
+
 async def _who(db: AsyncConnection[Any], principal: Principal) -> Any:
     """The signed-in person for the header (an API token shows as such)."""
     if principal.kind == "user":
@@ -276,6 +327,8 @@ def console_pages_router() -> Router:
         route_handlers=[
             console_home,
             sign_in_page,
-            Router("/", route_handlers=[dashboard, members_page, member_page], guards=[require_token]),
+            Router(
+                "/", route_handlers=[dashboard, members_page, member_page, portal], guards=[require_token]
+            ),
         ],
     )

@@ -77,6 +77,13 @@ class TestConsolePages:
         )
         assert (await sign_in(client, "dist@example.com")).status_code == 200
         assert (await client.get("/console/dashboard")).status_code == 403
+        portal = await client.get("/console/portal")
+        assert portal.status_code == 200, portal.text
+        assert 'id="diversions">0<' in portal.text and "/v1/reports/diversion?format=csv" in portal.text
+        assert (await client.get("/v1/reports/diversion?format=csv")).status_code == 200  # the export link
+        client.cookies.clear()
+        assert (await sign_in(client, "mkt@example.com")).status_code == 200
+        assert (await client.get("/console/portal")).status_code == 403
 
     async def test_member_pages_show_what_the_role_may_see(
         self,

@@ -90,7 +90,9 @@ class TestConsoleInChromium:
         context = await browser.new_context(locale="en")
         page = await context.new_page()
         await sign_in(page, server, "dist@example.com")
-        await page.wait_for_url("**/console/dashboard")
+        await page.wait_for_url("**/console/portal")
+        await expect(page.locator("h1")).to_have_text("Distributor portal")
+        await page.screenshot(path=str(tmp_path / "console-portal-desktop.png"), full_page=True)
         response = await page.goto(server + "/console/dashboard")
         assert response is not None and response.status == 403
         await context.close()
