@@ -242,15 +242,13 @@ async def dashboard(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -
         (texts["not_activated"], scans.not_activated),
         (texts["counterfeit_verdict"], scans.counterfeit),
     ]
-    most = max((count for _, count in mix), default=0) or 1
-    verdicts = [(name, count, round(BAR_WIDTH * count / most)) for name, count in mix]
     return _render(
         request,
         "console_dashboard.html",
         title=texts["dashboard"],
         user=await _who(db, principal),
         scans=scans,
-        verdicts=verdicts,
+        verdicts=_bars(mix),
         campaigns=live,
         kpis=figures,
     )
@@ -301,7 +299,6 @@ async def portal(request: Request[Any, Any, Any], report_db: AsyncConnection[Any
     )
     found = await reports.report(report_db, scope, before=None, limit=100)
     weekly = [(c.key or "", c.events) for c in found.totals.by_week]
-    most = max((n for _, n in weekly), default=0) or 1
     lang = pick_language(request.headers.get("accept-language"))
     return _render(
         request,
@@ -310,8 +307,14 @@ async def portal(request: Request[Any, Any, Any], report_db: AsyncConnection[Any
         user=await _who(report_db, principal),
         report=found,
         total=sum(c.events for c in found.totals.by_distributor),
-        weeks=[(week, n, round(BAR_WIDTH * n / most)) for week, n in weekly],
+        weeks=_bars(weekly),
     )
+
+
+def _bars(counts: list[tuple[str, int]]) -> list[tuple[str, int, int]]:
+    """Each count with its bar's width, the largest at full width (for the `bar_chart` macro)."""
+    most = max((n for _, n in counts), default=0) or 1
+    return [(label, n, round(BAR_WIDTH * n / most)) for label, n in counts]
 
 
 async def _who(db: AsyncConnection[Any], principal: Principal) -> Any:
