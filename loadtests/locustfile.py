@@ -293,9 +293,15 @@ class Consumer(_SpreadUser):
         body = {"code": code, "device_id": device_id}
         if member_token is not None:
             body["member_token"] = member_token
-        return self.client.post(
-            SCANS, json=body, headers={"X-Forwarded-For": random_ip()}, name=name, catch_response=True
-        )
+        try:
+            return self.client.post(
+                SCANS, json=body, headers={"X-Forwarded-For": random_ip()}, name=name, catch_response=True
+            )
+        except (
+            gevent.GreenletExit
+        ):  # the run stopped while this scan was in flight: it may have been committed
+            _codes().results.cut_off += 1
+            raise
 
     def checked(self, response: Any, expected: frozenset[str] | str) -> dict[str, Any] | None:
         """The answer when it has the expected verdict and a well-formed reward; else a failure."""

@@ -5,8 +5,9 @@ before and after the run, and its winners list. For every campaign:
 - points the generator was told it earned == points given during the run (stats delta);
 - draws it was told it won == prizes won during the run, and the same scans (winners list);
 - no prize's stock went below zero (awarded <= stock) and spend never passed the budget.
-A scan whose answer never arrived may have been rewarded anyway: such differences are reported as
-unconfirmed, not as faults, when there were unanswered scans to explain them.
+A scan whose answer never arrived (an error, or in flight when the run stopped) may have been rewarded
+anyway: such differences are reported as unconfirmed, not as faults, when there were such scans to
+explain them.
 """
 
 from __future__ import annotations
@@ -71,11 +72,9 @@ def reconcile(api: Api, before: Snapshot, results: RunResults) -> Reconciliation
         # What one unanswered scan could have earned unseen: the most points one award gave, one prize.
         awards = seen.results.get("awarded", 0)
         most_points = -(-seen.points // awards) if awards else 0
-        _compare(
-            found, f"{name} points", told=seen.points, held=given, unseen=results.unanswered * most_points
-        )
+        _compare(found, f"{name} points", told=seen.points, held=given, unseen=results.unseen * most_points)
         won = after.prizes_won[campaign_id] - before.prizes_won[campaign_id]
-        _compare(found, f"{name} prizes won", told=len(seen.won), held=won, unseen=results.unanswered)
+        _compare(found, f"{name} prizes won", told=len(seen.won), held=won, unseen=results.unseen)
         if seen.won or won:
             _compare_winners(found, results, api, name, campaign_id, seen, before.taken_at)
         for prize in stats["prizes"]:
@@ -92,7 +91,7 @@ def reconcile(api: Api, before: Snapshot, results: RunResults) -> Reconciliation
             found.lines.append(f"{name}: FAULT spend {spend['spent_cents']} > budget {spend['budget_cents']}")
     found.lines.append(
         f"reconciliation: {found.differences} difference(s), {found.unconfirmed} unconfirmed, "
-        f"{results.unanswered} scan(s) unanswered"
+        f"{results.unanswered} scan(s) unanswered, {results.cut_off} cut off by the stop"
     )
     return found
 
@@ -129,8 +128,8 @@ def _compare_winners(
     if lost:
         found.differences += len(lost)
         found.lines.append(f"  DIFFERENCE: {name}: {len(lost)} win(s) told but not in the winners list")
-    if len(extra) > results.unanswered:
-        found.differences += len(extra) - results.unanswered
+    if len(extra) > results.unseen:
+        found.differences += len(extra) - results.unseen
         found.lines.append(f"  DIFFERENCE: {name}: {len(extra)} winner(s) never told")
 
 

@@ -45,8 +45,16 @@ class RunResults(msgspec.Struct):
     # Scans that got no usable answer (a timeout, a dropped connection, a 5xx): they may have been
     # rewarded without the generator knowing, so the reconciliation reports them apart.
     unanswered: int = 0
+    # Scans in flight when the run stopped: locust ends each user at once, so their answers are never
+    # read, yet the deployment may have committed them, rewards and all. Not errors; reported apart.
+    cut_off: int = 0
     # Answers that broke the contract (no verdict, a malformed reward): each is also a locust failure.
     malformed: int = 0
+
+    @property
+    def unseen(self) -> int:
+        """Scans that may have been rewarded without the generator hearing of it."""
+        return self.unanswered + self.cut_off
 
     def record_answer(self, body: dict[str, Any]) -> bool:
         """Count one scan answer; False when its shape is wrong (no verdict, malformed reward)."""
@@ -74,7 +82,7 @@ class RunResults(msgspec.Struct):
     def drain(self) -> dict[str, Any]:
         """Everything counted since the last drain, as plain data, and start counting afresh."""
         data: dict[str, Any] = msgspec.to_builtins(self)
-        self.verdicts, self.campaigns, self.unanswered, self.malformed = {}, {}, 0, 0
+        self.verdicts, self.campaigns, self.unanswered, self.cut_off, self.malformed = {}, {}, 0, 0, 0
         return data
 
     def merge(self, data: dict[str, Any]) -> None:
@@ -87,6 +95,7 @@ class RunResults(msgspec.Struct):
             mine.won += seen.won
             mine.results = dict(Counter(mine.results) + Counter(seen.results))
         self.unanswered += other.unanswered
+        self.cut_off += other.cut_off
         self.malformed += other.malformed
 
     def write(self, path: Path) -> None:
