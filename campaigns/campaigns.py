@@ -169,13 +169,17 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True):
 def with_warnings(campaign: Campaign, *, legal_cap_cents: int) -> Campaign:
     """The campaign with its warnings: China's rules on promotional lotteries cap a single prize's value
     (50,000 CNY by default, `ONECODE_PRIZE_LEGAL_CAP_CENTS`); the marketer decides, the API says so."""
-    found = [
+    found = prize_warnings(campaign.prizes, legal_cap_cents=legal_cap_cents)
+    return msgspec.structs.replace(campaign, warnings=found) if found else campaign
+
+
+def prize_warnings(prizes: Sequence[draws.PrizeIn | draws.Prize], *, legal_cap_cents: int) -> list[str]:
+    return [
         f"prize {prize.name!r} is worth {prize.cost_cents / 100:,.2f}, above the legal cap of "
         f"{legal_cap_cents / 100:,.2f} for a single prize of a promotional lottery"
-        for prize in campaign.prizes
+        for prize in prizes
         if prize.cost_cents > legal_cap_cents
     ]
-    return msgspec.structs.replace(campaign, warnings=found) if found else campaign
 
 
 class TopUpIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -352,15 +356,20 @@ def _params(data: CampaignIn) -> dict[str, Any]:
     }
 
 
-async def create_campaign(
-    conn: AsyncConnection[Any], *, actor: str, brand_id: uuid.UUID, data: CampaignIn
-) -> Campaign:
-    """Save a draft after checking every rule; a lucky draw's prize pool is saved with it."""
+async def validate_campaign(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: CampaignIn) -> None:
+    """Every check a new campaign must pass, without saving it (the console checks as the marketer types)."""
     found = check_rules(data)
     if data.kind == "lucky_draw" and not data.prizes:
         found.append(("prizes", "a lucky draw needs at least one prize"))
     _raise_if_any(found)
     await _check_references(conn, brand_id, data)
+
+
+async def create_campaign(
+    conn: AsyncConnection[Any], *, actor: str, brand_id: uuid.UUID, data: CampaignIn
+) -> Campaign:
+    """Save a draft after checking every rule; a lucky draw's prize pool is saved with it."""
+    await validate_campaign(conn, brand_id, data)
     cur = await conn.execute(
         QUERIES["insert_campaign"], {"brand_id": brand_id, "kind": data.kind, **_params(data)}
     )

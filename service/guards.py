@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 # The console's session cookie (see service/users.py).
 CONSOLE_COOKIE = "onecode_console"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Where a session's CSRF token waits for the console page that must carry it (service.routes.console_common).
+CSRF_STATE = "csrf_token"
 # Every role of a brand; handlers name the subset they accept in `opt={"roles": ...}`.
 ANY_BRAND_ROLE = frozenset(Role) - {Role.PLATFORM_ADMIN}
 
@@ -78,6 +80,7 @@ async def _session_principal(
         connection.headers.get("x-csrf-token", ""), session.csrf_token
     ):
         raise Forbidden("send the session's CSRF token in the X-CSRF-Token header")
+    connection.state[CSRF_STATE] = session.csrf_token
     return Principal(session.user_id, session.brand_id, session.role, session.distributor_id, kind="user")
 
 

@@ -7,6 +7,7 @@ import uuid
 from typing import Annotated, Any, get_args
 from urllib.parse import quote
 
+import msgspec
 from litestar import Request, Response, Router, get, patch, post
 from litestar.params import Parameter
 from psycopg import AsyncConnection
@@ -50,6 +51,23 @@ async def create_campaign(
         db, actor=principal.actor, brand_id=brand_of(principal), data=data
     )
     return _warned(campaign, settings)
+
+
+class Checked(msgspec.Struct, frozen=True):
+    """A campaign that would save: advice that does not block saving, such as the legal prize cap."""
+
+    valid: bool
+    warnings: list[str]
+
+
+@post("/campaigns:validate", opt=roles(*WRITERS), status_code=200, tags=["campaigns"])
+async def validate_campaign(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], settings: Settings, data: CampaignIn
+) -> Checked:
+    """Check a campaign as `POST /v1/campaigns` would, saving nothing: 422 names each fault by its field."""
+    await campaigns.validate_campaign(db, brand_of(principal_from(request)), data)
+    cap = settings.prize_legal_cap_cents
+    return Checked(valid=True, warnings=campaigns.prize_warnings(data.prizes, legal_cap_cents=cap))
 
 
 @get("/campaigns", opt=roles(*READERS), tags=["campaigns"])
@@ -219,6 +237,7 @@ def campaigns_router() -> Router:
         "/v1",
         route_handlers=[
             create_campaign,
+            validate_campaign,
             list_campaigns,
             get_campaign,
             update_campaign,

@@ -11,7 +11,7 @@ from litestar.testing import AsyncTestClient
 from service.models import Role
 from service.settings import Settings
 from tests.api.test_console_auth import PASSWORD, last_mail, sign_in
-from tests.campaigns.test_scan_rewards import launch, points_campaign
+from tests.campaigns.test_scan_rewards import draw_campaign, launch, points_campaign
 from tests.conftest import Tenant
 from tests.fixtures_codes import issue_batch
 from tests.members.test_member_admin import enrolled_member
@@ -110,3 +110,89 @@ class TestConsolePages:
         masked = await client.get(f"/console/members/{member_id}", headers={"Accept-Language": "en"})
         assert "+86138****8000" in masked.text and "13800138000" not in masked.text
         assert (await client.get(f"/console/members/{uuid.uuid4()}")).status_code == 404
+
+    async def test_campaign_pages_editor_and_live_page(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+    ) -> None:
+        client.cookies.clear()
+        await user(client, db, tenant_a, "mkt@example.com", "marketer")
+        await user(client, db, tenant_a, "audit@example.com", "auditor")
+        signed_in = await sign_in(client, "mkt@example.com")
+        csrf = {"X-CSRF-Token": signed_in.json()["csrf_token"]}
+        listing = await client.get("/console/campaigns")
+        assert listing.status_code == 200 and 'id="new-campaign"' in listing.text
+        editor = await client.get("/console/campaigns/new")
+        assert editor.status_code == 200 and "/v1/campaigns:validate" in editor.text
+        # The page carries the session's CSRF token for the writes it makes through the API.
+        assert f'<meta name="csrf-token" content="{csrf["X-CSRF-Token"]}">' in editor.text
+        assert len(editor.content) < 300_000 and "https://" not in editor.text
+
+        # What the editor checks as the marketer types: the create rules, nothing saved.
+        prize = {"name": "Car", "kind": "physical", "weight": 1, "stock": 1, "cost_cents": 6_000_000}
+        checked = await client.post(
+            "/v1/campaigns:validate",
+            json=draw_campaign(prizes=[prize], no_prize_weight=99),
+            headers=csrf,
+        )
+        assert checked.status_code == 200, checked.text
+        assert checked.json()["valid"] and "legal cap" in checked.json()["warnings"][0]
+        wrong = await client.post(
+            "/v1/campaigns:validate",
+            json=points_campaign(ends_at="2020-01-01T00:00:00+00:00", points_reward=None),
+            headers=csrf,
+        )
+        assert wrong.status_code == 422
+        fields = {e["field"] for e in wrong.json()["errors"]}
+        assert {"ends_at", "points_reward"} <= fields, wrong.json()
+        assert (await client.post("/v1/campaigns:validate", json=points_campaign())).status_code == 403
+        cur = await db.execute("SELECT count(*) FROM campaigns")
+        assert (await cur.fetchone() or [1])[0] == 0
+
+        created = await client.post("/v1/campaigns", json=draw_campaign(no_prize_weight=3), headers=csrf)
+        campaign_id = created.json()["id"]
+        page = await client.get(f"/console/campaigns/{campaign_id}")
+        assert page.status_code == 200, page.text
+        assert 'data-step="activate"' in page.text and 'data-step="pause"' not in page.text
+        assert "25.00%" in page.text  # weight 1 against no-prize 3
+        assert (await client.post(f"/v1/campaigns/{campaign_id}:activate", headers=csrf)).status_code == 200
+        live = await client.get(f"/console/campaigns/{campaign_id}", headers={"Accept-Language": "en"})
+        assert 'data-step="pause"' in live.text and "Active" in live.text and "winners.csv" in live.text
+
+        # An auditor reads campaigns, but neither edits nor steps them.
+        client.cookies.clear()
+        assert (await sign_in(client, "audit@example.com")).status_code == 200
+        assert 'id="new-campaign"' not in (await client.get("/console/campaigns")).text
+        assert 'data-step="' not in (await client.get(f"/console/campaigns/{campaign_id}")).text
+        assert (await client.get("/console/campaigns/new")).status_code == 403
+        other = await client.get(f"/console/campaigns/{uuid.uuid4()}")
+        assert other.status_code == 404
+
+    async def test_segment_page_export_only_for_roles_that_may(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+    ) -> None:
+        saved = await client.post(
+            "/v1/segments",
+            json={"name": "Dormant", "filter": {"lifecycle": ["dormant"]}},
+            headers=tenant_a.headers(Role.MARKETER),
+        )
+        assert saved.status_code == 201, saved.text
+        client.cookies.clear()
+        await user(client, db, tenant_a, "cs@example.com", "customer_service")
+        await user(client, db, tenant_a, "mkt@example.com", "marketer")
+        assert (await sign_in(client, "cs@example.com")).status_code == 200
+        page = await client.get("/console/segments")
+        assert page.status_code == 200 and "Dormant" in page.text
+        assert "members.csv" not in page.text and 'id="save-segment"' not in page.text
+        export = await client.get(f"/v1/segments/{saved.json()['id']}/members.csv")
+        assert export.status_code == 403
+        client.cookies.clear()
+        assert (await sign_in(client, "mkt@example.com")).status_code == 200
+        page = await client.get("/console/segments")
+        assert "members.csv" in page.text and 'id="save-segment"' in page.text
+        assert (await client.get(f"/v1/segments/{saved.json()['id']}/members.csv")).status_code == 200

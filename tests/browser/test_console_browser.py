@@ -14,6 +14,7 @@ from tests.api.test_console_auth import PASSWORD, last_mail
 from tests.browser.test_consumer_browser import PageProblems, browser, issued, playwright_api, server
 from tests.conftest import Tenant
 from tests.fixtures_codes import IssuedBatch
+from tests.scans.test_consumer_page import path_of
 from tests.scans.test_members_api import latest_otp
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -48,6 +49,28 @@ async def sign_in(page: Any, server: str, email: str) -> None:
     await page.fill("#email", email)
     await page.fill("#password", PASSWORD)
     await page.click("button[type=submit]")
+
+
+async def fill_lucky_draw(page: Any) -> None:
+    """The editor as a marketer fills it: a draw whose every scan wins a 20-yuan prize."""
+    expect = playwright_api.expect
+    await page.fill("#name", "瓶盖抽奖")
+    await page.select_option("#kind", "lucky_draw")
+    await page.fill("#prizes tbody [data-prize=name]", "保温杯")
+    await page.fill("#prizes tbody [data-prize=cost]", "20")
+    await page.fill("#no_prize_weight", "30")
+    await expect(page.locator("#prizes tbody [data-chance]")).to_have_text("25.00%")
+    await expect(page.locator("#no-prize-chance")).to_have_text("75.00%")
+    await expect(page.locator("#preview")).to_contain_text("5.00 元")
+    await page.fill("#no_prize_weight", "0")  # every scan wins, for the test to know the outcome
+    await page.click("#save")  # no budget yet: the page says so before asking the API
+    await expect(page.locator('[data-error="budget_cents"]')).to_have_text("必填。")
+    await page.fill("#budget", "100")
+    await page.fill("#daily_budget", "200")  # the API's rule, checked as it is typed, shown by its field
+    await expect(page.locator('[data-error="daily_budget_cents"]')).to_contain_text("exceeds")
+    await page.fill("#daily_budget", "")
+    await expect(page.locator("#check-state")).to_have_text("✓ 规则校验通过")
+    await expect(page.locator('[data-error="daily_budget_cents"]')).to_have_text("")
 
 
 class TestConsoleInChromium:
@@ -138,5 +161,92 @@ class TestConsoleInChromium:
         await expect(page.locator("#member-phone")).to_have_text("+8613800138000")
         await expect(page.locator("#timeline")).to_contain_text("扫码")
         await page.screenshot(path=str(tmp_path / "console-member-desktop.png"), full_page=True)
+        assert problems.seen == []
+        await context.close()
+
+    async def test_marketer_builds_a_lucky_draw_activates_it_and_sees_the_scan_win(
+        self,
+        server: str,
+        browser: Any,
+        issued: IssuedBatch,
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        tmp_path: Path,
+    ) -> None:
+        """The editor checks as the marketer types, previews chances, saves; the page activates it; a
+        consumer's scan through the consumer page wins; the dashboard and the campaign page show it."""
+        expect = playwright_api.expect
+        async with httpx.AsyncClient(base_url=server) as api:
+            await invite(api, db, tenant_a, "mkt@example.com", "marketer")
+        context = await browser.new_context(locale="zh-CN", viewport=DESKTOP)
+        page = await context.new_page()
+        problems = PageProblems(page)
+        await sign_in(page, server, "mkt@example.com")
+        await page.wait_for_url("**/console/dashboard")
+        await page.click("nav >> text=营销活动")
+        await page.click("#new-campaign")
+        await page.wait_for_url("**/console/campaigns/new")
+        await fill_lucky_draw(page)
+        await page.screenshot(path=str(tmp_path / "console-campaign-editor-desktop.png"), full_page=True)
+        await page.click("#save")
+        await page.wait_for_url("**/console/campaigns/*-*")
+        await expect(page.locator("#status")).to_have_text("草稿")
+        await page.click("#step-activate")
+        await expect(page.locator("#status")).to_have_text("进行中")
+
+        phone = await browser.new_context(locale="zh-CN", viewport=PHONE)
+        consumer = await phone.new_page()
+        await consumer.goto(server + path_of(issued.urls[1]))
+        await expect(consumer.locator("#verdict-title")).to_have_text("正品 · 首次扫码")
+        await expect(consumer.locator("#verdict-reward")).to_contain_text("保温杯")
+        await consumer.screenshot(path=str(tmp_path / "consumer-won-phone.png"), full_page=True)
+        await phone.close()
+
+        await page.reload()
+        await expect(page.locator("#rewarded-scans")).to_have_text("1")
+        await expect(page.locator("#prize-figures")).to_contain_text("1 / 100")
+        await page.screenshot(path=str(tmp_path / "console-campaign-desktop.png"), full_page=True)
+        await page.click("nav >> text=概览")
+        await expect(page.locator("#scans-today")).to_have_text("1")
+        await expect(page.locator("main")).to_contain_text("瓶盖抽奖")
+        await page.set_viewport_size(PHONE)
+        await page.goto(server + "/console/campaigns")
+        await page.screenshot(path=str(tmp_path / "console-campaigns-phone.png"), full_page=True)
+        assert problems.seen == []
+        await context.close()
+
+    async def test_customer_service_sees_segments_but_cannot_export_them(
+        self,
+        server: str,
+        browser: Any,
+        issued: IssuedBatch,
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        tmp_path: Path,
+    ) -> None:
+        expect = playwright_api.expect
+        async with httpx.AsyncClient(base_url=server) as api:
+            await api.post("/v1/scans", json={"code": issued.urls[0], "device_id": "device-segment-1"})
+            saved = await api.post(
+                "/v1/segments",
+                json={"name": "新会员", "filter": {"lifecycle": ["new"]}},
+                headers=tenant_a.headers(Role.MARKETER),
+            )
+            assert saved.status_code == 201, saved.text
+            await invite(api, db, tenant_a, "cs@example.com", "customer_service")
+        context = await browser.new_context(locale="zh-CN", viewport=PHONE)
+        page = await context.new_page()
+        problems = PageProblems(page)
+        await sign_in(page, server, "cs@example.com")
+        await page.wait_for_url("**/console/dashboard")
+        await page.goto(server + "/console/segments")
+        await expect(page.locator("#segments")).to_contain_text("新会员")
+        await expect(page.locator("[data-export]")).to_have_count(0)
+        await expect(page.locator("#save-segment")).to_have_count(0)
+        await page.check("input[name=lifecycle][value=new]")
+        await expect(page.locator("#live-count")).to_have_text("1")
+        await page.screenshot(path=str(tmp_path / "console-segments-phone.png"), full_page=True)
+        response = await page.goto(f"{server}/v1/segments/{saved.json()['id']}/members.csv")
+        assert response is not None and response.status == 403
         assert problems.seen == []
         await context.close()

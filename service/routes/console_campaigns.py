@@ -1,0 +1,135 @@
+"""The console's campaign and segment pages: lists, the campaign editor, a campaign's live page, the
+segment builder.
+
+The pages read through the same domain functions as the API; every write (save, validate, activate,
+count, export) is a call to the JSON API from the page, so rules, roles and audit are the API's own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from litestar import Request, Response, get
+from psycopg import AsyncConnection
+
+from campaigns import campaigns as campaign_model
+from campaigns import stats
+from campaigns.members import segments, tags, tiers
+from codegen import products
+from service.guards import brand_of, principal_from, roles
+from service.routes import campaigns as campaign_routes
+from service.routes import member_admin, membership
+from service.routes.console_common import bars, render, texts, who
+from service.settings import Settings
+
+LISTED = 200  # campaigns, products: a brand's console lists this many at most, newest first
+PRIZE_KINDS = ("physical", "points", "cash", "coupon")
+# Zones a brand's campaigns usually run in; the API takes any IANA zone.
+TIME_ZONES = (
+    "Asia/Shanghai",
+    "Asia/Hong_Kong",
+    "Asia/Taipei",
+    "Asia/Singapore",
+    "Asia/Tokyo",
+    "Europe/London",
+    "UTC",
+)
+
+
+@get("/console/campaigns", opt=roles(*campaign_routes.READERS), include_in_schema=False)
+async def campaigns_page(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> Response[str]:
+    """Every campaign of the brand with its status and spend; writers get the "new campaign" button."""
+    principal = principal_from(request)
+    found = await campaign_model.list_campaigns(db, brand_of(principal), after=None, limit=LISTED)
+    return render(
+        request,
+        "console_campaigns.html",
+        title=texts(request)["campaigns_nav"],
+        user=await who(db, principal),
+        campaigns=sorted(found, key=lambda c: c.created_at, reverse=True),
+        may_write=principal.role in campaign_routes.WRITERS,
+    )
+
+
+@get("/console/campaigns/new", opt=roles(*campaign_routes.WRITERS), include_in_schema=False)
+async def new_campaign_page(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], settings: Settings
+) -> Response[str]:
+    """The editor: checked by the API as the marketer types, saved as a draft, then opened."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    return render(
+        request,
+        "console_campaign_new.html",
+        title=texts(request)["new_campaign"],
+        user=await who(db, principal),
+        products=await products.list_products(db, brand_id, after=None, limit=LISTED),
+        segments=await segments.list_all(db, brand_id),
+        tiers=await tiers.list_tiers(db, brand_id),
+        prize_kinds=PRIZE_KINDS,
+        time_zones=TIME_ZONES,
+        legal_cap_cents=settings.prize_legal_cap_cents,
+        default_start=now,
+        default_end=now + dt.timedelta(days=30),
+    )
+
+
+@get("/console/campaigns/{campaign_id:uuid}", opt=roles(*campaign_routes.READERS), include_in_schema=False)
+async def campaign_page(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], settings: Settings, campaign_id: uuid.UUID
+) -> Response[str]:
+    """One campaign: its rules, the lifecycle steps open to it, live figures, winners export."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    campaign = campaign_model.with_warnings(
+        await campaign_model.get_campaign(db, brand_id, campaign_id),
+        legal_cap_cents=settings.prize_legal_cap_cents,
+    )
+    figures = await stats.campaign_stats(db, brand_id, campaign_id)
+    steps = [
+        action
+        for action, (sources, _) in campaign_model.TRANSITIONS.items()
+        if campaign.status in sources and principal.role in campaign_routes.WRITERS
+    ]
+    weight_total = sum(p.weight for p in campaign.prizes) + campaign.no_prize_weight
+    return render(
+        request,
+        "console_campaign.html",
+        title=campaign.name,
+        user=await who(db, principal),
+        campaign=campaign,
+        stats=figures,
+        steps=steps,
+        chances={p.id: p.weight / weight_total if weight_total else 0.0 for p in campaign.prizes},
+        days=bars([(d.day.isoformat(), d.rewarded_scans) for d in reversed(figures.by_day)]),
+        regions=bars([(_region(request, r.region), r.rewarded_scans) for r in figures.by_region]),
+        may_export=principal.role in campaign_routes.EXPORTERS,
+    )
+
+
+@get("/console/segments", opt=roles(*member_admin.READERS), include_in_schema=False)
+async def segments_page(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> Response[str]:
+    """Saved segments (count on demand, export for the roles that may) and the builder with a live count."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    return render(
+        request,
+        "console_segments.html",
+        title=texts(request)["segments"],
+        user=await who(db, principal),
+        segments=await segments.list_all(db, brand_id),
+        tiers=await tiers.list_tiers(db, brand_id),
+        tags=await tags.list_tags(db, brand_id),
+        may_design=principal.role in membership.DESIGNERS,
+        may_export=principal.role in membership.EXPORTERS,
+    )
+
+
+def _region(request: Request[Any, Any, Any], code: str) -> str:
+    return texts(request)["unknown_region"] if code == "unknown" else code
+
+
+PAGES = [campaigns_page, new_campaign_page, campaign_page, segments_page]

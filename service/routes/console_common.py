@@ -1,0 +1,89 @@
+"""What every console page shares: templates, the words, the navigation by role, the response headers.
+
+Pages are server-rendered (Jinja2, autoescaped, templates in `service/pages/`). Writes go through the JSON
+API with the session cookie; the page carries the session's CSRF token in a `<meta>` tag for them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import jinja2
+from litestar import Request, Response
+from litestar.enums import MediaType
+from psycopg import AsyncConnection
+
+from service import users
+from service.guards import ANY_BRAND_ROLE, CSRF_STATE
+from service.models import Principal, Role
+from service.pages.console_texts import TEXTS
+from service.routes import campaigns, member_admin
+from service.routes.consumer import pick_language
+
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("service", "pages"), autoescape=True, undefined=jinja2.StrictUndefined
+)
+# Brand pages: every brand role but the distributor's portal and the till's.
+BRAND_PAGE_ROLES: Final = tuple(ANY_BRAND_ROLE - {Role.DISTRIBUTOR, Role.POINT_OF_SALE})
+BAR_WIDTH: Final = 380
+# The header's links: (path, text key, roles that may open the page). A link shows only to those roles.
+NAVIGATION: Final[tuple[tuple[str, str, frozenset[Role]], ...]] = (
+    ("/console/dashboard", "dashboard", frozenset(BRAND_PAGE_ROLES)),
+    ("/console/campaigns", "campaigns_nav", frozenset(campaigns.READERS)),
+    ("/console/members", "members", frozenset(member_admin.READERS)),
+    ("/console/segments", "segments", frozenset(member_admin.READERS)),
+    ("/console/portal", "portal", frozenset({Role.DISTRIBUTOR})),
+)
+
+
+def language(request: Request[Any, Any, Any]) -> str:
+    return pick_language(request.headers.get("accept-language"))
+
+
+def texts(request: Request[Any, Any, Any]) -> dict[str, str]:
+    return TEXTS[language(request)]
+
+
+def render(request: Request[Any, Any, Any], name: str, **context: Any) -> Response[str]:
+    lang = language(request)
+    principal: Principal | None = request.state.get("principal")
+    links = [
+        (path, TEXTS[lang][key], path == request.url.path)
+        for path, key, allowed in NAVIGATION
+        if principal is not None and principal.role in allowed
+    ]
+    page = TEMPLATES.get_template(name).render(
+        lang=lang,
+        t=TEXTS[lang],
+        nav=links,
+        role=principal.role.value if principal is not None else None,
+        csrf_token=request.state.get(CSRF_STATE, ""),
+        **context,
+    )
+    return Response(
+        page,
+        media_type=MediaType.HTML,
+        headers={
+            "Vary": "Accept-Language",
+            "Cache-Control": "no-store",
+            # Inline styles and scripts are the templates' own; nothing is loaded from elsewhere.
+            "Content-Security-Policy": (
+                "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline';"
+                " img-src 'self' data:; frame-ancestors 'none'"
+            ),
+            "X-Frame-Options": "DENY",
+        },
+    )
+
+
+def bars(counts: list[tuple[str, int]]) -> list[tuple[str, int, int]]:
+    """Each count with its bar's width, the largest at full width (for the `bar_chart` macro)."""
+    most = max((n for _, n in counts), default=0) or 1
+    return [(label, n, round(BAR_WIDTH * n / most)) for label, n in counts]
+
+
+async def who(db: AsyncConnection[Any], principal: Principal) -> Any:
+    """The signed-in person for the header (an API token shows as such)."""
+    if principal.kind == "user":
+        return await users.get_user(db, principal.token_id)
+    return {"email": "API token", "role": principal.role.value}
