@@ -17,7 +17,7 @@ from service import users
 from service.guards import ANY_BRAND_ROLE, CSRF_STATE
 from service.models import Principal, Role
 from service.pages.console_texts import TEXTS
-from service.routes import campaigns, member_admin
+from service.routes import campaigns, codes, member_admin, shipments
 from service.routes.consumer import pick_language
 
 TEMPLATES = jinja2.Environment(
@@ -30,6 +30,8 @@ BAR_WIDTH: Final = 380
 NAVIGATION: Final[tuple[tuple[str, str, frozenset[Role]], ...]] = (
     ("/console/dashboard", "dashboard", frozenset(BRAND_PAGE_ROLES)),
     ("/console/campaigns", "campaigns_nav", frozenset(campaigns.READERS)),
+    ("/console/products", "products_nav", frozenset(codes.READERS)),
+    ("/console/shipments", "shipments_nav", frozenset(shipments.READERS)),
     ("/console/members", "members", frozenset(member_admin.READERS)),
     ("/console/segments", "segments", frozenset(member_admin.READERS)),
     ("/console/portal", "portal", frozenset({Role.DISTRIBUTOR})),

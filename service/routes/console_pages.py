@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+import zoneinfo
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request, Response, Router, get
+from litestar.params import Parameter
 from litestar.response import Redirect
 from psycopg import AsyncConnection
 
@@ -22,7 +25,8 @@ from service.db import fetch_all, fetch_one
 from service.guards import CONSOLE_COOKIE, brand_of, principal_from, require_token, roles
 from service.models import Role
 from service.queries import load_queries
-from service.routes import console_campaigns, member_admin
+from service.routes import console_campaigns, console_catalog, member_admin
+from service.routes import reports as report_routes
 from service.routes.console_common import BRAND_PAGE_ROLES, bars, render, texts, who
 
 QUERIES = load_queries("service.sql", "console.sql")
@@ -120,18 +124,25 @@ async def member_page(
 
 
 @get("/console/portal", opt=roles(Role.DISTRIBUTOR), include_in_schema=False)
-async def portal(request: Request[Any, Any, Any], report_db: AsyncConnection[Any]) -> Response[str]:
-    """A distributor's own diversion events (its territory only, as the report API scopes them)."""
+async def portal(
+    request: Request[Any, Any, Any],
+    report_db: AsyncConnection[Any],
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    region: Annotated[str, Parameter(max_length=10)] | None = None,
+) -> Response[str]:
+    """A distributor's shipments (to receive) and its own diversion events, filtered by days and region
+    (its territory only, as the report API scopes them); the CSV link carries the same filters."""
     principal = principal_from(request)
-    now = dt.datetime.now(dt.UTC)
-    scope = reports.ReportFilter(
-        brand_id=brand_of(principal),
-        since=now - dt.timedelta(days=reports.DEFAULT_DAYS),
-        until=now,
-        only_distributor=principal.distributor_id,
-    )
+    # Whole days in China's time, as a distributor reads its paperwork; the last 30 days by default.
+    china = zoneinfo.ZoneInfo("Asia/Shanghai")
+    start = dt.datetime.combine(since, dt.time(), china) if since else None
+    end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), china) if until else None
+    scope = report_routes.report_scope(principal, start, end, region=region.upper() if region else None)
     found = await reports.report(report_db, scope, before=None, limit=100)
-    weekly = [(c.key or "", c.events) for c in found.totals.by_week]
+    filters = {"since": scope.since.isoformat(), "until": scope.until.isoformat()}
+    if scope.region:
+        filters["region"] = scope.region
     return render(
         request,
         "console_portal.html",
@@ -139,7 +150,16 @@ async def portal(request: Request[Any, Any, Any], report_db: AsyncConnection[Any
         user=await who(report_db, principal),
         report=found,
         total=sum(c.events for c in found.totals.by_distributor),
-        weeks=bars(weekly),
+        weeks=bars([(c.key or "", c.events) for c in found.totals.by_week]),
+        regions=bars([(c.key or "", c.events) for c in found.totals.by_region]),
+        shipments=await console_catalog.recent_shipments(
+            report_db, brand_of(principal), only_distributor=principal.distributor_id
+        ),
+        may_receive=True,
+        csv_link="/v1/reports/diversion?" + urlencode({**filters, "format": "csv"}),
+        shown_since=scope.since.astimezone(china).date(),
+        shown_until=(scope.until.astimezone(china) - dt.timedelta(microseconds=1)).date(),
+        region=scope.region or "",
     )
 
 
@@ -157,6 +177,7 @@ def console_pages_router() -> Router:
                     member_page,
                     portal,
                     *console_campaigns.PAGES,
+                    *console_catalog.PAGES,
                 ],
                 guards=[require_token],
             ),

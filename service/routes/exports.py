@@ -39,9 +39,12 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
         path.unlink(missing_ok=True)
 
 
+EXPORTERS = (Role.BRAND_ADMIN, Role.OPERATIONS)
+
+
 @get(
     "/batches/{batch_id:uuid}/codes",
-    opt=roles(Role.BRAND_ADMIN, Role.OPERATIONS),
+    opt=roles(*EXPORTERS),
     tags=["batches"],
 )
 async def export_codes(

@@ -53,7 +53,7 @@ async def diversion(
         before = reports.parse_cursor(after) if after else None
     except ValueError:
         raise InvalidField("after", "not a cursor from this report") from None
-    scope = _scope(principal, since, until, distributor_id=distributor_id, region=region)
+    scope = report_scope(principal, since, until, distributor_id=distributor_id, region=region)
     if format == "json":
         return await reports.report(report_db, scope, before=before, limit=min(limit, 1000))
     found = await reports.events(report_db, scope, before=before, limit=limit)
@@ -95,7 +95,7 @@ async def _primary(
             yield conn
 
 
-def _scope(
+def report_scope(
     principal: Principal,
     since: dt.datetime | None,
     until: dt.datetime | None,
@@ -134,7 +134,7 @@ async def scans_report(
     """Scans of the period by `region`, `product`, `batch`, `week` or `distributor`, counted by verdict
     (with diversions, and forged codes claiming the brand by region or week): heat maps and charts."""
     principal = principal_from(request)
-    groups = await reports.scans_by(report_db, _scope(principal, since, until), by=by, limit=limit)
+    groups = await reports.scans_by(report_db, report_scope(principal, since, until), by=by, limit=limit)
     if format == "json":
         return groups
     headers = {"content-disposition": f'attachment; filename="scans-by-{by}.csv"'}

@@ -16,3 +16,22 @@ SELECT id, name, kind, status, spent_cents, budget_cents FROM campaigns
 WHERE brand_id = %(brand_id)s AND status IN ('scheduled', 'active', 'paused')
 ORDER BY priority DESC, name
 LIMIT 20;
+
+-- recent_batches --
+-- The products page: the brand's newest batches with their product and how many codes shipments activated.
+SELECT b.id, b.seq, b.lot, b.quantity, b.production_date, b.status, b.activation, b.created_at,
+       p.name AS product_name,
+       CASE WHEN b.activation = 'on_issue' THEN b.quantity
+            ELSE (SELECT coalesce(sum(a.stop_index - a.start_index), 0) FROM activations a
+                  WHERE a.batch_id = b.id) END::bigint AS activated
+FROM batches b JOIN products p ON p.id = b.product_id
+WHERE b.brand_id = %(brand_id)s
+ORDER BY b.seq DESC LIMIT %(limit)s;
+
+-- recent_shipments --
+-- The shipments page (and a distributor's portal, scoped to it): newest first, with the distributor's name.
+SELECT s.id, s.reference, s.items, s.shipped_at, s.received_at, d.name AS distributor_name
+FROM shipments s JOIN distributors d ON d.id = s.distributor_id
+WHERE s.brand_id = %(brand_id)s
+  AND (%(only_distributor)s::uuid IS NULL OR s.distributor_id = %(only_distributor)s)
+ORDER BY s.shipped_at DESC LIMIT %(limit)s;

@@ -79,7 +79,7 @@ class TestConsolePages:
         assert (await client.get("/console/dashboard")).status_code == 403
         portal = await client.get("/console/portal")
         assert portal.status_code == 200, portal.text
-        assert 'id="diversions">0<' in portal.text and "/v1/reports/diversion?format=csv" in portal.text
+        assert 'id="diversions">0<' in portal.text and "/v1/reports/diversion?since=" in portal.text
         assert (await client.get("/v1/reports/diversion?format=csv")).status_code == 200  # the export link
         client.cookies.clear()
         assert (await sign_in(client, "mkt@example.com")).status_code == 200
@@ -196,3 +196,61 @@ class TestConsolePages:
         page = await client.get("/console/segments")
         assert "members.csv" in page.text and 'id="save-segment"' in page.text
         assert (await client.get(f"/v1/segments/{saved.json()['id']}/members.csv")).status_code == 200
+
+    async def test_products_batches_shipments_and_the_portal(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+    ) -> None:
+        issued = await issue_batch(db, settings, tenant_a.brand_id, quantity=5, activation="on_shipment")
+        east = await client.post(
+            "/v1/distributors",
+            json={"name": "East", "regions": ["CN-ZJ"]},
+            headers=tenant_a.headers(Role.BRAND_ADMIN),
+        )
+        client.cookies.clear()
+        await user(client, db, tenant_a, "ops@example.com", "operations")
+        await user(client, db, tenant_a, "cs@example.com", "customer_service")
+        await user(client, db, tenant_a, "dist@example.com", "distributor", distributor_id=east.json()["id"])
+        signed_in = await sign_in(client, "ops@example.com")
+        csrf = {"X-CSRF-Token": signed_in.json()["csrf_token"]}
+        products_page = await client.get("/console/products")
+        assert products_page.status_code == 200, products_page.text
+        assert "Demo Lager 500ml" in products_page.text and "data-export-csv>" in products_page.text
+        assert 'id="new-batch"' in products_page.text and "/void" not in products_page.text.split("<main>")[1]
+        shipments_page = await client.get("/console/shipments")
+        assert shipments_page.status_code == 200 and 'id="ship"' in shipments_page.text
+        assert f'value="{issued.batch.id}"' in shipments_page.text
+        # What the ship form sends ("items.0.batch_id" and friends nest into one range).
+        shipped = await client.post(
+            "/v1/shipments",
+            json={
+                "distributor_id": east.json()["id"],
+                "items": [{"batch_id": str(issued.batch.id), "start": 0, "stop": 5}],
+                "reference": "DN-1",
+            },
+            headers=csrf,
+        )
+        assert shipped.status_code == 201, shipped.text
+        listed = await client.get("/console/shipments")
+        assert "DN-1" in listed.text and "East" in listed.text
+        assert "5 / 5" not in listed.text and ">5<" in (await client.get("/console/products")).text
+
+        client.cookies.clear()
+        assert (await sign_in(client, "cs@example.com")).status_code == 200
+        read_only = await client.get("/console/products")
+        assert read_only.status_code == 200 and "data-export-csv>" not in read_only.text
+        assert 'id="new-batch"' not in read_only.text and 'id="new-product"' not in read_only.text
+        assert 'id="ship"' not in (await client.get("/console/shipments")).text
+
+        client.cookies.clear()
+        assert (await sign_in(client, "dist@example.com")).status_code == 200
+        portal = await client.get("/console/portal?since=2026-01-01&until=2026-01-31&region=cn-zj")
+        assert portal.status_code == 200, portal.text
+        assert "DN-1" in portal.text and "/receive" in portal.text
+        assert "since=2026-01-01T00%3A00%3A00%2B08%3A00" in portal.text and "region=CN-ZJ" in portal.text
+        assert (await client.get("/console/products")).status_code == 403
+        assert (await client.get("/console/shipments")).status_code == 403
+        assert (await client.get("/console/portal?since=2026-02-01&until=2026-01-01")).status_code == 422
