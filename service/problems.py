@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -148,7 +149,7 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
         status, (slug, title) = 422, _HTTP_TYPES[422]
         field_errors = [
-            FieldError(field=str(item.get("key", "body")), message=str(item.get("message", "invalid")))
+            _field_error(str(item.get("key", "body")), str(item.get("message", "invalid")))
             for item in exc.extra
             if isinstance(item, dict)
         ]
@@ -165,6 +166,21 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
         field_errors=field_errors,
         headers=exc.headers,
     )
+
+
+# msgspec names a missing field in its message, and litestar reports it against the whole body ("data").
+# Litestar reports a missing or unknown field against the object that holds it ("data" for the body,
+# "prizes[0]"); the field itself is in msgspec's message.
+_MISSING = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<name>[^`]+)`")
+
+
+def _field_error(key: str, message: str) -> FieldError:
+    """The field a client can point at: `name`, or `prizes[0].weight` for a nested one."""
+    missing = _MISSING.match(message)
+    if missing is None:
+        return FieldError(field=key, message=message)
+    parent = "" if key in {"data", "body"} else key
+    return FieldError(field=f"{parent}.{missing['name']}" if parent else missing["name"], message=message)
 
 
 def _domain_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:

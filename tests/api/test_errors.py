@@ -55,8 +55,8 @@ class TestProblemShape:
             ({"role": "marketer", "name": 5}, "name"),
             ({"role": "emperor", "name": "x"}, "role"),
             ({"role": "marketer", "name": "x", "ttl_days": 0}, "ttl_days"),
-            ({"role": "marketer", "name": "x", "surprise": 1}, "data"),
-            ({"name": "x"}, "data"),
+            ({"role": "marketer", "name": "x", "surprise": 1}, "surprise"),
+            ({"name": "x"}, "role"),  # a missing field is named, not the whole body
         ],
     )
     async def test_wrong_types_are_422_with_the_field(
@@ -66,6 +66,21 @@ class TestProblemShape:
         response = await client.post("/v1/tokens", json=body, headers=tenant_a.headers())
         problem = assert_problem(response, 422, "validation-error")
         assert [e["field"] for e in problem["errors"]] == [field]
+
+    async def test_a_missing_nested_field_is_named_by_its_path(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        body = {
+            "name": "Draw",
+            "kind": "lucky_draw",
+            "starts_at": "2026-01-01T00:00:00+08:00",
+            "ends_at": "2026-02-01T00:00:00+08:00",
+            "budget_cents": 100,
+            "prizes": [{"name": "Cup", "kind": "physical", "stock": 1, "cost_cents": 1}],
+        }
+        response = await client.post("/v1/campaigns", json=body, headers=tenant_a.headers())
+        problem = assert_problem(response, 422, "validation-error")
+        assert [e["field"] for e in problem["errors"]] == ["prizes[0].weight"], problem
 
     async def test_body_over_the_limit_is_413(self, client: AsyncTestClient[Any], tenant_a: Tenant) -> None:
         """Bodies above ONECODE_MAX_BODY_BYTES (64 KiB) are refused before parsing."""

@@ -73,6 +73,25 @@ async def fill_lucky_draw(page: Any) -> None:
     await expect(page.locator('[data-error="daily_budget_cents"]')).to_have_text("")
 
 
+async def receive_in_the_portal(browser: Any, server: str, tmp_path: Path) -> None:
+    """The distributor confirms receipt on a phone, and finds every brand page closed to it."""
+    expect = playwright_api.expect
+    phone = await browser.new_context(locale="zh-CN", viewport=PHONE)
+    portal = await phone.new_page()
+    problems = PageProblems(portal)
+    await sign_in(portal, server, "dist@example.com")
+    await portal.wait_for_url("**/console/portal")
+    await portal.click("#shipments [data-call]")
+    await expect(portal.locator("#shipments [data-call]")).to_have_count(0)
+    await expect(portal.locator("#shipments")).not_to_contain_text("在途")
+    await portal.screenshot(path=str(tmp_path / "console-portal-phone.png"), full_page=True)
+    for brand_page in ("/console/products", "/console/shipments", "/console/campaigns"):
+        response = await portal.goto(server + brand_page)
+        assert response is not None and response.status == 403, brand_page
+    assert problems.seen == []
+    await phone.close()
+
+
 class TestConsoleInChromium:
     async def test_marketer_signs_in_and_sees_the_scan_a_distributor_is_walled_off(
         self,
@@ -250,3 +269,61 @@ class TestConsoleInChromium:
         assert response is not None and response.status == 403
         assert problems.seen == []
         await context.close()
+
+    async def test_operations_issues_exports_and_ships_the_distributor_receives(
+        self,
+        server: str,
+        browser: Any,
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        tmp_path: Path,
+    ) -> None:
+        expect = playwright_api.expect
+        async with httpx.AsyncClient(base_url=server) as api:
+            east = await api.post(
+                "/v1/distributors",
+                json={"name": "华东经销商", "regions": ["CN-ZJ"]},
+                headers=tenant_a.headers(),
+            )
+            await invite(api, db, tenant_a, "ops@example.com", "operations")
+            await invite(
+                api, db, tenant_a, "dist@example.com", "distributor", distributor_id=east.json()["id"]
+            )
+        context = await browser.new_context(locale="zh-CN", viewport=DESKTOP, accept_downloads=True)
+        page = await context.new_page()
+        problems = PageProblems(page)
+        await sign_in(page, server, "ops@example.com")
+        await page.wait_for_url("**/console/dashboard")
+        await page.click("nav >> text=产品与批次")
+        await page.click("#new-product button[type=submit]")  # no name: the API's error, under the field
+        await expect(page.locator('#new-product [data-error="name"]')).not_to_be_empty()
+        await page.fill("#product-name", "龙井茶 250g")
+        await page.fill("#product-gtin", "09506000134352")
+        await page.click("#new-product button[type=submit]")
+        await expect(page.locator("#products")).to_contain_text("龙井茶 250g")
+        await page.fill("#batch-quantity", "1200")
+        await page.fill("#batch-lot", "L2026-12")
+        await page.click("#new-batch button[type=submit]")
+        await expect(page.locator("#batches")).to_contain_text("L2026-12")
+        async with page.expect_download() as downloading:
+            await page.click("#batches [data-export-csv]")
+        download = await downloading.value
+        saved = tmp_path / "codes.csv"
+        await download.save_as(saved)
+        assert len(saved.read_text().splitlines()) == 1 + 1200
+        await expect(page.locator("#batches progress")).to_have_attribute("value", "1")
+        await page.screenshot(path=str(tmp_path / "console-products-desktop.png"), full_page=True)
+
+        await page.click("nav >> text=发货与激活")
+        await expect(page.locator("#ship-stop")).to_have_value("1200")
+        await page.fill("#ship-stop", "600")
+        await page.fill("#ship-reference", "DN-2026-001")
+        await page.click("#ship button[type=submit]")
+        await expect(page.locator("#shipments")).to_contain_text("DN-2026-001")
+        await page.goto(server + "/console/products")
+        await expect(page.locator("#batches")).to_contain_text("600")
+        await page.screenshot(path=str(tmp_path / "console-shipments-desktop.png"), full_page=True)
+        assert problems.seen == []
+        await context.close()
+
+        await receive_in_the_portal(browser, server, tmp_path)

@@ -108,7 +108,7 @@ class TestCreate:
             ({"points_reward": None}, "points_reward"),
             ({"points_reward": {}}, "points_reward"),
             ({"starts_at": "2030-01-01T00:00:00"}, "starts_at"),
-            ({"surprise": 1}, "data"),
+            ({"surprise": 1}, "surprise"),
         ],
     )
     async def test_bad_settings_are_422_naming_the_field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,6 +15,7 @@ from litestar.testing import AsyncTestClient
 from codegen import batches, keyring, products
 from codegen.gtin import check_digit
 from codegen.models import BatchIn, ProductIn
+from service.pages.texts import TEXTS, Lang
 from service.routes.consumer import pick_language
 from service.settings import Settings
 from tests.conftest import Tenant
@@ -285,3 +287,45 @@ class TestLanguage:
     def test_pick_language(self, header: str | None, expected: str) -> None:
         """English only when the browser ranks it above Chinese; Chinese is the default."""
         assert pick_language(header) == expected
+
+
+class TestTextsAndNotices:
+    def test_both_languages_have_the_same_texts_and_placeholders(self) -> None:
+        """Every key in Chinese has its English twin with the same {placeholders}: the script fills both."""
+        zh, en = TEXTS["zh-CN"], TEXTS["en"]
+        assert zh.keys() == en.keys()
+        for key in zh:
+            assert set(re.findall(r"\{(\w+)\}", zh[key])) == set(re.findall(r"\{(\w+)\}", en[key])), key
+
+    @pytest.mark.parametrize(("language", "lang"), [(ZH, "zh-CN"), (EN, "en")])
+    async def test_privacy_notice_consents_wallet_and_claim_form(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch, language: str, lang: Lang
+    ) -> None:
+        """The genuine page carries the privacy notice (with export), clear consent texts, the wallet
+        (closed) and the claim form (hidden until a prize needs it), in the page's language."""
+        text = (await page(client, path_of(issued.urls[0]), language)).text
+        shown = TEXTS[lang]
+        for key in (
+            "privacy_title",
+            "privacy_device",
+            "privacy_location",
+            "privacy_phone",
+            "privacy_rights",
+            "consent_marketing",
+            "consent_location",
+            "wallet_title",
+            "claim_title",
+            "claim_address",
+        ):
+            assert html.escape(shown[key]) in text, key
+        assert 'href="/v1/members/me/export"' in text
+        assert re.search(r'<details id="wallet">', text)  # no `open`: collapsed until tapped
+        assert re.search(r'<section class="card" id="claim" hidden>', text)
+
+    async def test_could_not_verify_page_has_the_privacy_notice(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch
+    ) -> None:
+        """A forged code's page is reported by its script too, so it says what is recorded."""
+        forged = path_of(issued.urls[3])[:-1] + ("A" if not issued.urls[3].endswith("A") else "B")
+        text = (await page(client, forged, EN)).text
+        assert html.escape(TEXTS["en"]["privacy_device"]) in text
