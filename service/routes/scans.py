@@ -135,7 +135,10 @@ async def scan(request: Request[Any, Any, Any]) -> ASGIResponse:
         request_hash = hashlib.sha256(msgspec.json.encode(data)).digest()
         replay = await _claim_idempotency(state, data.device_id, idempotency_key, request_hash)
         if replay is not None:
-            return _respond(request, headers, replay, None)
+            # The original answer may have been lost with its cookie: the replay sets it again.
+            return _respond(
+                request, headers, replay, msgspec.json.decode(replay, type=_Replayed).member_token
+            )
     try:
         body, member_token = await _process(state, request, headers, data, token, request_hash)
     except BaseException:
@@ -448,6 +451,10 @@ def member_cookie(request: Request[Any, Any, Any], member_token: str) -> dict[st
     secure = "; Secure" if request.scope.get("scheme") == "https" else ""
     attributes = f"HttpOnly; Max-Age={MEMBER_COOKIE_MAX_AGE_S}; Path=/; SameSite=Lax{secure}"
     return {"set-cookie": f"{MEMBER_COOKIE}={member_token}; {attributes}"}
+
+
+class _Replayed(msgspec.Struct):
+    member_token: str | None = None
 
 
 def _respond(

@@ -220,8 +220,11 @@ class TestDurability:
         async for key in r.scan_iter(match=f"{settings.redis_prefix}*"):
             await r.delete(key)
         await r.aclose()
+        client.cookies.clear()  # the first answer's cookie was lost with it
         replay = await scan(client, issued.urls[9], dev, headers=headers)
         assert replay.text == first.text
+        # The replay sets the member cookie again, so the page's wallet and claims keep working.
+        assert f"oc_member={first.json()['member_token']}" in replay.headers.get("set-cookie", "")
 
 
 class TestBadInput:
