@@ -17,7 +17,7 @@ from service import users
 from service.guards import ANY_BRAND_ROLE, CSRF_STATE
 from service.models import Principal, Role
 from service.pages.console_texts import TEXTS
-from service.routes import campaigns, codes, member_admin, shipments
+from service.routes import antifraud, campaigns, codes, member_admin, shipments
 from service.routes.consumer import pick_language
 
 TEMPLATES = jinja2.Environment(
@@ -34,6 +34,8 @@ NAVIGATION: Final[tuple[tuple[str, str, frozenset[Role]], ...]] = (
     ("/console/shipments", "shipments_nav", frozenset(shipments.READERS)),
     ("/console/members", "members", frozenset(member_admin.READERS)),
     ("/console/segments", "segments", frozenset(member_admin.READERS)),
+    ("/console/antifraud", "antifraud_nav", frozenset(antifraud.READERS)),
+    ("/console/audit", "audit_nav", frozenset({Role.BRAND_ADMIN, Role.AUDITOR})),
     ("/console/portal", "portal", frozenset({Role.DISTRIBUTOR})),
 )
 

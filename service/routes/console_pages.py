@@ -25,7 +25,7 @@ from service.db import fetch_all, fetch_one
 from service.guards import CONSOLE_COOKIE, brand_of, principal_from, require_token, roles
 from service.models import Role
 from service.queries import load_queries
-from service.routes import console_campaigns, console_catalog, member_admin
+from service.routes import console_antifraud, console_campaigns, console_catalog, member_admin
 from service.routes import reports as report_routes
 from service.routes.console_common import BRAND_PAGE_ROLES, bars, render, texts, who
 
@@ -178,6 +178,7 @@ def console_pages_router() -> Router:
                     portal,
                     *console_campaigns.PAGES,
                     *console_catalog.PAGES,
+                    *console_antifraud.PAGES,
                 ],
                 guards=[require_token],
             ),

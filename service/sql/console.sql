@@ -35,3 +35,23 @@ FROM shipments s JOIN distributors d ON d.id = s.distributor_id
 WHERE s.brand_id = %(brand_id)s
   AND (%(only_distributor)s::uuid IS NULL OR s.distributor_id = %(only_distributor)s)
 ORDER BY s.shipped_at DESC LIMIT %(limit)s;
+
+-- audit_page --
+-- The audit viewer: newest first, keyset by id, filtered by action prefix, object type, actor and days;
+-- the actor is named (a console user's email, an API token's name) where it is one of the brand's own.
+SELECT a.id, a.at, a.actor, a.action, a.object_type, a.object_id, a.before, a.after,
+       coalesce(u.email, t.name) AS actor_name
+FROM audit_log a
+LEFT JOIN console_users u ON a.actor = 'user:' || u.id::text AND u.brand_id = a.brand_id
+LEFT JOIN api_tokens t ON a.actor = 'token:' || t.id::text AND t.brand_id = a.brand_id
+WHERE a.brand_id = %(brand_id)s
+  AND (%(before_id)s::bigint IS NULL OR a.id < %(before_id)s)
+  AND (%(action)s::text IS NULL OR starts_with(a.action, %(action)s))
+  AND (%(object_type)s::text IS NULL OR a.object_type = %(object_type)s)
+  AND (%(actor)s::text IS NULL OR u.email = %(actor)s OR t.name = %(actor)s OR a.actor = %(actor)s)
+  AND (%(since)s::timestamptz IS NULL OR a.at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR a.at < %(until)s)
+ORDER BY a.id DESC LIMIT %(limit)s;
+
+-- audit_object_types --
+SELECT DISTINCT object_type FROM audit_log WHERE brand_id = %(brand_id)s ORDER BY 1;

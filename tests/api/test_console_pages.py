@@ -10,6 +10,8 @@ from litestar.testing import AsyncTestClient
 
 from service.models import Role
 from service.settings import Settings
+from tests.antifraud.test_clones import PROVINCES, set_rules
+from tests.antifraud.test_clones import scan as clone_scan
 from tests.api.test_console_auth import PASSWORD, last_mail, sign_in
 from tests.campaigns.test_scan_rewards import draw_campaign, launch, points_campaign
 from tests.conftest import Tenant
@@ -254,3 +256,48 @@ class TestConsolePages:
         assert (await client.get("/console/products")).status_code == 403
         assert (await client.get("/console/shipments")).status_code == 403
         assert (await client.get("/console/portal?since=2026-02-01&until=2026-01-01")).status_code == 422
+
+    async def test_antifraud_code_and_audit_pages(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+    ) -> None:
+        issued = await issue_batch(db, settings, tenant_a.brand_id, quantity=3)
+        await set_rules(client, tenant_a, devices=2)
+        for where in PROVINCES[:3]:  # three devices in three provinces: over the two-device rule
+            await clone_scan(client, issued.urls[0], where)
+        client.cookies.clear()
+        await user(client, db, tenant_a, "ops@example.com", "operations")
+        await user(client, db, tenant_a, "audit@example.com", "auditor")
+        signed_in = await sign_in(client, "ops@example.com")
+        csrf = {"X-CSRF-Token": signed_in.json()["csrf_token"]}
+        page = await client.get("/console/antifraud")
+        assert page.status_code == 200, page.text
+        serial = issued.urls[0].rsplit("/", 1)[1]
+        assert f'href="/console/codes/{serial}"' in page.text  # the flag names the code by its serial
+        assert "设备过多" in page.text and 'data-body=\'{"status": "confirmed"}\'' in page.text
+        code = await client.get(f"/console/codes/{serial}")
+        assert code.status_code == 200, code.text
+        assert code.text.count("<circle") == 3 and "<polyline" in code.text  # three located scans
+        assert (await client.get("/console/codes/AAAAAAAAAAAAAAAAAAAA")).status_code == 404
+        blocked = await client.post(
+            "/v1/antifraud/blocks",
+            json={"kind": "ip", "value": "203.0.113.0/24", "reason": "bot farm"},
+            headers=csrf,
+        )
+        assert blocked.status_code == 201, blocked.text
+        assert "203.0.113.0/24" in (await client.get("/console/antifraud")).text
+        assert (await client.get("/console/audit")).status_code == 403  # operations: not the audit log
+
+        client.cookies.clear()
+        assert (await sign_in(client, "audit@example.com")).status_code == 200
+        read_only = await client.get("/console/antifraud")
+        assert "data-call=" not in read_only.text.split("<main>")[1]  # auditors look, never act
+        audit = await client.get("/console/audit?action=antifraud.&actor=ops@example.com")
+        assert audit.status_code == 200, audit.text
+        assert "antifraud.block" in audit.text and "ops@example.com" in audit.text
+        assert "clone_rules" not in audit.text  # the rules were set with a token, not by this actor
+        none = await client.get("/console/audit?since=2020-01-01&until=2020-01-02")
+        assert "antifraud.block" not in none.text
