@@ -253,6 +253,19 @@ class CodeRegistry:
                 return found.facts, path
         return None
 
+    def serial_of(self, brand_id: uuid.UUID, key_id: int, index: int) -> str | None:
+        """A code's serial from its key slot and index (flags and claims keep those, staff read serials)."""
+        key = self._keys.get((brand_id, key_id))
+        space = self._spaces.get((brand_id, key_id))
+        batch = space.find(index) if space else None
+        product = self._products.get(batch.product_id) if batch else None
+        if key is None or product is None:
+            return None
+        brand_code = None
+        if not product.gtin:
+            brand_code = next((code for code, owner in self._brands_by_code.items() if owner == brand_id), None)
+        return codeformat.issue_serial(key, gtin=product.gtin, brand_code=brand_code, index=index)
+
     def verify(self, scanned: str) -> Verification:  # noqa: PLR0911 - one return per outcome reads best
         try:
             parsed = codeformat.parse(scanned)
