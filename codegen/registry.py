@@ -263,7 +263,8 @@ class CodeRegistry:
             return None
         brand_code = None
         if not product.gtin:
-            brand_code = next((code for code, owner in self._brands_by_code.items() if owner == brand_id), None)
+            codes = (code for code, owner in self._brands_by_code.items() if owner == brand_id)
+            brand_code = next(codes, None)
         return codeformat.issue_serial(key, gtin=product.gtin, brand_code=brand_code, index=index)
 
     def verify(self, scanned: str) -> Verification:  # noqa: PLR0911 - one return per outcome reads best

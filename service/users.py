@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 import argon2
 import msgspec
 import pyotp
+import segno
 
 from codegen import keys
 from service.db import fetch_all, fetch_one
-from service.errors import Conflict, InvalidField
+from service.errors import Conflict, InvalidField, NotFound
 from service.models import Role
 from service.queries import load_queries
 
@@ -106,12 +107,16 @@ class User(msgspec.Struct, frozen=True):
     totp_enabled_at: dt.datetime | None
     created_at: dt.datetime
     last_login_at: dt.datetime | None
+    # A disabled account cannot sign in and its sessions are gone; the brand admin may enable it again.
+    disabled_at: dt.datetime | None = None
 
 
 class TotpSetup(msgspec.Struct, frozen=True):
     secret: str
     # For the authenticator app's QR code.
     otpauth_uri: str
+    # That QR code as an SVG data URI, for a page to show without any QR library of its own.
+    qr_svg: str = ""
 
 
 class SessionPrincipal(msgspec.Struct, frozen=True):
@@ -342,6 +347,23 @@ async def list_users(conn: AsyncConnection[Any], brand_id: uuid.UUID) -> list[Us
     return await fetch_all(conn, QUERIES["list_users"], {"brand_id": brand_id}, User)
 
 
+async def set_disabled(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, user_id: uuid.UUID, *, disabled: bool, now: dt.datetime
+) -> User:
+    """Disable an account (someone left: its sessions end at once) or enable it again."""
+    found = await fetch_one(
+        conn,
+        QUERIES["set_user_disabled"],
+        {"brand_id": brand_id, "user_id": user_id, "disabled": disabled, "now": now},
+        _UserId,
+    )
+    if found is None:
+        raise NotFound("user", user_id)
+    if disabled:
+        await conn.execute(QUERIES["delete_user_sessions"], {"user_id": user_id})
+    return await get_user(conn, user_id)
+
+
 async def setup_totp(conn: AsyncConnection[Any], master_key: bytes, user: User) -> TotpSetup:
     """A new secret, pending until a code from it is confirmed; an enabled second factor is kept."""
     if user.totp_enabled_at is not None:
@@ -350,7 +372,8 @@ async def setup_totp(conn: AsyncConnection[Any], master_key: bytes, user: User) 
     sealed = keys.seal(master_key, secret.encode(), aad=_totp_aad(user.id))
     await conn.execute(QUERIES["set_totp_secret"], {"user_id": user.id, "sealed": sealed})
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=TOTP_ISSUER)
-    return TotpSetup(secret=secret, otpauth_uri=uri)
+    qr = segno.make_qr(uri, error="m").svg_data_uri(scale=4, border=2)
+    return TotpSetup(secret=secret, otpauth_uri=uri, qr_svg=qr)
 
 
 async def confirm_totp(

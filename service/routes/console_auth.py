@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from typing import Any
 
 import msgspec
@@ -17,7 +18,15 @@ from psycopg import AsyncConnection
 
 from antifraud.clients import client_ip, ip_prefix
 from service import audit, users
-from service.errors import AccountLocked, Forbidden, LoginFailed, RateLimited, TotpRequired
+from service.errors import (
+    AccountLocked,
+    Conflict,
+    Forbidden,
+    LoginFailed,
+    NotFound,
+    RateLimited,
+    TotpRequired,
+)
 from service.guards import ANY_BRAND_ROLE, CONSOLE_COOKIE, brand_of, principal_from, require_token, roles
 from service.models import Principal, Role
 from service.state import AppState
@@ -221,6 +230,37 @@ async def invite(
     return invitation
 
 
+@post("/v1/users/{user_action:str}", opt=roles(Role.BRAND_ADMIN), status_code=200, tags=["console"])
+async def disable_or_enable_user(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], user_action: str
+) -> users.User:
+    """`POST /v1/users/{id}:disable` (sessions end at once, sign-in refused) or `:enable`; audited."""
+    raw_id, _, action = user_action.partition(":")
+    try:
+        user_id = uuid.UUID(raw_id)
+    except ValueError:
+        raise NotFound("route", user_action) from None
+    if action not in {"disable", "enable"}:
+        raise NotFound("route", user_action)
+    principal = principal_from(request)
+    if principal.kind == "user" and principal.token_id == user_id:
+        raise Conflict("you cannot disable or enable your own account")
+    brand_id = brand_of(principal)
+    user = await users.set_disabled(
+        db, brand_id, user_id, disabled=action == "disable", now=dt.datetime.now(dt.UTC)
+    )
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action=f"console.user_{action}",
+        object_type="console_user",
+        object_id=user_id,
+        after={"email": user.email, "disabled_at": user.disabled_at},
+    )
+    return user
+
+
 @get("/v1/users", opt=roles(Role.BRAND_ADMIN, Role.AUDITOR), tags=["console"])
 async def list_users(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> list[users.User]:
     return await users.list_users(db, brand_of(principal_from(request)))
@@ -228,7 +268,7 @@ async def list_users(request: Request[Any, Any, Any], db: AsyncConnection[Any]) 
 
 def console_auth_router() -> Router:
     public = [login, accept_invitation, request_reset, confirm_reset]
-    signed_in = [logout, me, setup_totp, confirm_totp, invite, list_users]
+    signed_in = [logout, me, setup_totp, confirm_totp, invite, list_users, disable_or_enable_user]
     return Router(
         "/",
         route_handlers=[

@@ -36,7 +36,9 @@ NAVIGATION: Final[tuple[tuple[str, str, frozenset[Role]], ...]] = (
     ("/console/segments", "segments", frozenset(member_admin.READERS)),
     ("/console/antifraud", "antifraud_nav", frozenset(antifraud.READERS)),
     ("/console/audit", "audit_nav", frozenset({Role.BRAND_ADMIN, Role.AUDITOR})),
+    ("/console/settings", "settings_nav", frozenset({Role.BRAND_ADMIN, Role.AUDITOR})),
     ("/console/portal", "portal", frozenset({Role.DISTRIBUTOR})),
+    ("/console/account", "account", ANY_BRAND_ROLE),
 )
 
 

@@ -25,7 +25,13 @@ from service.db import fetch_all, fetch_one
 from service.guards import CONSOLE_COOKIE, brand_of, principal_from, require_token, roles
 from service.models import Role
 from service.queries import load_queries
-from service.routes import console_antifraud, console_campaigns, console_catalog, member_admin
+from service.routes import (
+    console_antifraud,
+    console_campaigns,
+    console_catalog,
+    console_settings,
+    member_admin,
+)
 from service.routes import reports as report_routes
 from service.routes.console_common import BRAND_PAGE_ROLES, bars, render, texts, who
 
@@ -169,6 +175,7 @@ def console_pages_router() -> Router:
         route_handlers=[
             console_home,
             sign_in_page,
+            *console_settings.PUBLIC_PAGES,
             Router(
                 "/",
                 route_handlers=[
@@ -179,6 +186,7 @@ def console_pages_router() -> Router:
                     *console_campaigns.PAGES,
                     *console_catalog.PAGES,
                     *console_antifraud.PAGES,
+                    *console_settings.PAGES,
                 ],
                 guards=[require_token],
             ),

@@ -63,12 +63,17 @@ DELETE FROM console_sessions WHERE id_hash = %(id_hash)s;
 DELETE FROM console_sessions WHERE user_id = %(user_id)s;
 
 -- get_user --
-SELECT id, brand_id, email, role, distributor_id, totp_enabled_at, created_at, last_login_at
+SELECT id, brand_id, email, role, distributor_id, totp_enabled_at, created_at, last_login_at, disabled_at
 FROM console_users WHERE id = %(user_id)s;
 
 -- list_users --
-SELECT id, brand_id, email, role, distributor_id, totp_enabled_at, created_at, last_login_at
+SELECT id, brand_id, email, role, distributor_id, totp_enabled_at, created_at, last_login_at, disabled_at
 FROM console_users WHERE brand_id = %(brand_id)s ORDER BY email;
+
+-- set_user_disabled --
+UPDATE console_users SET disabled_at = CASE WHEN %(disabled)s THEN coalesce(disabled_at, %(now)s) END
+WHERE id = %(user_id)s AND brand_id = %(brand_id)s
+RETURNING id AS user_id;
 
 -- set_totp_secret --
 UPDATE console_users SET totp_secret_sealed = %(sealed)s, totp_enabled_at = NULL

@@ -301,3 +301,67 @@ class TestConsolePages:
         assert "clone_rules" not in audit.text  # the rules were set with a token, not by this actor
         none = await client.get("/console/audit?since=2020-01-01&until=2020-01-02")
         assert "antifraud.block" not in none.text
+
+    async def test_links_account_and_settings_pages(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        tenant_b: Tenant,
+    ) -> None:
+        client.cookies.clear()
+        invited = await client.post(
+            "/v1/users/invitations",
+            json={"email": "new@example.com", "role": "marketer"},
+            headers=tenant_a.headers(Role.BRAND_ADMIN),
+        )
+        assert invited.status_code == 201
+        # The link in the mail opens a page (it used to be a 404) that posts to the API with its token.
+        cur = await db.execute("SELECT body FROM notification_outbox ORDER BY id DESC LIMIT 1")
+        link = (await cur.fetchone() or [""])[0].rsplit(" ", 1)[1]
+        path = "/" + link.split("/", 3)[3]
+        page = await client.get(path)
+        assert page.status_code == 200 and "/console/invitations/accept" in page.text
+        assert await last_mail(db, "new@example.com") in page.text
+        await user(client, db, tenant_a, "admin@example.com", "brand_admin")
+        await user(client, db, tenant_a, "audit@example.com", "auditor")
+        reset = await client.post("/console/password-resets", json={"email": "audit@example.com"})
+        assert reset.status_code == 202
+        reset_page = await client.get(f"/console/password-resets/{await last_mail(db, 'audit@example.com')}")
+        assert reset_page.status_code == 200 and "/console/password-resets/confirm" in reset_page.text
+        assert (await client.get("/console/password-resets/short")).status_code in {400, 422}
+
+        signed_in = await sign_in(client, "admin@example.com")
+        csrf = {"X-CSRF-Token": signed_in.json()["csrf_token"]}
+        account = await client.get("/console/account")
+        assert account.status_code == 200 and 'id="totp-start"' in account.text
+        setup = await client.post("/console/totp/setup", headers=csrf)
+        assert setup.json()["qr_svg"].startswith("data:image/svg+xml")
+        settings_page = await client.get("/console/settings")
+        assert settings_page.status_code == 200, settings_page.text
+        assert "audit@example.com" in settings_page.text and 'id="invite"' in settings_page.text
+        assert "keys:rotate" in settings_page.text and 'data-api="POST /v1/webhooks"' in settings_page.text
+
+        # Disabling ends someone's sessions and sign-ins; not one's own account, nor another brand's.
+        cur = await db.execute("SELECT id FROM console_users WHERE email = 'audit@example.com'")
+        auditor_id = (await cur.fetchone() or [None])[0]
+        cur = await db.execute("SELECT id FROM console_users WHERE email = 'admin@example.com'")
+        admin_id = (await cur.fetchone() or [None])[0]
+        assert (await client.post(f"/v1/users/{admin_id}:disable", headers=csrf)).status_code == 409
+        assert (
+            await client.post(f"/v1/users/{auditor_id}:disable", headers=tenant_b.headers(Role.BRAND_ADMIN))
+        ).status_code == 404
+        client.cookies.clear()
+        assert (await sign_in(client, "audit@example.com")).status_code == 200
+        assert 'id="invite"' not in (await client.get("/console/settings")).text  # auditors read only
+        admin = tenant_a.headers(Role.BRAND_ADMIN)  # a token rides over the auditor's cookie
+        disabled = await client.post(f"/v1/users/{auditor_id}:disable", headers=admin)
+        assert disabled.status_code == 200 and disabled.json()["disabled_at"] is not None
+        assert (await client.get("/console/settings")).status_code == 401
+        assert (await sign_in(client, "audit@example.com")).status_code == 401
+        enabled = await client.post(f"/v1/users/{auditor_id}:enable", headers=admin)
+        assert enabled.json()["disabled_at"] is None
+        assert (await sign_in(client, "audit@example.com")).status_code == 200
+        assert (await client.post(f"/v1/users/{auditor_id}:wipe", headers=admin)).status_code == 404
+        cur = await db.execute("SELECT action FROM audit_log WHERE action LIKE 'console.user_%able'")
+        assert [r[0] for r in await cur.fetchall()] == ["console.user_disable", "console.user_enable"]

@@ -44,6 +44,9 @@ PUBLIC_PATHS = {
     "/console/invitations/accept",
     "/console/password-resets",
     "/console/password-resets/confirm",
+    # The pages behind those mailed links: a password form that posts its token to the routes above.
+    "/console/invitations/{token:str}",
+    "/console/password-resets/{token:str}",
 }
 
 # A valid body per write route, so the check reaches the tenant decision instead of stopping at validation.
@@ -86,6 +89,7 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
         "points_reward": {"points": 10},
     },
     ("PATCH", "/v1/campaigns/{campaign_id:uuid}"): {"name": "renamed", "live_change": True},
+    ("POST", "/v1/users/{user_action:str}"): None,
     ("POST", "/v1/campaigns/{campaign_action:str}"): None,
     ("POST", "/v1/campaigns/{campaign_id:uuid}/prizes/{prize_action:str}"): {"add": 5},
     ("POST", "/v1/coupon-templates"): {
@@ -264,6 +268,13 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_ke
     )
     member_import = await cur.fetchone()
     assert member_import is not None
+    cur = await db.execute(
+        "INSERT INTO console_users (brand_id, email, role, password_hash)"
+        " VALUES (%s, 'victim@example.com', 'marketer', 'not-a-hash') RETURNING id",
+        (tenant.brand_id,),
+    )
+    console_user = await cur.fetchone()
+    assert console_user is not None
     code = coupons.new_code()
     await db.execute(
         "INSERT INTO coupons (brand_id, template_id, member_id, code_hash, code_sealed, valid_from,"
@@ -297,6 +308,7 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_ke
         "decision": "approve",
         "webhook_id": str(webhook[0]),
         "delivery_id": str(delivery[0]),
+        "user_action": f"{console_user[0]}:disable",
     }
 
 
@@ -389,6 +401,8 @@ class TestTenancy:
             "SELECT w.active, d.status FROM webhooks w JOIN member_event_deliveries d ON d.webhook_id = w.id"
         )
         assert await cur.fetchall() == [(True, "failed")]
+        cur = await db.execute("SELECT disabled_at FROM console_users WHERE email = 'victim@example.com'")
+        assert await cur.fetchall() == [(None,)]
 
     async def test_lists_only_show_the_callers_brand(
         self, client: AsyncTestClient[Any], tenant_a: Tenant, tenant_b: Tenant
