@@ -20,7 +20,7 @@ from litestar.response import Redirect
 from psycopg import AsyncConnection
 
 from antifraud import reports
-from campaigns.members import kpis
+from campaigns.members import kpis, tags
 from service.db import fetch_all, fetch_one
 from service.guards import CONSOLE_COOKIE, brand_of, principal_from, require_token, roles
 from service.models import Role
@@ -29,6 +29,7 @@ from service.routes import (
     console_antifraud,
     console_campaigns,
     console_catalog,
+    console_members,
     console_settings,
     member_admin,
 )
@@ -46,6 +47,12 @@ class _ScanSummary(msgspec.Struct, frozen=True):
     suspect_clone: int
     not_activated: int
     counterfeit: int
+
+
+class _RegionScans(msgspec.Struct, frozen=True):
+    region: str
+    scans: int
+    clones: int
 
 
 class _LiveCampaign(msgspec.Struct, frozen=True):
@@ -69,11 +76,20 @@ async def sign_in_page(request: Request[Any, Any, Any]) -> Response[str]:
 
 
 @get("/console/dashboard", opt=roles(*BRAND_PAGE_ROLES), include_in_schema=False)
-async def dashboard(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> Response[str]:
-    """Scans today and this week, the verdict mix, alerts, live campaigns' spend, member figures."""
+async def dashboard(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], report_db: AsyncConnection[Any]
+) -> Response[str]:
+    """Scans today and this week, the verdict mix, alerts, live campaigns' spend, member figures, and the
+    regions where scans and (for the roles that read reports) diversion are hottest."""
     principal = principal_from(request)
     brand_id = brand_of(principal)
     now = dt.datetime.now(dt.UTC)
+    regions = await fetch_all(db, QUERIES["scan_regions"], {"brand_id": brand_id, "now": now}, _RegionScans)
+    diversion: list[tuple[str, int, int]] = []
+    if principal.role in report_routes.READERS:
+        scope = report_routes.report_scope(principal, None, None)
+        found = await reports.report(report_db, scope, before=None, limit=1)
+        diversion = bars([(c.key or "", c.events) for c in found.totals.by_region[:10]])
     scans = await fetch_one(db, QUERIES["scan_summary"], {"brand_id": brand_id, "now": now}, _ScanSummary)
     assert scans is not None
     live = await fetch_all(db, QUERIES["live_campaigns"], {"brand_id": brand_id}, _LiveCampaign)
@@ -95,6 +111,8 @@ async def dashboard(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -
         verdicts=bars(mix),
         campaigns=live,
         kpis=figures,
+        regions=regions,
+        diversion=diversion,
     )
 
 
@@ -104,7 +122,7 @@ async def members_page(request: Request[Any, Any, Any], db: AsyncConnection[Any]
     return render(
         request,
         "console_members.html",
-        title=texts(request)["members"],
+        title=texts(request)["members_nav"],
         user=await who(db, principal_from(request)),
     )
 
@@ -119,6 +137,7 @@ async def member_page(
     timeline = await member_admin.visible_timeline(
         request, db, principal, member_id, before=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1), limit=50
     )
+    manual = [t.name for t in await tags.list_tags(db, brand_of(principal)) if t.kind == "manual"]
     return render(
         request,
         "console_member.html",
@@ -126,6 +145,10 @@ async def member_page(
         user=await who(db, principal),
         member=member,
         timeline=timeline,
+        manual_tags=manual,
+        may_tag=principal.role in member_admin.TAGGERS,
+        may_adjust=principal.role in member_admin.ADJUSTERS,
+        may_note=principal.role in member_admin.EDITORS,
     )
 
 
@@ -187,6 +210,7 @@ def console_pages_router() -> Router:
                     *console_catalog.PAGES,
                     *console_antifraud.PAGES,
                     *console_settings.PAGES,
+                    *console_members.PAGES,
                 ],
                 guards=[require_token],
             ),

@@ -55,3 +55,11 @@ ORDER BY a.id DESC LIMIT %(limit)s;
 
 -- audit_object_types --
 SELECT DISTINCT object_type FROM audit_log WHERE brand_id = %(brand_id)s ORDER BY 1;
+
+-- scan_regions --
+-- The dashboard's ranked list: the last 7 days' scans by the region they happened in, with clone suspects.
+SELECT coalesce(region, 'unknown') AS region, count(*)::bigint AS scans,
+       count(*) FILTER (WHERE verdict = 'suspect_clone')::bigint AS clones
+FROM scans
+WHERE brand_id = %(brand_id)s AND scanned_at >= %(now)s - interval '7 days' AND scanned_at <= %(now)s
+GROUP BY 1 ORDER BY scans DESC, region LIMIT 10;

@@ -365,3 +365,48 @@ class TestConsolePages:
         assert (await client.post(f"/v1/users/{auditor_id}:wipe", headers=admin)).status_code == 404
         cur = await db.execute("SELECT action FROM audit_log WHERE action LIKE 'console.user_%able'")
         assert [r[0] for r in await cur.fetchall()] == ["console.user_disable", "console.user_enable"]
+
+    async def test_member_work_approvals_kpis_and_the_dashboard_heat(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+    ) -> None:
+        issued = await issue_batch(db, settings, tenant_a.brand_id, quantity=3)
+        member_id = await enrolled_member(client, db, issued.urls[0], "device-console-w")
+        tagged = await client.post("/v1/tags", json={"name": "VIP"}, headers=tenant_a.headers(Role.MARKETER))
+        assert tagged.status_code == 201, tagged.text
+        client.cookies.clear()
+        await user(client, db, tenant_a, "cs@example.com", "customer_service")
+        await user(client, db, tenant_a, "fin@example.com", "finance")
+        signed_in = await sign_in(client, "cs@example.com")
+        csrf = {"X-CSRF-Token": signed_in.json()["csrf_token"]}
+        page = await client.get(f"/console/members/{member_id}")
+        assert 'id="adjust"' in page.text and 'id="add-tag"' in page.text and 'id="note-form"' in page.text
+        assert "<option>VIP</option>" in page.text
+        assert (await client.put(f"/v1/members/{member_id}/tags/VIP", headers=csrf)).status_code == 200
+        page = await client.get(f"/console/members/{member_id}")
+        assert "/tags/VIP" in page.text and "<option>VIP</option>" not in page.text  # tagged: removable
+        # Above the threshold (1,000 by default) the page's adjustment waits for finance.
+        adjusted = await client.post(
+            f"/v1/members/{member_id}/points/adjustments",
+            json={"amount": 5000, "reason": "lost parcel"},
+            headers=csrf,
+        )
+        assert adjusted.status_code == 202, adjusted.text
+        assert (await client.get("/console/approvals")).status_code == 403  # customer service: not here
+        assert 'id="scan-regions"' in (await client.get("/console/dashboard")).text
+        assert 'id="diversion' not in (await client.get("/console/dashboard")).text  # no report role
+
+        client.cookies.clear()
+        assert (await sign_in(client, "fin@example.com")).status_code == 200
+        approvals = await client.get("/console/approvals")
+        assert approvals.status_code == 200 and "lost parcel" in approvals.text and "+5,000" in approvals.text
+        assert "/approve" in approvals.text
+        member = await client.get(f"/console/members/{member_id}")
+        assert 'id="adjust"' in member.text and 'id="note-form"' not in member.text  # finance: no notes
+        kpis_page = await client.get("/console/kpis?since=2026-01-01&until=2026-12-31")
+        assert kpis_page.status_code == 200, kpis_page.text
+        assert 'id="kpi-mau"' in kpis_page.text
+        assert (await client.get("/console/kpis?since=2026-02-01&until=2026-01-01")).status_code == 422

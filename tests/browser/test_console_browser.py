@@ -172,7 +172,7 @@ class TestConsoleInChromium:
         problems = PageProblems(page)
         await sign_in(page, server, "cs@example.com")
         await page.wait_for_url("**/console/dashboard")
-        await page.click("text=会员")
+        await page.click("nav >> text=会员查询")
         await page.wait_for_url("**/console/members")
         await page.fill("#phone", "138 0013 8000")
         await page.click("form#search button")
@@ -327,3 +327,48 @@ class TestConsoleInChromium:
         await context.close()
 
         await receive_in_the_portal(browser, server, tmp_path)
+
+    async def test_every_page_at_phone_and_desktop_widths(
+        self,
+        server: str,
+        browser: Any,
+        issued: IssuedBatch,
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        tmp_path: Path,
+    ) -> None:
+        """Each page a brand admin's header links to, and the distributor's: rendered at both widths
+        without script or policy errors, under 300 KB, screenshots kept as artifacts."""
+        async with httpx.AsyncClient(base_url=server) as api:
+            scanned = await api.post(
+                "/v1/scans", json={"code": issued.urls[0], "device_id": "device-pages-1"}
+            )
+            member_id = scanned.json()["member"]["id"]
+            distributor = await api.post(
+                "/v1/distributors", json={"name": "East", "regions": ["CN-ZJ"]}, headers=tenant_a.headers()
+            )
+            await invite(api, db, tenant_a, "admin@example.com", "brand_admin")
+            await invite(
+                api, db, tenant_a, "dist@example.com", "distributor", distributor_id=distributor.json()["id"]
+            )
+        serial = issued.urls[0].rsplit("/", 1)[1]
+        pages = [
+            "dashboard", "campaigns", "campaigns/new", "products", "shipments", "members",
+            f"members/{member_id}", "segments", "kpis", "approvals", "antifraud", f"codes/{serial}", "audit",
+            "settings", "account",
+        ]  # fmt: skip
+        for who, paths in (("admin@example.com", pages), ("dist@example.com", ["portal", "account"])):
+            for width, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
+                context = await browser.new_context(locale="zh-CN", viewport=viewport)
+                page = await context.new_page()
+                problems = PageProblems(page)
+                await sign_in(page, server, who)
+                await page.wait_for_url(lambda url: "/sign-in" not in url)
+                for path in paths:
+                    response = await page.goto(f"{server}/console/{path}")
+                    assert response is not None and response.status == 200, path
+                    assert len(await response.body()) < 300_000, path
+                    name = path.replace("/", "-")[:24]
+                    await page.screenshot(path=str(tmp_path / f"console-{name}-{width}.png"), full_page=True)
+                assert problems.seen == [], (who, width)
+                await context.close()
