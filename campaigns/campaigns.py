@@ -133,6 +133,8 @@ class CampaignPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     points_reward: PointsReward | msgspec.UnsetType | None = msgspec.UNSET
     coupon_template_id: uuid.UUID | msgspec.UnsetType = msgspec.UNSET
     no_prize_weight: Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)] | msgspec.UnsetType = msgspec.UNSET
+    # A draft's whole prize pool, replacing the one saved; a live draw's stock changes by top-up only.
+    prizes: Annotated[list[draws.PrizeIn], msgspec.Meta(max_length=50)] | msgspec.UnsetType = msgspec.UNSET
     live_change: bool = False
 
 
@@ -470,25 +472,15 @@ async def update_campaign(
         for k, v in msgspec.structs.asdict(patch).items()
         if v is not msgspec.UNSET and k != "live_change"
     }
-    if before.status == "ended":
-        raise CampaignLocked("status", "an ended campaign cannot be changed")
+    _check_may_change(before, changes, confirmed=patch.live_change)
     live = before.status in LIVE_STATUSES
-    if live and not patch.live_change:
-        raise LiveChangeNotConfirmed(before.status)
-    if (
-        live
-        and before.kind == "lucky_draw"
-        and "no_prize_weight" in changes
-        and changes["no_prize_weight"] != before.no_prize_weight
-    ):
-        # Outcomes are recomputed from the seed and the weights: changing a weight after the seed is
-        # committed would make every earlier draw fail verification.
-        raise CampaignLocked("no_prize_weight", "the draw's weights are fixed once its seed is committed")
     merged = msgspec.structs.replace(_as_input(before), **changes)
     found = check_rules(merged)
-    # Prizes are not edited here, but the weights they sum to with "no prize" must stay positive.
-    if merged.kind == "lucky_draw" and sum(p.weight for p in before.prizes) + merged.no_prize_weight == 0:
+    weights = sum(p.weight for p in (merged.prizes if "prizes" in changes else before.prizes))
+    if merged.kind == "lucky_draw" and weights + merged.no_prize_weight == 0:
         found.append(("no_prize_weight", "the weights of the prizes and of 'no prize' sum to zero"))
+    if merged.kind == "lucky_draw" and "prizes" in changes and not merged.prizes:
+        found.append(("prizes", "a lucky draw needs at least one prize"))
     _raise_if_any(found)
     await _check_references(conn, brand_id, merged)
     if live:
@@ -499,6 +491,8 @@ async def update_campaign(
                 QUERIES["update_campaign"],
                 {"brand_id": brand_id, "campaign_id": campaign_id, **_params(merged)},
             )
+            if "prizes" in changes:
+                await _replace_draft_prizes(conn, campaign_id, merged.prizes)
     except psycopg.errors.CheckViolation as exc:
         if exc.diag.constraint_name == "campaigns_within_budget":
             raise InvalidCampaign("budget_cents", "the budget is below what is already spent") from None
@@ -515,6 +509,35 @@ async def update_campaign(
         after=after,
     )
     return after
+
+
+def _check_may_change(before: Campaign, changes: dict[str, Any], *, confirmed: bool) -> None:
+    """An ended campaign never changes; a live one only when confirmed, and never its draw's odds."""
+    if before.status == "ended":
+        raise CampaignLocked("status", "an ended campaign cannot be changed")
+    if before.status not in LIVE_STATUSES:
+        return
+    if not confirmed:
+        raise LiveChangeNotConfirmed(before.status)
+    # Outcomes are recomputed from the seed and the weights: changing a weight or a prize after the seed
+    # is committed would make earlier draws fail verification.
+    if (
+        before.kind == "lucky_draw"
+        and changes.get("no_prize_weight", before.no_prize_weight) != before.no_prize_weight
+    ):
+        raise CampaignLocked("no_prize_weight", "the draw's weights are fixed once its seed is committed")
+    if "prizes" in changes:
+        raise CampaignLocked("prizes", "a live draw's prizes are fixed; top up a prize's stock instead")
+
+
+async def _replace_draft_prizes(
+    conn: AsyncConnection[Any], campaign_id: uuid.UUID, prizes: Sequence[draws.PrizeIn]
+) -> None:
+    await conn.execute(draws.QUERIES["delete_draft_prizes"], {"campaign_id": campaign_id})
+    for prize in prizes:
+        await conn.execute(
+            draws.QUERIES["insert_prize"], {"campaign_id": campaign_id, **msgspec.structs.asdict(prize)}
+        )
 
 
 async def transition(

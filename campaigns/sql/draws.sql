@@ -4,6 +4,11 @@ VALUES (%(campaign_id)s, %(name)s, %(kind)s, %(weight)s, %(stock)s, %(cost_cents
         %(coupon_template_id)s)
 RETURNING id;
 
+-- delete_draft_prizes --
+-- A draft's pool is replaced whole when it is edited; a draft has drawn nothing, so nothing refers to it.
+DELETE FROM prizes p USING campaigns c
+WHERE p.campaign_id = c.id AND c.id = %(campaign_id)s AND c.status = 'draft';
+
 -- get_draw_setup --
 SELECT c.id, c.brand_id, c.no_prize_weight, c.seed_sealed, c.seed_hash
 FROM campaigns c WHERE c.id = %(campaign_id)s;

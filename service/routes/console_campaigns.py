@@ -11,7 +11,9 @@ import datetime as dt
 import uuid
 from typing import Any
 
+import msgspec
 from litestar import Request, Response, get
+from litestar.response import Redirect
 from psycopg import AsyncConnection
 
 from campaigns import campaigns as campaign_model
@@ -26,6 +28,8 @@ from service.settings import Settings
 
 LISTED = 200  # campaigns, products: a brand's console lists this many at most, newest first
 PRIZE_KINDS = ("physical", "points", "cash", "coupon")
+# The editor's kinds; a coupon campaign (it names a coupon template) is made and changed through the API.
+EDITABLE_KINDS = frozenset({"points", "lucky_draw"})
 # Zones a brand's campaigns usually run in; the API takes any IANA zone.
 TIME_ZONES = (
     "Asia/Shanghai",
@@ -58,22 +62,51 @@ async def new_campaign_page(
     request: Request[Any, Any, Any], db: AsyncConnection[Any], settings: Settings
 ) -> Response[str]:
     """The editor: checked by the API as the marketer types, saved as a draft, then opened."""
-    principal = principal_from(request)
-    brand_id = brand_of(principal)
-    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    brand_id = brand_of(principal_from(request))
     return render(
         request,
         "console_campaign_new.html",
         title=texts(request)["new_campaign"],
-        user=await who(db, principal),
-        products=await products.list_products(db, brand_id, after=None, limit=LISTED),
-        segments=await segments.list_all(db, brand_id),
-        tiers=await tiers.list_tiers(db, brand_id),
-        prize_kinds=PRIZE_KINDS,
-        time_zones=TIME_ZONES,
-        legal_cap_cents=settings.prize_legal_cap_cents,
-        default_start=now,
-        default_end=now + dt.timedelta(days=30),
+        **await _editor_context(request, db, settings, brand_id),
+        existing=None,
+    )
+
+
+async def _editor_context(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], settings: Settings, brand_id: uuid.UUID
+) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    return {
+        "user": await who(db, principal_from(request)),
+        "products": await products.list_products(db, brand_id, after=None, limit=LISTED),
+        "segments": await segments.list_all(db, brand_id),
+        "tiers": await tiers.list_tiers(db, brand_id),
+        "prize_kinds": PRIZE_KINDS,
+        "time_zones": TIME_ZONES,
+        "legal_cap_cents": settings.prize_legal_cap_cents,
+        "default_start": now,
+        "default_end": now + dt.timedelta(days=30),
+    }
+
+
+@get(
+    "/console/campaigns/{campaign_id:uuid}/edit", opt=roles(*campaign_routes.WRITERS), include_in_schema=False
+)
+async def edit_campaign_page(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], settings: Settings, campaign_id: uuid.UUID
+) -> Response[str] | Redirect:
+    """The editor on a saved draft (a live campaign changes by its explicit steps, on its own page)."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    campaign = await campaign_model.get_campaign(db, brand_id, campaign_id)
+    if campaign.status != "draft" or campaign.kind not in EDITABLE_KINDS:
+        return Redirect(f"/console/campaigns/{campaign_id}")
+    return render(
+        request,
+        "console_campaign_new.html",
+        title=texts(request)["edit_campaign"],
+        **await _editor_context(request, db, settings, brand_id),
+        existing=msgspec.to_builtins(campaign),
     )
 
 
@@ -107,6 +140,9 @@ async def campaign_page(
         days=bars([(d.day.isoformat(), d.rewarded_scans) for d in reversed(figures.by_day)]),
         regions=bars([(_region(request, r.region), r.rewarded_scans) for r in figures.by_region]),
         may_export=principal.role in campaign_routes.EXPORTERS,
+        may_edit=campaign.status == "draft"
+        and campaign.kind in EDITABLE_KINDS
+        and principal.role in campaign_routes.WRITERS,
     )
 
 
@@ -132,4 +168,4 @@ def _region(request: Request[Any, Any, Any], code: str) -> str:
     return texts(request)["unknown_region"] if code == "unknown" else code
 
 
-PAGES = [campaigns_page, new_campaign_page, campaign_page, segments_page]
+PAGES = [campaigns_page, new_campaign_page, edit_campaign_page, campaign_page, segments_page]

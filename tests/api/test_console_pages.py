@@ -159,9 +159,18 @@ class TestConsolePages:
         assert page.status_code == 200, page.text
         assert 'data-step="activate"' in page.text and 'data-step="pause"' not in page.text
         assert "25.00%" in page.text  # weight 1 against no-prize 3
+        assert f'href="/console/campaigns/{campaign_id}/edit"' in page.text
+        editor_of_draft = await client.get(f"/console/campaigns/{campaign_id}/edit")
+        assert editor_of_draft.status_code == 200 and '"name": "Lucky cap"' in editor_of_draft.text
         assert (await client.post(f"/v1/campaigns/{campaign_id}:activate", headers=csrf)).status_code == 200
         live = await client.get(f"/console/campaigns/{campaign_id}", headers={"Accept-Language": "en"})
         assert 'data-step="pause"' in live.text and "Active" in live.text and "winners.csv" in live.text
+        assert "/edit" not in live.text.split("<main>")[1]  # a live campaign changes by its steps
+        moved = await client.get(f"/console/campaigns/{campaign_id}/edit", follow_redirects=False)
+        assert (
+            moved.status_code in {302, 303}
+            and moved.headers["location"] == f"/console/campaigns/{campaign_id}"
+        )
 
         # An auditor reads campaigns, but neither edits nor steps them.
         client.cookies.clear()

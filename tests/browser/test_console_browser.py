@@ -92,6 +92,21 @@ async def receive_in_the_portal(browser: Any, server: str, tmp_path: Path) -> No
     await phone.close()
 
 
+async def edit_the_draft(page: Any) -> None:
+    """A saved draft opens in the editor with its values; a changed stock is saved (the pool replaced)."""
+    expect = playwright_api.expect
+    await page.click("#edit")
+    await page.wait_for_url("**/edit")
+    await expect(page.locator("#name")).to_have_value("瓶盖抽奖")
+    await expect(page.locator("#kind")).to_be_disabled()
+    await expect(page.locator("#prizes tbody [data-prize=name]")).to_have_value("保温杯")
+    await page.fill("#prizes tbody [data-prize=stock]", "80")
+    await expect(page.locator("#check-state")).to_have_text("✓ 规则校验通过")
+    await page.click("#save")
+    await page.wait_for_url(lambda url: not url.endswith("/edit"))
+    await expect(page.locator("#prize-figures")).to_contain_text("0 / 80")
+
+
 class TestConsoleInChromium:
     async def test_marketer_signs_in_and_sees_the_scan_a_distributor_is_walled_off(
         self,
@@ -210,6 +225,7 @@ class TestConsoleInChromium:
         await page.click("#save")
         await page.wait_for_url("**/console/campaigns/*-*")
         await expect(page.locator("#status")).to_have_text("草稿")
+        await edit_the_draft(page)
         await page.click("#step-activate")
         await expect(page.locator("#status")).to_have_text("进行中")
 
@@ -223,7 +239,7 @@ class TestConsoleInChromium:
 
         await page.reload()
         await expect(page.locator("#rewarded-scans")).to_have_text("1")
-        await expect(page.locator("#prize-figures")).to_contain_text("1 / 100")
+        await expect(page.locator("#prize-figures")).to_contain_text("1 / 80")
         await page.screenshot(path=str(tmp_path / "console-campaign-desktop.png"), full_page=True)
         await page.click("nav >> text=概览")
         await expect(page.locator("#scans-today")).to_have_text("1")

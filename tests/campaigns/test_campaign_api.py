@@ -332,6 +332,32 @@ class TestEdits:
         )
         problem = assert_problem(response, 409, "campaign-locked")
         assert fields(problem) == {"no_prize_weight"}
+        prizes = [{"name": "Car", "kind": "physical", "weight": 1, "stock": 1, "cost_cents": 1}]
+        response = await client.patch(
+            f"/v1/campaigns/{campaign_id}",
+            json={"prizes": prizes, "live_change": True},
+            headers=tenant_a.headers(),
+        )
+        assert fields(assert_problem(response, 409, "campaign-locked")) == {"prizes"}
+
+    async def test_a_drafts_prize_pool_is_replaced_whole(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        """The console's editor sends the whole pool: the draft keeps exactly the prizes sent."""
+        campaign_id = (await create(client, tenant_a, draw_body()))["id"]
+        pool = [
+            {"name": "Mug", "kind": "physical", "weight": 3, "stock": 30, "cost_cents": 500},
+            {"name": "Cap", "kind": "physical", "weight": 1, "stock": 10, "cost_cents": 900},
+        ]
+        response = await client.patch(
+            f"/v1/campaigns/{campaign_id}", json={"prizes": pool}, headers=tenant_a.headers()
+        )
+        assert response.status_code == 200, response.text
+        assert [(p["name"], p["stock"]) for p in response.json()["prizes"]] == [("Mug", 30), ("Cap", 10)]
+        emptied = await client.patch(
+            f"/v1/campaigns/{campaign_id}", json={"prizes": []}, headers=tenant_a.headers()
+        )
+        assert fields(assert_problem(emptied, 422, "validation-error")) >= {"prizes"}
 
 
 class TestAccess:
