@@ -39,6 +39,7 @@ class RecentBatch(msgspec.Struct, frozen=True):
     created_at: dt.datetime
     product_name: str
     activated: int
+    cases: int
 
 
 class RecentShipment(msgspec.Struct, frozen=True):

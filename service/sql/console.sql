@@ -18,12 +18,14 @@ ORDER BY priority DESC, name
 LIMIT 20;
 
 -- recent_batches --
--- The products page: the brand's newest batches with their product and how many codes shipments activated.
+-- The products page: the brand's newest batches with their product, how many codes shipments activated
+-- and how many cases hold its items.
 SELECT b.id, b.seq, b.lot, b.quantity, b.production_date, b.status, b.activation, b.created_at,
        p.name AS product_name,
        CASE WHEN b.activation = 'on_issue' THEN b.quantity
             ELSE (SELECT coalesce(sum(a.stop_index - a.start_index), 0) FROM activations a
-                  WHERE a.batch_id = b.id) END::bigint AS activated
+                  WHERE a.batch_id = b.id) END::bigint AS activated,
+       (SELECT count(*) FROM aggregation_items i WHERE i.batch_id = b.id)::bigint AS cases
 FROM batches b JOIN products p ON p.id = b.product_id
 WHERE b.brand_id = %(brand_id)s
 ORDER BY b.seq DESC LIMIT %(limit)s;

@@ -231,6 +231,14 @@ class TestConsolePages:
         assert products_page.status_code == 200, products_page.text
         assert "Demo Lager 500ml" in products_page.text and "data-export-csv>" in products_page.text
         assert 'id="new-batch"' in products_page.text and "/void" not in products_page.text.split("<main>")[1]
+        assert 'id="pack"' in products_page.text
+        packed = await client.post(
+            "/v1/aggregations:pack",
+            json={"batch_id": str(issued.batch.id), "items_per_case": 2, "gs1_company_prefix": "0614141"},
+            headers=csrf,
+        )
+        assert packed.status_code == 201, packed.text
+        assert "<td>3</td>" in (await client.get("/console/products")).text  # 5 items, 2 a case: 3 cases
         shipments_page = await client.get("/console/shipments")
         assert shipments_page.status_code == 200 and 'id="ship"' in shipments_page.text
         assert f'value="{issued.batch.id}"' in shipments_page.text
