@@ -81,3 +81,20 @@ async def list_brands(
         {"only_brand_id": only_brand_id, "after": after, "limit": limit},
         Brand,
     )
+
+
+async def rename_brand(conn: AsyncConnection[Any], *, actor: str, brand_id: uuid.UUID, name: str) -> Brand:
+    before = await get_brand(conn, brand_id)
+    brand = await fetch_one(conn, QUERIES["rename_brand"], {"brand_id": brand_id, "name": name}, Brand)
+    assert brand is not None
+    await audit.record(
+        conn,
+        actor=actor,
+        brand_id=brand_id,
+        action="brand.rename",
+        object_type="brand",
+        object_id=brand_id,
+        before=before,
+        after=brand,
+    )
+    return brand

@@ -58,6 +58,12 @@ class BrandIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     is_loadtest: bool = False
 
 
+class BrandPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What a brand admin may change of the brand: its display name (slug and short code are fixed)."""
+
+    name: Name
+
+
 class ApiToken(msgspec.Struct, frozen=True):
     id: uuid.UUID
     brand_id: uuid.UUID | None

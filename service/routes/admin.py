@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from litestar import Request, Router, get, post
+from litestar import Request, Router, get, patch, post
 from litestar.params import Parameter
 from psycopg import AsyncConnection
 
@@ -18,6 +18,7 @@ from service.models import (
     AuditVerification,
     Brand,
     BrandIn,
+    BrandPatch,
     IssuedToken,
     Page,
     Role,
@@ -55,6 +56,16 @@ async def list_brands(
 @get("/brands/{brand_id:uuid}", opt=roles(*ANY_BRAND_ROLE, Role.PLATFORM_ADMIN), tags=["brands"])
 async def get_brand(db: AsyncConnection[Any], brand_id: uuid.UUID) -> Brand:
     return await brands.get_brand(db, brand_id)
+
+
+@patch("/brands/{brand_id:uuid}", opt=roles(Role.BRAND_ADMIN, Role.PLATFORM_ADMIN), tags=["brands"])
+async def update_brand(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], brand_id: uuid.UUID, data: BrandPatch
+) -> Brand:
+    """Rename the brand (its display name; the slug and short code are fixed); audited."""
+    return await brands.rename_brand(
+        db, actor=principal_from(request).actor, brand_id=brand_id, name=data.name
+    )
 
 
 @post("/tokens", opt=roles(Role.BRAND_ADMIN), tags=["tokens"])
@@ -151,6 +162,7 @@ def admin_router() -> Router:
             create_brand,
             list_brands,
             get_brand,
+            update_brand,
             create_token,
             create_brand_token,
             list_tokens,

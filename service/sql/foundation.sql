@@ -7,6 +7,11 @@ RETURNING id, slug, name, short_code, is_loadtest, created_at;
 -- get_brand --
 SELECT id, slug, name, short_code, is_loadtest, created_at FROM brands WHERE id = %(brand_id)s;
 
+-- rename_brand --
+-- The display name only: the slug and short code may be printed on codes and in integrations.
+UPDATE brands SET name = %(name)s WHERE id = %(brand_id)s
+RETURNING id, slug, name, short_code, is_loadtest, created_at;
+
 -- get_brand_by_slug --
 SELECT id, slug, name, short_code, is_loadtest, created_at FROM brands WHERE slug = %(slug)s;
 

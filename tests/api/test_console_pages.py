@@ -358,6 +358,11 @@ class TestConsolePages:
         assert settings_page.status_code == 200, settings_page.text
         assert "audit@example.com" in settings_page.text and 'id="invite"' in settings_page.text
         assert "keys:rotate" in settings_page.text and 'data-api="POST /v1/webhooks"' in settings_page.text
+        renamed = await client.patch(
+            f"/v1/brands/{tenant_a.brand_id}", json={"name": "青岛啤酒"}, headers=csrf
+        )
+        assert renamed.status_code == 200 and renamed.json()["name"] == "青岛啤酒"
+        assert "青岛啤酒" in (await client.get("/console/settings")).text
 
         # Disabling ends someone's sessions and sign-ins; not one's own account, nor another brand's.
         cur = await db.execute("SELECT id FROM console_users WHERE email = 'audit@example.com'")

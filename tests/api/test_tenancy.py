@@ -90,6 +90,7 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     },
     ("PATCH", "/v1/campaigns/{campaign_id:uuid}"): {"name": "renamed", "live_change": True},
     ("POST", "/v1/users/{user_action:str}"): None,
+    ("PATCH", "/v1/brands/{brand_id:uuid}"): {"name": "Renamed by someone else"},
     ("POST", "/v1/campaigns/{campaign_action:str}"): None,
     ("POST", "/v1/campaigns/{campaign_id:uuid}/prizes/{prize_action:str}"): {"add": 5},
     ("POST", "/v1/coupon-templates"): {
@@ -401,6 +402,8 @@ class TestTenancy:
             "SELECT w.active, d.status FROM webhooks w JOIN member_event_deliveries d ON d.webhook_id = w.id"
         )
         assert await cur.fetchall() == [(True, "failed")]
+        cur = await db.execute("SELECT count(*) FROM brands WHERE name = 'Renamed by someone else'")
+        assert await cur.fetchone() == (0,)
         cur = await db.execute("SELECT disabled_at FROM console_users WHERE email = 'victim@example.com'")
         assert await cur.fetchall() == [(None,)]
 
