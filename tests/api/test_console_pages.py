@@ -253,6 +253,24 @@ class TestConsolePages:
             headers=csrf,
         )
         assert shipped.status_code == 201, shipped.text
+        west = await client.post(
+            "/v1/distributors",
+            json={"name": "West", "regions": ["CN-SC"]},
+            headers=tenant_a.headers(Role.BRAND_ADMIN),
+        )
+        other = await issue_batch(
+            db, settings, tenant_a.brand_id, quantity=2, activation="on_shipment", gtin="09506000134369"
+        )
+        to_west = await client.post(
+            "/v1/shipments",
+            json={
+                "distributor_id": west.json()["id"],
+                "items": [{"batch_id": str(other.batch.id), "start": 0, "stop": 2}],
+                "reference": "DN-WEST",
+            },
+            headers=csrf,
+        )
+        assert to_west.status_code == 201, to_west.text
         listed = await client.get("/console/shipments")
         assert "DN-1" in listed.text and "East" in listed.text
         assert "5 / 5" not in listed.text and ">5<" in (await client.get("/console/products")).text
@@ -267,6 +285,7 @@ class TestConsolePages:
         client.cookies.clear()
         assert (await sign_in(client, "dist@example.com")).status_code == 200
         portal = await client.get("/console/portal?since=2026-01-01&until=2026-01-31&region=cn-zj")
+        assert "DN-WEST" not in portal.text  # another distributor's shipment stays out of this portal
         assert portal.status_code == 200, portal.text
         assert "DN-1" in portal.text and "/receive" in portal.text
         assert "since=2026-01-01T00%3A00%3A00%2B08%3A00" in portal.text and "region=CN-ZJ" in portal.text
