@@ -1,6 +1,7 @@
 """Regions: ISO 3166-2 codes for distributors' territories and for where a scan happened.
 
-A territory is a list of codes, each a country (`CN`) or a first-level subdivision (`CN-ZJ`, Zhejiang).
+A territory is a list of codes, each a country (`CN`), a first-level subdivision (`CN-ZJ`, Zhejiang) or,
+in China, a prefecture-level city (`CN-330100`, Hangzhou: see `antifraud.divisions`).
 A scan's region comes from the consented browser location through an offline reverse geocoder that ships
 its own data (`reverse_geocode`: the nearest known city, with its country and province), mapped to the
 province's ISO 3166-2 code (`pycountry`); without a location, from the client's IP address through an
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import maxminddb
 import pycountry
 import reverse_geocode
+
+from antifraud import divisions
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -39,9 +42,22 @@ def is_region(code: str) -> bool:
     return len(code) == 2 and pycountry.countries.get(alpha_2=code) is not None  # noqa: PLR2004
 
 
-def within(region: str, territory: tuple[str, ...] | list[str]) -> bool:
-    """Whether a scan's region lies in a territory: the subdivision itself, or its whole country."""
-    return region in territory or region.split("-", 1)[0] in territory
+def is_territory(code: str) -> bool:
+    """What a distributor's territory may name: a region, or a Chinese city (`CN-330100`)."""
+    return is_region(code) or divisions.is_city(code)
+
+
+def within(region: str, territory: tuple[str, ...] | list[str], city: str | None = None) -> bool:
+    """Whether a scan lies in a territory: its city, its province or its whole country is named.
+
+    A scan whose city is unknown (no location, or one near a border) is not held against a territory of
+    cities in its province: diversion needs evidence.
+    """
+    if region in territory or region.split("-", 1)[0] in territory:
+        return True
+    if city is not None:
+        return city in territory
+    return any(divisions.is_city(code) and divisions.province_of(code) == region for code in territory)
 
 
 def region_at(lat: float, lng: float) -> str | None:
@@ -53,9 +69,28 @@ def region_at(lat: float, lng: float) -> str | None:
     return _region_of_cell(round(lat * 100), round(lng * 100))
 
 
+def city_at(lat: float, lng: float) -> str | None:
+    """The Chinese city at a point (`CN-330100`) when its province agrees with `region_at`; else None."""
+    return _city_of_cell(round(lat * 100), round(lng * 100))
+
+
 def warm_up() -> None:
-    """Load the geocoder's data (about half a second) before the first scan needs it."""
-    region_at(30.27, 120.16)
+    """Load the geocoder's and the division table's data (about half a second) before a scan needs it."""
+    city_at(30.27, 120.16)
+
+
+@functools.lru_cache(maxsize=200_000)
+def _city_of_cell(lat_cell: int, lng_cell: int) -> str | None:
+    return _consistent_city(_region_of_cell(lat_cell, lng_cell), lat_cell / 100, lng_cell / 100)
+
+
+def _consistent_city(region: str | None, lat: float, lng: float) -> str | None:
+    """The nearest seat's city, when it lies in the province found another way (near a border the two
+    may disagree: then the city is unknown rather than wrong)."""
+    if region is None or not region.startswith("CN-"):
+        return None
+    city = divisions.city_at(lat, lng)
+    return city if city is not None and divisions.province_of(city) == region else None
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -93,19 +128,28 @@ class IpRegions:
         self._reader = maxminddb.open_database(str(path), maxminddb.MODE_MMAP)
 
     def region_of(self, ip: str) -> str | None:
+        return self.place_of(ip)[0]
+
+    def place_of(self, ip: str) -> tuple[str | None, str | None]:
+        """The address's region and, in China, its city (by the record's coordinates), else None."""
         try:
             record: Any = self._reader.get(ipaddress.ip_address(ip))
         except ValueError:
-            return None
+            return None, None
         if not isinstance(record, dict):
-            return None
+            return None, None
         country = (record.get("country") or {}).get("iso_code")
         if not isinstance(country, str):
-            return None
+            return None, None
         subdivisions = record.get("subdivisions") or [{}]
         sub = subdivisions[0].get("iso_code") if isinstance(subdivisions[0], dict) else None
         code = f"{country}-{sub}" if isinstance(sub, str) else None
-        return code if code is not None and is_region(code) else country
+        region = code if code is not None and is_region(code) else country
+        location = record.get("location") or {}
+        lat, lng = location.get("latitude"), location.get("longitude")
+        if not isinstance(lat, int | float) or not isinstance(lng, int | float):
+            return region, None
+        return region, _consistent_city(region, float(lat), float(lng))
 
     def close(self) -> None:
         self._reader.close()

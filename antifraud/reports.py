@@ -40,6 +40,8 @@ class DiversionEvent(msgspec.Struct, frozen=True):
     position: int
     case_sscc: str | None
     pallet_sscc: str | None
+    # In China, the city when the scan's location or IP placed it (`CN-330200`, antifraud.divisions).
+    city: str | None = None
 
 
 class Count(msgspec.Struct, frozen=True):
@@ -149,6 +151,7 @@ CSV_COLUMNS = [
     "case_sscc",
     "pallet_sscc",
     "scan_id",
+    "city",
 ]
 
 
@@ -171,6 +174,7 @@ def to_csv(found: list[DiversionEvent], *, header: bool) -> bytes:
                 e.case_sscc or "",
                 e.pallet_sscc or "",
                 e.scan_id,
+                e.city or "",
             ]
         )
     return out.getvalue().encode()

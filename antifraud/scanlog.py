@@ -52,6 +52,8 @@ class ScanRecord(msgspec.Struct, frozen=True, kw_only=True):
     # Where the scan happened (ISO 3166-2, see antifraud.regions), whom the item was shipped to, and
     # whether that place is outside the distributor's territory.
     region: str | None = None
+    # In China, the city when known (`CN-330100`, antifraud.divisions).
+    city: str | None = None
     distributor_id: uuid.UUID | None = None
     diverted: bool = False
     # The code's clone risk after this scan (antifraud.clones): a suspect scan is logged and flagged.
@@ -120,6 +122,7 @@ class _ScanRow(msgspec.Struct, frozen=True, kw_only=True):
     ua_family: str | None
     distributor_id: uuid.UUID | None
     region: str | None
+    city: str | None
     diverted: bool
     suspect: bool
     risk_score: int
@@ -408,6 +411,7 @@ class ScanWriter:
                     ua_family=record.ua_family,
                     distributor_id=record.distributor_id,
                     region=record.region,
+                    city=record.city,
                     diverted=record.diverted,
                     suspect=record.risk.suspect,
                     risk_score=record.risk.score,

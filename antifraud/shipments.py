@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 QUERIES = load_queries("antifraud.sql", "shipments.sql")
 TRACE_QUERIES = load_queries("codegen.sql", "codegen.sql")
 
-Region = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")]
+# A country (CN), an ISO 3166-2 subdivision (CN-ZJ) or a Chinese prefecture-level city (CN-330100).
+Region = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3}|-[0-9]{6})?$")]
 Sscc = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{18}$")]
 
 
@@ -96,9 +97,12 @@ class _RangeRow(msgspec.Struct, frozen=True):
 
 
 def _check_regions(codes: list[str], field: str = "regions") -> None:
-    unknown = [code for code in codes if not regions.is_region(code)]
+    unknown = [code for code in codes if not regions.is_territory(code)]
     if unknown:
-        raise InvalidInput(field, f"not ISO 3166-2 subdivisions or countries: {', '.join(unknown)}")
+        raise InvalidInput(
+            field,
+            f"not countries, ISO 3166-2 subdivisions or Chinese city codes (CN-330100): {', '.join(unknown)}",
+        )
 
 
 async def create_distributor(

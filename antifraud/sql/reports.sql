@@ -4,7 +4,7 @@
 -- `only_distributor` scopes a distributor's token to its own events.
 SELECT s.id AS scan_id, s.scanned_at, s.distributor_id, d.name AS distributor_name, d.regions AS territory,
        s.region, s.product_id, p.name AS product_name, s.batch_id, b.lot, s.code_index - b.start_index AS position,
-       c.sscc AS case_sscc, pl.sscc AS pallet_sscc
+       c.sscc AS case_sscc, pl.sscc AS pallet_sscc, s.city
 FROM scans s
 JOIN distributors d ON d.id = s.distributor_id
 JOIN batches b ON b.id = s.batch_id

@@ -9,7 +9,7 @@ WITH input AS (
         seq integer, scan_id uuid, scanned_at timestamptz, brand_id uuid, product_id uuid, batch_id uuid,
         key_id smallint, code_index bigint, device_id text, member_id uuid, enrolled boolean,
         candidate_id uuid, ip_prefix inet, lat numeric, lng numeric, ua_family text, distributor_id uuid,
-        region text, diverted boolean, suspect boolean, risk_score integer, risk_reasons text)
+        region text, city text, diverted boolean, suspect boolean, risk_score integer, risk_reasons text)
 ), new_devices AS (
     SELECT DISTINCT ON (brand_id, device_id) brand_id, device_id, candidate_id, product_id, batch_id
     FROM input WHERE member_id IS NULL
@@ -62,11 +62,12 @@ WITH input AS (
     JOIN per_code p USING (brand_id, key_id, code_index)
 ), logged AS (
     INSERT INTO scans (id, scanned_at, brand_id, product_id, batch_id, key_id, code_index, verdict, scan_number,
-                       device_id, member_id, ip_prefix, lat, lng, ua_family, distributor_id, region, diverted)
+                       device_id, member_id, ip_prefix, lat, lng, ua_family, distributor_id, region, city,
+                       diverted)
     SELECT scan_id, scanned_at, brand_id, product_id, batch_id, key_id, code_index,
            CASE WHEN first THEN 'genuine_first' WHEN suspect THEN 'suspect_clone' ELSE 'genuine_repeat' END,
            scan_number, device_id, resolved_member_id, ip_prefix, round(lat, 2), round(lng, 2), ua_family,
-           distributor_id, region, diverted
+           distributor_id, region, city, diverted
     FROM numbered
 ), flagged AS (
     -- A code past a clone threshold goes (back) on the brand's review list; a first scan never does.

@@ -19,7 +19,7 @@ from litestar.params import Parameter
 from litestar.response import Redirect
 from psycopg import AsyncConnection
 
-from antifraud import reports
+from antifraud import divisions, reports
 from campaigns.members import kpis, tags
 from service.db import fetch_all, fetch_one
 from service.guards import CONSOLE_COOKIE, brand_of, principal_from, require_token, roles
@@ -186,6 +186,7 @@ async def portal(
         ),
         may_receive=True,
         csv_link="/v1/reports/diversion?" + urlencode({**filters, "format": "csv"}),
+        city_names={e.city: divisions.city_name(e.city) for e in found.items if e.city},
         shown_since=scope.since.astimezone(china).date(),
         shown_until=(scope.until.astimezone(china) - dt.timedelta(microseconds=1)).date(),
         region=scope.region or "",

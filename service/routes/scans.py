@@ -205,7 +205,7 @@ async def _process(
         _refuse_blocked(state, facts.brand_id, data.device_id, member, client_ip)
     live = facts is not None and facts.activated
     location = data.location
-    region = _region(state, location, client_ip)
+    region, city = _place(state, location, client_ip)
     signals = await state.signals.on_scan(
         device_id=data.device_id,
         ip=client_ip,
@@ -275,9 +275,12 @@ async def _process(
         lng=coarse(location.lng) if location else None,
         ua_family=user_agent,
         region=region,
+        city=city,
         distributor_id=facts.distributor_id,
         # Sold outside the territory it was shipped to: grey market, attributed to that distributor.
-        diverted=region is not None and bool(facts.territory) and not regions.within(region, facts.territory),
+        diverted=region is not None
+        and bool(facts.territory)
+        and not regions.within(region, facts.territory, city),
         risk=risk,
         # A copied code earns nothing: the first scan (the genuine buyer's, as a rule) already did.
         rewards=[] if risk.suspect else state.campaigns.reward_items(facts, scan_id, now, region),
@@ -329,13 +332,14 @@ async def _verify(state: AppState, code: str) -> Verification:
     return verification
 
 
-def _region(state: AppState, location: Location | None, ip: str | None) -> str | None:
-    """Where the scan happened: the consented location first, else the operator's IP database."""
+def _place(state: AppState, location: Location | None, ip: str | None) -> tuple[str | None, str | None]:
+    """Where the scan happened (region, and in China the city when known): the consented location first,
+    else the operator's IP database."""
     if location is not None:
-        return regions.region_at(location.lat, location.lng)
+        return regions.region_at(location.lat, location.lng), regions.city_at(location.lat, location.lng)
     if ip is not None and state.ip_regions is not None:
-        return state.ip_regions.region_of(ip)
-    return None
+        return state.ip_regions.place_of(ip)
+    return None, None
 
 
 def _refuse_blocked(

@@ -15,7 +15,7 @@ from litestar.testing import AsyncTestClient
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
-from antifraud import regions
+from antifraud import divisions, regions
 from service import auth
 from service.models import Role, TokenIn
 from service.settings import Settings
@@ -25,6 +25,7 @@ from tests.fixtures_codes import IssuedBatch, issue_batch
 
 HANGZHOU = {"lat": 30.27, "lng": 120.16, "accuracy_m": 50.0}
 GUANGZHOU = {"lat": 23.13, "lng": 113.26, "accuracy_m": 50.0}
+NINGBO = {"lat": 29.87, "lng": 121.54, "accuracy_m": 50.0}
 
 
 @pytest.fixture
@@ -220,6 +221,41 @@ class TestWhereAndDiversion:
         cur = await db.execute("SELECT region, distributor_id::text, diverted FROM scans ORDER BY scanned_at")
         assert await cur.fetchall() == [("CN-ZJ", east, False), ("CN-GD", east, True), (None, east, False)]
 
+    async def test_a_city_territory_catches_a_scan_in_another_city_of_its_province(
+        self,
+        client: AsyncTestClient[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+        db: psycopg.AsyncConnection[Any],
+    ) -> None:
+        """Hangzhou's distributor (CN-330100): a scan in Ningbo, Zhejiang too, is a diversion; one in
+        Hangzhou is not; one in Zhejiang whose city is unknown is not held against it."""
+        hangzhou = await distributor(client, tenant_a, "Hangzhou", ["CN-330100"])
+        await ship(client, tenant_a, hangzhou, issued.batch.id, 0, 10)
+        await scan(client, issued.urls[0], location=HANGZHOU)
+        await scan(client, issued.urls[1], location=NINGBO)
+        await scan(client, issued.urls[2], location=GUANGZHOU)
+        await scan(client, issued.urls[3])
+        cur = await db.execute("SELECT region, city, diverted FROM scans ORDER BY scanned_at")
+        assert await cur.fetchall() == [
+            ("CN-ZJ", "CN-330100", False),
+            ("CN-ZJ", "CN-330200", True),
+            ("CN-GD", "CN-440100", True),
+            (None, None, False),
+        ]
+        portal = await distributor_headers(db, tenant_a, hangzhou)
+        report = await client.get("/v1/reports/diversion", headers=portal)
+        assert [e["city"] for e in report.json()["items"]] == ["CN-440100", "CN-330200"]
+        csv_file = await client.get("/v1/reports/diversion", params={"format": "csv"}, headers=portal)
+        header, newest, _ = csv_file.text.splitlines()
+        assert header.endswith(",city") and newest.endswith(",CN-440100")
+        response = await client.post(
+            "/v1/distributors",
+            json={"name": "Nowhere", "regions": ["CN-330000", "CN-999900"]},
+            headers=tenant_a.headers(Role.OPERATIONS),
+        )
+        assert "CN-330000, CN-999900" in assert_problem(response, 422, "validation-error")["detail"]
+
 
 class TestDiversionReport:
     async def test_the_report_shows_a_distributors_diversions_to_it_alone(
@@ -310,6 +346,37 @@ class TestRegions:
         assert regions.within("CN-GD", ["CN"])
         assert not regions.within("FR-IDF", ["CN"])
 
+    @pytest.mark.parametrize(
+        ("lat", "lng", "city"),
+        [
+            (30.27, 120.16, "CN-330100"),  # Hangzhou
+            (29.87, 121.54, "CN-330200"),  # Ningbo
+            (23.13, 113.26, "CN-440100"),  # Guangzhou
+            (22.54, 114.06, "CN-440300"),  # Shenzhen
+            (39.90, 116.40, "CN-110100"),  # Beijing's districts
+            (48.85, 2.35, None),  # Paris: no Chinese city
+        ],
+    )
+    def test_a_location_in_china_maps_to_its_city(self, lat: float, lng: float, city: str | None) -> None:
+        assert regions.city_at(lat, lng) == city
+
+    def test_a_city_territory_holds_its_city_and_gives_an_unknown_city_the_benefit_of_the_doubt(self) -> None:
+        territory = ["CN-330100", "CN-SH"]
+        assert regions.within("CN-ZJ", territory, "CN-330100")
+        assert not regions.within("CN-ZJ", territory, "CN-330200")
+        assert regions.within("CN-ZJ", territory, None)  # somewhere in Zhejiang: no evidence it left
+        assert not regions.within("CN-GD", territory, None)
+        assert regions.within("CN-SH", territory, "CN-310100")
+        assert regions.is_territory("CN-330100") and not regions.is_region("CN-330100")
+        assert not regions.is_territory("CN-330000") and not regions.is_territory("CN-330102")
+
+    @given(st.floats(-90, 90), st.floats(-180, 180))
+    def test_any_point_gets_a_city_of_its_own_province_or_none(self, lat: float, lng: float) -> None:
+        city = regions.city_at(lat, lng)
+        assert city is None or (
+            regions.is_territory(city) and divisions.province_of(city) == regions.region_at(lat, lng)
+        )
+
     @given(st.floats(-90, 90), st.floats(-180, 180))
     def test_any_point_on_earth_gets_a_region_or_none(self, lat: float, lng: float) -> None:
         found = regions.region_at(lat, lng)
@@ -368,6 +435,13 @@ class TestIpDatabase:
         writer = MMDBWriter(ip_version=4, database_type="GeoIP2-City")
         record = {"country": {"iso_code": "CN"}, "subdivisions": [{"iso_code": "GD"}]}
         writer.insert_network(IPSet(["203.0.113.0/24"]), record)
+        # A city record (its coordinates place it in Ningbo, Zhejiang).
+        ningbo = {
+            "country": {"iso_code": "CN"},
+            "subdivisions": [{"iso_code": "ZJ"}],
+            "location": {"latitude": 29.87, "longitude": 121.54},
+        }
+        writer.insert_network(IPSet(["192.0.2.0/24"]), ningbo)
         path = tmp_path / "regions.mmdb"
         writer.to_db_file(str(path))
         return msgspec.structs.replace(settings, ip_database=path, trust_forwarded_for=True)
@@ -390,3 +464,23 @@ class TestIpDatabase:
         await scan(client, issued.urls[2], location=HANGZHOU)  # a shared location wins over the IP
         cur = await db.execute("SELECT region, diverted FROM scans ORDER BY scanned_at")
         assert await cur.fetchall() == [("CN-GD", True), (None, False), ("CN-ZJ", False)]
+
+    async def test_the_ip_databases_coordinates_place_a_scan_in_a_city(
+        self,
+        client: AsyncTestClient[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+        db: psycopg.AsyncConnection[Any],
+    ) -> None:
+        """An address in Ningbo: outside Hangzhou's city territory though inside its province."""
+        hangzhou = await distributor(client, tenant_a, "Hangzhou", ["CN-330100"])
+        ningbo = await distributor(client, tenant_a, "Ningbo", ["CN-330200"])
+        await ship(client, tenant_a, hangzhou, issued.batch.id, 0, 5)
+        await ship(client, tenant_a, ningbo, issued.batch.id, 5, 10)
+        for url in (issued.urls[0], issued.urls[5]):
+            client.cookies.clear()
+            body = {"code": url, "device_id": f"dev-{uuid.uuid4().hex}"}
+            response = await client.post("/v1/scans", json=body, headers={"X-Forwarded-For": "192.0.2.9"})
+            assert response.status_code == 200, response.text
+        cur = await db.execute("SELECT region, diverted FROM scans ORDER BY scanned_at")
+        assert await cur.fetchall() == [("CN-ZJ", True), ("CN-ZJ", False)]

@@ -1,0 +1,90 @@
+"""China's administrative divisions (GB/T 2260 codes) for city-level territories.
+
+A distributor's territory may name a prefecture-level city as `CN-` and its six-digit code (`CN-330100`,
+Hangzhou) beside ISO 3166-2 provinces (`CN-ZJ`) and countries. A located scan in China is placed in a city
+by the nearest division seat (county or city district) in `data/cn_divisions.csv`: every division's code,
+name and seat, from the cpca project (MIT licence, see `data/README.md`). Near a city's border the
+nearest seat may lie across it; that is the precision of a seat-based lookup, and why a scan whose city
+disagrees with its province is given no city.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import math
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+from scipy.spatial import cKDTree
+
+# The first two digits of a division code name its province.
+PROVINCES = {
+    "11": "CN-BJ", "12": "CN-TJ", "13": "CN-HE", "14": "CN-SX", "15": "CN-NM", "21": "CN-LN",
+    "22": "CN-JL", "23": "CN-HL", "31": "CN-SH", "32": "CN-JS", "33": "CN-ZJ", "34": "CN-AH",
+    "35": "CN-FJ", "36": "CN-JX", "37": "CN-SD", "41": "CN-HA", "42": "CN-HB", "43": "CN-HN",
+    "44": "CN-GD", "45": "CN-GX", "46": "CN-HI", "50": "CN-CQ", "51": "CN-SC", "52": "CN-GZ",
+    "53": "CN-YN", "54": "CN-XZ", "61": "CN-SN", "62": "CN-GS", "63": "CN-QH", "64": "CN-NX",
+    "65": "CN-XJ", "71": "CN-TW", "81": "CN-HK", "82": "CN-MO",
+}  # fmt: skip
+CITY_CODE = re.compile(r"^CN-(\d{4})00$")
+# Farther than this from every seat (in degrees, about 100 km) a point is not in a Chinese city.
+MAX_SEAT_DISTANCE = 1.0
+# Longitudes are scaled by the cosine of a middle latitude so that the tree measures rough distances.
+_LNG_SCALE = math.cos(math.radians(33))
+
+
+@dataclass(frozen=True)
+class _Seats:
+    names: dict[str, str]
+    codes: list[str]
+    tree: cKDTree
+
+
+@functools.cache
+def _seats() -> _Seats:
+    data = resources.files("antifraud").joinpath("data/cn_divisions.csv")
+    with data.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    names = {row["code"]: row["name"] for row in rows}
+    # County-level seats place a point; provinces and cities are only the levels it belongs to.
+    seats = [row for row in rows if not row["code"].endswith("00")]
+    points = [(float(row["lat"]), float(row["lng"]) * _LNG_SCALE) for row in seats]
+    return _Seats(names, [row["code"] for row in seats], cKDTree(points))
+
+
+def is_city(code: str) -> bool:
+    """`CN-` and a prefecture-level city's code (`CN-330100`) that the division table knows."""
+    found = CITY_CODE.match(code)
+    return (
+        found is not None
+        and found[1][:2] in PROVINCES
+        and found[1][2:] != "00"  # `CN-330000` is the province, named `CN-ZJ`
+        and code[3:] in _seats().names
+    )
+
+
+def province_of(city: str) -> str:
+    """The ISO 3166-2 province of a city code (`CN-330100` is in `CN-ZJ`)."""
+    return PROVINCES[city[3:5]]
+
+
+def city_name(city: str) -> str | None:
+    """The city's Chinese name; a municipality's districts go by the municipality's (北京市)."""
+    names = _seats().names
+    name = names.get(city[3:])
+    return names.get(city[3:5] + "0000") if name == "市辖区" else name
+
+
+def city_at(lat: float, lng: float) -> str | None:
+    """The prefecture-level city (`CN-330100`) whose division seat is nearest, or None far from China.
+
+    Municipalities' districts belong to their municipality's code (`CN-110100`, Beijing's districts).
+    """
+    seats = _seats()
+    distance, at = seats.tree.query((lat, lng * _LNG_SCALE))
+    if distance > MAX_SEAT_DISTANCE:
+        return None
+    city = f"CN-{seats.codes[at][:4]}00"
+    return city if city[3:] in seats.names else None
