@@ -1,14 +1,16 @@
 """Clone detection: one genuine code copied onto many fakes shows in its scan history.
 
 Signals per code (kept in Redis by antifraud.signals, a rebuildable hint): distinct devices, distinct
-regions, the travel from its previous located scan, and a burst of scans within 10 minutes. Each signal
-is scored against the brand's threshold as a percentage; the code's risk score is the highest of them,
-plus 50 when the code was scanned before it was activated (a leaked print file: another signal at half
-its threshold then suffices). A score of 100 or more makes the scan `suspect_clone` (no reward; the code
+known members, distinct regions, the travel from its previous located scan, and a burst of scans within
+10 minutes. Each signal is scored against the brand's threshold as a percentage; the code's risk score
+is the highest of them, plus 50 when the code was scanned before it was activated (a leaked print file:
+another signal at half its threshold then suffices). A score of 100 or more makes the scan `suspect_clone` (no reward; the code
 is flagged for review with its case and pallet).
 
 Defaults (per brand, `PUT /v1/antifraud/clone-rules`):
 - devices: 10 distinct devices (a family shares a bottle; a shop's shelf is not scanned by 10 phones);
+- members: 5 distinct known members (scans carrying a member token: people with accounts, who do not
+  share one bottle between five households; a new device's first scan has no member yet);
 - regions: 3 distinct provinces (an item does not tour the country after sale);
 - travel: faster than 800 km/h between two located scans at least 100 km apart (faster than a plane);
   `max_speed_kmh: null` turns this rule off;
@@ -34,6 +36,7 @@ MIN_TRAVEL_KM = 100
 
 class CloneRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     devices: Annotated[int, msgspec.Meta(ge=2, le=100_000)] = 10
+    members: Annotated[int, msgspec.Meta(ge=2, le=100_000)] = 5
     regions: Annotated[int, msgspec.Meta(ge=2, le=1_000)] = 3
     # None turns the travel rule off (for brands whose buyers share locations too coarse for it).
     max_speed_kmh: Annotated[int, msgspec.Meta(ge=50, le=100_000)] | None = 800
@@ -65,6 +68,7 @@ def assess(signals: CodeSignals | None, rules: CloneRules) -> Risk:
         return NO_RISK
     scores = {
         "devices": 100 * signals.distinct_devices // rules.devices,
+        "members": 100 * signals.distinct_members // rules.members,
         "regions": 100 * signals.distinct_regions // rules.regions,
         "travel": _travel_score(signals, rules),
         "burst": 100 * signals.burst // rules.burst,

@@ -52,6 +52,8 @@ class CodeSignals(msgspec.Struct, frozen=True):
     # Scans of the code in the current 10-minute window, and whether it was scanned before activation.
     burst: int = 0
     leaked: bool = False
+    # Distinct known members (scans with a member token) the code was scanned by.
+    distinct_members: int = 0
 
 
 class ScanSignals(msgspec.Struct, frozen=True):
@@ -122,7 +124,7 @@ class Signals:
     async def forget_code(self, code: tuple[uuid.UUID, int, int]) -> None:
         """A flag cleared as a false alarm: the code's clone signals start over (its scan count stays)."""
         tag = f"{{c:{code[0]}:{code[1]}:{code[2]}}}"
-        await self._redis.delete(*(f"{self._prefix}{tag}:{part}" for part in ("d", "r", "t", "l")))
+        await self._redis.delete(*(f"{self._prefix}{tag}:{part}" for part in ("d", "m", "r", "t", "l")))
 
     async def on_scan(
         self,
@@ -137,8 +139,8 @@ class Signals:
     ) -> ScanSignals:
         """Count the scan against its device, IP and member (Throttled above the limits) and its code."""
         # Two numbers per operation: device window, IP window (with an IP), member window (with a
-        # member), then code or counterfeit, then (for a code) its regions with a region, its travel
-        # with a location.
+        # member), then code or counterfeit, then (for a code) its members with a member, its regions
+        # with a region, its travel with a location.
         replies = await self._call(
             self._operations(device_id, ip, member_id, code, region, location, leaked_code)
         )
@@ -156,8 +158,11 @@ class Signals:
             scans, devices = replies[at], replies[at + 1]
             at += 2
             burst, leaked = replies[at], bool(replies[at + 1])
-            regions = 0
+            regions = members = 0
             travel_km = travel_s = None
+            if member_id is not None:
+                at += 2
+                members = replies[at]
             if region is not None:
                 at += 2
                 regions = replies[at]
@@ -165,7 +170,7 @@ class Signals:
                 at += 2
                 if replies[at] >= 0:
                     travel_km, travel_s = replies[at], replies[at + 1]
-            signals = CodeSignals(scans, devices, regions, travel_km, travel_s, burst, leaked)
+            signals = CodeSignals(scans, devices, regions, travel_km, travel_s, burst, leaked, members)
             return ScanSignals(code=signals, log_counterfeit=False)
         within_limit = replies[-2] <= self.limits.counterfeit_logs_per_ip_minute
         return ScanSignals(code=None, log_counterfeit=within_limit)
@@ -209,6 +214,11 @@ class Signals:
             keys += (f"{p}{tag}:b:{window}", f"{p}{tag}:l")
             args += ("b", self.limits.burst_window_s)
             operations += 1
+            if member_id is not None:
+                # The generic sketch operation, on the code's member sketch.
+                keys.append(f"{p}{tag}:m")
+                args += ("r", str(member_id), self.limits.code_signal_ttl_s)
+                operations += 1
             if region is not None:
                 keys.append(f"{p}{tag}:r")
                 args += ("r", region, self.limits.code_signal_ttl_s)

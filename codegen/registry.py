@@ -117,6 +117,7 @@ class _Activation(msgspec.Struct, frozen=True):
 class _CloneRulesRow(msgspec.Struct, frozen=True):
     brand_id: uuid.UUID
     devices: int
+    members: int
     regions: int
     max_speed_kmh: int | None
     burst: int
@@ -225,7 +226,11 @@ class CodeRegistry:
             await cur.execute(QUERIES["registry_clone_rules"], since)
             for row in await cur.fetchall():
                 self._clone_rules[row.brand_id] = CloneRules(
-                    devices=row.devices, regions=row.regions, max_speed_kmh=row.max_speed_kmh, burst=row.burst
+                    devices=row.devices,
+                    members=row.members,
+                    regions=row.regions,
+                    max_speed_kmh=row.max_speed_kmh,
+                    burst=row.burst,
                 )
                 newest = max(newest, row.change_seq)
         self._since = newest

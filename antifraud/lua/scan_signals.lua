@@ -5,7 +5,8 @@
 --                         window weighted by how much of it still lies in that span), and the
 --                         seconds until the current window ends
 --   'c', device_id, ttl   per-code counter and distinct-device sketch (2 keys): replies count, devices
---   'r', region, ttl      per-code distinct-region sketch (1 key): replies regions, 0
+--   'r', value, ttl       per-code distinct-value sketch (1 key: regions, or members): replies the
+--                         distinct values, 0
 --   'b', window_ttl       per-code burst window and leak flag (2 keys): replies the code's scans in this
 --                         window, and 1 when it was scanned before activation (else 0)
 --   'l', ttl              the code was scanned before activation (1 key): replies 1, 0

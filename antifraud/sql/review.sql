@@ -1,13 +1,13 @@
 -- get_clone_rules --
-SELECT devices, regions, max_speed_kmh, burst FROM clone_rules WHERE brand_id = %(brand_id)s;
+SELECT devices, members, regions, max_speed_kmh, burst FROM clone_rules WHERE brand_id = %(brand_id)s;
 
 -- save_clone_rules --
-INSERT INTO clone_rules AS r (brand_id, devices, regions, max_speed_kmh, burst)
-VALUES (%(brand_id)s, %(devices)s, %(regions)s, %(max_speed_kmh)s, %(burst)s)
-ON CONFLICT (brand_id) DO UPDATE SET devices = excluded.devices, regions = excluded.regions,
-                                     max_speed_kmh = excluded.max_speed_kmh, burst = excluded.burst,
-                                     updated_at = now()
-RETURNING devices, regions, max_speed_kmh, burst;
+INSERT INTO clone_rules AS r (brand_id, devices, members, regions, max_speed_kmh, burst)
+VALUES (%(brand_id)s, %(devices)s, %(members)s, %(regions)s, %(max_speed_kmh)s, %(burst)s)
+ON CONFLICT (brand_id) DO UPDATE SET devices = excluded.devices, members = excluded.members,
+                                     regions = excluded.regions, max_speed_kmh = excluded.max_speed_kmh,
+                                     burst = excluded.burst, updated_at = now()
+RETURNING devices, members, regions, max_speed_kmh, burst;
 
 -- flagged_page --
 -- The review list, oldest flag first (keyset by id), each code with its product, lot, batch position,

@@ -144,7 +144,7 @@ SELECT id, brand_id, product_id, key_id, start_index, quantity, lot, production_
 FROM batches WHERE change_seq > %(since)s;
 
 -- registry_clone_rules --
-SELECT brand_id, devices, regions, max_speed_kmh, burst, change_seq FROM clone_rules
+SELECT brand_id, devices, members, regions, max_speed_kmh, burst, change_seq FROM clone_rules
 WHERE change_seq > %(since)s;
 
 -- registry_activations --

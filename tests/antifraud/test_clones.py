@@ -125,6 +125,26 @@ class TestThresholds:
         assert [a["verdict"] for a in answers] == ["genuine_first", "genuine_repeat"] + ["suspect_clone"] * 3
         assert answers[2]["reason"] == "regions"
 
+    async def test_5_known_members_turn_a_code_suspect_at_the_5th(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch
+    ) -> None:
+        """Default rule: 5 distinct members with tokens (returning people), well under the device rule."""
+        tokens = []
+        for n in range(5):  # five people, each with an account from an earlier scan of another code
+            client.cookies.clear()
+            first = await client.post(
+                "/v1/scans", json={"code": issued.urls[10 + n], "device_id": f"person-{n}"}
+            )
+            tokens.append((f"person-{n}", first.json()["member_token"]))
+        assert (await scan(client, issued.urls[2]))["verdict"] == "genuine_first"
+        verdicts = []
+        for device, token in tokens:
+            client.cookies.clear()
+            body = {"code": issued.urls[2], "device_id": device, "member_token": token}
+            verdicts.append((await client.post("/v1/scans", json=body)).json())
+        assert [v["verdict"] for v in verdicts] == ["genuine_repeat"] * 4 + ["suspect_clone"]
+        assert verdicts[-1]["reason"] == "members"
+
     async def test_impossible_travel_makes_the_second_scan_suspect(
         self, client: AsyncTestClient[Any], issued: IssuedBatch
     ) -> None:
@@ -194,8 +214,8 @@ class TestConsequences:
         assert (await set_rules(client, tenant_a, devices=5, regions=4, max_speed_kmh=900)).status_code == 200
         mine = await client.get("/v1/antifraud/clone-rules", headers=tenant_a.headers(Role.AUDITOR))
         theirs = await client.get("/v1/antifraud/clone-rules", headers=tenant_b.headers(Role.AUDITOR))
-        assert mine.json() == {"devices": 5, "regions": 4, "max_speed_kmh": 900, "burst": 20}
-        assert theirs.json() == {"devices": 10, "regions": 3, "max_speed_kmh": 800, "burst": 20}
+        assert mine.json() == {"devices": 5, "members": 5, "regions": 4, "max_speed_kmh": 900, "burst": 20}
+        assert theirs.json() == {"devices": 10, "members": 5, "regions": 3, "max_speed_kmh": 800, "burst": 20}
         assert (await set_rules(client, tenant_a, devices=3)).status_code == 200
         assert (await client.get("/v1/antifraud/clone-rules", headers=tenant_a.headers())).json()[
             "devices"
@@ -208,6 +228,7 @@ class TestConsequences:
 
 @given(
     devices=st.integers(1, 50),
+    members=st.integers(0, 12),
     regions=st.integers(0, 10),
     km=st.none() | st.integers(0, 5_000),
     seconds=st.integers(0, 86_400),
@@ -215,16 +236,19 @@ class TestConsequences:
     leaked=st.booleans(),
 )
 def test_the_score_is_the_worst_signal_against_its_threshold(
-    devices: int, regions: int, km: int | None, seconds: int, burst: int, leaked: bool
+    devices: int, members: int, regions: int, km: int | None, seconds: int, burst: int, leaked: bool
 ) -> None:
     """Suspect when a signal reaches its threshold, or half of it for a code seen before activation."""
     rules = clones.CloneRules()
     assert rules.max_speed_kmh is not None
-    signals = CodeSignals(devices + 1, devices, regions, km, None if km is None else seconds, burst, leaked)
+    signals = CodeSignals(
+        devices + 1, devices, regions, km, None if km is None else seconds, burst, leaked, members
+    )
     risk = clones.assess(signals, rules)
     share = 2 if leaked else 1  # a leaked code needs half of any threshold
     assert risk.suspect == (
         devices * share >= rules.devices
+        or members * share >= rules.members
         or regions * share >= rules.regions
         or burst * share >= rules.burst
         or (
@@ -233,5 +257,5 @@ def test_the_score_is_the_worst_signal_against_its_threshold(
             and km * 3600 * share >= max(seconds, 1) * rules.max_speed_kmh
         )
     )
-    assert set(risk.reasons) <= {"devices", "regions", "travel", "burst", "leaked"}
+    assert set(risk.reasons) <= {"devices", "members", "regions", "travel", "burst", "leaked"}
     assert bool(risk.reasons) == risk.suspect
