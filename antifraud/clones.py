@@ -4,8 +4,8 @@ Signals per code (kept in Redis by antifraud.signals, a rebuildable hint): disti
 known members, distinct regions, the travel from its previous located scan, and a burst of scans within
 10 minutes. Each signal is scored against the brand's threshold as a percentage; the code's risk score
 is the highest of them, plus 50 when the code was scanned before it was activated (a leaked print file:
-another signal at half its threshold then suffices). A score of 100 or more makes the scan `suspect_clone` (no reward; the code
-is flagged for review with its case and pallet).
+another signal at half its threshold then suffices). A score of 100 or more makes the scan
+`suspect_clone` (no reward; the code is flagged for review with its case and pallet).
 
 Defaults (per brand, `PUT /v1/antifraud/clone-rules`):
 - devices: 10 distinct devices (a family shares a bottle; a shop's shelf is not scanned by 10 phones);

@@ -33,8 +33,8 @@ class PrizeIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     kind: Literal["physical", "coupon", "points", "cash"]
     weight: Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
     stock: Annotated[int, msgspec.Meta(ge=0, le=100_000_000)]
-    cost_cents: Annotated[int, msgspec.Meta(ge=0)]
-    points: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    cost_cents: Annotated[int, msgspec.Meta(ge=0, le=10**15)]
+    points: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
     # Coupon prizes: the template (see campaigns.coupons) whose coupon the winner gets.
     coupon_template_id: uuid.UUID | None = None
 

@@ -232,6 +232,18 @@ def _undecodable(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Re
     )
 
 
+def _out_of_range(request: Request[Any, Any, Any], _exc: Exception) -> Response[Problem]:
+    # A number the client sent (a cursor, an id, an amount) that no database column can hold: every
+    # bound the API checks fits its column, so this is a parameter without one, never stored data.
+    return problem_response(
+        request,
+        status=422,
+        slug="validation-error",
+        title="Request failed validation",
+        detail="a number in the request is out of range",
+    )
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     logger.error("unhandled error", exc_info=exc)
     return problem_response(
@@ -246,6 +258,7 @@ def exception_handlers() -> Mapping[type[Exception], Callable[..., Response[Any]
         UnicodeDecodeError: _undecodable,
         psycopg_pool.PoolTimeout: _engine_unavailable,
         psycopg.OperationalError: _engine_unavailable,
+        psycopg.errors.NumericValueOutOfRange: _out_of_range,
         redis.exceptions.ConnectionError: _engine_unavailable,
         redis.exceptions.TimeoutError: _engine_unavailable,
         # Redis Cluster failing over or moving slots (transient: the next try finds the right node).

@@ -7,7 +7,6 @@ Reviews, blocks and lifts are calls to the JSON API from the page; the API audit
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from typing import Annotated, Any
 
 import msgspec
@@ -22,14 +21,13 @@ from service.guards import brand_of, principal_from, roles
 from service.models import Role
 from service.queries import load_queries
 from service.routes import antifraud as antifraud_routes
-from service.routes.console_common import render, texts, who
+from service.routes.console_common import CHINA, day_range, render, texts, who
 from service.settings import Settings
 from service.state import AppState
 
 QUERIES = load_queries("service.sql", "console.sql")
 LISTED = 100
 AUDIT_ROLES = (Role.BRAND_ADMIN, Role.AUDITOR)
-CHINA = zoneinfo.ZoneInfo("Asia/Shanghai")
 MAP_WIDTH, MAP_HEIGHT, MAP_MARGIN = 600, 360, 24
 
 
@@ -141,17 +139,18 @@ async def audit_page(
     actor: Annotated[str, Parameter(max_length=254)] | None = None,
     since: dt.date | None = None,
     until: dt.date | None = None,
-    before: int | None = None,
+    before: Annotated[int, Parameter(ge=1, le=2**63 - 1)] | None = None,
 ) -> Response[str]:
     """The brand's audit log, newest first, filtered; "older" pages by id (the log is append-only)."""
     principal = principal_from(request)
     brand_id = brand_of(principal)
+    start, end = day_range(since, until)
     filters = {
         "action": action or None,
         "object_type": object_type or None,
         "actor": actor or None,
-        "since": dt.datetime.combine(since, dt.time(), CHINA) if since else None,
-        "until": dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), CHINA) if until else None,
+        "since": start,
+        "until": end,
     }
     rows = await fetch_all(
         db,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import zoneinfo
 from typing import Any
 
 import msgspec
@@ -19,17 +20,20 @@ from psycopg import AsyncConnection
 from campaigns import campaigns as campaign_model
 from campaigns import stats
 from campaigns.members import segments, tags, tiers
-from codegen import products
+from service.db import fetch_all
 from service.guards import brand_of, principal_from, roles
+from service.queries import load_queries
 from service.routes import campaigns as campaign_routes
 from service.routes import member_admin, membership
 from service.routes.console_common import bars, render, texts, who
 from service.settings import Settings
 
-LISTED = 200  # campaigns, products: a brand's console lists this many at most, newest first
+LISTED = 200  # campaigns: the console lists the newest this many
+PRODUCTS_LISTED = 1000
 PRIZE_KINDS = ("physical", "points", "cash", "coupon")
 # The editor's kinds; a coupon campaign (it names a coupon template) is made and changed through the API.
 EDITABLE_KINDS = frozenset({"points", "lucky_draw"})
+QUERIES = load_queries("service.sql", "console.sql")
 # Zones a brand's campaigns usually run in; the API takes any IANA zone.
 TIME_ZONES = (
     "Asia/Shanghai",
@@ -42,17 +46,45 @@ TIME_ZONES = (
 )
 
 
+class CampaignRow(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    name: str
+    kind: str
+    status: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    spent_cents: int
+    budget_cents: int
+    created_at: dt.datetime
+
+
+class ProductRow(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    name: str
+    gtin: str | None
+    sku: str | None
+
+
+async def brand_products(db: AsyncConnection[Any], brand_id: uuid.UUID) -> list[ProductRow]:
+    """The brand's products by name (a brand's catalogue is hundreds, not millions)."""
+    return await fetch_all(
+        db, QUERIES["brand_products"], {"brand_id": brand_id, "limit": PRODUCTS_LISTED}, ProductRow
+    )
+
+
 @get("/console/campaigns", opt=roles(*campaign_routes.READERS), include_in_schema=False)
 async def campaigns_page(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> Response[str]:
     """Every campaign of the brand with its status and spend; writers get the "new campaign" button."""
     principal = principal_from(request)
-    found = await campaign_model.list_campaigns(db, brand_of(principal), after=None, limit=LISTED)
+    found = await fetch_all(
+        db, QUERIES["recent_campaigns"], {"brand_id": brand_of(principal), "limit": LISTED}, CampaignRow
+    )
     return render(
         request,
         "console_campaigns.html",
         title=texts(request)["campaigns_nav"],
         user=await who(db, principal),
-        campaigns=sorted(found, key=lambda c: c.created_at, reverse=True),
+        campaigns=found,
         may_write=principal.role in campaign_routes.WRITERS,
     )
 
@@ -78,7 +110,7 @@ async def _editor_context(
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     return {
         "user": await who(db, principal_from(request)),
-        "products": await products.list_products(db, brand_id, after=None, limit=LISTED),
+        "products": await brand_products(db, brand_id),
         "segments": await segments.list_all(db, brand_id),
         "tiers": await tiers.list_tiers(db, brand_id),
         "prize_kinds": PRIZE_KINDS,
@@ -134,6 +166,8 @@ async def campaign_page(
         title=campaign.name,
         user=await who(db, principal),
         campaign=campaign,
+        starts_local=campaign.starts_at.astimezone(zoneinfo.ZoneInfo(campaign.time_zone)),
+        ends_local=campaign.ends_at.astimezone(zoneinfo.ZoneInfo(campaign.time_zone)),
         stats=figures,
         steps=steps,
         chances={p.id: p.weight / weight_total if weight_total else 0.0 for p in campaign.prizes},

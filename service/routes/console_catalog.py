@@ -15,12 +15,11 @@ from litestar import Request, Response, get
 from psycopg import AsyncConnection
 
 from antifraud import shipments
-from codegen import products
 from service.db import fetch_all
 from service.guards import brand_of, principal_from, roles
 from service.models import Role
 from service.queries import load_queries
-from service.routes import codes, exports
+from service.routes import codes, console_campaigns, exports
 from service.routes import shipments as shipment_routes
 from service.routes.console_common import render, texts, who
 
@@ -61,7 +60,7 @@ async def products_page(request: Request[Any, Any, Any], db: AsyncConnection[Any
         "console_products.html",
         title=texts(request)["products_nav"],
         user=await who(db, principal),
-        products=await products.list_products(db, brand_id, after=None, limit=LISTED),
+        products=await console_campaigns.brand_products(db, brand_id),
         batches=await fetch_all(
             db, QUERIES["recent_batches"], {"brand_id": brand_id, "limit": LISTED}, RecentBatch
         ),

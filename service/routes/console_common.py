@@ -6,6 +6,8 @@ API with the session cookie; the page carries the session's CSRF token in a `<me
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
 from typing import Any, Final
 
 import jinja2
@@ -14,6 +16,7 @@ from litestar.enums import MediaType
 from psycopg import AsyncConnection
 
 from service import users
+from service.errors import InvalidField
 from service.guards import ANY_BRAND_ROLE, CSRF_STATE
 from service.models import Principal, Role
 from service.pages.console_texts import TEXTS
@@ -26,6 +29,11 @@ TEMPLATES = jinja2.Environment(
 # Brand pages: every brand role but the distributor's portal and the till's.
 BRAND_PAGE_ROLES: Final = tuple(ANY_BRAND_ROLE - {Role.DISTRIBUTOR, Role.POINT_OF_SALE})
 BAR_WIDTH: Final = 380
+# Pages filter by whole days in China's time, as people at a Chinese brand read their calendars.
+CHINA: Final = zoneinfo.ZoneInfo("Asia/Shanghai")
+# Days a filter may name (beyond them, date arithmetic overflows before anything is asked).
+FIRST_DAY: Final = dt.date(2000, 1, 1)
+LAST_DAY: Final = dt.date(9000, 12, 31)
 # The header's links: (path, text key, roles that may open the page). A link shows only to those roles.
 NAVIGATION: Final[tuple[tuple[str, str, frozenset[Role]], ...]] = (
     ("/console/dashboard", "dashboard", frozenset(BRAND_PAGE_ROLES)),
@@ -95,3 +103,13 @@ async def who(db: AsyncConnection[Any], principal: Principal) -> Any:
     if principal.kind == "user":
         return await users.get_user(db, principal.token_id)
     return {"email": "API token", "role": principal.role.value}
+
+
+def day_range(since: dt.date | None, until: dt.date | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The instants a page's `since`..`until` days (both included, China's time) start and end at."""
+    for field, day in (("since", since), ("until", until)):
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise InvalidField(field, f"a day from {FIRST_DAY} to {LAST_DAY}")
+    start = dt.datetime.combine(since, dt.time(), CHINA) if since else None
+    end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), CHINA) if until else None
+    return start, end

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-import zoneinfo
 from typing import Any
 
 from litestar import Request, Response, get
@@ -18,11 +17,10 @@ from campaigns.members import adjustments, kpis, segments
 from service.guards import brand_of, principal_from, roles
 from service.models import Role
 from service.routes import member_admin
-from service.routes.console_common import render, texts, who
+from service.routes.console_common import CHINA, day_range, render, texts, who
 
 APPROVAL_READERS = (Role.FINANCE, Role.BRAND_ADMIN, Role.AUDITOR)
 LISTED = 200
-CHINA = zoneinfo.ZoneInfo("Asia/Shanghai")
 DEFAULT_DAYS = 30
 
 
@@ -58,11 +56,14 @@ async def kpis_page(
     today = dt.datetime.now(CHINA).date()
     last = until or today
     first = since or last - dt.timedelta(days=DEFAULT_DAYS - 1)
+    range_from, range_to = day_range(first, last)
+    assert range_from is not None
+    assert range_to is not None
     figures = await kpis.kpis(
         db,
         brand_id,
-        range_from=dt.datetime.combine(first, dt.time(), CHINA),
-        range_to=dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), CHINA),
+        range_from=range_from,
+        range_to=range_to,
         now=dt.datetime.now(dt.UTC),
         segment_id=segment_id,
     )

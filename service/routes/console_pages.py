@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-import zoneinfo
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -34,7 +33,7 @@ from service.routes import (
     member_admin,
 )
 from service.routes import reports as report_routes
-from service.routes.console_common import BRAND_PAGE_ROLES, bars, render, texts, who
+from service.routes.console_common import BRAND_PAGE_ROLES, CHINA, bars, day_range, render, texts, who
 
 QUERIES = load_queries("service.sql", "console.sql")
 
@@ -164,9 +163,7 @@ async def portal(
     (its territory only, as the report API scopes them); the CSV link carries the same filters."""
     principal = principal_from(request)
     # Whole days in China's time, as a distributor reads its paperwork; the last 30 days by default.
-    china = zoneinfo.ZoneInfo("Asia/Shanghai")
-    start = dt.datetime.combine(since, dt.time(), china) if since else None
-    end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), china) if until else None
+    start, end = day_range(since, until)
     scope = report_routes.report_scope(principal, start, end, region=region.upper() if region else None)
     found = await reports.report(report_db, scope, before=None, limit=100)
     filters = {"since": scope.since.isoformat(), "until": scope.until.isoformat()}
@@ -187,8 +184,8 @@ async def portal(
         may_receive=True,
         csv_link="/v1/reports/diversion?" + urlencode({**filters, "format": "csv"}),
         city_names={e.city: divisions.city_name(e.city) for e in found.items if e.city},
-        shown_since=scope.since.astimezone(china).date(),
-        shown_until=(scope.until.astimezone(china) - dt.timedelta(microseconds=1)).date(),
+        shown_since=scope.since.astimezone(CHINA).date(),
+        shown_until=(scope.until.astimezone(CHINA) - dt.timedelta(microseconds=1)).date(),
         region=scope.region or "",
     )
 

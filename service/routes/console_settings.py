@@ -74,7 +74,8 @@ async def settings_page(
         brand=await brands.get_brand(db, brand_id),
         scan_domain=settings.scan_domain,
         keys=keyring.key_infos(await keyring.list_keys(db, brand_id)),
-        webhooks=await webhooks.list_webhooks(db, brand_id),
+        # Webhook URLs may carry a receiver's credentials: brand admins only, as on the API.
+        webhooks=await webhooks.list_webhooks(db, brand_id) if principal.role is Role.BRAND_ADMIN else None,
         people=await users.list_users(db, brand_id),
         distributors=await shipments.list_distributors(db, brand_id, after=None, limit=LISTED),
         tokens=await auth.list_tokens(db, brand_id=brand_id, after=None, limit=LISTED),

@@ -25,7 +25,7 @@ SELECT b.id, b.seq, b.lot, b.quantity, b.production_date, b.status, b.activation
        CASE WHEN b.activation = 'on_issue' THEN b.quantity
             ELSE (SELECT coalesce(sum(a.stop_index - a.start_index), 0) FROM activations a
                   WHERE a.batch_id = b.id) END::bigint AS activated,
-       (SELECT count(*) FROM aggregation_items i WHERE i.batch_id = b.id)::bigint AS cases
+       (SELECT count(DISTINCT i.aggregation_id) FROM aggregation_items i WHERE i.batch_id = b.id)::bigint AS cases
 FROM batches b JOIN products p ON p.id = b.product_id
 WHERE b.brand_id = %(brand_id)s
 ORDER BY b.seq DESC LIMIT %(limit)s;
@@ -65,3 +65,14 @@ SELECT coalesce(region, 'unknown') AS region, count(*)::bigint AS scans,
 FROM scans
 WHERE brand_id = %(brand_id)s AND scanned_at >= %(now)s - interval '7 days' AND scanned_at <= %(now)s
 GROUP BY 1 ORDER BY scans DESC, region LIMIT 10;
+
+-- recent_campaigns --
+-- The campaigns page: the brand's newest campaigns first.
+SELECT id, name, kind, status, starts_at, ends_at, spent_cents, budget_cents, created_at
+FROM campaigns WHERE brand_id = %(brand_id)s
+ORDER BY created_at DESC, id LIMIT %(limit)s;
+
+-- brand_products --
+-- The products page and the campaign editor's product list, by name.
+SELECT id, name, gtin, sku FROM products WHERE brand_id = %(brand_id)s
+ORDER BY name, id LIMIT %(limit)s;

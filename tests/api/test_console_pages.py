@@ -394,7 +394,8 @@ class TestConsolePages:
         ).status_code == 404
         client.cookies.clear()
         assert (await sign_in(client, "audit@example.com")).status_code == 200
-        assert 'id="invite"' not in (await client.get("/console/settings")).text  # auditors read only
+        auditors_view = (await client.get("/console/settings")).text  # read only, no webhook URLs
+        assert 'id="invite"' not in auditors_view and 'id="webhooks"' not in auditors_view
         admin = tenant_a.headers(Role.BRAND_ADMIN)  # a token rides over the auditor's cookie
         disabled = await client.post(f"/v1/users/{auditor_id}:disable", headers=admin)
         assert disabled.status_code == 200 and disabled.json()["disabled_at"] is not None
@@ -451,3 +452,18 @@ class TestConsolePages:
         assert kpis_page.status_code == 200, kpis_page.text
         assert 'id="kpi-mau"' in kpis_page.text
         assert (await client.get("/console/kpis?since=2026-02-01&until=2026-01-01")).status_code == 422
+        assert (await client.get("/console/kpis?until=9999-12-31")).status_code == 422
+
+    async def test_out_of_range_filters_are_client_errors(
+        self, client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant_a: Tenant
+    ) -> None:
+        client.cookies.clear()
+        await user(client, db, tenant_a, "admin@example.com", "brand_admin")
+        assert (await sign_in(client, "admin@example.com")).status_code == 200
+        for bad in (
+            "/console/audit?until=9999-12-31",
+            "/console/audit?since=0001-01-01",
+            "/console/audit?before=99999999999999999999",
+            "/console/kpis?until=9999-12-31",
+        ):
+            assert (await client.get(bad)).status_code in {400, 422}, bad

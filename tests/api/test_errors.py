@@ -82,6 +82,13 @@ class TestProblemShape:
         problem = assert_problem(response, 422, "validation-error")
         assert [e["field"] for e in problem["errors"]] == ["prizes[0].weight"], problem
 
+    async def test_a_number_no_column_holds_is_422_not_500(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        """A cursor past bigint reaches PostgreSQL's cast: still the client's mistake."""
+        response = await client.get("/v1/audit", params={"after": 10**20}, headers=tenant_a.headers())
+        assert_problem(response, 422, "validation-error")
+
     async def test_body_over_the_limit_is_413(self, client: AsyncTestClient[Any], tenant_a: Tenant) -> None:
         """Bodies above ONECODE_MAX_BODY_BYTES (64 KiB) are refused before parsing."""
         response = await client.post(

@@ -353,7 +353,15 @@ class TestEdits:
             f"/v1/campaigns/{campaign_id}", json={"prizes": pool}, headers=tenant_a.headers()
         )
         assert response.status_code == 200, response.text
-        assert [(p["name"], p["stock"]) for p in response.json()["prizes"]] == [("Mug", 30), ("Cap", 10)]
+        assert sorted((p["name"], p["stock"]) for p in response.json()["prizes"]) == [
+            ("Cap", 10),
+            ("Mug", 30),
+        ]
+        too_rich = [{**pool[0], "kind": "points", "points": 3_000_000_000}]
+        response = await client.patch(
+            f"/v1/campaigns/{campaign_id}", json={"prizes": too_rich}, headers=tenant_a.headers()
+        )
+        assert fields(assert_problem(response, 422, "validation-error")) == {"prizes[0].points"}
         emptied = await client.patch(
             f"/v1/campaigns/{campaign_id}", json={"prizes": []}, headers=tenant_a.headers()
         )
