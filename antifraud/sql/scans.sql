@@ -26,16 +26,19 @@ WITH input AS (
     WHERE dev.inserted
 ), resolved AS (
     -- A token may name an anonymous member since merged into a phone's member: the scan is the phone's.
+    -- Members are read one by one by primary key (scalar subqueries, never a join): this statement is
+    -- prepared, and a join planned while the table was small (a fresh deployment) stayed a hash of
+    -- the whole members table, read again for every batch as the table grew.
     SELECT i.*,
-           coalesce(tm.merged_into, i.member_id, dev.member_id) AS resolved_member_id,
-           CASE WHEN tm.merged_into IS NOT NULL THEN true
+           coalesce(i.merged_into, i.member_id, dev.member_id) AS resolved_member_id,
+           CASE WHEN i.merged_into IS NOT NULL THEN true
                 WHEN i.member_id IS NOT NULL THEN i.enrolled
-                ELSE coalesce(m.enrolled_at IS NOT NULL, false) END AS resolved_enrolled,
+                ELSE coalesce((SELECT m.enrolled_at IS NOT NULL FROM members m WHERE m.id = dev.member_id), false)
+           END AS resolved_enrolled,
            coalesce(i.member_id IS NULL AND dev.inserted, false) AS member_created
-    FROM input i
-    LEFT JOIN members tm ON tm.id = i.member_id
+    FROM (SELECT input.*, (SELECT tm.merged_into FROM members tm WHERE tm.id = input.member_id) AS merged_into
+          FROM input) i
     LEFT JOIN dev ON i.member_id IS NULL AND dev.brand_id = i.brand_id AND dev.device_id = i.device_id
-    LEFT JOIN members m ON m.id = dev.member_id
 ), per_code AS (
     SELECT brand_id, key_id, code_index, count(*)::integer AS scans, max(scanned_at) AS last_at,
            min(seq) AS first_seq
