@@ -123,7 +123,8 @@ async def enroll(
         consent_location_at=enrolled.consent_location_at,
         points_balance=points.balance,
     )
-    return Response(Enrolled(member=view, member_token=token), headers=member_cookie(request, token))
+    cookie = member_cookie(request.scope.get("scheme"), token)
+    return Response(Enrolled(member=view, member_token=token), headers=cookie)
 
 
 @get("/members/me", tags=["members"])

@@ -10,9 +10,11 @@ from typing import Any
 import psycopg
 import pytest
 import redis.asyncio
+from litestar.exceptions import HTTPException
 from litestar.testing import AsyncTestClient
 
 from campaigns import ledger
+from service.routes.scans import read_scan_body
 from service.settings import Settings
 from tests.api.test_errors import assert_problem
 from tests.conftest import Tenant
@@ -50,6 +52,8 @@ class TestVerdicts:
         assert body["member_token"]
         assert body["reward"] is None
         assert "oc_member" in first.headers.get("set-cookie", "")
+        assert first.headers["content-type"] == "application/json"
+        assert first.headers["x-request-id"]
         again = (await scan(client, issued.urls[0], device())).json()
         assert again["verdict"] == "genuine_repeat"
         assert again["scan_count"] == 2
@@ -257,6 +261,28 @@ class TestBadInput:
             "/v1/scans", content=b"x" * (1024 * 1024), headers={"content-type": "application/json"}
         )
         assert_problem(response, 413, "body-too-large")
+
+    async def test_a_streamed_megabyte_is_413_too(self) -> None:
+        """Without a Content-Length (chunked), the limit holds on the bytes received.
+
+        The test client cannot stream a body, so the body reader is fed ASGI messages directly.
+        """
+        sent = 0
+
+        async def receive() -> Any:
+            nonlocal sent
+            sent += 1
+            return {"type": "http.request", "body": b"x" * 65536, "more_body": sent < 16}
+
+        with pytest.raises(HTTPException) as refused:
+            await read_scan_body(receive, None, 64 * 1024)
+        assert refused.value.status_code == 413
+        assert sent == 2  # refused as soon as the limit was passed, the rest never read
+
+    @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+    async def test_other_methods_are_405(self, client: AsyncTestClient[Any], method: str) -> None:
+        problem = assert_problem(await client.request(method, "/v1/scans"), 405, "method-not-allowed")
+        assert problem["instance"] == "/v1/scans"
 
 
 class TestThrottling:
