@@ -29,7 +29,7 @@ from service import maintenance, metrics
 from service.db import make_pool
 from service.middleware import RequestContextMiddleware
 from service.models import Principal
-from service.problems import exception_handlers
+from service.problems import answer_problem, exception_handlers
 from service.registry_follower import RegistryFollower
 from service.routes import (
     admin,
@@ -55,6 +55,8 @@ from service.users import DevelopmentNotifier
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
+
+    from litestar.types import Receive, Scope, Send
 
 logger = logging.getLogger("onecode.app")
 
@@ -214,7 +216,8 @@ def create_app(settings: Settings) -> Litestar:
                 await report_pool.close()
 
     return _with_scan_described(
-        Litestar(
+        OneCodeApp(
+            access_log=settings.access_log,
             route_handlers=[
                 health.healthz,
                 health.readyz,
@@ -244,7 +247,7 @@ def create_app(settings: Settings) -> Litestar:
                 "report_db": Provide(provide_report_db),
                 "principal": Provide(provide_principal, sync_to_thread=False),
             },
-            exception_handlers=exception_handlers(),  # type: ignore[arg-type]
+            exception_handlers=exception_handlers(),
             middleware=[DefineMiddleware(RequestContextMiddleware, access_log=settings.access_log)],
             request_max_body_size=settings.max_body_bytes,
             openapi_config=OpenAPIConfig(
@@ -257,6 +260,34 @@ def create_app(settings: Settings) -> Litestar:
             debug=False,
         )
     )
+
+
+class OneCodeApp(Litestar):
+    """Litestar, except that `POST /v1/scans`, most of the traffic in a promotion, is answered before
+    litestar's routing and middleware layers (about 30 us of the worker's ~190 us for a first scan).
+
+    It is the handler litestar routes every other form of the path to (scans.answer_scan), inside the
+    same request-context middleware (request id, latency metric, access log); its errors become the
+    problems litestar's exception handlers make of them (problems.answer_problem).
+    """
+
+    def __init__(self, *, access_log: bool, **config: Any) -> None:
+        super().__init__(**config)
+        self._scan_route = RequestContextMiddleware(_answer_scan, access_log=access_log)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == scans.SCAN_PATH and scope["method"] == "POST":
+            scope["app"] = scope["litestar_app"] = self
+            await self._scan_route(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+async def _answer_scan(scope: Scope, receive: Receive, send: Send) -> None:
+    try:
+        await scans.answer_scan(scope, receive, send)
+    except Exception as exc:  # noqa: BLE001 - every error is answered as its problem, as in litestar
+        await answer_problem(scope, receive, send, exc)
 
 
 def _with_scan_described(app: Litestar) -> Litestar:

@@ -27,6 +27,8 @@ from service.metrics import ENGINE_ERRORS
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from litestar.types import Receive, Scope, Send
+
 logger = logging.getLogger("onecode.problems")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -251,6 +253,15 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Pro
     )
 
 
+async def answer_problem(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """Answer `exc` as litestar's exception handling would, for a request answered before litestar's
+    routing (`POST /v1/scans`, see service.app.OneCodeApp): the same handlers, the same problems."""
+    handler = next(_HANDLERS[cls] for cls in type(exc).__mro__ if cls in _HANDLERS)
+    request: Request[Any, Any, Any] = Request(scope, receive, send)
+    response = handler(request, exc)
+    await response.to_asgi_response(app=None, request=request)(scope, receive, send)
+
+
 def exception_handlers() -> Mapping[type[Exception], Callable[..., Response[Any]]]:
     """The mapping handed to `Litestar(exception_handlers=...)`; litestar picks by the exception's MRO."""
     handlers: dict[type[Exception], Callable[..., Response[Any]]] = {
@@ -275,4 +286,14 @@ def exception_handlers() -> Mapping[type[Exception], Callable[..., Response[Any]
     return handlers
 
 
-__all__ = ["PROBLEM_MEDIA_TYPE", "FieldError", "Problem", "exception_handlers", "problem_response"]
+_HANDLERS = exception_handlers()
+
+
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "FieldError",
+    "Problem",
+    "answer_problem",
+    "exception_handlers",
+    "problem_response",
+]

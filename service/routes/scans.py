@@ -112,13 +112,16 @@ def decode_scan(body: bytes) -> ScanIn:
         raise MalformedBody(str(exc)) from None
 
 
-@asgi("/v1/scans", copy_scope=False)
-async def scan(scope: Scope, receive: Receive, send: Send) -> None:
+SCAN_PATH = "/v1/scans"
+
+
+async def answer_scan(scope: Scope, receive: Receive, send: Send) -> None:
     """Verify a scanned code, tell first from repeat scans, enrol the scanner and log the scan.
 
     A raw ASGI handler (documented by `scan_contract`): litestar's request and response machinery
     costs about 50 us a request, a fifth of a first scan's CPU on the path that takes most of the
-    traffic. Errors still go through litestar's exception handlers (problem+json, service.problems).
+    traffic. `POST /v1/scans` reaches it directly (service.app.OneCodeApp); litestar routes every
+    other form of the path to it (`scan`). Errors are raised, and answered as problems either way.
     """
     if scope.get("method") != "POST":  # a websocket has none
         raise MethodNotAllowedException(headers={"Allow": "POST"})
@@ -155,8 +158,11 @@ async def scan(scope: Scope, receive: Receive, send: Send) -> None:
     await _respond(scope, send, headers, body, member_token)
 
 
+scan = asgi(SCAN_PATH, copy_scope=False)(answer_scan)
+
+
 @post(
-    "/v1/scans",
+    SCAN_PATH,
     tags=["scans"],
     status_code=200,
     operation_id="Scan",
@@ -170,8 +176,8 @@ async def scan_contract(data: ScanIn) -> ScanResult:
     Optional headers: `Idempotency-Key` (a retry with the same key, from the same device, returns the
     same answer and has one effect) and the consumer page's member cookie.
     """
-    # Never served: `scan` answers this path. This declaration is its OpenAPI description, which
-    # litestar builds only for its own handlers (see service.app.document_scan).
+    # Never served: `answer_scan` answers this path. This declaration is its OpenAPI description,
+    # which litestar builds only for its own handlers (see service.app._with_scan_described).
     raise NotImplementedError
 
 

@@ -279,6 +279,20 @@ class TestBadInput:
         assert refused.value.status_code == 413
         assert sent == 2  # refused as soon as the limit was passed, the rest never read
 
+    async def test_the_path_through_litestar_answers_alike(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch
+    ) -> None:
+        """`POST /v1/scans` skips litestar's routing; a form of the path litestar routes reaches the same
+        handler, with the same answers and the same problems."""
+        body = {"code": issued.urls[3], "device_id": device()}
+        routed = await client.post("/v1/scans/", json=body)
+        assert routed.status_code == 200, routed.text
+        assert routed.json()["verdict"] == "genuine_first"
+        assert (await client.post("/v1/scans", json=body)).json()["verdict"] == "genuine_repeat"
+        for path in ("/v1/scans", "/v1/scans/"):
+            problem = assert_problem(await client.post(path, json={"code": "x"}), 422, "validation-error")
+            assert problem["instance"].rstrip("/") == "/v1/scans"
+
     @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
     async def test_other_methods_are_405(self, client: AsyncTestClient[Any], method: str) -> None:
         problem = assert_problem(await client.request(method, "/v1/scans"), 405, "method-not-allowed")
