@@ -90,7 +90,7 @@ def event_id(brand_id: uuid.UUID, event_type: str, member_id: uuid.UUID, fact_ke
 
 
 async def generate(
-    conn: AsyncConnection[Any], *, member_ids: list[uuid.UUID] | None, now: dt.datetime, daily: bool
+    conn: AsyncConnection[Any], *, member_ids: list[uuid.UUID] | str | None, now: dt.datetime, daily: bool
 ) -> GenerateReport:
     """Write the events of one refresh (`member_ids`: the members it touched; None: all), then fan out.
 

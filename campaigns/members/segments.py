@@ -306,7 +306,7 @@ class _LiveSegment(msgspec.Struct, frozen=True):
 
 
 async def refresh_memberships(
-    conn: AsyncConnection[Any], *, member_ids: list[uuid.UUID] | None, now: dt.datetime
+    conn: AsyncConnection[Any], *, member_ids: list[uuid.UUID] | str | None, now: dt.datetime
 ) -> int:
     """Keep `segment_memberships` of the segments live campaigns name: for the touched `member_ids`, or
     in full (None, a new or edited segment). Returns the segments refreshed."""
@@ -315,7 +315,7 @@ async def refresh_memberships(
         computed = segment.members_computed_at
         complete = member_ids is None or computed is None or computed < segment.updated_at
         scope = None if complete else member_ids
-        if scope == []:
+        if scope in ([], "{}"):  # touched nobody
             continue
         try:
             params = await validate(conn, segment.brand_id, segment.filter)

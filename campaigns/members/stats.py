@@ -24,7 +24,12 @@ if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
 QUERIES = load_queries("campaigns.members.sql", "stats.sql")
-OVERLAP = dt.timedelta(minutes=5)
+# Scans carry the time of their request, a few seconds at most before their group commit begins.
+OVERLAP = dt.timedelta(minutes=1)
+# The members a refresh touched, as PostgreSQL's text of a uuid[] ('{...}'), or None for all: passed
+# from statement to statement without becoming Python objects (in a promotion, hundreds of thousands a
+# minute, in a process that serves scans: as objects they stalled its event loop for a second).
+MemberIds = list[uuid.UUID] | str | None
 
 
 class RefreshReport(msgspec.Struct, frozen=True):
@@ -50,6 +55,14 @@ class _Id(msgspec.Struct, frozen=True):
     id: uuid.UUID
 
 
+class _Oldest(msgspec.Struct, frozen=True):
+    started: dt.datetime | None
+
+
+class _Touched(msgspec.Struct, frozen=True):
+    ids: str
+
+
 class _Count(msgspec.Struct, frozen=True):
     members: int
 
@@ -65,13 +78,17 @@ async def refresh(
         return RefreshReport(ran=False, full=full, members=0, tag_changes=0)
     progress = await fetch_one(conn, QUERIES["progress"], {}, _Progress)
     full = full or progress is None or progress.full_refresh_on < now.date()
-    member_ids: list[uuid.UUID] | None = None
+    # The next refresh starts from here: no later than the oldest open transaction began, whose rows
+    # (a long member import, say) commit with earlier times than this refresh could see.
+    oldest = await fetch_one(conn, QUERIES["oldest_transaction"], {}, _Oldest)
+    refreshed_until = min(now, oldest.started) if oldest and oldest.started else now
+    member_ids: MemberIds = None
     if not full:
         assert progress is not None
-        touched = await fetch_all(
-            conn, QUERIES["touched_members"], {"since": progress.refreshed_until - OVERLAP}, _Id
+        touched = await fetch_one(
+            conn, QUERIES["touched_members"], {"since": progress.refreshed_until - OVERLAP}, _Touched
         )
-        member_ids = [t.id for t in touched]
+        member_ids = touched.ids if touched else "{}"
     params = {"member_ids": member_ids, "now": now}
     counted = await fetch_one(conn, QUERIES["refresh_stats"], params, _Count)
     refreshed = counted.members if counted is not None else 0
@@ -90,7 +107,7 @@ async def refresh(
     await conn.execute(
         QUERIES["save_progress"],
         {
-            "refreshed_until": now,
+            "refreshed_until": refreshed_until,
             "full_refresh_on": now.date() if full else (progress.full_refresh_on if progress else now.date()),
         },
     )

@@ -127,7 +127,7 @@ async def untag_member(
 async def apply_rule_tags(
     conn: AsyncConnection[Any],
     brand_ids: list[uuid.UUID],
-    member_ids: list[uuid.UUID] | None,
+    member_ids: list[uuid.UUID] | str | None,
     *,
     now: dt.datetime,
 ) -> int:

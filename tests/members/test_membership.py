@@ -51,6 +51,39 @@ async def issued(db: psycopg.AsyncConnection[Any], settings: Settings, tenant_a:
 
 
 class TestRefresh:
+    async def test_a_transaction_open_across_a_refresh_is_seen_by_the_next(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        """Points written by a transaction that began before a refresh and committed after it (a long
+        import) carry a time the next refresh would already have passed: it looks back to that
+        transaction's start instead, however long it stayed open."""
+        member_id = uuid.UUID((await scan(client, issued.urls[0], "device-open-1"))["member"]["id"])
+        await refresh(db, full=True)
+        async with await psycopg.AsyncConnection.connect(settings.database_url or "") as slow:
+            began = dt.datetime.now(dt.UTC)
+            await slow.execute("SELECT 1")  # the transaction is open from here
+            await ledger.earn(
+                slow,
+                ledger.Member(tenant_a.brand_id, member_id),
+                70,
+                reason="import",
+                source="test",
+                now=began,
+            )
+            # A refresh ten minutes later (by its clock) while that transaction is still open...
+            await refresh(db, now=began + dt.timedelta(minutes=10))
+            await slow.commit()
+        # ...and the next one, later still, finds the points it could not see.
+        report = await refresh(db, now=began + dt.timedelta(minutes=20))
+        assert report.ran and not report.full
+        view = (await client.get(f"/v1/members/{member_id}", headers=tenant_a.headers(Role.MARKETER))).json()
+        assert view["points_earned"] == 70
+
     async def test_stats_lifecycle_and_tiers_follow_scans_and_points(
         self,
         client: AsyncTestClient[Any],

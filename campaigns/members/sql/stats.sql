@@ -15,9 +15,15 @@ VALUES (true, %(refreshed_until)s, %(full_refresh_on)s)
 ON CONFLICT (singleton) DO UPDATE
 SET refreshed_until = excluded.refreshed_until, full_refresh_on = excluded.full_refresh_on;
 
+-- oldest_transaction --
+-- When the oldest transaction still open on this database began (the refresh's own included): what
+-- such a transaction writes carries times before its commit, so the next refresh looks back to it.
+SELECT min(xact_start) AS started FROM pg_stat_activity WHERE datname = current_database();
+
 -- touched_members --
--- Members whose scans or points moved since `since` (the surviving member of a merge stands for all).
-SELECT DISTINCT coalesce(m.merged_into, m.id) AS id
+-- Members whose scans or points moved since `since` (the surviving member of a merge stands for all),
+-- as the text of one uuid[] (see stats.refresh).
+SELECT coalesce(array_agg(DISTINCT coalesce(m.merged_into, m.id))::text, '{}') AS ids
 FROM (
     SELECT member_id FROM scans WHERE scanned_at >= %(since)s AND member_id IS NOT NULL
     UNION
