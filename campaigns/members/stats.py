@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 QUERIES = load_queries("campaigns.members.sql", "stats.sql")
 # Scans carry the time of their request, a few seconds at most before their group commit begins.
 OVERLAP = dt.timedelta(minutes=1)
+LONGEST_LOOKBACK = dt.timedelta(minutes=30)
 # The members a refresh touched, as PostgreSQL's text of a uuid[] ('{...}'), or None for all: passed
 # from statement to statement without becoming Python objects (in a promotion, hundreds of thousands a
 # minute, in a process that serves scans: as objects they stalled its event loop for a second).
@@ -79,9 +80,12 @@ async def refresh(
     progress = await fetch_one(conn, QUERIES["progress"], {}, _Progress)
     full = full or progress is None or progress.full_refresh_on < now.date()
     # The next refresh starts from here: no later than the oldest open transaction began, whose rows
-    # (a long member import, say) commit with earlier times than this refresh could see.
+    # (a long member import, say) commit with earlier times than this refresh could see. A session
+    # left open for hours (idle in a transaction) must not make every refresh redo those hours.
     oldest = await fetch_one(conn, QUERIES["oldest_transaction"], {}, _Oldest)
-    refreshed_until = min(now, oldest.started) if oldest and oldest.started else now
+    refreshed_until = now
+    if oldest is not None and oldest.started is not None:
+        refreshed_until = max(now - LONGEST_LOOKBACK, min(now, oldest.started))
     member_ids: MemberIds = None
     if not full:
         assert progress is not None
