@@ -215,50 +215,48 @@ def create_app(settings: Settings) -> Litestar:
             if report_pool is not pool:
                 await report_pool.close()
 
-    return _with_scan_described(
-        OneCodeApp(
-            access_log=settings.access_log,
-            route_handlers=[
-                health.healthz,
-                health.readyz,
-                health.metrics,
-                admin.admin_router(),
-                codes.codes_router(),
-                codes.public_router(),
-                scans.scan,
-                members.members_router(),
-                campaigns.campaigns_router(),
-                coupons.coupons_router(),
-                member_admin.member_admin_router(),
-                membership.membership_router(),
-                console_auth.console_auth_router(),
-                console_pages.console_pages_router(),
-                webhooks.webhooks_router(),
-                shipments.shipments_router(),
-                reports.reports_router(),
-                antifraud.antifraud_router(),
-                consumer.consumer_page,
-            ],
-            lifespan=[lifespan],
-            dependencies={
-                "db": Provide(provide_db),
-                "settings": Provide(provide_settings, sync_to_thread=False),
-                "redis": Provide(provide_redis, sync_to_thread=False),
-                "report_db": Provide(provide_report_db),
-                "principal": Provide(provide_principal, sync_to_thread=False),
-            },
-            exception_handlers=exception_handlers(),
-            middleware=[DefineMiddleware(RequestContextMiddleware, access_log=settings.access_log)],
-            request_max_body_size=settings.max_body_bytes,
-            openapi_config=OpenAPIConfig(
-                title="OneCode API",
-                version="0.1.0",
-                description="One-code-per-item scan-to-member engagement service.",
-                path="/schema",
-            ),
-            logging_config=None,
-            debug=False,
-        )
+    return OneCodeApp(
+        access_log=settings.access_log,
+        route_handlers=[
+            health.healthz,
+            health.readyz,
+            health.metrics,
+            admin.admin_router(),
+            codes.codes_router(),
+            codes.public_router(),
+            scans.scan,
+            members.members_router(),
+            campaigns.campaigns_router(),
+            coupons.coupons_router(),
+            member_admin.member_admin_router(),
+            membership.membership_router(),
+            console_auth.console_auth_router(),
+            console_pages.console_pages_router(),
+            webhooks.webhooks_router(),
+            shipments.shipments_router(),
+            reports.reports_router(),
+            antifraud.antifraud_router(),
+            consumer.consumer_page,
+        ],
+        lifespan=[lifespan],
+        dependencies={
+            "db": Provide(provide_db),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "redis": Provide(provide_redis, sync_to_thread=False),
+            "report_db": Provide(provide_report_db),
+            "principal": Provide(provide_principal, sync_to_thread=False),
+        },
+        exception_handlers=exception_handlers(),
+        middleware=[DefineMiddleware(RequestContextMiddleware, access_log=settings.access_log)],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="OneCode API",
+            version="0.1.0",
+            description="One-code-per-item scan-to-member engagement service.",
+            path="/schema",
+        ),
+        logging_config=None,
+        debug=False,
     )
 
 
@@ -274,6 +272,11 @@ class OneCodeApp(Litestar):
     def __init__(self, *, access_log: bool, **config: Any) -> None:
         super().__init__(**config)
         self._scan_route = RequestContextMiddleware(_answer_scan, access_log=access_log)
+        # OpenAPI describes only litestar's own handlers: the route of the scan's declared contract
+        # (never served) is handed to the OpenAPI plugin from a throwaway app, described when first
+        # asked for, as the rest.
+        contract = Litestar([scans.scan_contract], openapi_config=None)
+        self.plugins.get("OpenAPIPlugin").receive_route(contract.routes[0])
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == scans.SCAN_PATH and scope["method"] == "POST":
@@ -288,12 +291,3 @@ async def _answer_scan(scope: Scope, receive: Receive, send: Send) -> None:
         await scans.answer_scan(scope, receive, send)
     except Exception as exc:  # noqa: BLE001 - every error is answered as its problem, as in litestar
         await answer_problem(scope, receive, send, exc)
-
-
-def _with_scan_described(app: Litestar) -> Litestar:
-    """Put `POST /v1/scans` in the OpenAPI description: a raw ASGI handler serves it (for speed), and
-    litestar describes only its own handlers, so the route of its declared contract is handed to the
-    OpenAPI plugin from a throwaway app that is never served (described when first asked, as the rest)."""
-    contract = Litestar([scans.scan_contract], openapi_config=None)
-    app.plugins.get("OpenAPIPlugin").receive_route(contract.routes[0])
-    return app

@@ -177,7 +177,7 @@ async def scan_contract(data: ScanIn) -> ScanResult:
     same answer and has one effect) and the consumer page's member cookie.
     """
     # Never served: `answer_scan` answers this path. This declaration is its OpenAPI description,
-    # which litestar builds only for its own handlers (see service.app._with_scan_described).
+    # which litestar builds only for its own handlers (see service.app.OneCodeApp).
     raise NotImplementedError
 
 
