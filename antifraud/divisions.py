@@ -88,3 +88,44 @@ def city_at(lat: float, lng: float) -> str | None:
         return None
     city = f"CN-{seats.codes[at][:4]}00"
     return city if city[3:] in seats.names else None
+
+
+# Suffixes that Chinese names of provinces and cities drop in short forms (广东省 is 广东, 北京市 北京):
+# IP databases write either.
+_NAME_SUFFIXES = re.compile(r"(特别行政区|维吾尔自治区|壮族自治区|回族自治区|自治区|省|市|地区)$")
+# Municipalities: their districts all belong to the municipality's one city code (`CN-110100`).
+_MUNICIPALITIES = ("11", "12", "31", "50")
+
+
+def _short_name(name: str) -> str:
+    return _NAME_SUFFIXES.sub("", name.strip())
+
+
+@functools.cache
+def _codes_by_name() -> dict[tuple[str, str], str]:
+    """Province (`""`, short name) and city (province code, short name) codes by their Chinese names."""
+    codes: dict[tuple[str, str], str] = {}
+    for code, name in _seats().names.items():
+        if code.endswith("0000"):
+            codes["", _short_name(name)] = code[:2]
+        elif code.endswith("00") and name not in ("市辖区", "县"):
+            codes[code[:2], _short_name(name)] = code
+    return codes
+
+
+def province_named(name: str) -> str | None:
+    """The ISO 3166-2 code of a province by its Chinese name, long or short (广东省, 广东: `CN-GD`)."""
+    prefix = _codes_by_name().get(("", _short_name(name)))
+    return PROVINCES.get(prefix) if prefix is not None else None
+
+
+def city_named(province: str, name: str) -> str | None:
+    """The code of a province's prefecture-level city by its Chinese name (深圳市 in `CN-GD`: `CN-440300`);
+    a municipality's own name, or any of its districts', is its one city code."""
+    prefix = next((digits for digits, iso in PROVINCES.items() if iso == province), None)
+    if prefix is None:
+        return None
+    if prefix in _MUNICIPALITIES:
+        return f"CN-{prefix}0100"
+    code = _codes_by_name().get((prefix, _short_name(name)))
+    return f"CN-{code}" if code is not None else None

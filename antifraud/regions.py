@@ -5,17 +5,21 @@ in China, a prefecture-level city (`CN-330100`, Hangzhou: see `antifraud.divisio
 A scan's region comes from the consented browser location through an offline reverse geocoder that ships
 its own data (`reverse_geocode`: the nearest known city, with its country and province), mapped to the
 province's ISO 3166-2 code (`pycountry`); without a location, from the client's IP address through an
-offline IP database the operator provides (MaxMind format, `IpRegions`). Never an online lookup.
+offline IP database the operator provides (MaxMind or ip2region format, `IpRegions`). Never an online lookup.
 """
 
 from __future__ import annotations
 
 import functools
+import gettext
 import ipaddress
+import mmap
 import re
 import unicodedata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+import ip2region.searcher as ip2region_searcher
+import ip2region.util as ip2region_util
 import maxminddb
 import pycountry
 import reverse_geocode
@@ -23,6 +27,7 @@ import reverse_geocode
 from antifraud import divisions
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
 # What distinguishes two subdivisions' names never sits in these words ("Zhejiang Sheng" is "Zhejiang").
@@ -118,28 +123,60 @@ def _subdivisions(country: str) -> dict[str, str]:
     return {_key(s.name): s.code for s in found if s.parent_code is None}
 
 
-class IpRegions:
-    """Region by IP address from a MaxMind-format database (GeoLite2-City, GeoIP2-City, or a file of the
-    same shape); memory-mapped, a lookup costs microseconds. The address itself is never stored."""
+Place = tuple[str | None, str | None]
+"""A scan's region (ISO 3166-2 province, or the country) and, in China, its city (`CN-330100`)."""
+UNKNOWN: Place = (None, None)
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-    def __init__(self, path: Path) -> None:
+
+class IpRegions:
+    """Region by IP address from the offline databases the operator provides: MaxMind format (`.mmdb`,
+    e.g. GeoLite2-City) or ip2region's xdb format (`.xdb`, one file for IPv4 and one for IPv6); the first
+    file that knows an address answers. The address itself is never stored."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
         # Opened at start-up: a missing or corrupt file fails the start, not every scan.
-        self._reader = maxminddb.open_database(str(path), maxminddb.MODE_MMAP)
+        self._databases = [
+            _Ip2Region(path) if path.suffix.lower() == ".xdb" else _MaxMind(path) for path in paths
+        ]
 
     def region_of(self, ip: str) -> str | None:
         return self.place_of(ip)[0]
 
-    def place_of(self, ip: str) -> tuple[str | None, str | None]:
-        """The address's region and, in China, its city (by the record's coordinates), else None."""
+    def place_of(self, ip: str) -> Place:
+        """The address's region and, in China, its city, else None."""
         try:
-            record: Any = self._reader.get(ipaddress.ip_address(ip))
+            address = ipaddress.ip_address(ip)
         except ValueError:
-            return None, None
+            return UNKNOWN
+        for database in self._databases:
+            place = database.place_of(address)
+            if place != UNKNOWN:
+                return place
+        return UNKNOWN
+
+    def close(self) -> None:
+        for database in self._databases:
+            database.close()
+
+
+class _MaxMind:
+    """A MaxMind-format database; memory-mapped, a lookup costs microseconds. The record's country and
+    subdivision give the region, its coordinates the city."""
+
+    def __init__(self, path: Path) -> None:
+        self._reader = maxminddb.open_database(str(path), maxminddb.MODE_MMAP)
+
+    def place_of(self, address: Address) -> Place:
+        try:
+            record: Any = self._reader.get(address)
+        except ValueError:  # an IPv6 address in an IPv4-only database
+            return UNKNOWN
         if not isinstance(record, dict):
-            return None, None
+            return UNKNOWN
         country = (record.get("country") or {}).get("iso_code")
         if not isinstance(country, str):
-            return None, None
+            return UNKNOWN
         subdivisions = record.get("subdivisions") or [{}]
         sub = subdivisions[0].get("iso_code") if isinstance(subdivisions[0], dict) else None
         code = f"{country}-{sub}" if isinstance(sub, str) else None
@@ -152,3 +189,67 @@ class IpRegions:
 
     def close(self) -> None:
         self._reader.close()
+
+
+class _Ip2Region:
+    """An ip2region xdb file (IPv4 or IPv6, as its header says), memory-mapped and searched by the
+    official binding; a record is text, `国家|省份|城市|ISP|CC` in current data, `国家|区域|省份|城市|ISP`
+    in data made before 2025 (see `ip2region_place`)."""
+
+    def __init__(self, path: Path) -> None:
+        ip2region_util.verify_from_file(str(path))
+        version = ip2region_util.version_from_header(ip2region_util.load_header_from_file(str(path)))
+        if version is None:
+            raise ValueError(f"{path}: not an IPv4 or IPv6 ip2region database")
+        self._version = version
+        with path.open("rb") as handle:
+            self._content = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        # The searcher only slices and indexes its buffer, which a memory map does (pages shared by the
+        # workers, as with MaxMind's reader) instead of a private copy of the whole file per process.
+        self._searcher = ip2region_searcher.new_with_buffer(version, cast("bytes", self._content))
+
+    def place_of(self, address: Address) -> Place:
+        if address.version != self._version.id:
+            return UNKNOWN
+        return ip2region_place(self._searcher.search(address.packed))
+
+    def close(self) -> None:
+        self._content.close()
+
+
+@functools.lru_cache(maxsize=20_000)
+def ip2region_place(record: str) -> Place:
+    """The place an ip2region record names; `0` is ip2region's "unknown" in every field.
+
+    Current data ends with the country's ISO code and names places in the country's language
+    (`中国|广东省|深圳市|电信|CN`, `Australia|Queensland|Brisbane|0|AU`). Older data names every country in
+    Chinese with a region field that is usually 0 (`中国|0|广东省|深圳市|电信`): China is placed by province
+    and city, another country only by its Chinese name when it is ISO's (`美国`, `日本`).
+    """
+    fields = [field.strip() for field in record.split("|")]
+    if len(fields) == 5 and _is_country(fields[4]):  # noqa: PLR2004
+        country, province, city = fields[4], fields[1], fields[2]
+    elif len(fields) == 5:  # noqa: PLR2004
+        country, province, city = _countries_in_chinese().get(fields[0], ""), fields[2], fields[3]
+    else:
+        return UNKNOWN
+    if not country:
+        return UNKNOWN
+    if country != "CN":
+        region = _subdivisions(country).get(_key(province)) if province != "0" else None
+        return region or country, None
+    region = divisions.province_named(province) if province != "0" else None
+    if region is None:
+        return country, None
+    return region, divisions.city_named(region, city) if city != "0" else None
+
+
+def _is_country(code: str) -> bool:
+    return len(code) == 2 and code.isascii() and code.isupper() and is_region(code)  # noqa: PLR2004
+
+
+@functools.cache
+def _countries_in_chinese() -> dict[str, str]:
+    """ISO 3166-1 codes by the countries' Simplified Chinese names (ISO's, from pycountry's translations)."""
+    translation = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=["zh_CN"])
+    return {translation.gettext(country.name): country.alpha_2 for country in pycountry.countries}

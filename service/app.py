@@ -165,7 +165,7 @@ def create_app(settings: Settings) -> Litestar:
             enrolment=Enrolment(client, vault, sms, prefix=settings.redis_prefix),
             campaigns=book,
             notifier=DevelopmentNotifier(),
-            ip_regions=IpRegions(settings.ip_database) if settings.ip_database else None,
+            ip_regions=IpRegions(settings.ip_databases) if settings.ip_databases else None,
         )
         # The geocoder loads its data on first use: pay that here, not in a consumer's first scan.
         await asyncio.to_thread(regions.warm_up)

@@ -64,9 +64,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pool_timeout_s: float = 3.0
     # Take the client address from X-Forwarded-For (only behind a proxy that sets it).
     trust_forwarded_for: bool = False
-    # An offline IP-to-region database (MaxMind .mmdb, e.g. GeoLite2-City) the operator provides: where
-    # a scan without a shared location happened. None: such scans have no region.
-    ip_database: Path | None = None
+    # Offline IP-to-region databases the operator provides (MaxMind `.mmdb`, e.g. GeoLite2-City, or
+    # ip2region `.xdb`, one per IP version): where a scan without a shared location happened. The first
+    # that knows an address answers. None: such scans have no region.
+    ip_databases: tuple[Path, ...] = ()
     # Scan velocity limits (429 above them).
     scans_per_device_minute: int = 30
     scans_per_ip_minute: int = 600
@@ -109,7 +110,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             pool_max_size=_int(env, "ONECODE_POOL_MAX_SIZE", 16),
             pool_timeout_s=float(env.get("ONECODE_POOL_TIMEOUT_S", "3")),
             trust_forwarded_for=_bool(env, "ONECODE_TRUST_FORWARDED_FOR", default=False),
-            ip_database=Path(env["ONECODE_IP_DATABASE"]) if env.get("ONECODE_IP_DATABASE") else None,
+            ip_databases=tuple(
+                Path(part.strip()) for part in env.get("ONECODE_IP_DATABASE", "").split(",") if part.strip()
+            ),
             scans_per_device_minute=_int(env, "ONECODE_SCANS_PER_DEVICE_MINUTE", 30),
             scans_per_ip_minute=_int(env, "ONECODE_SCANS_PER_IP_MINUTE", 600),
             scans_per_member_minute=_int(env, "ONECODE_SCANS_PER_MEMBER_MINUTE", 30),

@@ -19,6 +19,7 @@ from antifraud import divisions, regions
 from service import auth
 from service.models import Role, TokenIn
 from service.settings import Settings
+from tests.antifraud.xdb import write_xdb
 from tests.api.test_errors import assert_problem
 from tests.conftest import Tenant
 from tests.fixtures_codes import IssuedBatch, issue_batch
@@ -429,9 +430,21 @@ class TestBrandReports:
 
 
 class TestIpDatabase:
-    @pytest.fixture
-    def settings(self, settings: Settings, tmp_path: Path) -> Settings:
-        """Behind a proxy, with an IP database (MaxMind format) that puts 203.0.113.0/24 in Guangdong."""
+    @pytest.fixture(params=["mmdb", "xdb"])
+    def settings(self, settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+        """Behind a proxy, with an IP database (MaxMind's format or ip2region's) that puts 203.0.113.0/24
+        in Guangdong and 192.0.2.0/24 in Ningbo, Zhejiang."""
+        path = tmp_path / f"regions.{request.param}"
+        if request.param == "xdb":
+            write_xdb(
+                path,
+                4,
+                [
+                    ("192.0.2.0", "192.0.2.255", "中国|浙江省|宁波市|电信|CN"),
+                    ("203.0.113.0", "203.0.113.255", "中国|广东省|0|电信|CN"),
+                ],
+            )
+            return msgspec.structs.replace(settings, ip_databases=(path,), trust_forwarded_for=True)
         writer = MMDBWriter(ip_version=4, database_type="GeoIP2-City")
         record = {"country": {"iso_code": "CN"}, "subdivisions": [{"iso_code": "GD"}]}
         writer.insert_network(IPSet(["203.0.113.0/24"]), record)
@@ -442,9 +455,8 @@ class TestIpDatabase:
             "location": {"latitude": 29.87, "longitude": 121.54},
         }
         writer.insert_network(IPSet(["192.0.2.0/24"]), ningbo)
-        path = tmp_path / "regions.mmdb"
         writer.to_db_file(str(path))
-        return msgspec.structs.replace(settings, ip_database=path, trust_forwarded_for=True)
+        return msgspec.structs.replace(settings, ip_databases=(path,), trust_forwarded_for=True)
 
     async def test_without_a_location_the_ip_database_places_the_scan(
         self,
