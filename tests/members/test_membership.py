@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import logging
+import re
 import subprocess
 import uuid
 from typing import Any
@@ -51,6 +52,29 @@ async def issued(db: psycopg.AsyncConnection[Any], settings: Settings, tenant_a:
 
 
 class TestRefresh:
+    async def test_scans_are_joined_by_member_in_any_plan(
+        self, db: psycopg.AsyncConnection[Any], tenant_a: Tenant
+    ) -> None:
+        """The refresh of a promotion's members once ran for minutes: with row estimates from when the
+        tables were small, the planner hashed every scan of the brand against every target member (the
+        brand was the only condition joining them). Now wherever a plan compares the scans' brand it
+        compares their member too: the scans meet only the family of each target, which carries both."""
+        await db.execute("SET enable_mergejoin = off")
+        await db.execute("SET enable_nestloop = off")
+        try:
+            cur = await db.execute(
+                "EXPLAIN " + stats.QUERIES["refresh_stats"],
+                {"member_ids": "{" + str(uuid.uuid4()) + "}", "now": dt.datetime.now(dt.UTC)},
+            )
+            plan = [row[0] for row in await cur.fetchall()]
+        finally:
+            await db.execute("RESET enable_mergejoin")
+            await db.execute("RESET enable_nestloop")
+        scans_brand, scans_member = re.compile(r"\bs(_\d+)?\.brand_id"), re.compile(r"\bs(_\d+)?\.member_id")
+        brand_conditions = [line.strip() for line in plan if scans_brand.search(line)]
+        assert brand_conditions, "\n".join(plan)
+        assert all(scans_member.search(line) for line in brand_conditions), "\n".join(plan)
+
     async def test_a_transaction_open_across_a_refresh_is_seen_by_the_next(
         self,
         client: AsyncTestClient[Any],

@@ -46,17 +46,19 @@ WITH targets AS (
     WHERE m.merged_into IS NULL
       AND (%(member_ids)s::uuid[] IS NULL OR m.id = ANY(%(member_ids)s::uuid[]))
 ), family AS (
-    SELECT t.member_id, f.id AS source_id
+    -- Each target with the members merged into it, and what counting their scans needs: scans join
+    -- this on the member alone. (Joined to `targets` on the brand, a stale row estimate once made the
+    -- planner pair every scan of a brand with every target: minutes for a refresh of 80,000 members.)
+    SELECT t.member_id, t.brand_id, t.tier_window_days, t.member_id AS source_id
     FROM targets t
-    JOIN members f ON f.id = t.member_id
     UNION ALL
-    SELECT t.member_id, f.id
+    SELECT t.member_id, t.brand_id, t.tier_window_days, f.id
     FROM targets t
     JOIN members f ON f.merged_into = t.member_id
 ), scan_stats AS (
     SELECT fa.member_id, count(*) AS scans,
            count(*) FILTER (WHERE s.verdict = 'genuine_first') AS first_scans,
-           count(*) FILTER (WHERE s.scanned_at >= %(now)s - make_interval(days => t.tier_window_days))
+           count(*) FILTER (WHERE s.scanned_at >= %(now)s - make_interval(days => fa.tier_window_days))
                AS scans_in_window,
            count(DISTINCT s.product_id) AS products,
            array_agg(DISTINCT s.product_id) AS product_ids,
@@ -64,8 +66,7 @@ WITH targets AS (
            (array_agg(s.region ORDER BY s.scanned_at DESC) FILTER (WHERE s.region IS NOT NULL))[1]
                AS last_region
     FROM family fa
-    JOIN targets t ON t.member_id = fa.member_id
-    JOIN scans s ON s.member_id = fa.source_id AND s.brand_id = t.brand_id
+    JOIN scans s ON s.member_id = fa.source_id AND s.brand_id = fa.brand_id
     WHERE s.verdict IN ('genuine_first', 'genuine_repeat')
     GROUP BY fa.member_id
 ), earned AS (
