@@ -493,6 +493,9 @@ async def update_campaign(
             )
             if "prizes" in changes:
                 await _replace_draft_prizes(conn, campaign_id, merged.prizes)
+            if _has_member_cap(merged) and not _has_member_cap(before):
+                await conn.execute(QUERIES["forget_member_wins"], {"campaign_id": campaign_id})
+                await conn.execute(QUERIES["count_member_wins"], {"campaign_id": campaign_id})
     except psycopg.errors.CheckViolation as exc:
         if exc.diag.constraint_name == "campaigns_within_budget":
             raise InvalidCampaign("budget_cents", "the budget is below what is already spent") from None
@@ -509,6 +512,11 @@ async def update_campaign(
         after=after,
     )
     return after
+
+
+def _has_member_cap(campaign: Campaign | CampaignIn) -> bool:
+    """Whether awards must count each member's wins (`member_wins`): only caps read those counts."""
+    return campaign.member_daily_cap is not None or campaign.member_campaign_cap is not None
 
 
 def _check_may_change(before: Campaign, changes: dict[str, Any], *, confirmed: bool) -> None:

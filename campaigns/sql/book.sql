@@ -104,13 +104,15 @@ WITH input AS (
            count(*) FILTER (WHERE e.kind <> 'lucky_draw' OR e.drawn_prize_id IS NOT NULL)
                OVER (PARTITION BY e.campaign_id, e.member_id, e.day ORDER BY e.seq) AS nth_today
     FROM eligible e
-    JOIN marked USING (scan_id)
     LEFT JOIN LATERAL (
         SELECT sum(mw.wins) AS total, sum(mw.wins) FILTER (WHERE mw.day = e.day) AS today
         FROM member_wins mw
         WHERE (e.member_campaign_cap IS NOT NULL OR e.member_daily_cap IS NOT NULL)
           AND mw.campaign_id = e.campaign_id AND mw.member_id = e.member_id
     ) w ON true
+    -- The marked scans as one array: a join with the UPDATE's output, which the planner cannot size,
+    -- rescanned it for every row (milliseconds a batch).
+    WHERE e.scan_id = ANY (ARRAY(SELECT scan_id FROM marked))
 ), capped AS (
     SELECT c.*,
            (c.member_campaign_cap IS NOT NULL AND c.wins_total + c.nth_total > c.member_campaign_cap)
@@ -173,8 +175,11 @@ WITH input AS (
     GROUP BY campaign_id, day ORDER BY campaign_id, day
     ON CONFLICT (campaign_id, day) DO UPDATE SET spent_cents = d.spent_cents + excluded.spent_cents
 ), wins AS (
+    -- Only what caps read: a campaign without a member cap keeps no counts (a cap added while it is live
+    -- counts them from what it gave: campaigns.count_member_wins).
     INSERT INTO member_wins AS w (campaign_id, member_id, day, wins)
-    SELECT campaign_id, member_id, day, count(*) FROM final WHERE result IN ('awarded', 'won')
+    SELECT campaign_id, member_id, day, count(*) FROM final
+    WHERE result IN ('awarded', 'won') AND (member_campaign_cap IS NOT NULL OR member_daily_cap IS NOT NULL)
     GROUP BY campaign_id, member_id, day ORDER BY campaign_id, member_id, day
     ON CONFLICT (campaign_id, member_id, day) DO UPDATE SET wins = w.wins + excluded.wins
 ), lots AS (

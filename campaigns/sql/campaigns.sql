@@ -68,6 +68,26 @@ SELECT count(*) AS n FROM segments WHERE brand_id = %(brand_id)s AND id = ANY(%(
 -- count_brand_batches --
 SELECT count(*) AS n FROM batches WHERE brand_id = %(brand_id)s AND id = ANY(%(ids)s);
 
+-- forget_member_wins --
+DELETE FROM member_wins WHERE campaign_id = %(campaign_id)s;
+
+-- count_member_wins --
+-- A campaign's rewards per member and day, counted from what it gave. The scan path keeps these counts
+-- only while the campaign has a member cap (caps are what read them), so a cap added to a live campaign
+-- recounts them here (after forget_member_wins, under the campaign's lock, which awards take too).
+INSERT INTO member_wins (campaign_id, member_id, day, wins)
+SELECT %(campaign_id)s, member_id, day, count(*)
+FROM (
+    SELECT member_id, day FROM points_awards WHERE campaign_id = %(campaign_id)s
+    UNION ALL
+    SELECT member_id, day FROM draws WHERE campaign_id = %(campaign_id)s AND result = 'won'
+    UNION ALL
+    SELECT co.member_id, co.day
+    FROM coupons co JOIN campaigns c ON c.id = co.campaign_id AND c.kind = 'coupon'
+    WHERE co.campaign_id = %(campaign_id)s AND co.member_id IS NOT NULL
+) given
+GROUP BY member_id, day;
+
 -- top_up_prize --
 -- Stock only grows here; weights stay as committed, so every past draw still verifies.
 UPDATE prizes p SET stock = p.stock + %(add)s

@@ -179,6 +179,32 @@ class TestPoints:
         await asyncio.gather(*(scan(client, issued.urls[n]) for n in range(10)))
         assert (await figures(db, campaign_id))["spent"] == 300
 
+    async def test_a_cap_added_to_a_live_campaign_counts_what_it_gave_before(
+        self,
+        client: AsyncTestClient[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+        db: psycopg.AsyncConnection[Any],
+    ) -> None:
+        """Awards of an uncapped campaign keep no per-member counts (only caps read them); a cap added
+        while it is live counts the member's earlier awards: 3 before, a cap of 4, one more, then capped."""
+        campaign_id = await launch(client, tenant_a, points_campaign())
+        token = (await scan(client, issued.urls[0]))["member_token"]
+        cookie = {"Cookie": f"oc_member={token}"}
+        for n in (1, 2):
+            assert outcome(await scan(client, issued.urls[n], headers=cookie)) == "awarded"
+        cur = await db.execute("SELECT count(*) FROM member_wins WHERE campaign_id = %s", (campaign_id,))
+        assert await cur.fetchone() == (0,)
+        response = await client.patch(
+            f"/v1/campaigns/{campaign_id}",
+            json={"member_campaign_cap": 4, "live_change": True},
+            headers=tenant_a.headers(Role.MARKETER),
+        )
+        assert response.status_code == 200, response.text
+        assert outcome(await scan(client, issued.urls[3], headers=cookie)) == "awarded"
+        assert outcome(await scan(client, issued.urls[4], headers=cookie)) == "capped"
+        assert (await figures(db, campaign_id))["points_awards"] == 4
+
     async def test_member_caps_hold_under_concurrency(
         self,
         client: AsyncTestClient[Any],
