@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from campaigns.members import events, imports, profiles, segments, tags
-from service.db import fetch_all, fetch_one
+from service.db import fetch_all, fetch_one, planned_each_time
 from service.queries import load_queries
 
 if TYPE_CHECKING:
@@ -73,6 +73,11 @@ async def refresh(
 ) -> RefreshReport:
     """Run inside one transaction. Another refresh running: wait for it, or with `wait=False` skip
     this round (ran=False), as the housekeeping loop does."""
+    async with planned_each_time(conn):
+        return await _refresh(conn, now=now, full=full, wait=wait)
+
+
+async def _refresh(conn: AsyncConnection[Any], *, now: dt.datetime, full: bool, wait: bool) -> RefreshReport:
     lock = "lock_refresh" if wait else "try_lock_refresh"
     locked = await fetch_one(conn, QUERIES[lock], {}, _Locked)
     if locked is None or not locked.locked:
