@@ -15,6 +15,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from psycopg import sql
 
 from campaigns.members import events, imports, profiles, segments, tags
 from service.db import fetch_all, fetch_one, planned_each_time
@@ -24,6 +25,13 @@ if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
 QUERIES = load_queries("campaigns.members.sql", "stats.sql")
+# What the refresh's statements read, beside the scan log's partitions: analyzed by the refresh itself
+# once they have doubled since their last analysis (see `outgrown_statistics`).
+READ_TABLES = [
+    "members", "member_stats", "member_devices", "points_ledger", "points_lots", "member_tags",
+    "member_tier_changes", "member_lifecycle_changes", "segment_memberships", "member_events",
+]  # fmt: skip
+MIN_GROWTH_ROWS = 10_000
 # Scans carry the time of their request, a few seconds at most before their group commit begins.
 OVERLAP = dt.timedelta(minutes=1)
 LONGEST_LOOKBACK = dt.timedelta(minutes=30)
@@ -31,6 +39,17 @@ LONGEST_LOOKBACK = dt.timedelta(minutes=30)
 # from statement to statement without becoming Python objects (in a promotion, hundreds of thousands a
 # minute, in a process that serves scans: as objects they stalled its event loop for a second).
 MemberIds = list[uuid.UUID] | str | None
+
+
+async def analyze_outgrown(conn: AsyncConnection[Any], min_rows: int = MIN_GROWTH_ROWS) -> list[str]:
+    """ANALYZE the tables the refresh reads that have doubled (by `min_rows` at least) since their last
+    analysis, so that its statements are planned on today's sizes; returns their names."""
+    found = await fetch_all(
+        conn, QUERIES["outgrown_statistics"], {"tables": READ_TABLES, "min_rows": min_rows}, _Name
+    )
+    for table in found:
+        await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(*table.name.split("."))))
+    return [table.name for table in found]
 
 
 class RefreshReport(msgspec.Struct, frozen=True):
@@ -50,6 +69,10 @@ class _Progress(msgspec.Struct, frozen=True):
 
 class _Locked(msgspec.Struct, frozen=True):
     locked: bool
+
+
+class _Name(msgspec.Struct, frozen=True):
+    name: str
 
 
 class _Id(msgspec.Struct, frozen=True):
@@ -82,6 +105,7 @@ async def _refresh(conn: AsyncConnection[Any], *, now: dt.datetime, full: bool, 
     locked = await fetch_one(conn, QUERIES[lock], {}, _Locked)
     if locked is None or not locked.locked:
         return RefreshReport(ran=False, full=full, members=0, tag_changes=0)
+    await analyze_outgrown(conn)
     progress = await fetch_one(conn, QUERIES["progress"], {}, _Progress)
     full = full or progress is None or progress.full_refresh_on < now.date()
     # The next refresh starts from here: no later than the oldest open transaction began, whose rows

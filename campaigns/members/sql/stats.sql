@@ -20,6 +20,19 @@ SET refreshed_until = excluded.refreshed_until, full_refresh_on = excluded.full_
 -- such a transaction writes carries times before its commit, so the next refresh looks back to it.
 SELECT min(xact_start) AS started FROM pg_stat_activity WHERE datname = current_database();
 
+-- outgrown_statistics --
+-- Tables the refresh reads that grew past twice their size when last analyzed (and by at least
+-- `min_rows`): a fresh deployment in its first promotion, faster than autovacuum's analyses. On such stale
+-- estimates ("members: 3 rows") the planner chose nested loops over brand-wide index scans, which made
+-- one refresh statement run for minutes. Partitions of the scan log included: autovacuum analyzes
+-- those, never their parent, whose statistics come from them.
+SELECT c.oid::regclass::text AS name
+FROM pg_stat_user_tables t
+JOIN pg_class c ON c.oid = t.relid
+WHERE (t.relname = ANY(%(tables)s::text[]) OR c.relispartition AND t.relname LIKE 'scans\_%%')
+  AND t.n_mod_since_analyze >= greatest(c.reltuples, %(min_rows)s)
+ORDER BY 1;
+
 -- touched_members --
 -- Members whose scans or points moved since `since` (the surviving member of a merge stands for all),
 -- as the text of one uuid[] (see stats.refresh).
