@@ -89,6 +89,10 @@ def event_id(brand_id: uuid.UUID, event_type: str, member_id: uuid.UUID, fact_ke
     return uuid.uuid3(EVENT_NAMESPACE, f"{brand_id}/{event_type}/{member_id}/{fact_key}")
 
 
+class _Seq(msgspec.Struct, frozen=True):
+    seq: int
+
+
 async def generate(
     conn: AsyncConnection[Any], *, member_ids: list[uuid.UUID] | str | None, now: dt.datetime, daily: bool
 ) -> GenerateReport:
@@ -97,6 +101,7 @@ async def generate(
     Runs in the refresh's transaction, after its statistics, tiers and lifecycle stages are written.
     """
     params = {"member_ids": member_ids, "now": now, "since": now - FIRST_SCAN_LOOKBACK}
+    last = await fetch_one(conn, QUERIES["last_event"], {}, _Seq)
     queries = ["first_scan_events", "tier_change_events", "lifecycle_events"]
     if daily:
         queries += ["points_expiring_events", "birthday_events"]
@@ -105,7 +110,12 @@ async def generate(
     fanned = await fetch_one(
         conn,
         QUERIES["fan_out"],
-        {"now": now, "give_up_after": GIVE_UP_AFTER, "sms_types": list(SMS_TYPES)},
+        {
+            "now": now,
+            "after_seq": last.seq if last else 0,
+            "give_up_after": GIVE_UP_AFTER,
+            "sms_types": list(SMS_TYPES),
+        },
         _FanOut,
     )
     assert fanned is not None

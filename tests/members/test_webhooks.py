@@ -290,6 +290,42 @@ class TestTriggers:
         other = await client.get("/v1/member-events", headers=tenant_b.headers(Role.MARKETER))
         assert other.json()["items"] == []
 
+    async def test_events_are_written_fanned_out_and_unmarked_ones_still_go_out(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        """A refresh writes its events already marked as fanned out, with their deliveries, instead of
+        rewriting every event afterwards (in a promotion, every new member's first scan is one); an
+        event left unmarked (by an earlier version) is still fanned out, once."""
+        hook = await create_webhook(client, tenant_a, url="https://hooks.example.com/all")
+        client.cookies.clear()
+        answer = await client.post("/v1/scans", json={"code": issued.urls[0], "device_id": "device-outbox-1"})
+        member = uuid.UUID(answer.json()["member"]["id"])
+        await db.execute(
+            "INSERT INTO member_events (id, brand_id, member_id, type, fact_key, occurred_at, created_at)"
+            " VALUES (gen_random_uuid(), %s, %s, 'birthday', '1999', now(), now())",
+            (tenant_a.brand_id, member),
+        )
+        async with db.transaction():
+            await stats.refresh(db, now=dt.datetime.now(dt.UTC), full=True)
+            cur = await db.execute(
+                "SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'member_events'"
+            )
+            assert await cur.fetchone() == (1,)  # the unmarked one only
+        cur = await db.execute(
+            "SELECT e.type, count(d.*) FROM member_events e"
+            " LEFT JOIN member_event_deliveries d ON d.event_id = e.id AND d.webhook_id = %s"
+            " WHERE e.fanned_out_at IS NOT NULL GROUP BY 1 ORDER BY 1",
+            (uuid.UUID(hook["id"]),),
+        )
+        assert await cur.fetchall() == [("birthday", 1), ("first_scan", 1)]
+        await refresh(db, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1), full=False)
+        cur = await db.execute("SELECT count(*) FROM member_event_deliveries")
+        assert await cur.fetchone() == (2,)
+
     async def test_event_settings_are_validated(self, client: AsyncTestClient[Any], tenant_a: Tenant) -> None:
         """An unknown time zone or an out-of-range notice period is refused; marketers may only read."""
         admin = tenant_a.headers()

@@ -4,9 +4,10 @@
 
 -- first_scan_events --
 -- Members (of this refresh) whose first genuine scan is recent; older first scans are history, not news.
-INSERT INTO member_events (id, brand_id, member_id, type, fact_key, occurred_at, created_at, data)
+INSERT INTO member_events (id, brand_id, member_id, type, fact_key, occurred_at, created_at, data,
+                           fanned_out_at)
 SELECT member_event_id(s.brand_id, 'first_scan', s.member_id, ''), s.brand_id, s.member_id, 'first_scan', '',
-       s.first_scan_at, %(now)s, '{}'
+       s.first_scan_at, %(now)s, '{}', %(now)s
 FROM member_stats s
 JOIN members m ON m.id = s.member_id AND m.brand_id = s.brand_id
 WHERE s.first_scan_at >= %(since)s
@@ -16,11 +17,12 @@ ON CONFLICT DO NOTHING;
 
 -- tier_change_events --
 -- The tier changes this refresh wrote (they are stamped with its `now`).
-INSERT INTO member_events (id, brand_id, member_id, type, fact_key, occurred_at, created_at, data)
+INSERT INTO member_events (id, brand_id, member_id, type, fact_key, occurred_at, created_at, data,
+                           fanned_out_at)
 SELECT member_event_id(c.brand_id, 'tier_change', c.member_id, c.id::text), c.brand_id, c.member_id,
        'tier_change', c.id::text, c.changed_at, %(now)s,
        jsonb_build_object('from_rank', c.from_rank, 'to_rank', c.to_rank,
-                          'from_tier', ft.name, 'to_tier', tt.name)
+                          'from_tier', ft.name, 'to_tier', tt.name), %(now)s
 FROM member_tier_changes c
 JOIN members m ON m.id = c.member_id AND m.brand_id = c.brand_id
 LEFT JOIN member_tiers ft ON ft.brand_id = c.brand_id AND ft.rank = c.from_rank
@@ -31,10 +33,11 @@ ON CONFLICT DO NOTHING;
 -- lifecycle_events --
 -- The stage changes this refresh wrote that matter to a brand: falling dormant (or straight to churned),
 -- and coming back from dormant or churned.
-INSERT INTO member_events (id, brand_id, member_id, type, fact_key, occurred_at, created_at, data)
+INSERT INTO member_events (id, brand_id, member_id, type, fact_key, occurred_at, created_at, data,
+                           fanned_out_at)
 SELECT member_event_id(c.brand_id, k.type, c.member_id, c.id::text), c.brand_id, c.member_id, k.type,
        c.id::text, c.changed_at, %(now)s,
-       jsonb_build_object('from', c.from_lifecycle, 'to', c.to_lifecycle, 'last_scan_at', s.last_scan_at)
+       jsonb_build_object('from', c.from_lifecycle, 'to', c.to_lifecycle, 'last_scan_at', s.last_scan_at), %(now)s
 FROM member_lifecycle_changes c
 JOIN members m ON m.id = c.member_id AND m.brand_id = c.brand_id
 LEFT JOIN member_stats s ON s.member_id = c.member_id
@@ -68,10 +71,11 @@ WITH calendar AS (
       AND m.erased_at IS NULL AND m.merged_into IS NULL
     GROUP BY l.brand_id, l.member_id, (l.expires_at AT TIME ZONE c.time_zone)::date
 )
-INSERT INTO member_events (id, brand_id, member_id, type, fact_key, occurred_at, created_at, data)
+INSERT INTO member_events (id, brand_id, member_id, type, fact_key, occurred_at, created_at, data,
+                           fanned_out_at)
 SELECT member_event_id(brand_id, 'points_expiring', member_id, expires_on::text), brand_id, member_id,
        'points_expiring', expires_on::text, %(now)s, %(now)s,
-       jsonb_build_object('points', points, 'expires_on', expires_on, 'expires_at', expires_at)
+       jsonb_build_object('points', points, 'expires_on', expires_on, 'expires_at', expires_at), %(now)s
 FROM expiring
 ON CONFLICT DO NOTHING;
 
@@ -82,9 +86,10 @@ WITH calendar AS (
     SELECT b.id AS brand_id, (%(now)s AT TIME ZONE coalesce(s.time_zone, 'Asia/Shanghai'))::date AS today
     FROM brands b LEFT JOIN member_event_settings s ON s.brand_id = b.id
 )
-INSERT INTO member_events (id, brand_id, member_id, type, fact_key, occurred_at, created_at, data)
+INSERT INTO member_events (id, brand_id, member_id, type, fact_key, occurred_at, created_at, data,
+                           fanned_out_at)
 SELECT member_event_id(m.brand_id, 'birthday', m.id, to_char(c.today, 'YYYY')), m.brand_id, m.id, 'birthday',
-       to_char(c.today, 'YYYY'), %(now)s, %(now)s, jsonb_build_object('local_date', c.today)
+       to_char(c.today, 'YYYY'), %(now)s, %(now)s, jsonb_build_object('local_date', c.today), %(now)s
 FROM calendar c
 JOIN members m ON m.brand_id = c.brand_id
 WHERE m.erased_at IS NULL AND m.merged_into IS NULL
@@ -92,13 +97,23 @@ WHERE m.erased_at IS NULL AND m.merged_into IS NULL
        OR (m.birthday_md = 229 AND to_char(c.today, 'MMDD') = '0228' AND to_char(c.today + 1, 'MMDD') = '0301'))
 ON CONFLICT DO NOTHING;
 
+-- last_event --
+SELECT coalesce(max(seq), 0) AS seq FROM member_events;
+
 -- fan_out --
--- Every event not yet fanned out gets one delivery per active webhook of its brand that subscribes to
--- its type, and one by SMS when it has a text and the member has a phone and marketing consent.
-WITH fresh AS (
+-- The events this refresh wrote (after `after_seq`: the refresh runs alone, under its lock) get one
+-- delivery per active webhook of their brand that subscribes to their type, and one by SMS when they
+-- have a text and the member has a phone and marketing consent. They were written already marked as
+-- fanned out, in this same transaction: marking them afterwards rewrote every row (in a promotion,
+-- hundreds of thousands a minute). Events written unmarked (by an older version) are taken too.
+WITH unmarked AS (
     UPDATE member_events SET fanned_out_at = %(now)s
     WHERE fanned_out_at IS NULL
     RETURNING id, brand_id, member_id, type
+), fresh AS (
+    SELECT id, brand_id, member_id, type FROM member_events WHERE seq > %(after_seq)s
+    UNION ALL
+    SELECT id, brand_id, member_id, type FROM unmarked
 ), hooks AS (
     INSERT INTO member_event_deliveries (brand_id, event_id, channel, webhook_id, next_attempt_at,
                                          give_up_at, created_at)
