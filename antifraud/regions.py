@@ -211,7 +211,11 @@ class _Ip2Region:
     def place_of(self, address: Address) -> Place:
         if address.version != self._version.id:
             return UNKNOWN
-        return ip2region_place(self._searcher.search(address.packed))
+        try:
+            record = self._searcher.search(address.packed)
+        except (IndexError, ValueError):  # a damaged file (ValueError: UnicodeDecodeError too)
+            return UNKNOWN  # a scan is never refused for where it happened
+        return ip2region_place(record)
 
     def close(self) -> None:
         self._content.close()

@@ -124,6 +124,17 @@ class TestIp2RegionFiles:
         with pytest.raises(FileNotFoundError):
             IpRegions([tmp_path / "missing.xdb"])
 
+    def test_a_damaged_file_places_nothing_and_never_fails_a_scan(self, tmp_path: Path) -> None:
+        """Cut short after its vector index (the segment index gone): addresses are unknown, no error."""
+        path = tmp_path / "cut.xdb"
+        write_xdb(path, 4, [("113.118.0.0", "113.119.255.255", SHENZHEN)])
+        path.write_bytes(path.read_bytes()[: 256 + 256 * 256 * 8 + 4])
+        databases = IpRegions([path])
+        try:
+            assert databases.place_of("113.118.113.77") == (None, None)
+        finally:
+            databases.close()
+
     def test_the_setting_lists_files_separated_by_commas(self, tmp_path: Path) -> None:
         env = {
             "ONECODE_HOME": str(tmp_path),
