@@ -35,8 +35,24 @@ CONDITIONS: tuple[str, ...] = tuple(
 
 def members_query(params: dict[str, Any]) -> LiteralString:
     parts = [QUERIES["segment_members"]]
-    parts += [QUERIES[f"where_{name}"] for name in CONDITIONS if params.get(name) is not None]
+    for name in CONDITIONS:
+        value = params.get(name)
+        if value is None:
+            continue
+        parts.append(QUERIES[f"stats_{name}"] if _needs_stats(name, value) else QUERIES[f"where_{name}"])
     return "\n  AND ".join(parts)
+
+
+def _needs_stats(name: str, value: Any) -> bool:
+    """True when a member without statistics (tier 0, 'new', no scans, no points) fails the condition."""
+    match name:
+        case "tiers":
+            return 0 not in value
+        case "lifecycle":
+            return "new" not in value
+        case "scans_min" | "points_earned_min" | "points_spent_min" | "points_balance_min":
+            return bool(value > 0)
+    return False
 
 
 def count_query(params: dict[str, Any]) -> LiteralString:

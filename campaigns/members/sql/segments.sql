@@ -68,6 +68,28 @@ m.id IN (SELECT member_id FROM member_tags WHERE tag_id = ANY(%(tags_any)s::bigi
 -- where_tags_none --
 m.id NOT IN (SELECT member_id FROM member_tags WHERE tag_id = ANY(%(tags_none)s::bigint[]))
 
+-- stats_tiers --
+-- The same conditions on member_stats' own columns, for values no member without statistics can have
+-- (tier 0, 'new', 0 scans or points are what a member without a row counts as). These are strict, so
+-- PostgreSQL joins only members that have statistics and filters member_stats before hashing it,
+-- instead of hashing every member's statistics to test the coalesce after the join.
+s.tier_rank = ANY(%(tiers)s::smallint[])
+
+-- stats_lifecycle --
+s.lifecycle = ANY(%(lifecycle)s::text[])
+
+-- stats_scans_min --
+s.scans >= %(scans_min)s::int
+
+-- stats_points_earned_min --
+s.points_earned >= %(points_earned_min)s::bigint
+
+-- stats_points_spent_min --
+s.points_spent >= %(points_spent_min)s::bigint
+
+-- stats_points_balance_min --
+s.points_balance >= %(points_balance_min)s::bigint
+
 -- large_sort_memory --
 -- A segment over a million members hashes large sets (tags, statistics): give this transaction room,
 -- so that the plans stay hash joins in memory instead of re-scanning a list per member.
