@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from psycopg import sql
 
-from campaigns.members import events, imports, profiles, segments, tags
+from campaigns.members import events, imports, profiles, recompute, segments, tags
 from service.db import fetch_all, fetch_one, planned_each_time
 from service.queries import load_queries
 
@@ -116,10 +116,14 @@ async def _refresh(conn: AsyncConnection[Any], *, now: dt.datetime, full: bool, 
     if oldest is not None and oldest.started is not None:
         refreshed_until = max(now - LONGEST_LOOKBACK, min(now, oldest.started))
     member_ids: MemberIds = None
+    recomputed_brands = await recompute.take(conn)
     if not full:
         assert progress is not None
         touched = await fetch_one(
-            conn, QUERIES["touched_members"], {"since": progress.refreshed_until - OVERLAP}, _Touched
+            conn,
+            QUERIES["touched_members"],
+            {"since": progress.refreshed_until - OVERLAP, "brand_ids": recomputed_brands},
+            _Touched,
         )
         member_ids = touched.ids if touched else "{}"
     params = {"member_ids": member_ids, "now": now}

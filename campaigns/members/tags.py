@@ -10,6 +10,7 @@ import msgspec
 from psycopg.types.json import Jsonb
 
 from antifraud.regions import is_region
+from campaigns.members import recompute
 from campaigns.members.errors import InvalidMemberInput, MemberNotFound, ObjectNotFound
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
@@ -87,6 +88,8 @@ async def create_tag(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: TagI
     )
     if created is None:
         raise InvalidMemberInput("name", f"a tag named {data.name!r} exists")
+    if rule is not None:
+        await recompute.request(conn, brand_id, f"rule tag {data.name!r} created")
     return created
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
+from campaigns.members import recompute
 from campaigns.members.errors import InvalidMemberInput
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
@@ -73,6 +74,7 @@ async def put_tiers(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: Tiers
         await conn.execute(
             QUERIES["insert_tier"], {"brand_id": brand_id, "rank": rank, **msgspec.structs.asdict(tier)}
         )
+    await recompute.request(conn, brand_id, "tier ladder replaced")
     return await list_tiers(conn, brand_id)
 
 
@@ -88,4 +90,5 @@ async def put_settings(
     if not data.new_days <= data.active_days < data.churn_days:
         raise InvalidMemberInput("active_days", "need new_days <= active_days < churn_days")
     await conn.execute(QUERIES["put_settings"], {"brand_id": brand_id, **msgspec.structs.asdict(data)})
+    await recompute.request(conn, brand_id, "member settings changed")
     return data

@@ -256,6 +256,39 @@ class TestRefresh:
         cur = await db.execute("SELECT count(*) FROM member_tags")
         assert await cur.fetchone() == (0,)
 
+    async def test_new_member_rules_reach_members_who_did_nothing_since_at_the_next_refresh(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        tenant_b: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        """A rule tag or a tier ladder made after a member's last scan applies to it within the minute,
+        not at the nightly full refresh; other brands' members are not recomputed for it."""
+        member_id = uuid.UUID((await scan(client, issued.urls[0], "device-recompute"))["member"]["id"])
+        # Refreshes two hours ahead: the scan is then older than any look-back of an incremental refresh.
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+        assert (await refresh(db, now=later, full=True)).full
+        assert (await refresh(db, now=later + dt.timedelta(seconds=10))).members == 0
+        marketer = tenant_a.headers(Role.MARKETER)
+        rule = {"min_scans": 1, "within_days": 90}
+        created = await client.post("/v1/tags", json={"name": "scanner", "rule": rule}, headers=marketer)
+        assert created.status_code == 201, created.text
+        ladder = {"tiers": [{"name": "普通"}, {"name": "扫码达人", "min_scans": 1}]}
+        assert (await client.put("/v1/member-tiers", json=ladder, headers=marketer)).status_code == 200
+        other_brand = tenant_b.headers(Role.MARKETER)
+        assert (await client.put("/v1/member-tiers", json=ladder, headers=other_brand)).status_code == 200
+
+        report = await refresh(db, now=later + dt.timedelta(seconds=20))
+        assert not report.full and report.members == 1  # brand B has no members to recompute
+        cur = await db.execute("SELECT member_id FROM member_tags")
+        assert await cur.fetchall() == [(member_id,)]
+        view = (await client.get(f"/v1/members/{member_id}", headers=marketer)).json()
+        assert view["tier"] == {"rank": 1, "name": "扫码达人"}
+        # The request is used up: the refresh after recomputes nobody again.
+        assert (await refresh(db, now=later + dt.timedelta(seconds=30))).members == 0
+
     async def test_spent_points_make_a_rule_tag_and_a_segment(
         self,
         client: AsyncTestClient[Any],

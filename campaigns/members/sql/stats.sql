@@ -33,9 +33,18 @@ WHERE (t.relname = ANY(%(tables)s::text[]) OR c.relispartition AND t.relname LIK
   AND t.n_mod_since_analyze >= greatest(c.reltuples, %(min_rows)s)
 ORDER BY 1;
 
+-- request_recompute --
+-- Every member of the brand, at the next refresh (see member_recompute_requests).
+INSERT INTO member_recompute_requests (brand_id, reason) VALUES (%(brand_id)s, %(reason)s)
+ON CONFLICT (brand_id) DO UPDATE SET reason = excluded.reason, requested_at = now();
+
+-- take_recompute_requests --
+-- In the refresh's transaction: the requests come back if it fails.
+DELETE FROM member_recompute_requests RETURNING brand_id AS id;
+
 -- touched_members --
 -- Members whose scans or points moved since `since` (the surviving member of a merge stands for all),
--- as the text of one uuid[] (see stats.refresh).
+-- and every member of `brand_ids` (their rules changed), as the text of one uuid[] (see stats.refresh).
 SELECT coalesce(array_agg(DISTINCT coalesce(m.merged_into, m.id))::text, '{}') AS ids
 FROM (
     SELECT member_id FROM scans WHERE scanned_at >= %(since)s AND member_id IS NOT NULL
@@ -43,6 +52,8 @@ FROM (
     SELECT member_id FROM points_ledger WHERE created_at >= %(since)s
     UNION
     SELECT id FROM members WHERE created_at >= %(since)s OR updated_at >= %(since)s
+    UNION
+    SELECT id FROM members WHERE brand_id = ANY(%(brand_ids)s::uuid[])
 ) touched
 JOIN members m ON m.id = touched.member_id;
 
