@@ -10,7 +10,9 @@
   recorded in the same transaction as its effect, chunk by chunk; running it again skips the rows done.
   An opening balance is credited once per member, whichever import brings it.
 - A dry run reads and checks everything and writes nothing.
-- Rejected rows keep their original cells (sealed) for the error file for 30 days, then lose them.
+- Rejected rows keep their original cells (sealed) for the error file for 30 days, then lose them. A
+  rejected or duplicate row whose phone is a member's names that member, so that erasing the member
+  purges its cells at once (`erase_member` in sql/profiles.sql).
 """
 
 from __future__ import annotations
@@ -110,6 +112,8 @@ class _Row(msgspec.Struct, frozen=True):
     points: int = 0
     region: str | None = None
     error: RowError | None = None
+    # A rejected or duplicate row's phone (blind index), when it has a valid one: whose cells it keeps.
+    owner_index: bytes | None = None
 
 
 class _Existing(msgspec.Struct, frozen=True):
@@ -305,6 +309,10 @@ def _parse(
 ) -> _Row:
     try:
         phone = normalize_phone(cells.get("phone", ""))
+    except InvalidMemberInput as exc:
+        return _Row(number, cells, error=RowError(number, exc.field or "row", str(exc)))
+    index = vault.blind_index(brand_id, phone)
+    try:
         profile = profiles.Profile(
             name=_name(cells.get("name")),
             gender=_gender(cells.get("gender")),
@@ -314,12 +322,13 @@ def _parse(
         points = _points(cells.get("points"))
         region = _region(cells.get("region"))
     except InvalidMemberInput as exc:
-        return _Row(number, cells, error=RowError(number, exc.field or "row", str(exc)))
+        error = RowError(number, exc.field or "row", str(exc))
+        return _Row(number, cells, error=error, owner_index=index)
     return _Row(
         number,
         cells,
         phone=phone,
-        index=vault.blind_index(brand_id, phone),
+        index=index,
         profile=profile if profile != profiles.Profile() else None,
         points=points,
         region=region,
@@ -374,7 +383,7 @@ def _mark_duplicates(chunk: list[_Row], seen: dict[bytes, int]) -> list[_Row]:
             marked.append(row)
         else:
             error = RowError(row.number, "phone", f"the same phone as row {first}")
-            marked.append(msgspec.structs.replace(row, index=None, error=error))
+            marked.append(msgspec.structs.replace(row, index=None, error=error, owner_index=row.index))
     return marked
 
 
@@ -441,6 +450,7 @@ async def _import_chunk(
             member_of[row.number] = target.id
             outcomes[row.number] = "merged"
     credit = [(member_of[r.number], r.points) for r in todo if r.points > 0 and r.number in member_of]
+    owner_of = await _owners(conn, brand_id, todo)
     points = await fetch_one(
         conn,
         QUERIES["credit_opening_balances"],
@@ -462,7 +472,7 @@ async def _import_chunk(
             "import_id": import_id,
             "row_numbers": [r.number for r in todo],
             "outcomes": [outcomes[r.number] for r in todo],
-            "member_ids": [member_of.get(r.number) for r in todo],
+            "member_ids": [member_of.get(r.number, owner_of.get(r.number)) for r in todo],
             "errors": [None if r.error is None else f"{r.error.field}: {r.error.message}" for r in todo],
             "raw_sealed": [
                 None
@@ -488,6 +498,19 @@ async def _import_chunk(
         },
     )
     return points.points
+
+
+async def _owners(conn: AsyncConnection[Any], brand_id: uuid.UUID, todo: list[_Row]) -> dict[int, uuid.UUID]:
+    """{row number: member} for the rejected and duplicate rows whose phone is a member's (after this
+    chunk's own members were created): the member whose erasure purges the cells those rows keep."""
+    kept = {r.number: r.owner_index for r in todo if r.owner_index is not None}
+    if not kept:
+        return {}
+    found = await fetch_all(
+        conn, QUERIES["existing_members"], {"brand_id": brand_id, "indexes": list(kept.values())}, _Existing
+    )
+    member_of = {e.phone_index: e.id for e in found}
+    return {number: member_of[index] for number, index in kept.items() if index in member_of}
 
 
 async def _insert_new(

@@ -550,6 +550,35 @@
 
   $("privacy-link").addEventListener("click", function () { $("privacy").open = true; });
 
+  // Consents: the boxes show what the service holds when the notice opens; each change is sent at once.
+  var CONSENT_BOXES = { marketing: "privacy-marketing", location: "privacy-location-use" };
+
+  async function loadConsents() {
+    var result = await request("GET", "/v1/members/me");
+    if (!result.ok || !result.body) { return; }
+    $("privacy-marketing").checked = !!result.body.consent_marketing_at;
+    $("privacy-location-use").checked = !!result.body.consent_location_at;
+  }
+
+  $("privacy").addEventListener("toggle", function () {
+    if ($("privacy").open && !$("privacy-actions").hidden) { loadConsents(); }
+  });
+
+  Object.keys(CONSENT_BOXES).forEach(function (name) {
+    var box = $(CONSENT_BOXES[name]);
+    box.addEventListener("change", async function () {
+      var payload = {};
+      payload[name] = box.checked;
+      box.disabled = true;
+      var result = await request("PATCH", "/v1/members/me/consents", payload);
+      box.disabled = false;
+      if (!result.ok) { box.checked = !box.checked; privacyState(problemText(result)); return; }
+      // Withdrawn location consent also stops this browser sending the location with its scans.
+      if (name === "location" && !box.checked && load("oc_location") === "yes") { $("location-stop").click(); }
+      privacyState(t.privacy_consents_saved);
+    });
+  });
+
   $("erase").addEventListener("click", function () {
     $("erase").hidden = true;
     $("erase-confirm").hidden = false;

@@ -145,6 +145,10 @@ TEXTS: Final[dict[Lang, dict[str, str]]] = {
         "privacy_rights": (
             "您可以随时下载我们保存的您的全部数据，或删除您的个人数据（积分和扫码统计会匿名保留）。"
         ),
+        "privacy_consents": "我的授权（可随时更改）",
+        "privacy_marketing": "接收品牌的短信优惠和活动信息",
+        "privacy_location_use": "将我扫码时分享的大致位置用于防伪和防窜货分析",
+        "privacy_consents_saved": "已保存。撤回短信授权后，我们不会再向您发送营销短信。",
         "privacy_export": "下载我的数据",
         "privacy_erase": "删除我的个人数据",
         "privacy_erase_confirm": "确认删除（无法恢复）",
@@ -309,6 +313,12 @@ TEXTS: Final[dict[Lang, dict[str, str]]] = {
         "privacy_rights": (
             "You can download all the data we hold about you, or erase your personal data, at any time "
             "(points and scan statistics stay, anonymous)."
+        ),
+        "privacy_consents": "My permissions (change them at any time)",
+        "privacy_marketing": "Send me the brand's offers and news by SMS",
+        "privacy_location_use": "Use the rough location of my scans against counterfeits and diversion",
+        "privacy_consents_saved": (
+            "Saved. Once SMS consent is withdrawn, no more marketing texts are sent to you."
         ),
         "privacy_export": "Download my data",
         "privacy_erase": "Erase my personal data",

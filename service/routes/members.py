@@ -7,12 +7,12 @@ import uuid
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, Router, delete, get, post
+from litestar import Request, Response, Router, delete, get, patch, post
 from psycopg import AsyncConnection
 
 from antifraud.clients import client_ip
 from campaigns import ledger, rewards
-from campaigns.members import profiles
+from campaigns.members import consents, profiles
 from campaigns.members.errors import InvalidMemberToken
 from campaigns.members.profiles import Profile
 from campaigns.members.tokens import MemberRef
@@ -59,6 +59,26 @@ class MemberView(msgspec.Struct, frozen=True):
 class Enrolled(msgspec.Struct, frozen=True):
     member: MemberView
     member_token: str
+
+
+class Me(msgspec.Struct, frozen=True):
+    """The token's member and the consents it holds now (null: not given, or withdrawn)."""
+
+    member_id: uuid.UUID
+    brand_id: uuid.UUID
+    enrolled: bool
+    consent_marketing_at: dt.datetime | None
+    consent_location_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, member: MemberRef, held: consents.Consents) -> Me:
+        return cls(
+            member_id=member.member_id,
+            brand_id=member.brand_id,
+            enrolled=member.enrolled,
+            consent_marketing_at=held.consent_marketing_at,
+            consent_location_at=held.consent_location_at,
+        )
 
 
 def _state(request: Request[Any, Any, Any]) -> AppState:
@@ -128,9 +148,34 @@ async def enroll(
 
 
 @get("/members/me", tags=["members"])
-async def me(request: Request[Any, Any, Any]) -> MemberRef:
-    """Who the member token says the caller is."""
-    return current_member(request, None)
+async def me(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> Me:
+    """Who the member token says the caller is, and the consents the member holds."""
+    member = current_member(request, None)
+    return Me.of(member, await consents.current(db, member.brand_id, member.member_id))
+
+
+@patch("/members/me/consents", tags=["members"])
+async def change_my_consents(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: consents.ConsentsIn
+) -> Me:
+    """Give or withdraw consents (PIPL): granting keeps the first grant's time, withdrawing clears it.
+
+    Texts waiting to go out are not sent once marketing consent is withdrawn. Each change is audited.
+    """
+    member = current_member(request, None)
+    changed = await consents.change(db, member.brand_id, member.member_id, data)
+    if changed.changed:
+        await audit.record(
+            db,
+            actor=f"member:{member.member_id}",
+            brand_id=member.brand_id,
+            action="member.consents",
+            object_type="member",
+            object_id=changed.member_id,
+            before=changed.before,
+            after=changed.after,
+        )
+    return Me.of(member, changed.after)
 
 
 @get("/members/me/rewards", tags=["members"])
@@ -210,5 +255,14 @@ async def erase_me(request: Request[Any, Any, Any], db: AsyncConnection[Any]) ->
 def members_router() -> Router:
     return Router(
         "/v1",
-        route_handlers=[request_otp, enroll, me, my_rewards, claim_prize, export_my_data, erase_me],
+        route_handlers=[
+            request_otp,
+            enroll,
+            me,
+            change_my_consents,
+            my_rewards,
+            claim_prize,
+            export_my_data,
+            erase_me,
+        ],
     )

@@ -39,6 +39,8 @@ PUBLIC_PATHS = {
     "/v1/members/me/prizes/{campaign_id:uuid}/{scan_id:uuid}/claim",
     # The member's own data (PIPL access and erasure), by member token (tested in tests/members).
     "/v1/members/me/export",
+    # The member's own consents, by member token (tested in tests/members/test_consents.py).
+    "/v1/members/me/consents",
     # Console sign-in and the links mailed to people (tested in tests/api/test_console_auth.py).
     "/console/login",
     "/console/invitations/accept",

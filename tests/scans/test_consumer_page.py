@@ -313,6 +313,8 @@ class TestTextsAndNotices:
             "privacy_rights",
             "consent_marketing",
             "consent_location",
+            "privacy_consents",
+            "privacy_marketing",
             "wallet_title",
             "claim_title",
             "claim_address",

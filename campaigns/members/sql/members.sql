@@ -48,3 +48,30 @@ INSERT INTO sms_outbox (brand_id, phone_index, body) VALUES (%(brand_id)s, %(pho
 -- latest_sms --
 SELECT body FROM sms_outbox WHERE brand_id = %(brand_id)s AND phone_index = %(phone_index)s
 ORDER BY id DESC LIMIT 1;
+
+-- get_consents --
+-- The consents a member token speaks for: those of the member it was merged into, if it was.
+SELECT m.id, m.erased_at, m.consent_marketing_at, m.consent_location_at
+FROM members t
+JOIN members m ON m.brand_id = t.brand_id AND m.id = coalesce(t.merged_into, t.id)
+WHERE t.id = %(member_id)s AND t.brand_id = %(brand_id)s;
+
+-- lock_consents --
+-- The same, locked until the change commits: two changes at once apply one after the other.
+SELECT m.id, m.erased_at, m.consent_marketing_at, m.consent_location_at
+FROM members t
+JOIN members m ON m.brand_id = t.brand_id AND m.id = coalesce(t.merged_into, t.id)
+WHERE t.id = %(member_id)s AND t.brand_id = %(brand_id)s
+FOR UPDATE OF m;
+
+-- set_consents --
+-- The member's own choice: true stamps now unless already given (the first grant's time stays), false
+-- clears it, null leaves it as it is.
+UPDATE members SET
+    consent_marketing_at = CASE WHEN %(marketing)s::boolean IS NULL THEN consent_marketing_at
+                                WHEN %(marketing)s::boolean THEN coalesce(consent_marketing_at, now()) END,
+    consent_location_at = CASE WHEN %(location)s::boolean IS NULL THEN consent_location_at
+                               WHEN %(location)s::boolean THEN coalesce(consent_location_at, now()) END,
+    updated_at = now()
+WHERE id = %(member_id)s AND brand_id = %(brand_id)s
+RETURNING id, erased_at, consent_marketing_at, consent_location_at;

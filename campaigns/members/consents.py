@@ -1,0 +1,98 @@
+"""A member's own consents (PIPL): marketing texts and location analysis, given and withdrawn at will.
+
+A consent is the time it was first given, or nothing. Enrolment records the first answers; afterwards the
+member changes them here. What depends on a consent checks it when it acts: a text waiting to go out is
+cancelled by the sender once marketing consent is gone (`claim_due` in sql/webhooks.sql reads the phone
+only while the member consents).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from campaigns.members.errors import MemberErased, MemberNotFound
+from service.db import fetch_one
+from service.queries import load_queries
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+QUERIES = load_queries("campaigns.members.sql", "members.sql")
+
+
+class ConsentsIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The member's choice: true gives a consent, false withdraws it; left out (or null), it stays."""
+
+    marketing: bool | None = None
+    location: bool | None = None
+
+
+class Consents(msgspec.Struct, frozen=True):
+    """When each consent was given; null when it was never given or was withdrawn."""
+
+    consent_marketing_at: dt.datetime | None
+    consent_location_at: dt.datetime | None
+
+
+class ConsentChange(msgspec.Struct, frozen=True):
+    # The member holding the consents: the token's own, or the one it was merged into.
+    member_id: uuid.UUID
+    before: Consents
+    after: Consents
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+class _Row(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    erased_at: dt.datetime | None
+    consent_marketing_at: dt.datetime | None
+    consent_location_at: dt.datetime | None
+
+    def consents(self) -> Consents:
+        return Consents(self.consent_marketing_at, self.consent_location_at)
+
+
+NONE_GIVEN = Consents(None, None)
+
+
+async def current(conn: AsyncConnection[Any], brand_id: uuid.UUID, member_id: uuid.UUID) -> Consents:
+    """The consents the member holds now; none for a member not written yet, or erased."""
+    row = await fetch_one(conn, QUERIES["get_consents"], {"brand_id": brand_id, "member_id": member_id}, _Row)
+    return NONE_GIVEN if row is None else row.consents()
+
+
+async def change(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, member_id: uuid.UUID, data: ConsentsIn
+) -> ConsentChange:
+    """Give or withdraw consents; asking for what already holds changes nothing (and writes nothing)."""
+    params = {"brand_id": brand_id, "member_id": member_id}
+    row = await fetch_one(conn, QUERIES["lock_consents"], params, _Row)
+    if row is None:
+        raise MemberNotFound(member_id)
+    if row.erased_at is not None:
+        raise MemberErased(member_id)
+    before = row.consents()
+    if not (
+        _differs(data.marketing, before.consent_marketing_at)
+        or _differs(data.location, before.consent_location_at)
+    ):
+        return ConsentChange(row.id, before, before)
+    updated = await fetch_one(
+        conn,
+        QUERIES["set_consents"],
+        {**params, "member_id": row.id, "marketing": data.marketing, "location": data.location},
+        _Row,
+    )
+    assert updated is not None  # the row is locked
+    return ConsentChange(row.id, before, updated.consents())
+
+
+def _differs(wanted: bool | None, given_at: dt.datetime | None) -> bool:
+    return wanted is not None and wanted != (given_at is not None)
