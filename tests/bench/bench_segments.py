@@ -86,11 +86,12 @@ FROM (
 # active 90 d, churned after 365 d). 2% of members have no stats row yet (LEFT JOIN, coalesce() in the query).
 STATS = """
 INSERT INTO member_stats (brand_id, member_id, scans, scans_in_window, first_scans, products, first_scan_at,
-                          last_scan_at, last_region, points_earned, points_balance, product_ids, tier_rank,
-                          lifecycle, refreshed_at)
+                          last_scan_at, last_region, points_earned, points_balance, points_spent, product_ids,
+                          tier_rank, lifecycle, refreshed_at)
 SELECT %(brand_id)s, id, scans, scans, greatest(1, floor(scans * r_first)::int),
        cardinality(product_ids), created, last_scan_at, last_region, points_earned,
-       floor(points_earned * r_balance)::bigint, product_ids,
+       floor(points_earned * r_balance)::bigint, points_earned - floor(points_earned * r_balance)::bigint,
+       product_ids,
        CASE WHEN points_earned >= 600 THEN 3 WHEN points_earned >= 200 THEN 2
             WHEN points_earned >= 50 THEN 1 ELSE 0 END,
        CASE WHEN created >= now() - interval '30 days' THEN 'new'
@@ -140,6 +141,7 @@ FILTERS: dict[str, SegmentFilter] = {
     "idle_days 180": SegmentFilter(idle_days=180),
     "points_earned_min 200": SegmentFilter(points_earned_min=200),
     "points_balance_min 100": SegmentFilter(points_balance_min=100),
+    "points_spent_min 100": SegmentFilter(points_spent_min=100),
     "products_any (2 rare)": SegmentFilter(products_any=PRODUCTS[15:17]),
     "products_any (top)": SegmentFilter(products_any=PRODUCTS[:1]),
     "attributes store": SegmentFilter(attributes={"store": "Hangzhou West Lake"}),
