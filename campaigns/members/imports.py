@@ -10,9 +10,10 @@
   recorded in the same transaction as its effect, chunk by chunk; running it again skips the rows done.
   An opening balance is credited once per member, whichever import brings it.
 - A dry run reads and checks everything and writes nothing.
-- Rejected rows keep their original cells (sealed) for the error file for 30 days, then lose them. A
-  rejected or duplicate row whose phone is a member's names that member, so that erasing the member
-  purges its cells at once (`erase_member` in sql/profiles.sql).
+- Rejected rows keep their original cells (sealed) for the error file for 30 days, then lose them. Such
+  a row keeps its phone's blind index (and names the member that phone belongs to, if any), so that
+  erasing the member with that phone, now or once the phone enrols, purges its cells at once
+  (`erase_member` in sql/profiles.sql).
 """
 
 from __future__ import annotations
@@ -473,6 +474,7 @@ async def _import_chunk(
             "row_numbers": [r.number for r in todo],
             "outcomes": [outcomes[r.number] for r in todo],
             "member_ids": [member_of.get(r.number, owner_of.get(r.number)) for r in todo],
+            "phone_indexes": [None if r.error is None else r.owner_index for r in todo],
             "errors": [None if r.error is None else f"{r.error.field}: {r.error.message}" for r in todo],
             "raw_sealed": [
                 None

@@ -1,8 +1,10 @@
-"""Asking the member refresh to recompute every member of a brand whose member rules changed.
+"""Asking the member refresh to recompute every member, because a brand's member rules changed.
 
 The minute's refresh recomputes only the members who scanned or earned since the last one. A new rule
-tag, tier ladder, lifecycle threshold or tier window changes the answer for members who did neither:
-without a request they would wait for the nightly full refresh.
+tag, a deleted tag, a tier ladder, lifecycle thresholds or a tier window change the answer for members
+who did neither: without a request they would wait for the nightly full refresh. A request makes the
+next refresh a full one (every member of every brand, as the nightly run does; such changes are rare,
+and one statement over all members is cheaper than naming a large brand's members one by one).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ if TYPE_CHECKING:
 QUERIES = load_queries("campaigns.members.sql", "stats.sql")
 
 
-class _Id(msgspec.Struct, frozen=True):
-    id: uuid.UUID
+class Request(msgspec.Struct, frozen=True):
+    brand_id: uuid.UUID
+    reason: str
 
 
 async def request(conn: AsyncConnection[Any], brand_id: uuid.UUID, reason: str) -> None:
@@ -30,6 +33,6 @@ async def request(conn: AsyncConnection[Any], brand_id: uuid.UUID, reason: str) 
     await conn.execute(QUERIES["request_recompute"], {"brand_id": brand_id, "reason": reason})
 
 
-async def take(conn: AsyncConnection[Any]) -> list[uuid.UUID]:
-    """The brands asked for, removed as the refresh's transaction commits (kept if it fails)."""
-    return [b.id for b in await fetch_all(conn, QUERIES["take_recompute_requests"], {}, _Id)]
+async def take(conn: AsyncConnection[Any]) -> list[Request]:
+    """The requests made so far, removed as the refresh's transaction commits (kept if it fails)."""
+    return await fetch_all(conn, QUERIES["take_recompute_requests"], {}, Request)

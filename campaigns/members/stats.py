@@ -11,6 +11,7 @@ and a scan committed late is still counted.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from service.queries import load_queries
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
+logger = logging.getLogger("onecode.members")
 QUERIES = load_queries("campaigns.members.sql", "stats.sql")
 # What the refresh's statements read, beside the scan log's partitions: analyzed by the refresh itself
 # once they have doubled since their last analysis (see `outgrown_statistics`).
@@ -116,14 +118,13 @@ async def _refresh(conn: AsyncConnection[Any], *, now: dt.datetime, full: bool, 
     if oldest is not None and oldest.started is not None:
         refreshed_until = max(now - LONGEST_LOOKBACK, min(now, oldest.started))
     member_ids: MemberIds = None
-    recomputed_brands = await recompute.take(conn)
-    if not full:
+    requests = await recompute.take(conn)
+    for asked in requests:
+        logger.info("recomputing every member: brand %s, %s", asked.brand_id, asked.reason)
+    if not full and not requests:
         assert progress is not None
         touched = await fetch_one(
-            conn,
-            QUERIES["touched_members"],
-            {"since": progress.refreshed_until - OVERLAP, "brand_ids": recomputed_brands},
-            _Touched,
+            conn, QUERIES["touched_members"], {"since": progress.refreshed_until - OVERLAP}, _Touched
         )
         member_ids = touched.ids if touched else "{}"
     params = {"member_ids": member_ids, "now": now}

@@ -101,6 +101,8 @@ async def delete_tag(conn: AsyncConnection[Any], brand_id: uuid.UUID, name: str)
     cur = await conn.execute(QUERIES["delete_tag"], {"brand_id": brand_id, "name": name})
     if await cur.fetchone() is None:
         raise ObjectNotFound("tag", name)
+    # Segments that filtered on it (campaign eligibility among them) change for every member.
+    await recompute.request(conn, brand_id, f"tag {name!r} deleted")
 
 
 async def tag_member(

@@ -89,6 +89,13 @@ async def put_settings(
 ) -> MemberSettings:
     if not data.new_days <= data.active_days < data.churn_days:
         raise InvalidMemberInput("active_days", "need new_days <= active_days < churn_days")
+    before = await get_settings(conn, brand_id)
     await conn.execute(QUERIES["put_settings"], {"brand_id": brand_id, **msgspec.structs.asdict(data)})
-    await recompute.request(conn, brand_id, "member settings changed")
+    if _staging(before) != _staging(data):
+        await recompute.request(conn, brand_id, "lifecycle thresholds or tier window changed")
     return data
+
+
+def _staging(settings: MemberSettings) -> tuple[int, ...]:
+    """The settings every member's lifecycle stage and tier depend on."""
+    return (settings.new_days, settings.active_days, settings.churn_days, settings.tier_window_days)

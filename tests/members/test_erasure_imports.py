@@ -17,6 +17,7 @@ from service.routes.scans import MEMBER_COOKIE
 from service.settings import Settings
 from tests.conftest import Tenant
 from tests.fixtures_codes import issue_batch
+from tests.members.test_consents import enrol
 from tests.members.test_imports import post_csv
 from tests.scans.test_members_api import enroll, scanned_token
 
@@ -60,7 +61,8 @@ class TestErasureOfImportRows:
         tenant_a: Tenant,
     ) -> None:
         """Duplicate and rejected rows with a member's phone name that member; its own erasure, and the
-        retention erasure, purge their cells. A rejected phone nobody has keeps its cells."""
+        retention erasure, purge their cells. A rejected phone nobody has keeps its cells until that
+        phone enrols and its member is erased."""
         issued = await issue_batch(db, settings, tenant_a.brand_id, quantity=2)
         enrolled = await enroll(client, db, await scanned_token(client, issued.urls[0], "device-erase-1"))
         assert enrolled.status_code == 200, enrolled.text
@@ -106,3 +108,11 @@ class TestErasureOfImportRows:
         assert await kept_cells(db, report["id"]) == {4: ("rejected", None)}
         cur = await db.execute("SELECT erased_at IS NOT NULL FROM members WHERE id = %s", (cat,))
         assert await cur.fetchone() == (True,)
+
+        # A phone that enrols after the import: its member's erasure finds row 4 by the phone it kept.
+        _, bob_cookie = await enrol(
+            client, db, issued.urls[1], "device-erase-bob", phone="+8613900139000", marketing=False
+        )
+        erased = await client.delete("/v1/members/me", headers=bob_cookie)
+        assert erased.status_code == 204, erased.text
+        assert await kept_cells(db, report["id"]) == {}

@@ -261,11 +261,11 @@ class TestRefresh:
         client: AsyncTestClient[Any],
         db: psycopg.AsyncConnection[Any],
         tenant_a: Tenant,
-        tenant_b: Tenant,
         issued: IssuedBatch,
     ) -> None:
         """A rule tag or a tier ladder made after a member's last scan applies to it within the minute,
-        not at the nightly full refresh; other brands' members are not recomputed for it."""
+        not at the nightly full refresh; so do deleting a tag and new lifecycle thresholds, while a
+        setting no stage depends on asks for nothing."""
         member_id = uuid.UUID((await scan(client, issued.urls[0], "device-recompute"))["member"]["id"])
         # Refreshes two hours ahead: the scan is then older than any look-back of an incremental refresh.
         later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
@@ -277,17 +277,32 @@ class TestRefresh:
         assert created.status_code == 201, created.text
         ladder = {"tiers": [{"name": "普通"}, {"name": "扫码达人", "min_scans": 1}]}
         assert (await client.put("/v1/member-tiers", json=ladder, headers=marketer)).status_code == 200
-        other_brand = tenant_b.headers(Role.MARKETER)
-        assert (await client.put("/v1/member-tiers", json=ladder, headers=other_brand)).status_code == 200
 
         report = await refresh(db, now=later + dt.timedelta(seconds=20))
-        assert not report.full and report.members == 1  # brand B has no members to recompute
+        assert not report.full and report.members == 1
         cur = await db.execute("SELECT member_id FROM member_tags")
         assert await cur.fetchall() == [(member_id,)]
         view = (await client.get(f"/v1/members/{member_id}", headers=marketer)).json()
         assert view["tier"] == {"rank": 1, "name": "扫码达人"}
-        # The request is used up: the refresh after recomputes nobody again.
+        # The requests are used up: the refresh after recomputes nobody again.
         assert (await refresh(db, now=later + dt.timedelta(seconds=30))).members == 0
+
+        async def requested() -> list[str]:
+            cur = await db.execute("SELECT reason FROM member_recompute_requests ORDER BY id")
+            return [reason for (reason,) in await cur.fetchall()]
+
+        admin = tenant_a.headers()
+        approval = await client.put(
+            "/v1/member-settings", json={"adjustment_approval_points": 50}, headers=admin
+        )
+        assert approval.status_code == 200, approval.text
+        assert await requested() == []
+        staging = await client.put("/v1/member-settings", json={"active_days": 60}, headers=admin)
+        assert staging.status_code == 200, staging.text
+        assert (await client.delete("/v1/tags/scanner", headers=marketer)).status_code == 204
+        assert await requested() == ["lifecycle thresholds or tier window changed", "tag 'scanner' deleted"]
+        assert (await refresh(db, now=later + dt.timedelta(seconds=40))).members == 1
+        assert await requested() == []
 
     async def test_spent_points_make_a_rule_tag_and_a_segment(
         self,

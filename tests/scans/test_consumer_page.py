@@ -315,6 +315,8 @@ class TestTextsAndNotices:
             "consent_location",
             "privacy_consents",
             "privacy_marketing",
+            "privacy_location_use",
+            "privacy_consents_saved",
             "wallet_title",
             "claim_title",
             "claim_address",

@@ -60,10 +60,11 @@ WITH credited AS (
 SELECT coalesce(sum(amount), 0)::bigint AS points FROM entries;
 
 -- record_rows --
-INSERT INTO member_import_rows (import_id, row_number, outcome, member_id, error, raw_sealed)
-SELECT %(import_id)s, row_number, outcome, member_id, error, raw_sealed
-FROM unnest(%(row_numbers)s::int[], %(outcomes)s::text[], %(member_ids)s::uuid[], %(errors)s::text[],
-            %(raw_sealed)s::bytea[]) AS t(row_number, outcome, member_id, error, raw_sealed);
+INSERT INTO member_import_rows (import_id, row_number, outcome, member_id, phone_index, error, raw_sealed)
+SELECT %(import_id)s, row_number, outcome, member_id, phone_index, error, raw_sealed
+FROM unnest(%(row_numbers)s::int[], %(outcomes)s::text[], %(member_ids)s::uuid[], %(phone_indexes)s::bytea[],
+            %(errors)s::text[], %(raw_sealed)s::bytea[]) AS t(row_number, outcome, member_id, phone_index, error,
+                                                               raw_sealed);
 
 -- count_import --
 UPDATE member_imports SET

@@ -119,11 +119,12 @@ WITH devices AS (
 ), tags AS (
     DELETE FROM member_tags WHERE brand_id = %(brand_id)s AND member_id = ANY(%(family)s)
 ), import_cells AS (
-    -- The original cells (phone, name...) that rejected or duplicate import rows of the member keep.
+    -- The original cells (phone, name...) that rejected or duplicate import rows of the member keep:
+    -- rows that named the member, or carry its phone (an import before the phone enrolled).
     UPDATE member_import_rows r SET raw_sealed = NULL
     FROM member_imports i
-    WHERE i.brand_id = %(brand_id)s AND r.import_id = i.id
-      AND r.member_id = ANY(%(family)s) AND r.raw_sealed IS NOT NULL
+    WHERE i.brand_id = %(brand_id)s AND r.import_id = i.id AND r.raw_sealed IS NOT NULL
+      AND (r.member_id = ANY(%(family)s) OR r.phone_index = ANY(%(phone_indexes)s::bytea[]))
 )
 UPDATE members SET
     phone_sealed = NULL, phone_index = NULL, phone_last4 = NULL, profile_sealed = NULL,

@@ -34,17 +34,17 @@ WHERE (t.relname = ANY(%(tables)s::text[]) OR c.relispartition AND t.relname LIK
 ORDER BY 1;
 
 -- request_recompute --
--- Every member of the brand, at the next refresh (see member_recompute_requests).
-INSERT INTO member_recompute_requests (brand_id, reason) VALUES (%(brand_id)s, %(reason)s)
-ON CONFLICT (brand_id) DO UPDATE SET reason = excluded.reason, requested_at = now();
+-- Every member, at the next refresh (see member_recompute_requests).
+INSERT INTO member_recompute_requests (brand_id, reason) VALUES (%(brand_id)s, %(reason)s);
 
 -- take_recompute_requests --
--- In the refresh's transaction: the requests come back if it fails.
-DELETE FROM member_recompute_requests RETURNING brand_id AS id;
+-- In the refresh's transaction: the requests come back if it fails. Requests added meanwhile are not
+-- seen (nor deleted) here: the next refresh takes them.
+DELETE FROM member_recompute_requests RETURNING brand_id, reason;
 
 -- touched_members --
 -- Members whose scans or points moved since `since` (the surviving member of a merge stands for all),
--- and every member of `brand_ids` (their rules changed), as the text of one uuid[] (see stats.refresh).
+-- as the text of one uuid[] (see stats.refresh).
 SELECT coalesce(array_agg(DISTINCT coalesce(m.merged_into, m.id))::text, '{}') AS ids
 FROM (
     SELECT member_id FROM scans WHERE scanned_at >= %(since)s AND member_id IS NOT NULL
@@ -52,8 +52,6 @@ FROM (
     SELECT member_id FROM points_ledger WHERE created_at >= %(since)s
     UNION
     SELECT id FROM members WHERE created_at >= %(since)s OR updated_at >= %(since)s
-    UNION
-    SELECT id FROM members WHERE brand_id = ANY(%(brand_ids)s::uuid[])
 ) touched
 JOIN members m ON m.id = touched.member_id;
 
