@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import msgspec
 from psycopg.rows import class_row
 
+from codegen.changes import ChangeCursor
 from codegen.errors import InvalidInput, ObjectNotFound
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
@@ -80,19 +81,24 @@ class Blocklist:
     def __init__(self) -> None:
         self._rows: dict[int, _Row] = {}
         self._by_brand: dict[uuid.UUID, _BrandBlocks] = {}
-        self.since = 0
+        self._changes = ChangeCursor()
 
-    async def refresh(self, conn: AsyncConnection[Any]) -> None:
+    async def refresh(self, conn: AsyncConnection[Any]) -> list[int]:
+        """Load the blocks made or changed since the last call; returns their change numbers."""
         async with conn.cursor(row_factory=class_row(_Row)) as cur:
-            await cur.execute(REGISTRY_QUERIES["registry_blocks"], {"since": self.since})
+            await cur.execute(REGISTRY_QUERIES["registry_blocks"], self._changes.params())
             changed = await cur.fetchall()
-        if not changed:
-            return
+        loaded = [row.change_seq for row in changed]
+        self._changes.saw(loaded)
         for row in changed:
             self._rows[row.id] = row
-            self.since = max(self.since, row.change_seq)
         for brand_id in {row.brand_id for row in changed}:
             self._by_brand[brand_id] = self._index(brand_id)
+        return loaded
+
+    def loaded_elsewhere(self, change_seqs: list[int]) -> None:
+        """Changes the code registry loaded from the shared sequence: not missing here."""
+        self._changes.saw(change_seqs)
 
     def _index(self, brand_id: uuid.UUID) -> _BrandBlocks:
         index = _BrandBlocks()

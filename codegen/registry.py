@@ -16,6 +16,7 @@ from psycopg.rows import class_row
 
 from antifraud.clones import CloneRules
 from codegen import codeformat, keys
+from codegen.changes import ChangeCursor
 from codegen.errors import MalformedCode, UnsealError
 from codegen.keyring import mac_aad
 from service.queries import load_queries
@@ -133,8 +134,11 @@ class _Shipped:
 
     def put(self, activation: _Activation) -> None:
         at = bisect.bisect_left(self.starts, activation.start_index)
-        self.starts.insert(at, activation.start_index)
-        self.ranges.insert(at, activation)
+        if at < len(self.starts) and self.starts[at] == activation.start_index:
+            self.ranges[at] = activation  # loaded again (see codegen.changes): the same range
+        else:
+            self.starts.insert(at, activation.start_index)
+            self.ranges.insert(at, activation)
 
     def find(self, position: int) -> _Activation | None:
         at = bisect.bisect_right(self.starts, position) - 1
@@ -179,25 +183,29 @@ class CodeRegistry:
         self._spaces: dict[tuple[uuid.UUID, int], _KeySpace] = {}
         self._shipped: dict[uuid.UUID, _Shipped] = {}
         self._clone_rules: dict[uuid.UUID, CloneRules] = {}
-        self._since = 0
+        self._changes = ChangeCursor()
         self.refreshed_at = 0.0
 
     async def changed(self, conn: AsyncConnection[Any]) -> bool:
+        """True when a change was numbered after the newest loaded, or a skipped one may still commit."""
+        if self._changes.waiting:
+            return True
         cur = await conn.execute(QUERIES["registry_version"])
         row = await cur.fetchone()
-        return row is not None and int(row[0]) > self._since
+        return row is not None and int(row[0]) > self._changes.newest
 
-    async def refresh(self, conn: AsyncConnection[Any]) -> None:
-        """Load what changed since the last refresh (everything, the first time)."""
-        since = {"since": self._since}
-        newest = self._since
+    async def refresh(self, conn: AsyncConnection[Any]) -> list[int]:
+        """Load what changed since the last refresh (everything, the first time); returns the change
+        numbers loaded."""
+        since = self._changes.params()
+        loaded: list[int] = []
         async with conn.cursor(row_factory=class_row(_Product)) as cur:
             await cur.execute(QUERIES["registry_products"], since)
             for product in await cur.fetchall():
                 self._products[product.id] = product
                 if product.gtin:
                     self._products_by_gtin[product.gtin] = product
-                newest = max(newest, product.change_seq)
+                loaded.append(product.change_seq)
         async with conn.cursor(row_factory=class_row(_Key)) as cur:
             await cur.execute(QUERIES["registry_keys"], since)
             for key in await cur.fetchall():
@@ -211,17 +219,17 @@ class CodeRegistry:
                     continue
                 self._keys[key.brand_id, key.key_id] = codeformat.CodeKey(key.key_id, mac_key)
                 self._brands_by_code[key.short_code] = key.brand_id
-                newest = max(newest, key.change_seq)
+                loaded.append(key.change_seq)
         async with conn.cursor(row_factory=class_row(_Batch)) as cur:
             await cur.execute(QUERIES["registry_batches"], since)
             for batch in await cur.fetchall():
                 self._spaces.setdefault((batch.brand_id, batch.key_id), _KeySpace()).put(batch)
-                newest = max(newest, batch.change_seq)
+                loaded.append(batch.change_seq)
         async with conn.cursor(row_factory=class_row(_Activation)) as cur:
             await cur.execute(QUERIES["registry_activations"], since)
             for activation in await cur.fetchall():
                 self._shipped.setdefault(activation.batch_id, _Shipped()).put(activation)
-                newest = max(newest, activation.change_seq)
+                loaded.append(activation.change_seq)
         async with conn.cursor(row_factory=class_row(_CloneRulesRow)) as cur:
             await cur.execute(QUERIES["registry_clone_rules"], since)
             for row in await cur.fetchall():
@@ -232,13 +240,14 @@ class CodeRegistry:
                     max_speed_kmh=row.max_speed_kmh,
                     burst=row.burst,
                 )
-                newest = max(newest, row.change_seq)
-        self._since = newest
+                loaded.append(row.change_seq)
+        self._changes.saw(loaded)
         self.refreshed_at = time.monotonic()
+        return loaded
 
-    def seen(self, change_seq: int) -> None:
-        """Rows another cache loaded from the shared change sequence (the blocklist's) are not news."""
-        self._since = max(self._since, change_seq)
+    def loaded_elsewhere(self, change_seqs: list[int]) -> None:
+        """Changes another cache loaded from the shared sequence (the blocklist's): not missing here."""
+        self._changes.saw(change_seqs)
 
     def clone_rules(self, brand_id: uuid.UUID) -> CloneRules:
         """The brand's clone thresholds (antifraud.clones), the defaults until it sets its own."""

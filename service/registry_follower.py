@@ -60,10 +60,11 @@ class RegistryFollower:
         self._checked_at = began
 
     async def _refresh(self, conn: AsyncConnection[Any]) -> None:
-        await self._blocklist.refresh(conn)
-        await self._registry.refresh(conn)
-        # Blocks stamp the shared sequence too: the registry must not take them for its own news.
-        self._registry.seen(self._blocklist.since)
+        blocks = await self._blocklist.refresh(conn)
+        registry = await self._registry.refresh(conn)
+        # Both stamp the shared sequence: neither waits for the numbers the other loaded.
+        self._registry.loaded_elsewhere(blocks)
+        self._blocklist.loaded_elsewhere(registry)
 
     def stop(self) -> None:
         self._stopping.set()

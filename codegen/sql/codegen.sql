@@ -129,29 +129,31 @@ WITH RECURSIVE chain AS (
 SELECT id, brand_id, level, sscc, parent_id, created_at FROM chain ORDER BY depth;
 
 -- registry_products --
+-- Each registry query: the changes after the newest loaded, and the skipped ones asked for again (see
+-- codegen.changes).
 SELECT p.id, p.brand_id, p.gtin, p.name, p.facts, p.change_seq, b.short_code
 FROM products p JOIN brands b ON b.id = p.brand_id
-WHERE p.change_seq > %(since)s;
+WHERE p.change_seq > %(since)s OR p.change_seq = ANY(%(missing)s::bigint[]);
 
 -- registry_keys --
 SELECT k.brand_id, k.key_id, k.sealed_mac_key, k.change_seq, b.short_code
 FROM brand_keys k JOIN brands b ON b.id = k.brand_id
-WHERE k.change_seq > %(since)s;
+WHERE k.change_seq > %(since)s OR k.change_seq = ANY(%(missing)s::bigint[]);
 
 -- registry_batches --
 SELECT id, brand_id, product_id, key_id, start_index, quantity, lot, production_date, status, activation,
        change_seq
-FROM batches WHERE change_seq > %(since)s;
+FROM batches WHERE change_seq > %(since)s OR change_seq = ANY(%(missing)s::bigint[]);
 
 -- registry_clone_rules --
 SELECT brand_id, devices, members, regions, max_speed_kmh, burst, change_seq FROM clone_rules
-WHERE change_seq > %(since)s;
+WHERE change_seq > %(since)s OR change_seq = ANY(%(missing)s::bigint[]);
 
 -- registry_activations --
 -- Activated item ranges (insert-only), with the distributor's regions for diversion checks.
 SELECT a.batch_id, a.start_index, a.stop_index, a.shipment_id, a.distributor_id, d.regions, a.change_seq
 FROM activations a JOIN distributors d ON d.id = a.distributor_id
-WHERE a.change_seq > %(since)s;
+WHERE a.change_seq > %(since)s OR a.change_seq = ANY(%(missing)s::bigint[]);
 
 -- registry_version --
 SELECT last_value FROM registry_change_seq;
@@ -188,4 +190,5 @@ SELECT brand_id FROM batches WHERE id = %(batch_id)s;
 
 -- registry_blocks --
 -- Blocks made, lifted or changed since; expiry is checked at scan time.
-SELECT id, brand_id, kind, value, expires_at, lifted_at, change_seq FROM blocks WHERE change_seq > %(since)s;
+SELECT id, brand_id, kind, value, expires_at, lifted_at, change_seq FROM blocks
+WHERE change_seq > %(since)s OR change_seq = ANY(%(missing)s::bigint[]);
