@@ -39,6 +39,15 @@ WITH input AS (
     FROM (SELECT input.*, (SELECT tm.merged_into FROM members tm WHERE tm.id = input.member_id) AS merged_into
           FROM input) i
     LEFT JOIN dev ON i.member_id IS NULL AND dev.brand_id = i.brand_id AND dev.device_id = i.device_id
+), placed AS (
+    -- A member who withdrew location consent leaves no location in the log, whatever still sends one
+    -- (the place named by it goes too); looked up only for scans that came with a location.
+    SELECT r.*,
+           CASE WHEN r.lat IS NULL THEN false
+                ELSE coalesce((SELECT m.location_withdrawn_at IS NOT NULL FROM members m
+                               WHERE m.id = r.resolved_member_id), false)
+           END AS location_withdrawn
+    FROM resolved r
 ), per_code AS (
     SELECT brand_id, key_id, code_index, count(*)::integer AS scans, max(scanned_at) AS last_at,
            min(seq) AS first_seq
@@ -60,7 +69,7 @@ WITH input AS (
            c.inserted AND r.seq = p.first_seq AS first,
            (c.total - p.scans + row_number() OVER (PARTITION BY r.brand_id, r.key_id, r.code_index ORDER BY r.seq))::integer
                AS scan_number
-    FROM resolved r
+    FROM placed r
     JOIN claims c USING (brand_id, key_id, code_index)
     JOIN per_code p USING (brand_id, key_id, code_index)
 ), logged AS (
@@ -69,8 +78,11 @@ WITH input AS (
                        diverted)
     SELECT scan_id, scanned_at, brand_id, product_id, batch_id, key_id, code_index,
            CASE WHEN first THEN 'genuine_first' WHEN suspect THEN 'suspect_clone' ELSE 'genuine_repeat' END,
-           scan_number, device_id, resolved_member_id, ip_prefix, round(lat, 2), round(lng, 2), ua_family,
-           distributor_id, region, city, diverted
+           scan_number, device_id, resolved_member_id, ip_prefix,
+           CASE WHEN NOT location_withdrawn THEN round(lat, 2) END,
+           CASE WHEN NOT location_withdrawn THEN round(lng, 2) END, ua_family, distributor_id,
+           CASE WHEN NOT location_withdrawn THEN region END, CASE WHEN NOT location_withdrawn THEN city END,
+           diverted AND NOT location_withdrawn
     FROM numbered
 ), flagged AS (
     -- A code past a clone threshold goes (back) on the brand's review list; a first scan never does.

@@ -182,6 +182,70 @@ class TestConsents:
         assert_problem(gone, 410, "member-erased")
 
 
+class TestLocation:
+    async def test_after_withdrawal_the_log_keeps_no_location_of_the_members_scans(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        issued: IssuedBatch,
+    ) -> None:
+        """Whatever device or app still sends one: the location, and the place it named, are not kept.
+        Given again, locations are kept again. The anonymous member of another device, merged into the
+        phone's member by enrolment, counts as that member."""
+        member_id, cookie = await enrol(
+            client, db, issued.urls[0], "device-location-1", phone="+8613800138111", marketing=False
+        )
+        hangzhou = {"lat": 30.27, "lng": 120.16, "accuracy_m": 50.0}
+
+        async def scan_located(url: str, device_id: str, headers: dict[str, str]) -> tuple[Any, ...]:
+            sent = await client.post(
+                "/v1/scans", json={"code": url, "device_id": device_id, "location": hangzhou}, headers=headers
+            )
+            assert sent.status_code == 200, sent.text
+            cur = await db.execute(
+                "SELECT member_id, lat::float8, lng::float8, region FROM scans WHERE id = %s",
+                (sent.json()["scan_id"],),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            return tuple(row)
+
+        assert (await client.patch(CONSENTS, json={"location": True}, headers=cookie)).status_code == 200
+        assert await scan_located(issued.urls[1], "device-location-1", cookie) == (
+            member_id,
+            30.27,
+            120.16,
+            "CN-ZJ",
+        )
+        assert (await client.patch(CONSENTS, json={"location": False}, headers=cookie)).status_code == 200
+        assert await scan_located(issued.urls[2], "device-location-1", cookie) == (
+            member_id,
+            None,
+            None,
+            None,
+        )
+        # Another device, enrolled with the same phone: its scans are the phone member's too.
+        await forget_resend_cooldown(settings)
+        other, other_cookie = await enrol(
+            client, db, issued.urls[3], "device-location-2", phone="+8613800138111", marketing=False
+        )
+        assert other == member_id
+        assert await scan_located(issued.urls[4], "device-location-2", other_cookie) == (
+            member_id,
+            None,
+            None,
+            None,
+        )
+        assert (await client.patch(CONSENTS, json={"location": True}, headers=cookie)).status_code == 200
+        assert await scan_located(issued.urls[4], "device-location-2", other_cookie) == (
+            member_id,
+            30.27,
+            120.16,
+            "CN-ZJ",
+        )
+
+
 class TestTexts:
     async def test_a_pending_text_is_not_sent_after_marketing_consent_is_withdrawn(
         self,

@@ -72,6 +72,8 @@ UPDATE members SET
                                 WHEN %(marketing)s::boolean THEN coalesce(consent_marketing_at, now()) END,
     consent_location_at = CASE WHEN %(location)s::boolean IS NULL THEN consent_location_at
                                WHEN %(location)s::boolean THEN coalesce(consent_location_at, now()) END,
+    location_withdrawn_at = CASE WHEN %(location)s::boolean IS NULL THEN location_withdrawn_at
+                                 WHEN NOT %(location)s::boolean THEN coalesce(location_withdrawn_at, now()) END,
     updated_at = now()
 WHERE id = %(member_id)s AND brand_id = %(brand_id)s
 RETURNING id, erased_at, consent_marketing_at, consent_location_at;
