@@ -20,7 +20,7 @@ from service.queries import load_queries
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
-QUERIES = load_queries("campaigns.members.sql", "stats.sql")
+QUERIES = load_queries("campaigns.members.sql", "recompute.sql")
 
 
 class Request(msgspec.Struct, frozen=True):

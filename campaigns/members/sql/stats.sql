@@ -33,15 +33,6 @@ WHERE (t.relname = ANY(%(tables)s::text[]) OR c.relispartition AND t.relname LIK
   AND t.n_mod_since_analyze >= greatest(c.reltuples, %(min_rows)s)
 ORDER BY 1;
 
--- request_recompute --
--- Every member, at the next refresh (see member_recompute_requests).
-INSERT INTO member_recompute_requests (brand_id, reason) VALUES (%(brand_id)s, %(reason)s);
-
--- take_recompute_requests --
--- In the refresh's transaction: the requests come back if it fails. Requests added meanwhile are not
--- seen (nor deleted) here: the next refresh takes them.
-DELETE FROM member_recompute_requests RETURNING brand_id, reason;
-
 -- touched_members --
 -- Members whose scans or points moved since `since` (the surviving member of a merge stands for all),
 -- as the text of one uuid[] (see stats.refresh).
