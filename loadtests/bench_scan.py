@@ -22,6 +22,10 @@ code's region sketch and travel check run in the same Redis call, the region is 
 
 Printed: requests/s, p50/p99 and non-2xx count per phase, the ratios to the bare endpoint (and of
 the campaign phase to plain first scans), and with --soak the worker's resident memory over time.
+Then the CPU each phase cost per request, by who spent it (the server's processes, PostgreSQL's,
+Redis's and wrk's, as /proc counts them on this machine), how busy that kept the machine, and the
+ratio to the bare endpoint that full use of the machine would give at those costs: where a target is
+out of reach, it says whether the work per request or idle time is what stands in the way.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import contextlib
 import datetime as dt
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -99,6 +104,20 @@ end
 
 
 @dataclass(frozen=True)
+class CpuUse:
+    """CPU time per request during a phase (microseconds), by who spent it."""
+
+    server_us: float
+    postgres_us: float
+    redis_us: float
+    wrk_us: float
+
+    @property
+    def total_us(self) -> float:
+        return self.server_us + self.postgres_us + self.redis_us + self.wrk_us
+
+
+@dataclass(frozen=True)
 class Result:
     name: str
     rps: float
@@ -106,6 +125,7 @@ class Result:
     p99_ms: float
     non_2xx: int
     requests: int
+    cpu: CpuUse
 
 
 def main() -> None:
@@ -151,6 +171,12 @@ def main() -> None:
                     p99_ms=statistics.median(r.p99_ms for r in phase),
                     non_2xx=sum(r.non_2xx for r in phase),
                     requests=sum(r.requests for r in phase),
+                    cpu=CpuUse(
+                        server_us=statistics.median(r.cpu.server_us for r in phase),
+                        postgres_us=statistics.median(r.cpu.postgres_us for r in phase),
+                        redis_us=statistics.median(r.cpu.redis_us for r in phase),
+                        wrk_us=statistics.median(r.cpu.wrk_us for r in phase),
+                    ),
                 )
                 for phase in zip(*runs, strict=True)
             ],
@@ -175,37 +201,39 @@ def one_run(
     per_phase = len(urls) // phase_count(args)
     results: list[Result] = []
     bare_port = free_port()
-    with server(bare_command(bare_port), bare_port, env_for(database_url, workdir)) as _:
+    with server(bare_command(bare_port), bare_port, env_for(database_url, workdir)) as bare:
         warm = write_codes(workdir / "bare-warm.txt", urls[:50_000], f"{tag}-bare-warm")
-        run_wrk(script, warm, bare_port, args.warmup, "warm-up")
+        run_wrk(script, warm, bare, bare_port, args.warmup, "warm-up")
         codes = write_codes(workdir / "bare.txt", urls[:50_000], f"{tag}-bare")
-        results.append(run_wrk(script, codes, bare_port, args.duration, "bare litestar"))
+        results.append(run_wrk(script, codes, bare, bare_port, args.duration, "bare litestar"))
 
     real_port = free_port()
     env = env_for(database_url, workdir)
     with server(real_command(real_port), real_port, env) as proc:
         warm_urls, first_urls = urls[:per_phase], urls[per_phase : 2 * per_phase]
         warm = write_codes(workdir / "warm.txt", warm_urls, f"{tag}-warm")
-        run_wrk(script, warm, real_port, args.warmup, "warm-up")
+        run_wrk(script, warm, proc, real_port, args.warmup, "warm-up")
         before = claims(database_url)
         codes = write_codes(workdir / "first.txt", first_urls, f"{tag}-dev")
-        first = run_wrk(script, codes, real_port, args.duration, "first scans")
+        first = run_wrk(script, codes, proc, real_port, args.duration, "first scans")
         scanned = claims(database_url) - before
         if scanned >= len(first_urls):
             raise SystemExit("the first-scan phase ran out of codes; raise the per-phase allowance")
         results.append(first)
         repeat_file = write_codes(workdir / "repeat.txt", first_urls[:scanned], f"{tag}-dev")
-        results.append(run_wrk(script, repeat_file, real_port, args.duration, "repeat scans"))
+        results.append(run_wrk(script, repeat_file, proc, real_port, args.duration, "repeat scans"))
         if args.located:
             located_urls = urls[2 * per_phase : 3 * per_phase]
             codes = write_codes(workdir / "located.txt", located_urls, f"{tag}-loc")
-            results.append(run_wrk(script, codes, real_port, args.duration, "first, located", located=True))
+            results.append(
+                run_wrk(script, codes, proc, real_port, args.duration, "first, located", located=True)
+            )
         if args.campaigns:
             campaign_urls = urls[(phase_count(args) - 1) * per_phase :]
             start_campaigns(database_url, tag)
             time.sleep(2.5)  # each worker's campaign book reloads every second
             codes = write_codes(workdir / "campaigns.txt", campaign_urls, f"{tag}-camp")
-            with_campaigns = run_wrk(script, codes, real_port, args.duration, "first, 2 campaigns")
+            with_campaigns = run_wrk(script, codes, proc, real_port, args.duration, "first, 2 campaigns")
             if rewarded(database_url) == 0:
                 raise SystemExit("no scan was rewarded: the campaigns did not go live")
             results.append(with_campaigns)
@@ -408,8 +436,16 @@ def wait_up(port: int, proc: subprocess.Popen[bytes]) -> None:
 
 
 def run_wrk(
-    script: Path, codes: Path, port: int, seconds: int, name: str, *, located: bool = False
+    script: Path,
+    codes: Path,
+    target: subprocess.Popen[bytes],
+    port: int,
+    seconds: int,
+    name: str,
+    *,
+    located: bool = False,
 ) -> Result:
+    before, wrk_before = cpu_seconds(target.pid), _children_cpu_s()
     out = subprocess.run(
         [
             "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "--timeout", "10s",
@@ -418,12 +454,54 @@ def run_wrk(
         ],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
+    after, wrk_after = cpu_seconds(target.pid), _children_cpu_s()
     rps = float(_find(r"Requests/sec:\s+([\d.]+)", out))
     non_2xx = int(_find(r"Non-2xx or 3xx responses:\s+(\d+)", out, "0"))
     requests = int(_find(r"(\d+) requests in", out))
     # The "Latency Distribution" lines, e.g. "     99%   41.20ms" (other lines also end in "%").
     p50, p99 = _ms(_find(r"(?m)^\s+50%\s+(\S+)", out)), _ms(_find(r"(?m)^\s+99%\s+(\S+)", out))
-    return Result(name, rps, p50, p99, non_2xx, requests)
+    per_request = 1e6 / max(1, requests)
+    cpu = CpuUse(
+        server_us=(after["server"] - before["server"]) * per_request,
+        postgres_us=(after["postgres"] - before["postgres"]) * per_request,
+        redis_us=(after["redis"] - before["redis"]) * per_request,
+        wrk_us=(wrk_after - wrk_before) * per_request,
+    )
+    return Result(name, rps, p50, p99, non_2xx, requests, cpu)
+
+
+def cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU seconds spent so far by the server's processes and by this machine's PostgreSQL and Redis.
+
+    PostgreSQL's includes its background writers (the WAL writer flushes the group commits); a backend
+    that exits during a phase takes its time with it (the benchmark's connections stay open).
+    """
+    server = set(descendants(server_pid))
+    spent = {"server": 0.0, "postgres": 0.0, "redis": 0.0}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        command = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        if int(entry.name) in server:
+            spent["server"] += seconds
+        elif command.startswith("postgres"):
+            spent["postgres"] += seconds
+        elif command.startswith("redis-server"):
+            spent["redis"] += seconds
+    return spent
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds of this process's finished children: wrk's, once it has exited."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def soak(script: Path, codes: Path, port: int, server_pid: int, seconds: int) -> None:
@@ -496,6 +574,33 @@ def report(results: list[Result], title: str) -> None:
         kept = by_name["first, 2 campaigns"].rps / by_name["first scans"].rps
         print(f"first scans with two live campaigns: {kept:.0%} of first scans without (target >= 85%)")
     print(f"({CONNECTIONS} connections, one granian worker each, wrk on the same machine)")
+    report_cpu(results)
+
+
+def report_cpu(results: list[Result]) -> None:
+    """Where each phase's CPU went, and what full use of this machine would give at those costs."""
+    cores = os.cpu_count() or 1
+    bare = results[0]
+    print(f"\nCPU per request (us) on this {cores}-core machine; busy = share of all cores in use")
+    print(
+        f"{'phase':18s} {'server':>7s} {'postgres':>8s} {'redis':>6s} {'wrk':>6s} {'total':>7s} "
+        f"{'busy':>5s} {'at 100% busy':>13s}"
+    )
+    for r in results:
+        busy = r.cpu.total_us * r.rps / (cores * 1e6)
+        # At these costs and every core busy, the phase would do cores / total requests a second; as a
+        # ratio to the bare endpoint run the same way, that is bare's cost over this phase's.
+        best = bare.cpu.total_us / r.cpu.total_us if r.cpu.total_us else 0.0
+        print(
+            f"{r.name:18s} {r.cpu.server_us:7.0f} {r.cpu.postgres_us:8.0f} {r.cpu.redis_us:6.0f} "
+            f"{r.cpu.wrk_us:6.0f} {r.cpu.total_us:7.0f} {busy:5.0%} {best:9.0%} of bare"
+        )
+    by_name = {r.name: r for r in results}
+    first = by_name.get("first scans")
+    for name in ("first, located", "first, 2 campaigns"):
+        if first is not None and name in by_name and by_name[name].cpu.total_us:
+            best = first.cpu.total_us / by_name[name].cpu.total_us
+            print(f"{name}: at 100% busy, {best:.0%} of first scans")
 
 
 def free_port() -> int:
