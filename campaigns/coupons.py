@@ -202,18 +202,18 @@ def code_hash(code: str) -> bytes:
     return hashlib.sha256(b"onecode coupon v1\x00" + code.encode()).digest()
 
 
-def _code_aad(brand_id: uuid.UUID) -> bytes:
+def code_aad(brand_id: uuid.UUID) -> bytes:
     return f"onecode:coupon-code:{brand_id}".encode()
 
 
 def issue_code(master_key: bytes, brand_id: uuid.UUID) -> IssuedCode:
     code = new_code()
-    sealed = keys.seal(master_key, code.encode(), aad=_code_aad(brand_id))
+    sealed = keys.seal(master_key, code.encode(), aad=code_aad(brand_id))
     return IssuedCode(code_hash(code).hex(), sealed.hex())
 
 
 def reveal_code(master_keys: Sequence[bytes], brand_id: uuid.UUID, sealed: bytes) -> str:
-    return display(keys.unseal(master_keys, sealed, aad=_code_aad(brand_id)).decode())
+    return display(keys.unseal(master_keys, sealed, aad=code_aad(brand_id)).decode())
 
 
 # --- templates -----------------------------------------------------------------------------------

@@ -75,18 +75,18 @@ class DrawAudit(msgspec.Struct, frozen=True):
     mismatched: list[uuid.UUID]
 
 
-def _seed_aad(brand_id: uuid.UUID) -> bytes:
+def seed_aad(brand_id: uuid.UUID) -> bytes:
     return f"onecode:draw-seed:{brand_id}".encode()
 
 
 def unseal_seed(brand_id: uuid.UUID, sealed: bytes, master_keys: Sequence[bytes]) -> bytes:
-    return keys.unseal(master_keys, sealed, aad=_seed_aad(brand_id))
+    return keys.unseal(master_keys, sealed, aad=seed_aad(brand_id))
 
 
 def new_seed(brand_id: uuid.UUID, master_key: bytes) -> tuple[bytes, bytes]:
     """A fresh secret seed as (sealed under the master key, SHA-256 to publish): the draw's commitment."""
     seed = secrets.token_bytes(32)
-    return keys.seal(master_key, seed, aad=_seed_aad(brand_id)), hashlib.sha256(seed).digest()
+    return keys.seal(master_key, seed, aad=seed_aad(brand_id)), hashlib.sha256(seed).digest()
 
 
 def pick(
@@ -113,7 +113,7 @@ async def reveal_seed(
     setup = await fetch_one(conn, QUERIES["get_draw_setup"], {"campaign_id": campaign_id}, DrawSetup)
     if setup is None:
         raise InvalidCampaign("campaign_id", f"campaign {campaign_id} not found")
-    seed = keys.unseal(master_keys, setup.seed_sealed, aad=_seed_aad(setup.brand_id))
+    seed = keys.unseal(master_keys, setup.seed_sealed, aad=seed_aad(setup.brand_id))
     await conn.execute(QUERIES["reveal_seed"], {"campaign_id": campaign_id, "seed": seed})
     return seed
 

@@ -78,6 +78,13 @@ def unseal(master_keys: Sequence[bytes], sealed: bytes, *, aad: bytes) -> bytes:
     raise UnsealError("authentication failed: wrong context (aad) or a tampered blob")
 
 
+def sealed_fingerprint(sealed: bytes) -> bytes:
+    """The fingerprint of the key a blob names (empty for what is not a blob of this format)."""
+    if len(sealed) < _HEADER_BYTES or sealed[:1] != _VERSION:
+        return b""
+    return sealed[len(_VERSION) : _HEADER_BYTES]
+
+
 def is_sealed_with(master_key: bytes, sealed: bytes) -> bool:
     """True when `sealed` names `master_key`: a rotation job re-seals the blobs for which this is False."""
     return sealed[len(_VERSION) : _HEADER_BYTES] == master_key_fingerprint(master_key)

@@ -25,11 +25,12 @@ from campaigns.members.phones import MemberVault
 from codegen import batches, exports, keyring, products
 from codegen.errors import CodegenError
 from codegen.gtin import normalize_gtin
+from codegen.keys import master_key_fingerprint
 from codegen.models import MAX_BATCH_QUANTITY, BatchActivation, BatchIn, BatchStatus, ItemRange
 from codegen.printing import QUERIES as CODEGEN_QUERIES
 from codegen.printing import BatchPrinting, ExportFormat, load_printing, write_export
 from loadtests.cli import loadtest
-from service import audit, auth, backups, brands, maintenance
+from service import audit, auth, backups, brands, maintenance, reseal
 from service.embedded import EmbeddedEngines
 from service.logs import configure_logging
 from service.migrations import migrate as apply_migrations
@@ -576,6 +577,46 @@ def keys_rotate(settings: Settings, brand_ref: str) -> None:
     with engines(settings) as ready:
         key_id = run_db(ready, work)
     click.echo(f"brand {brand_ref}: key {key_id} is now current")
+
+
+@keys.command("reseal")
+@click.option("--dry-run", is_flag=True, help="Count what would move; write nothing.")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=reseal.PAGE_ROWS, show_default=True)
+@click.pass_obj
+def keys_reseal(settings: Settings, dry_run: bool, batch_size: int) -> None:
+    """Seal again under ONECODE_MASTER_KEY every value still under an ONECODE_OLD_MASTER_KEYS key."""
+
+    async def work(conn: psycopg.AsyncConnection[Any]) -> list[reseal.ColumnReport]:
+        reports = await reseal.reseal_all(
+            conn, settings.all_master_keys, batch_size=batch_size, dry_run=dry_run
+        )
+        if not dry_run:
+            async with conn.transaction():
+                await audit.record(
+                    conn,
+                    actor=CLI_ACTOR,
+                    brand_id=None,
+                    action="master_key.reseal",
+                    object_type="master_key",
+                    object_id=master_key_fingerprint(settings.master_key).hex(),
+                    after={r.column: r.resealed for r in reports},
+                )
+        return reports
+
+    with engines(settings) as ready:
+        reports = run_db(ready, work, one_transaction=False)
+    for r in reports:
+        moved = f"{r.to_reseal} to re-seal" if dry_run else f"{r.resealed} re-sealed"
+        click.echo(f"{r.column}: {moved}, {r.current} already current, {r.unreadable} unreadable")
+    # A dry run moves nothing; a real run leaves what changed under it meanwhile (the next run takes it).
+    left = sum(r.to_reseal - (0 if dry_run else r.resealed) for r in reports)
+    unreadable = sum(r.unreadable for r in reports)
+    if left == 0 and unreadable == 0:
+        click.echo("every sealed value is under the current master key: the old keys may be removed")
+    else:
+        click.echo(f"{left} value(s) still under an older key, {unreadable} unreadable: keep the old keys")
+        if not dry_run:
+            raise SystemExit(1)
 
 
 @main.command()

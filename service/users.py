@@ -369,7 +369,7 @@ async def setup_totp(conn: AsyncConnection[Any], master_key: bytes, user: User) 
     if user.totp_enabled_at is not None:
         raise Conflict("a second factor is already enabled")
     secret = pyotp.random_base32()
-    sealed = keys.seal(master_key, secret.encode(), aad=_totp_aad(user.id))
+    sealed = keys.seal(master_key, secret.encode(), aad=totp_aad(user.id))
     await conn.execute(QUERIES["set_totp_secret"], {"user_id": user.id, "sealed": sealed})
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=TOTP_ISSUER)
     qr = segno.make_qr(uri, error="m").svg_data_uri(scale=4, border=2)
@@ -382,7 +382,7 @@ async def confirm_totp(
     found = await fetch_one(conn, QUERIES["totp_secret"], {"user_id": user.id}, _Sealed)
     if found is None or found.totp_secret_sealed is None:
         raise InvalidField("code", "set up a second factor first")
-    secret = keys.unseal(master_keys, found.totp_secret_sealed, aad=_totp_aad(user.id)).decode()
+    secret = keys.unseal(master_keys, found.totp_secret_sealed, aad=totp_aad(user.id)).decode()
     if not pyotp.TOTP(secret).verify(code, for_time=now, valid_window=1):
         raise InvalidField("code", "wrong code; check the authenticator's clock")
     await conn.execute(QUERIES["enable_totp"], {"user_id": user.id})
@@ -442,7 +442,7 @@ def _locked(row: _LoginRow, until: dt.datetime, now: dt.datetime) -> LoginOutcom
 
 def _totp_ok(master_keys: Sequence[bytes], row: _LoginRow, code: str, now: dt.datetime) -> bool:
     assert row.totp_secret_sealed is not None
-    secret = keys.unseal(master_keys, row.totp_secret_sealed, aad=_totp_aad(row.id)).decode()
+    secret = keys.unseal(master_keys, row.totp_secret_sealed, aad=totp_aad(row.id)).decode()
     return bool(pyotp.TOTP(secret).verify(code, for_time=now, valid_window=1))
 
 
@@ -467,5 +467,5 @@ async def _dummy() -> str:
     return _dummy_hash
 
 
-def _totp_aad(user_id: uuid.UUID) -> bytes:
+def totp_aad(user_id: uuid.UUID) -> bytes:
     return f"totp:{user_id}".encode()

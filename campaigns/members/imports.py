@@ -247,7 +247,7 @@ async def error_file(
     for r in rows:
         cells: dict[str, str] = {}
         if r.raw_sealed is not None:
-            raw = keys.unseal(master_keys, r.raw_sealed, aad=_raw_aad(import_id, r.row_number))
+            raw = keys.unseal(master_keys, r.raw_sealed, aad=raw_aad(import_id, r.row_number))
             cells = msgspec.json.decode(raw, type=dict[str, str])
         # The cells came from a file anyone could have written: no formula reaches a spreadsheet.
         writer.writerow(
@@ -479,7 +479,7 @@ async def _import_chunk(
             "raw_sealed": [
                 None
                 if r.error is None
-                else keys.seal(master_key, msgspec.json.encode(r.cells), aad=_raw_aad(import_id, r.number))
+                else keys.seal(master_key, msgspec.json.encode(r.cells), aad=raw_aad(import_id, r.number))
                 for r in todo
             ],
         },
@@ -588,5 +588,5 @@ async def _fill(
     )
 
 
-def _raw_aad(import_id: uuid.UUID, row_number: int) -> bytes:
+def raw_aad(import_id: uuid.UUID, row_number: int) -> bytes:
     return f"import-row:{import_id}:{row_number}".encode()

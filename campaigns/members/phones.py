@@ -51,18 +51,28 @@ class MemberVault:
         return os.urandom(DATA_KEY_BYTES)
 
     def wrap(self, member_id: uuid.UUID, data_key: bytes) -> bytes:
-        return keys.seal(self._master_keys[0], data_key, aad=f"member-key:{member_id}".encode())
+        return keys.seal(self._master_keys[0], data_key, aad=member_key_aad(member_id))
 
     def unwrap(self, member_id: uuid.UUID, wrapped: bytes) -> bytes:
-        return keys.unseal(self._master_keys, wrapped, aad=f"member-key:{member_id}".encode())
+        return keys.unseal(self._master_keys, wrapped, aad=member_key_aad(member_id))
 
     def seal(self, data_key: bytes, brand_id: uuid.UUID, field: str, plaintext: bytes) -> bytes:
         """Seal one personal field (`phone`, `profile`, `note`) of a member under its data key."""
-        return keys.seal(data_key, plaintext, aad=f"{field}:{brand_id}".encode())
+        return keys.seal(data_key, plaintext, aad=field_aad(field, brand_id))
 
     def unseal(self, data_key: bytes | None, brand_id: uuid.UUID, field: str, sealed: bytes) -> bytes:
         candidates = self._master_keys if data_key is None else (data_key, *self._master_keys)
-        return keys.unseal(candidates, sealed, aad=f"{field}:{brand_id}".encode())
+        return keys.unseal(candidates, sealed, aad=field_aad(field, brand_id))
+
+
+def member_key_aad(member_id: uuid.UUID) -> bytes:
+    """What a member's data key is sealed for: that member, so a key copied onto another row will not open."""
+    return f"member-key:{member_id}".encode()
+
+
+def field_aad(field: str, brand_id: uuid.UUID) -> bytes:
+    """What a personal field (`phone`, `profile`, `note`) of a brand's member is sealed for."""
+    return f"{field}:{brand_id}".encode()
 
 
 def mask(phone_e164: str) -> str:

@@ -196,7 +196,7 @@ def sms_text(event_type: EventType, brand_name: str, data: dict[str, Any]) -> st
     return None
 
 
-def _secret_aad(webhook_id: uuid.UUID) -> bytes:
+def secret_aad(webhook_id: uuid.UUID) -> bytes:
     return f"webhook-secret:{webhook_id}".encode()
 
 
@@ -253,7 +253,7 @@ async def create_webhook(
             "id": webhook_id,
             "brand_id": brand_id,
             "url": data.url,
-            "secret_sealed": keys.seal(master_key, secret.encode(), aad=_secret_aad(webhook_id)),
+            "secret_sealed": keys.seal(master_key, secret.encode(), aad=secret_aad(webhook_id)),
             "event_types": None if data.event_types is None else list(dict.fromkeys(data.event_types)),
             "description": data.description,
             "created_by": actor,
@@ -406,7 +406,7 @@ async def _post(
     body = body_of(delivery)
     timestamp = str(int(now.timestamp()))
     try:
-        secret = keys.unseal(master_keys, delivery.secret_sealed, aad=_secret_aad(delivery.webhook_id))
+        secret = keys.unseal(master_keys, delivery.secret_sealed, aad=secret_aad(delivery.webhook_id))
     except UnsealError as exc:
         return _Outcome(status_code=None, error=f"signing secret unreadable: {exc}", duration_ms=0)
     headers = {
