@@ -160,7 +160,7 @@ def create_app(settings: Settings) -> Litestar:
             registry_follower=follower,
             writer=writer,
             signals=signals,
-            member_tokens=MemberTokens(settings.master_key),
+            member_tokens=MemberTokens(settings.master_key, settings.old_master_keys),
             vault=vault,
             enrolment=Enrolment(client, vault, sms, prefix=settings.redis_prefix),
             campaigns=book,

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import uuid
+from collections.abc import Sequence
 
 import msgspec
 
@@ -26,8 +27,12 @@ def derive_key(master_key: bytes, purpose: str) -> bytes:
 
 
 class MemberTokens:
-    def __init__(self, master_key: bytes) -> None:
+    """Signs with the current master key's sub-key; reads tokens signed under the old keys too, so a
+    master-key rotation does not log out every member (their next scan gets a token under the new key)."""
+
+    def __init__(self, master_key: bytes, old_master_keys: Sequence[bytes] = ()) -> None:
         self._key = derive_key(master_key, "member-token")
+        self._old_keys = tuple(derive_key(old, "member-token") for old in old_master_keys)
 
     def issue(self, ref: MemberRef) -> str:
         payload = f"{_VERSION}.{ref.member_id.hex}.{ref.brand_id.hex}.{int(ref.enrolled)}"
@@ -36,7 +41,9 @@ class MemberTokens:
     def read(self, token: str, *, brand_id: uuid.UUID | None = None) -> MemberRef:
         """The member a token names; InvalidMemberToken when forged, malformed or for another brand."""
         payload, _, signature = token.rpartition(".")
-        if not payload or not hmac.compare_digest(signature, self._sign(payload)):
+        if not payload or not any(
+            hmac.compare_digest(signature, self._sign(payload, key)) for key in (self._key, *self._old_keys)
+        ):
             raise InvalidMemberToken("the member token is not valid")
         version, member_hex, brand_hex, enrolled = payload.split(".")
         if version != _VERSION or enrolled not in {"0", "1"}:
@@ -46,6 +53,6 @@ class MemberTokens:
             raise InvalidMemberToken("the member token belongs to another brand")
         return ref
 
-    def _sign(self, payload: str) -> str:
-        digest = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()[:18]
+    def _sign(self, payload: str, key: bytes | None = None) -> str:
+        digest = hmac.new(key or self._key, payload.encode(), hashlib.sha256).digest()[:18]
         return base64.urlsafe_b64encode(digest).decode()
