@@ -607,7 +607,8 @@ def keys_reseal(settings: Settings, dry_run: bool, batch_size: int) -> None:
         reports = run_db(ready, work, one_transaction=False)
     for r in reports:
         moved = f"{r.to_reseal} to re-seal" if dry_run else f"{r.resealed} re-sealed"
-        click.echo(f"{r.column}: {moved}, {r.current} already current, {r.unreadable} unreadable")
+        clashes = f", {r.conflicts} held by another member too (merge them)" if r.conflicts else ""
+        click.echo(f"{r.column}: {moved}, {r.current} already current, {r.unreadable} unreadable{clashes}")
     # A dry run moves nothing; a real run leaves what changed under it meanwhile (the next run takes it).
     left = sum(r.to_reseal - (0 if dry_run else r.resealed) for r in reports)
     unreadable = sum(r.unreadable for r in reports)

@@ -12,6 +12,12 @@ not configured, or that fails to open, is reported as unreadable and left as it 
 Members' personal fields are sealed under each member's own data key (itself sealed under the master
 key, and moved here); only those of members from before data keys (migration 0014) are under the
 master key itself, and only those are moved.
+
+Phones' blind indexes are keyed by the master key too (phones.MemberVault): lookups try every
+configured key's index meanwhile, and this job writes each index again under the current key, from
+the phone itself (members) or the cells a rejected import row keeps. A member whose phone another
+member already holds under the current index (enrolled twice during the rotation) is left as it is
+and reported as a conflict: merge the two.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ import psycopg
 
 from campaigns.coupons import code_aad
 from campaigns.draws import seed_aad
+from campaigns.members.errors import InvalidMemberInput
 from campaigns.members.imports import raw_aad
-from campaigns.members.phones import field_aad, member_key_aad
+from campaigns.members.phones import MemberVault, field_aad, member_key_aad, normalize_phone
 from campaigns.members.webhooks import secret_aad
 from campaigns.rewards import claim_aad
 from codegen import keys
@@ -122,6 +129,7 @@ class ColumnReport(msgspec.Struct, frozen=True):
     to_reseal: int  # found under an older configured key
     current: int  # already under the current key
     unreadable: int  # under a key not configured, or failing to open: left as it is
+    conflicts: int = 0  # blind indexes only: another member holds the phone under the current index
 
 
 async def reseal_all(
@@ -134,7 +142,120 @@ async def reseal_all(
     """Re-seal under `master_keys[0]` every value sealed under another of `master_keys`, column by column."""
     if not master_keys:
         raise InvalidKey("no master key configured")
-    return [await _reseal_column(conn, column, master_keys, batch_size, dry_run) for column in SEALED_COLUMNS]
+    reports = [
+        await _reseal_column(conn, column, master_keys, batch_size, dry_run) for column in SEALED_COLUMNS
+    ]
+    vault = MemberVault(master_keys)
+
+    def member_phone(row: tuple[Any, ...]) -> bytes:
+        member_id, _, brand_id, phone_sealed, data_key_sealed = row
+        data_key = None if data_key_sealed is None else vault.unwrap(member_id, bytes(data_key_sealed))
+        return vault.blind_index(
+            brand_id, vault.unseal(data_key, brand_id, "phone", bytes(phone_sealed)).decode()
+        )
+
+    def import_row_phone(row: tuple[Any, ...]) -> bytes:
+        import_id, row_number, _, brand_id, raw_sealed = row
+        if raw_sealed is None:
+            raise UnsealError("the row keeps no cells")
+        cells = msgspec.json.decode(
+            keys.unseal(master_keys, bytes(raw_sealed), aad=raw_aad(import_id, row_number)),
+            type=dict[str, str],
+        )
+        return vault.blind_index(brand_id, normalize_phone(cells.get("phone", "")))
+
+    reports.append(
+        await _reindex(
+            conn, "members.phone_index", "members_phone_index", 1, member_phone, batch_size, dry_run
+        )
+    )
+    reports.append(
+        await _reindex(
+            conn,
+            "member_import_rows.phone_index",
+            "member_import_rows_phone_index",
+            2,
+            import_row_phone,
+            batch_size,
+            dry_run,
+        )
+    )
+    return reports
+
+
+async def _reindex(
+    conn: psycopg.AsyncConnection[Any],
+    name: str,
+    queries: str,
+    key_width: int,
+    current_index: Callable[[tuple[Any, ...]], bytes],
+    batch_size: int,
+    dry_run: bool,
+) -> ColumnReport:
+    """Write again under the current key each blind index (the column after the key) that differs from
+    the phone's current index."""
+    after: tuple[Any, ...] = (_NO_UUID, -1)[:key_width]
+    reindexed = to_reindex = already = unreadable = conflicts = 0
+    while True:
+        async with conn.transaction():
+            page = await (
+                await conn.execute(
+                    QUERIES[f"page_{queries}"],
+                    {**{f"after_{n}": value for n, value in enumerate(after)}, "limit": batch_size},
+                )
+            ).fetchall()
+            moves: list[tuple[tuple[Any, ...], bytes, bytes]] = []
+            for row in page:
+                stored = bytes(row[key_width])
+                try:
+                    index = current_index(tuple(row))
+                except (UnsealError, InvalidMemberInput):
+                    unreadable += 1
+                    continue
+                if index == stored:
+                    already += 1
+                else:
+                    to_reindex += 1
+                    moves.append((tuple(row[:key_width]), stored, index))
+            if moves and not dry_run:
+                written, clashed = await _put_indexes(conn, queries, key_width, moves)
+                reindexed += written
+                conflicts += clashed
+        if len(page) < batch_size:
+            break
+        after = tuple(page[-1][:key_width])
+    return ColumnReport(name, reindexed, to_reindex, already, unreadable, conflicts)
+
+
+async def _put_indexes(
+    conn: psycopg.AsyncConnection[Any],
+    queries: str,
+    key_width: int,
+    moves: list[tuple[tuple[Any, ...], bytes, bytes]],
+) -> tuple[int, int]:
+    """Write a page of indexes; where one clashes with another member's (the phone enrolled twice), one
+    by one, leaving the clashing ones. Returns (written, clashed)."""
+    query = QUERIES[f"put_{queries}"]
+    try:
+        async with conn.transaction():
+            return (await conn.execute(query, _put_params(key_width, moves))).rowcount, 0
+    except psycopg.errors.UniqueViolation:
+        pass
+    written = clashed = 0
+    for move in moves:
+        try:
+            async with conn.transaction():
+                written += (await conn.execute(query, _put_params(key_width, [move]))).rowcount
+        except psycopg.errors.UniqueViolation:
+            clashed += 1
+    return written, clashed
+
+
+def _put_params(key_width: int, moves: list[tuple[tuple[Any, ...], bytes, bytes]]) -> dict[str, Any]:
+    params: dict[str, Any] = {f"key_{n}": [key[n] for key, _, _ in moves] for n in range(key_width)}
+    params["old"] = [old for _, old, _ in moves]
+    params["new"] = [new for _, _, new in moves]
+    return params
 
 
 async def _reseal_column(
@@ -174,16 +295,11 @@ async def _reseal_column(
                     unreadable += 1
                 # else: under a member's own data key, not the master key's to move
             if moves and not dry_run:
-                cursor = await conn.execute(QUERIES[f"put_{column.queries}"], _put_params(column, moves))
+                cursor = await conn.execute(
+                    QUERIES[f"put_{column.queries}"], _put_params(column.key_width, moves)
+                )
                 resealed += cursor.rowcount
         if len(page) < batch_size:
             break
         after = tuple(page[-1][: column.key_width])
     return ColumnReport(column.name, resealed, to_reseal, already, unreadable)
-
-
-def _put_params(column: SealedColumn, moves: list[tuple[tuple[Any, ...], bytes, bytes]]) -> dict[str, Any]:
-    params: dict[str, Any] = {f"key_{n}": [key[n] for key, _, _ in moves] for n in range(column.key_width)}
-    params["old"] = [old for _, old, _ in moves]
-    params["new"] = [new for _, _, new in moves]
-    return params

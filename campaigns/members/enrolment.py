@@ -147,7 +147,10 @@ class Enrolment:
             "consent_location": consent_location,
         }
         existing = await fetch_one(
-            conn, QUERIES["find_by_phone"], {"brand_id": brand_id, "phone_index": index}, Member
+            conn,
+            QUERIES["find_by_phone"],
+            {"brand_id": brand_id, "phone_indexes": self._vault.blind_indexes(brand_id, phone_e164)},
+            Member,
         )
         owner = member_id if existing is None else existing.id
         if existing is None:

@@ -115,6 +115,9 @@ class _Row(msgspec.Struct, frozen=True):
     error: RowError | None = None
     # A rejected or duplicate row's phone (blind index), when it has a valid one: whose cells it keeps.
     owner_index: bytes | None = None
+    # The phone's index under each configured master key, the current one (`index`) first: members
+    # written before a master-key rotation hold an old one until `onecode keys reseal` re-indexes them.
+    aliases: list[bytes] = msgspec.field(default_factory=list)
 
 
 class _Existing(msgspec.Struct, frozen=True):
@@ -312,7 +315,8 @@ def _parse(
         phone = normalize_phone(cells.get("phone", ""))
     except InvalidMemberInput as exc:
         return _Row(number, cells, error=RowError(number, exc.field or "row", str(exc)))
-    index = vault.blind_index(brand_id, phone)
+    aliases = vault.blind_indexes(brand_id, phone)
+    index = aliases[0]
     try:
         profile = profiles.Profile(
             name=_name(cells.get("name")),
@@ -324,12 +328,13 @@ def _parse(
         region = _region(cells.get("region"))
     except InvalidMemberInput as exc:
         error = RowError(number, exc.field or "row", str(exc))
-        return _Row(number, cells, error=error, owner_index=index)
+        return _Row(number, cells, error=error, owner_index=index, aliases=aliases)
     return _Row(
         number,
         cells,
         phone=phone,
         index=index,
+        aliases=aliases,
         profile=profile if profile != profiles.Profile() else None,
         points=points,
         region=region,
@@ -398,11 +403,22 @@ def _outcome(row: _Row, existing: dict[bytes, _Existing]) -> Outcome:
 async def _existing(
     conn: AsyncConnection[Any], brand_id: uuid.UUID, chunk: list[_Row]
 ) -> dict[bytes, _Existing]:
-    indexes = [r.index for r in chunk if r.index is not None]
-    found = await fetch_all(
-        conn, QUERIES["existing_members"], {"brand_id": brand_id, "indexes": indexes}, _Existing
-    )
+    found = await _members_of(conn, brand_id, [(r.index, r.aliases) for r in chunk if r.index is not None])
     return {e.phone_index: e for e in found}
+
+
+async def _members_of(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, phones: list[tuple[bytes, list[bytes]]]
+) -> list[_Existing]:
+    """The members holding these phones, each given as (current index, its index under every key);
+    the members come back under the current index whichever index they hold."""
+    pairs = [(index, alias) for index, aliases in phones for alias in aliases]
+    return await fetch_all(
+        conn,
+        QUERIES["existing_members"],
+        {"brand_id": brand_id, "indexes": [i for i, _ in pairs], "aliases": [a for _, a in pairs]},
+        _Existing,
+    )
 
 
 async def _import_chunk(
@@ -508,8 +524,8 @@ async def _owners(conn: AsyncConnection[Any], brand_id: uuid.UUID, todo: list[_R
     kept = {r.number: r.owner_index for r in todo if r.owner_index is not None}
     if not kept:
         return {}
-    found = await fetch_all(
-        conn, QUERIES["existing_members"], {"brand_id": brand_id, "indexes": list(kept.values())}, _Existing
+    found = await _members_of(
+        conn, brand_id, [(r.owner_index, r.aliases) for r in todo if r.owner_index is not None]
     )
     member_of = {e.phone_index: e.id for e in found}
     return {number: member_of[index] for number, index in kept.items() if index in member_of}

@@ -41,10 +41,21 @@ class MemberVault:
 
     def __init__(self, master_keys: Sequence[bytes]) -> None:
         self._master_keys = tuple(master_keys)
-        self._index_key = derive_key(self._master_keys[0], "phone-index")
+        # One index key per master key: stored indexes are under the current one, except those written
+        # before a master-key rotation, until `onecode keys reseal` has re-indexed them.
+        self._index_keys = tuple(derive_key(key, "phone-index") for key in self._master_keys)
 
     def blind_index(self, brand_id: uuid.UUID, phone_e164: str) -> bytes:
-        return hmac.new(self._index_key, f"{brand_id}:{phone_e164}".encode(), hashlib.sha256).digest()
+        """The phone's index under the current master key: what is stored."""
+        return self._index(self._index_keys[0], brand_id, phone_e164)
+
+    def blind_indexes(self, brand_id: uuid.UUID, phone_e164: str) -> list[bytes]:
+        """The phone's index under each configured master key, the current one first: what is looked up."""
+        return [self._index(key, brand_id, phone_e164) for key in self._index_keys]
+
+    @staticmethod
+    def _index(index_key: bytes, brand_id: uuid.UUID, phone_e164: str) -> bytes:
+        return hmac.new(index_key, f"{brand_id}:{phone_e164}".encode(), hashlib.sha256).digest()
 
     @staticmethod
     def new_data_key() -> bytes:

@@ -474,22 +474,31 @@ async def erase(
     conn: AsyncConnection[Any], vault: MemberVault, brand_id: uuid.UUID, member_id: uuid.UUID
 ) -> None:
     """Make the member's personal data unreadable for good; its ledger and scans stay, anonymous."""
-    await data_key(conn, vault, brand_id, member_id)  # locks the row; refuses an erased member
+    key = await data_key(conn, vault, brand_id, member_id)  # locks the row; refuses an erased member
     found = await fetch_one(
         conn, QUERIES["phone_index"], {"brand_id": brand_id, "member_id": member_id}, _PhoneIndex
     )
+    indexes = set()
+    if found is not None and found.phone_index is not None:
+        indexes.add(found.phone_index)
+    if found is not None and found.phone_sealed is not None:
+        # Import rows written before a master-key rotation hold the phone's index under the old key
+        # until `onecode keys reseal` re-indexes them: purge under every configured key's index.
+        phone = vault.unseal(key, brand_id, "phone", found.phone_sealed).decode()
+        indexes.update(vault.blind_indexes(brand_id, phone))
     await conn.execute(
         QUERIES["erase_member"],
         {
             "brand_id": brand_id,
             "family": await _family(conn, brand_id, member_id),
-            "phone_indexes": [found.phone_index] if found and found.phone_index else [],
+            "phone_indexes": sorted(indexes),
         },
     )
 
 
 class _PhoneIndex(msgspec.Struct, frozen=True):
     phone_index: bytes | None
+    phone_sealed: bytes | None
 
 
 class _Inactive(msgspec.Struct, frozen=True):
@@ -543,8 +552,10 @@ async def find_by_phone(
     conn: AsyncConnection[Any], vault: MemberVault, brand_id: uuid.UUID, phone: str
 ) -> uuid.UUID | None:
     """Exact search through the blind index: the number is never compared, or stored, in clear."""
-    index = vault.blind_index(brand_id, normalize_phone(phone))
-    found = await fetch_one(conn, QUERIES["find_by_phone"], {"brand_id": brand_id, "phone_index": index}, _Id)
+    indexes = vault.blind_indexes(brand_id, normalize_phone(phone))
+    found = await fetch_one(
+        conn, QUERIES["find_by_phone"], {"brand_id": brand_id, "phone_indexes": indexes}, _Id
+    )
     return None if found is None else found.id
 
 

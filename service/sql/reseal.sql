@@ -126,3 +126,30 @@ ORDER BY id LIMIT %(limit)s;
 UPDATE webhooks w SET secret_sealed = v.new
 FROM unnest(%(key_0)s::uuid[], %(old)s::bytea[], %(new)s::bytea[]) AS v(id, old, new)
 WHERE w.id = v.id AND w.secret_sealed = v.old;
+
+-- Phones' blind indexes are keyed by the master key too: after the values, the indexes written under an
+-- older key are written again under the current one (from the phone, opened with the member's key).
+
+-- page_members_phone_index --
+SELECT id, phone_index, brand_id, phone_sealed, data_key_sealed FROM members
+WHERE id > %(after_0)s::uuid AND phone_index IS NOT NULL
+ORDER BY id LIMIT %(limit)s;
+
+-- put_members_phone_index --
+UPDATE members m SET phone_index = v.new
+FROM unnest(%(key_0)s::uuid[], %(old)s::bytea[], %(new)s::bytea[]) AS v(id, old, new)
+WHERE m.id = v.id AND m.phone_index = v.old;
+
+-- page_member_import_rows_phone_index --
+-- Rejected and duplicate rows keep their phone's index (erasing that phone's member purges them) and
+-- their cells, sealed: the phone is read again from those.
+SELECT r.import_id, r.row_number, r.phone_index, i.brand_id, r.raw_sealed
+FROM member_import_rows r JOIN member_imports i ON i.id = r.import_id
+WHERE (r.import_id, r.row_number) > (%(after_0)s::uuid, %(after_1)s::integer) AND r.phone_index IS NOT NULL
+ORDER BY r.import_id, r.row_number LIMIT %(limit)s;
+
+-- put_member_import_rows_phone_index --
+UPDATE member_import_rows r SET phone_index = v.new
+FROM unnest(%(key_0)s::uuid[], %(key_1)s::integer[], %(old)s::bytea[], %(new)s::bytea[])
+     AS v(import_id, row_number, old, new)
+WHERE r.import_id = v.import_id AND r.row_number = v.row_number AND r.phone_index = v.old;

@@ -30,7 +30,7 @@ from click.testing import CliRunner
 from litestar.testing import AsyncTestClient
 
 from campaigns import coupons, draws, rewards
-from campaigns.members import imports, phones, webhooks
+from campaigns.members import imports, phones, profiles, webhooks
 from codegen import keyring, keys
 from service import cli, users
 from service.app import create_app
@@ -119,7 +119,28 @@ SEEDED = {
     "members.data_key_sealed": 4,  # three imported members and one enrolled by phone
     "prize_claims.address_sealed": 2,  # one per prize won and claimed
     "webhooks.secret_sealed": 2,
+    # Blind indexes, keyed by the master key too, written again under the current one from the phone:
+    "members.phone_index": 4,  # the four members above, all with a phone
+    "member_import_rows.phone_index": 1,  # the rejected row whose phone is valid (13900138005)
 }
+BLIND_INDEXES = {"members.phone_index", "member_import_rows.phone_index"}
+
+
+async def read_indexes(db: psycopg.AsyncConnection[Any]) -> dict[str, dict[Key, bytes]]:
+    """Every stored blind index, keyed by row."""
+    members = await (
+        await db.execute("SELECT id, phone_index FROM members WHERE phone_index IS NOT NULL")
+    ).fetchall()
+    rows = await (
+        await db.execute(
+            "SELECT import_id, row_number, phone_index FROM member_import_rows WHERE phone_index IS NOT NULL"
+        )
+    ).fetchall()
+    return {
+        "members.phone_index": {(r[0],): bytes(r[1]) for r in members},
+        "member_import_rows.phone_index": {(r[0], r[1]): bytes(r[2]) for r in rows},
+    }
+
 
 Blobs = dict[str, dict[Key, bytes]]
 
@@ -251,7 +272,7 @@ async def world(settings: Settings, db: psycopg.AsyncConnection[Any], tenant_a: 
             hook = await create_webhook(client, tenant, url=f"https://hooks.example.com/onecode/{n}")
             webhook_secrets[uuid.UUID(hook["id"])] = hook["secret"]
 
-    assert counts(await read_blobs(db)) == SEEDED
+    assert counts(await read_blobs(db)) | counts(await read_indexes(db)) == SEEDED
     cur = await db.execute("SELECT id, seed_hash FROM campaigns WHERE seed_hash IS NOT NULL")
     seed_hashes = {row[0]: bytes(row[1]) for row in await cur.fetchall()}
     return World(
@@ -423,7 +444,7 @@ class TestCoverage:
         # This test's own readers cover the same columns, so the checks below leave none out.
         assert set(COLUMNS) == under_master_key
         reported = await run_reseal(settings, (secrets.token_bytes(32),), dry_run=True)
-        assert under_master_key <= set(reported) <= in_schema
+        assert under_master_key <= set(reported) <= in_schema | BLIND_INDEXES
         assert all(f == (0, 0, 0, 0) for f in figures_of(reported).values())
 
 
@@ -441,9 +462,11 @@ class TestReseal:
         assert all(personal.values())  # phones, profiles and a note, all under data keys
         plain = open_blobs(before, [k_old])
 
+        indexes = await read_indexes(db)
         dry = await run_reseal(settings, (k_new, k_old), batch_size=3, dry_run=True)
         assert figures_of(dry) == expected(dry, lambda n: (0, n, 0, 0))
         assert await read_blobs(db) == before
+        assert await read_indexes(db) == indexes
 
         first = await run_reseal(settings, (k_new, k_old), batch_size=2)
         assert figures_of(first) == expected(first, lambda n: (n, n, 0, 0))
@@ -455,6 +478,20 @@ class TestReseal:
         assert open_blobs(after, [k_new]) == plain
         assert_handed_out(plain, world)
         assert await read_data_key_fields(db) == personal
+        # Every blind index is now the phone's under the new key (and none is under the old one).
+        reindexed = await read_indexes(db)
+        assert {c: set(rows) for c, rows in reindexed.items()} == {
+            c: set(rows) for c, rows in indexes.items()
+        }
+        new_vault, old_vault = phones.MemberVault([k_new]), phones.MemberVault([k_old])
+        brand_id = world.tenant.brand_id
+        for phone in ("+8613800138001", "+8613900138002", "+8613900138003", "+8613900138005"):
+            assert old_vault.blind_index(brand_id, phone) not in {
+                i for rows in reindexed.values() for i in rows.values()
+            }
+        assert {new_vault.blind_index(brand_id, "+8613900138005")} == set(
+            reindexed["member_import_rows.phone_index"].values()
+        )
 
         second = await run_reseal(settings, (k_new, k_old))
         assert figures_of(second) == expected(second, lambda n: (0, 0, n, 0))
@@ -599,18 +636,30 @@ class TestServiceAfterRotation:
         assert row is not None and row[0] is not None
         assert hashlib.sha256(bytes(row[0])).digest() == bytes(row[1])
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="the phone blind index is keyed by a sub-key of master_keys[0] (MemberVault.blind_index):"
-        " once the new key is current, phones stored under the old index are never found again",
-    )
     async def test_members_are_still_found_by_phone(
         self, settings: Settings, db: psycopg.AsyncConnection[Any], world: World
     ) -> None:
         """Staff search members by phone, and enrolment and imports merge by phone, all through the blind
         index: after the rotation an existing member's number must still find that member (not none,
-        and never a second member for the same phone)."""
+        and never a second member for the same phone), before the job (the old key's index) and after
+        it (the new key's alone)."""
         k_new = secrets.token_bytes(32)
+        both = msgspec.structs.replace(settings, master_key=k_new, old_master_keys=(settings.master_key,))
+        async with AsyncTestClient(app=create_app(both)) as client:
+            found = await client.post(
+                "/v1/members:search",
+                json={"phone": "13800138001"},
+                headers=world.tenant.headers(Role.CUSTOMER_SERVICE),
+            )
+            assert [m["id"] for m in found.json()] == [world.imported_member_id], found.text
+            # An import naming the phone again merges into its member instead of creating a second one.
+            again = await client.post(
+                "/v1/member-imports",
+                content="phone,name\n13800138001,王小明\n".encode(),
+                headers={**world.tenant.headers(Role.BRAND_ADMIN), "Content-Type": "text/csv"},
+            )
+            assert again.status_code == 200, again.text
+            assert (again.json()["created"], again.json()["merged"]) == (0, 1), again.text
         await run_reseal(settings, (k_new, settings.master_key))
         rotated = msgspec.structs.replace(settings, master_key=k_new, old_master_keys=())
         async with AsyncTestClient(app=create_app(rotated)) as client:
@@ -621,6 +670,37 @@ class TestServiceAfterRotation:
             )
         assert found.status_code == 200, found.text
         assert [m["id"] for m in found.json()] == [world.imported_member_id]
+
+    async def test_erasure_during_the_rotation_purges_cells_kept_under_the_old_index(
+        self, settings: Settings, db: psycopg.AsyncConnection[Any], world: World
+    ) -> None:
+        """A rejected import row keeps its phone's cells under that phone's index, written under the old
+        key; the phone enrols after the rotation (its member gets the new key's index). Erasing that
+        member before the job has re-indexed the row must still purge the row's cells."""
+        k_new = secrets.token_bytes(32)
+        both = msgspec.structs.replace(settings, master_key=k_new, old_master_keys=(settings.master_key,))
+        kept = "SELECT raw_sealed FROM member_import_rows WHERE import_id = %s AND phone_index IS NOT NULL"
+        [(cells,)] = await (await db.execute(kept, (world.import_id,))).fetchall()
+        assert cells is not None
+        async with AsyncTestClient(app=create_app(both)) as client:
+            joined = await client.post(
+                "/v1/member-imports",
+                content="phone,name\n13900138005,负分\n".encode(),
+                headers={**world.tenant.headers(Role.BRAND_ADMIN), "Content-Type": "text/csv"},
+            )
+            assert joined.status_code == 200, joined.text
+            assert joined.json()["created"] == 1, joined.text
+            found = await client.post(
+                "/v1/members:search",
+                json={"phone": "13900138005"},
+                headers=world.tenant.headers(Role.CUSTOMER_SERVICE),
+            )
+            [member] = found.json()
+        async with db.transaction():
+            await profiles.erase(
+                db, phones.MemberVault(both.all_master_keys), world.tenant.brand_id, uuid.UUID(member["id"])
+            )
+        assert await (await db.execute(kept, (world.import_id,))).fetchall() == [(None,)]
 
 
 # --- the command line --------------------------------------------------------------------------------

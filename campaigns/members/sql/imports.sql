@@ -16,8 +16,13 @@ SELECT row_number FROM member_import_rows
 WHERE import_id = %(import_id)s AND row_number BETWEEN %(first)s AND %(last)s;
 
 -- existing_members --
-SELECT id, phone_index FROM members
-WHERE brand_id = %(brand_id)s AND phone_index = ANY(%(indexes)s);
+-- The members holding these phones. Each phone comes as its index under every configured master key
+-- (`aliases`, the current one first) beside its current index (`indexes`), which is what comes back:
+-- after a rotation, until `onecode keys reseal` re-indexed them, members may hold an old key's index.
+SELECT DISTINCT ON (q.index) m.id, q.index AS phone_index
+FROM unnest(%(aliases)s::bytea[], %(indexes)s::bytea[]) WITH ORDINALITY AS q(alias, index, n)
+JOIN members m ON m.brand_id = %(brand_id)s AND m.phone_index = q.alias
+ORDER BY q.index, q.n;
 
 -- insert_members --
 -- New members, enrolled with their phone; a phone enrolled meanwhile by a scan is left to the merge.

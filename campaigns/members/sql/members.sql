@@ -4,9 +4,13 @@ SELECT id, brand_id, phone_last4, merged_into, created_at, enrolled_at,
 FROM members WHERE id = %(member_id)s AND brand_id = %(brand_id)s;
 
 -- find_by_phone --
+-- `phone_indexes`: the phone's index under each configured master key, the current one first (after a
+-- rotation, until `onecode keys reseal` re-indexed them, members may hold an old key's index).
 SELECT id, brand_id, phone_last4, merged_into, created_at, enrolled_at,
        consent_marketing_at, consent_location_at
-FROM members WHERE brand_id = %(brand_id)s AND phone_index = %(phone_index)s;
+FROM members WHERE brand_id = %(brand_id)s AND phone_index = ANY(%(phone_indexes)s::bytea[])
+ORDER BY array_position(%(phone_indexes)s::bytea[], phone_index), created_at
+LIMIT 1;
 
 -- enroll_member --
 -- Attach a phone to a member (its first enrolment); consents are stamped when given.

@@ -137,7 +137,7 @@ WHERE brand_id = %(brand_id)s AND id = ANY(%(family)s);
 SELECT profile_sealed FROM members WHERE id = %(member_id)s AND brand_id = %(brand_id)s;
 
 -- phone_index --
-SELECT phone_index FROM members WHERE id = %(member_id)s AND brand_id = %(brand_id)s;
+SELECT phone_index, phone_sealed FROM members WHERE id = %(member_id)s AND brand_id = %(brand_id)s;
 
 -- retention_brands --
 SELECT brand_id FROM member_settings WHERE erase_inactive_after_days IS NOT NULL ORDER BY brand_id;
@@ -172,7 +172,10 @@ SELECT id, amount, kind, reason, source, created_at FROM points_ledger
 WHERE member_id = ANY(%(family)s) AND brand_id = %(brand_id)s ORDER BY id;
 
 -- find_by_phone --
-SELECT id FROM members WHERE brand_id = %(brand_id)s AND phone_index = %(phone_index)s;
+-- `phone_indexes`: under each configured master key, the current one first (see members.sql).
+SELECT id FROM members WHERE brand_id = %(brand_id)s AND phone_index = ANY(%(phone_indexes)s::bytea[])
+ORDER BY array_position(%(phone_indexes)s::bytea[], phone_index), created_at
+LIMIT 1;
 
 -- merge_state --
 SELECT id, merged_into, erased_at FROM members
