@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import msgspec
@@ -215,18 +215,41 @@ async def private_target(url: str) -> str | None:
     """Why `url` must not be called, or None: a host that does not resolve, or resolves to an address
     that is not public (loopback, private, link-local, cloud metadata...). A webhook must never be a
     way into the operator's own network."""
+    return (await resolve_target(url, allow_private=False))[1]
+
+
+async def resolve_target(url: str, *, allow_private: bool) -> tuple[str | None, str | None]:
+    """(the address to call `url` at, None), or (None, why it must not be called): see private_target.
+
+    The request then goes to that very address (`pinned`): resolving the name again to connect would let
+    a name that answered with a public address for the check answer with a private one for the request
+    (DNS rebinding)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError:
-        return f"{host} does not resolve"
-    for *_, sockaddr in found:
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-        if not address.is_global:
-            return f"{host} resolves to an address that is not public ({address})"
-    return None
+        return None, f"{host} does not resolve"
+    addresses = [ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]) for *_, sockaddr in found]
+    if not addresses:
+        return None, f"{host} does not resolve"
+    if not allow_private:
+        for address in addresses:
+            if not address.is_global:
+                return None, f"{host} resolves to an address that is not public ({address})"
+    return str(addresses[0]), None
+
+
+def pinned(url: str, address: str) -> tuple[str, str, str]:
+    """`url` with its host replaced by `address`, with the Host header and the TLS server name (SNI, and
+    the name the certificate is checked against) that keep it the same request to the same site."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    literal = f"[{address}]" if ":" in address else address
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    host_header = (f"[{host}]" if ":" in host else host) + ("" if parts.port is None else f":{parts.port}")
+    return urlunsplit(parts._replace(netloc=netloc)), host_header, host
 
 
 async def create_webhook(
@@ -399,8 +422,10 @@ async def _post(
 ) -> _Outcome:
     assert delivery.url is not None
     # Checked again before each request: the name may point elsewhere since the webhook was made.
-    if not allow_private and (reason := await private_target(delivery.url)):
+    address, reason = await resolve_target(delivery.url, allow_private=allow_private)
+    if address is None:
         return _Outcome(status_code=None, error=f"refused: {reason}"[:ERROR_CHARS], duration_ms=0)
+    url, host_header, server_name = pinned(delivery.url, address)
     assert delivery.secret_sealed is not None
     assert delivery.webhook_id is not None
     body = body_of(delivery)
@@ -416,12 +441,18 @@ async def _post(
         "x-onecode-event-type": delivery.event_type,
         "x-onecode-timestamp": timestamp,
         "x-onecode-signature": sign(secret.decode(), timestamp, body),
+        "host": host_header,
     }
     started = time.monotonic()
     try:
         # Streamed and never read: only the status matters, and a receiver cannot make us load a big body.
         async with http.stream(
-            "POST", delivery.url, content=body, headers=headers, timeout=REQUEST_TIMEOUT_S
+            "POST",
+            url,
+            content=body,
+            headers=headers,
+            timeout=REQUEST_TIMEOUT_S,
+            extensions={"sni_hostname": server_name},
         ) as response:
             status_code = response.status_code
     except (httpx.HTTPError, httpx.InvalidURL) as exc:

@@ -683,3 +683,107 @@ class TestPrivateTargets:
                 assert refused.status_code == 422, (url, refused.text)
                 assert refused.json()["errors"][0]["field"] == "url"
         assert await webhooks.private_target("http://localhost/hook") is not None
+
+
+class TestPinnedAddress:
+    def test_the_request_keeps_its_host_and_server_name_at_the_checked_address(self) -> None:
+        """The URL's host becomes the checked address; the Host header and the TLS server name (which
+        the certificate is verified against) stay the webhook's own."""
+        assert webhooks.pinned("https://hooks.example.com/a/b?c=1", "93.184.216.34") == (
+            "https://93.184.216.34/a/b?c=1",
+            "hooks.example.com",
+            "hooks.example.com",
+        )
+        assert webhooks.pinned("http://Hooks.Example.com:8080/x", "2606:2800:220:1::1") == (
+            "http://[2606:2800:220:1::1]:8080/x",
+            "hooks.example.com:8080",
+            "hooks.example.com",
+        )
+
+    async def test_the_name_is_resolved_once_and_the_request_goes_where_it_was_checked(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+        receiver: Receiver,
+        http: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """DNS rebinding: a name that answers the check with one address and the connection with another
+        must not get the request to the second. The name is looked up once per delivery, by the check,
+        and the request is sent to the address that lookup gave (here the receiver's, under a name only
+        this test's resolver knows), with the webhook's own Host header."""
+        loop = asyncio.get_running_loop()
+        real_getaddrinfo = loop.getaddrinfo
+        looked_up: list[str] = []
+
+        async def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            if host == "hooks.onecode.test":
+                looked_up.append(host)
+                return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+            return await real_getaddrinfo(host, port, *args, **kwargs)
+
+        monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+        receiver.up()
+        hook = await create_webhook(
+            client, tenant_a, url=f"http://hooks.onecode.test:{receiver.port}/hooks/onecode"
+        )
+        await scan_member(client, issued.urls[0], "device-pinned-0")
+        t0 = ahead()
+        await refresh(db, t0)
+        report = await deliver(db, settings, http, t0 + dt.timedelta(minutes=1))
+        assert report.delivered == 1, report
+        assert looked_up == ["hooks.onecode.test"]
+        [(headers, body)] = receiver.accepted()
+        assert headers["host"] == f"hooks.onecode.test:{receiver.port}"
+        assert_signed(hook["secret"], headers, body)
+
+    async def test_a_public_name_is_called_at_the_address_the_check_approved(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """In production (private targets refused) the check approves the name's public address, and the
+        HTTP client is handed that address, not the name it could resolve again to somewhere else. The
+        HTTP client here is httpx's MockTransport: no request may leave this machine for a public address."""
+        loop = asyncio.get_running_loop()
+        real_getaddrinfo = loop.getaddrinfo
+
+        async def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            if host == "crm.example.com":
+                return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+            return await real_getaddrinfo(host, port, *args, **kwargs)
+
+        monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+        sent: list[httpx.Request] = []
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            sent.append(request)
+            return httpx.Response(200)
+
+        public_only = msgspec.structs.replace(settings, webhook_private_targets=False)
+        # Made in this test's event loop, where the resolver above answers (the app runs in another).
+        async with db.transaction():
+            await webhooks.create_webhook(
+                db,
+                tenant_a.brand_id,
+                webhooks.WebhookIn(url="https://crm.example.com/hooks/onecode"),
+                master_key=settings.master_key,
+                actor="test",
+            )
+        await scan_member(client, issued.urls[0], "device-public-0")
+        t0 = ahead()
+        await refresh(db, t0)
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as mocked:
+            report = await deliver(db, public_only, mocked, t0 + dt.timedelta(minutes=1))
+        assert report.delivered == 1, report
+        [request] = sent
+        assert str(request.url) == "https://93.184.216.34/hooks/onecode"
+        assert request.headers["host"] == "crm.example.com"
+        assert request.extensions["sni_hostname"] == "crm.example.com"
