@@ -21,6 +21,7 @@ from antifraud.regions import IpRegions
 from antifraud.scanlog import ScanWriter
 from antifraud.signals import Limits, Signals
 from campaigns.book import CampaignBook
+from campaigns.members.consents import LocationWithdrawals
 from campaigns.members.enrolment import DevelopmentSms, Enrolment
 from campaigns.members.phones import MemberVault
 from campaigns.members.tokens import MemberTokens
@@ -140,6 +141,7 @@ def create_app(settings: Settings) -> Litestar:
         writer = ScanWriter(settings.database_url or "")
         book = CampaignBook(pool, settings.all_master_keys)
         vault = MemberVault(settings.all_master_keys)
+        location_withdrawals = LocationWithdrawals(pool)
         sms = DevelopmentSms()
         signals = Signals(
             client,
@@ -163,6 +165,7 @@ def create_app(settings: Settings) -> Litestar:
             member_tokens=MemberTokens(settings.master_key, settings.old_master_keys),
             vault=vault,
             enrolment=Enrolment(client, vault, sms, prefix=settings.redis_prefix),
+            location_withdrawals=location_withdrawals,
             campaigns=book,
             notifier=DevelopmentNotifier(),
             ip_regions=IpRegions(settings.ip_databases) if settings.ip_databases else None,
@@ -179,6 +182,9 @@ def create_app(settings: Settings) -> Litestar:
             name="housekeeping",
         )
         pool_sampling = asyncio.create_task(metrics.sample_pool(pool, stopping), name="pool-metrics")
+        withdrawals_following = asyncio.create_task(
+            location_withdrawals.follow(stopping), name="location-withdrawals"
+        )
         member_refresh = asyncio.create_task(
             maintenance.refresh_members(pool, stopping), name="member-refresh"
         )
@@ -203,11 +209,9 @@ def create_app(settings: Settings) -> Litestar:
             book.stop()
             await campaign_following
             stopping.set()
-            await following
-            await housekeeping
-            await pool_sampling
-            await member_refresh
-            await event_delivery
+            await asyncio.gather(
+                following, housekeeping, pool_sampling, withdrawals_following, member_refresh, event_delivery
+            )
             await writer.stop()
             await signals.stop()
             await client.aclose()

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from antifraud.scanlog import ScanWriter
     from antifraud.signals import Signals
     from campaigns.book import CampaignBook
+    from campaigns.members.consents import LocationWithdrawals
     from campaigns.members.enrolment import Enrolment
     from campaigns.members.phones import MemberVault
     from campaigns.members.tokens import MemberTokens
@@ -45,6 +46,8 @@ class AppState:
     member_tokens: MemberTokens
     vault: MemberVault
     enrolment: Enrolment
+    # Members who withdrew location consent: their scans' locations are not used (reloaded every 5 s).
+    location_withdrawals: LocationWithdrawals
     # In-process copy of the live campaigns: which may reward a scan, decided without I/O.
     campaigns: CampaignBook
     # Staff email (console invitations, password resets); the development adapter records it.

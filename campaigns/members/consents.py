@@ -3,23 +3,32 @@
 A consent is the time it was first given, or nothing. Enrolment records the first answers; afterwards the
 member changes them here. What depends on a consent checks it when it acts: a text waiting to go out is
 cancelled by the sender once marketing consent is gone (`claim_due` in sql/webhooks.sql reads the phone
-only while the member consents).
+only while the member consents); a scan's location is left out of the log by the group commit
+(`record_scans`), and out of the scan's own anti-fraud checks by `LocationWithdrawals`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import psycopg
+from psycopg_pool import PoolTimeout
 
 from campaigns.members.errors import MemberErased, MemberNotFound
-from service.db import fetch_one
+from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
+    from psycopg_pool import AsyncConnectionPool
+
+logger = logging.getLogger("onecode.members")
 
 QUERIES = load_queries("campaigns.members.sql", "members.sql")
 
@@ -96,3 +105,49 @@ async def change(
 
 def _differs(wanted: bool | None, given_at: dt.datetime | None) -> bool:
     return wanted is not None and wanted != (given_at is not None)
+
+
+class _Id(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+
+
+RELOAD_S = 5.0
+
+
+class LocationWithdrawals:
+    """The members who withdrew location consent, as a worker's scan path needs them: without I/O.
+
+    A scan that comes with a location from such a member (whatever device or app still sends one) is
+    checked as if it came without: its location is not geocoded, nor kept in the code's Redis signals
+    (region sketch, travel). Reloaded every RELOAD_S seconds (a member merged into one who withdrew
+    counts as that member); the worker that takes a change applies it at once.
+    """
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+        self._withdrawn: frozenset[uuid.UUID] = frozenset()
+
+    def withdrew(self, member_id: uuid.UUID) -> bool:
+        return member_id in self._withdrawn
+
+    def note(self, member_ids: list[uuid.UUID], *, withdrawn: bool) -> None:
+        """A change this worker just committed, before the next reload brings it."""
+        ids = set(member_ids)
+        self._withdrawn = self._withdrawn | ids if withdrawn else self._withdrawn - ids
+
+    async def reload(self) -> None:
+        async with self._pool.connection() as conn:
+            rows = await fetch_all(conn, QUERIES["location_withdrawn"], {}, _Id)
+        self._withdrawn = frozenset(row.id for row in rows)
+
+    async def follow(self, stopping: asyncio.Event) -> None:
+        """Reload until `stopping` is set; a failure keeps the last copy."""
+        while not stopping.is_set():
+            try:
+                await self.reload()
+            except (psycopg.Error, PoolTimeout) as exc:
+                logger.warning("location withdrawals reload failed: %s", exc)
+            except Exception:  # a bug must not stop every later reload
+                logger.exception("location withdrawals reload failed unexpectedly")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), RELOAD_S)

@@ -164,6 +164,11 @@ async def change_my_consents(
     """
     member = current_member(request, None)
     changed = await consents.change(db, member.brand_id, member.member_id, data)
+    if data.location is not None and changed.changed:
+        # This worker's scans stop (or resume) using the member's location at once; the others on reload.
+        _state(request).location_withdrawals.note(
+            [changed.member_id, member.member_id], withdrawn=not data.location
+        )
     if changed.changed:
         await audit.record(
             db,

@@ -255,7 +255,10 @@ async def _process(
     if facts is not None:
         _refuse_blocked(state, facts.brand_id, data.device_id, member, client_ip)
     live = facts is not None and facts.activated
-    location = data.location
+    # A member who withdrew location consent: whatever still sends one, the scan is checked without it
+    # (the log leaves it out too, in record_scans, for scans the token does not name the member of).
+    withdrew = member is not None and state.location_withdrawals.withdrew(member.member_id)
+    location = None if withdrew else data.location
     region, city = _place(state, location, client_ip)
     signals = await state.signals.on_scan(
         device_id=data.device_id,

@@ -11,7 +11,10 @@ import httpx
 import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
 
+from campaigns.members.consents import LocationWithdrawals
 from service.models import Role
 from service.routes.scans import MEMBER_COOKIE
 from service.settings import Settings
@@ -244,6 +247,56 @@ class TestLocation:
             120.16,
             "CN-ZJ",
         )
+
+    async def test_after_withdrawal_the_scan_checks_leave_the_location_out_of_redis_too(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        issued: IssuedBatch,
+    ) -> None:
+        """The scan's own anti-fraud checks keep a code's regions and its last place (travel) in Redis:
+        after the member withdrew location consent, a location its phone still sends is not put there,
+        on this worker at once and on every other after its reload."""
+        member_id, cookie = await enrol(
+            client, db, issued.urls[0], "device-redis-1", phone="+8613800138112", marketing=False
+        )
+        hangzhou = {"lat": 30.27, "lng": 120.16, "accuracy_m": 50.0}
+        redis = Redis.from_url(settings.redis_url or "")
+
+        async def located_keys() -> int:
+            found = [key async for key in redis.scan_iter(match=f"{settings.redis_prefix}*", count=1000)]
+            return sum(1 for key in found if key.endswith((b":t", b":r")))
+
+        async def scan_located(url: str) -> None:
+            sent = await client.post(
+                "/v1/scans",
+                json={"code": url, "device_id": "device-redis-1", "location": hangzhou},
+                headers=cookie,
+            )
+            assert sent.status_code == 200, sent.text
+
+        given = await client.patch(CONSENTS, json={"location": True}, headers=cookie)
+        assert given.status_code == 200, given.text
+        try:
+            await scan_located(issued.urls[1])
+            assert await located_keys() == 2  # the code's region sketch and its last place
+            assert (await client.patch(CONSENTS, json={"location": False}, headers=cookie)).status_code == 200
+            await scan_located(issued.urls[2])
+            assert await located_keys() == 2  # nothing kept for the second code
+            # Another worker learns it from the database.
+            async with AsyncConnectionPool(settings.database_url or "", min_size=1, open=False) as pool:
+                withdrawals = LocationWithdrawals(pool)
+                await withdrawals.reload()
+                assert withdrawals.withdrew(member_id)
+                again = await client.patch(CONSENTS, json={"location": True}, headers=cookie)
+                assert again.status_code == 200, again.text
+                await withdrawals.reload()
+                assert not withdrawals.withdrew(member_id)
+            await scan_located(issued.urls[3])
+            assert await located_keys() == 4
+        finally:
+            await redis.aclose()
 
 
 class TestTexts:

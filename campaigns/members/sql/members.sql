@@ -81,3 +81,10 @@ UPDATE members SET
     updated_at = now()
 WHERE id = %(member_id)s AND brand_id = %(brand_id)s
 RETURNING id, erased_at, consent_marketing_at, consent_location_at;
+
+-- location_withdrawn --
+-- The members who withdrew location consent, and those merged into one of them (old tokens name those).
+SELECT id FROM members WHERE location_withdrawn_at IS NOT NULL
+UNION ALL
+SELECT m.id FROM members w JOIN members m ON m.merged_into = w.id
+WHERE w.location_withdrawn_at IS NOT NULL;
