@@ -71,10 +71,11 @@ def province_of(city: str) -> str:
 
 
 def city_name(city: str) -> str | None:
-    """The city's Chinese name; a municipality's districts go by the municipality's (北京市)."""
+    """The city's Chinese name; a municipality's districts (and Chongqing's counties) go by the
+    municipality's (北京市)."""
     names = _seats().names
     name = names.get(city[3:])
-    return names.get(city[3:5] + "0000") if name == "市辖区" else name
+    return names.get(city[3:5] + "0000") if name in ("市辖区", "县") else name
 
 
 def city_at(lat: float, lng: float) -> str | None:
@@ -86,7 +87,12 @@ def city_at(lat: float, lng: float) -> str | None:
     distance, at = seats.tree.query((lat, lng * _LNG_SCALE))
     if distance > MAX_SEAT_DISTANCE:
         return None
-    city = f"CN-{seats.codes[at][:4]}00"
+    seat = seats.codes[at]
+    if seat[:2] in _MUNICIPALITIES:
+        # Chongqing's counties sit under a second pseudo-city (500200, 县) beside its districts (500100):
+        # a municipality is one city, whichever of its seats is nearest.
+        return f"CN-{seat[:2]}0100"
+    city = f"CN-{seat[:4]}00"
     return city if city[3:] in seats.names else None
 
 
