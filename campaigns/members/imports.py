@@ -18,13 +18,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import functools
 import hashlib
 import io
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
@@ -49,13 +51,17 @@ MAX_POINTS = 100_000_000
 REPORTED_ERRORS = 100
 
 # Accepted header names (lower-cased, spaces stripped) for each field.
+# Column names as lists are headed in English, simplified Chinese (mainland) and traditional (Big5 files).
 HEADERS: dict[str, tuple[str, ...]] = {
-    "phone": ("phone", "mobile", "phone_number", "手机", "手机号", "手机号码", "电话"),
+    "phone": (
+        *("phone", "mobile", "phone_number", "手机", "手机号", "手机号码", "电话"),
+        *("手機", "手機號", "手機號碼", "電話"),
+    ),
     "name": ("name", "姓名", "名字"),
     "birthday": ("birthday", "birth_date", "date_of_birth", "生日", "出生日期"),
-    "points": ("points", "balance", "points_balance", "积分", "积分余额"),
-    "gender": ("gender", "sex", "性别"),
-    "region": ("region", "province", "地区"),
+    "points": ("points", "balance", "points_balance", "积分", "积分余额", "積分", "積分餘額"),
+    "gender": ("gender", "sex", "性别", "性別"),
+    "region": ("region", "province", "地区", "地區"),
 }
 GENDERS = {"male": "male", "m": "male", "男": "male", "female": "female", "f": "female", "女": "female"}
 _BIRTHDAY = re.compile(r"^(\d{4})[-/.年]?(\d{1,2})[-/.月]?(\d{1,2})日?$")
@@ -141,13 +147,69 @@ class _Rejected(msgspec.Struct, frozen=True):
 
 
 def decode(data: bytes) -> str:
-    """UTF-8 (BOM or not), else GB18030 (a superset of GBK); a file that is neither is refused whole."""
-    for encoding in ("utf-8-sig", "gb18030"):
+    """UTF-8 (BOM or not); else GB18030 (a superset of GBK: mainland Excel) or Big5 (Taiwan, Hong Kong).
+
+    The two legacy encodings read much of each other's bytes without error, as other characters: the one
+    whose non-ASCII text is mostly Chinese characters is taken (GB18030 when both read as well). A file
+    that reads as neither is refused whole, rather than imported as garbled names.
+    """
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    readings = []
+    for encoding in ("gb18030", "big5"):
         try:
-            return data.decode(encoding)
+            readings.append(data.decode(encoding))
         except UnicodeDecodeError:
             continue
-    raise InvalidMemberInput("file", "not UTF-8 or GBK text; save the CSV as UTF-8 or GBK")
+    best = max(readings, key=_chinese_share, default=None)  # the first of equals: GB18030
+    if best is None or _chinese_share(best) < MIN_CHINESE_SHARE:
+        raise InvalidMemberInput("file", "not UTF-8, GBK or Big5 text; save the CSV as UTF-8")
+    return best
+
+
+# Of a legacy-encoded file's non-ASCII characters, at least this share must be everyday Chinese
+# characters or punctuation for a reading to be believed (names and addresses: most of them are).
+MIN_CHINESE_SHARE = 0.5
+SAMPLE_CHARS = 200_000
+
+
+def _chinese_share(text: str) -> float:
+    """The share of everyday Chinese among the non-ASCII characters: a reading in the wrong encoding
+    gives rarer characters, kana, symbols."""
+    # The first few thousand rows tell as well as a whole 64 MB file would.
+    others = [c for c in text[:SAMPLE_CHARS] if ord(c) > 0x7F]  # noqa: PLR2004 - beyond ASCII
+    if not others:
+        return 1.0
+    common = _everyday_chinese()
+    return sum(1 for c in others if c in common or _is_punctuation(c)) / len(others)
+
+
+@functools.cache
+def _everyday_chinese() -> frozenset[str]:
+    """GB2312's first level (3,755 everyday simplified characters) and Big5's (5,401 traditional), as
+    their codecs define them."""
+    found: set[str] = set()
+    ranges: list[tuple[str, int, Iterable[int]]] = [
+        ("gb2312", lead, range(0xA1, 0xFF)) for lead in range(0xB0, 0xD8)
+    ]
+    ranges += [("big5", lead, [*range(0x40, 0x7F), *range(0xA1, 0xFF)]) for lead in range(0xA4, 0xC6)]
+    ranges.append(("big5", 0xC6, range(0x40, 0x7F)))
+    for codec, lead, trails in ranges:
+        for trail in trails:
+            with contextlib.suppress(UnicodeDecodeError):
+                found.add(bytes((lead, trail)).decode(codec))
+    return frozenset(found)
+
+
+# The punctuation Chinese text uses: CJK symbols and punctuation, fullwidth forms, general punctuation
+# (dashes, quotes), the middle dot of names.
+_PUNCTUATION_RANGES = ((0x3000, 0x303F), (0xFF00, 0xFFEF), (0x2010, 0x2027), (0xB7, 0xB7))
+
+
+def _is_punctuation(c: str) -> bool:
+    return any(low <= ord(c) <= high for low, high in _PUNCTUATION_RANGES)
 
 
 def file_key(data: bytes) -> str:

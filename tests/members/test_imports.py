@@ -9,8 +9,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
 
+from campaigns.members import imports
 from service.models import Role
 from service.settings import Settings
 from tests.api.test_errors import assert_problem
@@ -135,3 +138,46 @@ class TestImport:
         assert marketer.status_code == 403
         missing = await client.get(f"/v1/member-imports/{uuid.uuid4()}", headers=tenant_a.headers())
         assert_problem(missing, 404, "not-found")
+
+
+# Everyday simplified characters (GB2312's first level), as its codec defines them.
+SIMPLIFIED = "".join(
+    ch
+    for lead in range(0xB0, 0xD8)
+    for trail in range(0xA1, 0xFF)
+    if (ch := bytes((lead, trail)).decode("gb2312", errors="ignore"))
+)
+
+
+class TestEncodings:
+    async def test_a_big5_file_keeps_its_traditional_names(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        """Excel in Taiwan and Hong Kong saves CSV as Big5, whose bytes GBK also reads, as other characters:
+        the names must come in as written, not garbled."""
+        names = ["陳偉華", "林志玲", "張學友", "黃曉明"]
+        body = "手機,姓名\n" + "".join(f"1390013800{n},{name}\n" for n, name in enumerate(names))
+        imported = await post_csv(client, tenant_a, body.encode("big5"))
+        assert imported.status_code == 200, imported.text
+        assert imported.json()["created"] == 4, imported.text
+        for n, name in enumerate(names):
+            found = await client.post(
+                "/v1/members:search",
+                json={"phone": f"1390013800{n}"},
+                headers=tenant_a.headers(Role.CUSTOMER_SERVICE),
+            )
+            assert found.json()[0]["name"] == name
+
+    async def test_a_file_in_another_encoding_is_refused_whole(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        refused = await post_csv(client, tenant_a, "phone,name\n13900138001,José Müller\n".encode("latin-1"))
+        assert_problem(refused, 422, "validation-error")
+        assert refused.json()["errors"][0]["field"] == "file"
+
+    @given(st.lists(st.text(alphabet=SIMPLIFIED, min_size=1, max_size=4), min_size=1, max_size=20))
+    def test_gbk_files_always_read_as_written(self, names: list[str]) -> None:
+        """Mainland files (GBK) read as written, whatever their names: Big5 is only taken when it reads
+        better, and GBK's own reading of everyday characters cannot be bettered."""
+        text = "手机,姓名\n" + "".join(f"139{n:08d},{name}\n" for n, name in enumerate(names))
+        assert imports.decode(text.encode("gbk")) == text
