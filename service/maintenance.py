@@ -8,7 +8,6 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -139,7 +138,7 @@ async def deliver_member_events(
 ) -> None:
     """Member events to webhooks and by SMS: what is due every couple of seconds, at once while a backlog
     lasts. Every worker runs it; the claim (SKIP LOCKED, then a lease) gives each delivery to one."""
-    async with httpx.AsyncClient(timeout=webhooks.REQUEST_TIMEOUT_S, follow_redirects=False) as http:
+    async with webhooks.delivery_client() as http:
         while not stopping.is_set():
             pause = EVENT_DELIVERY_S
             try:

@@ -20,6 +20,7 @@ import logging
 import random
 import secrets
 import socket
+import ssl
 import time
 import uuid
 from collections.abc import Sequence
@@ -243,13 +244,31 @@ async def resolve_target(url: str, *, allow_private: bool) -> tuple[str | None, 
 
 def pinned(url: str, address: str) -> tuple[str, str, str]:
     """`url` with its host replaced by `address`, with the Host header and the TLS server name (SNI, and
-    the name the certificate is checked against) that keep it the same request to the same site."""
+    the name the certificate is checked against) that keep it the same request to the same site.
+
+    Safe only on a client that reuses no connection (`delivery_client`): a connection is pooled by the
+    address, so a kept one would carry another webhook's request over a TLS session checked for this one's
+    name. The name goes out as ASCII (an internationalised name in its punycode form).
+    """
     parts = urlsplit(url)
-    host = parts.hostname or ""
+    host = httpx.URL(url).raw_host.decode("ascii")
     literal = f"[{address}]" if ":" in address else address
     netloc = literal if parts.port is None else f"{literal}:{parts.port}"
     host_header = (f"[{host}]" if ":" in host else host) + ("" if parts.port is None else f":{parts.port}")
     return urlunsplit(parts._replace(netloc=netloc)), host_header, host
+
+
+def delivery_client(verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
+    """The HTTP client deliveries must use: a new connection per request (see `pinned`), no redirects
+    followed, and no proxy from the environment (a proxy would be handed the pinned address as the name
+    to check the certificate against). `verify`: the system's CAs, or a test's own."""
+    return httpx.AsyncClient(
+        verify=verify,
+        timeout=REQUEST_TIMEOUT_S,
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_keepalive_connections=0),
+    )
 
 
 async def create_webhook(
@@ -456,6 +475,10 @@ async def _post(
         ) as response:
             status_code = response.status_code
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        error = f"{type(exc).__name__}: {exc}"[:ERROR_CHARS]
+        return _Outcome(status_code=None, error=error, duration_ms=_ms_since(started))
+    except Exception as exc:  # one bad webhook must not keep the batch's other outcomes from being recorded
+        logger.exception("webhook delivery %s failed unexpectedly", delivery.event_id)
         error = f"{type(exc).__name__}: {exc}"[:ERROR_CHARS]
         return _Outcome(status_code=None, error=error, duration_ms=_ms_since(started))
     ok = 200 <= status_code < 300  # noqa: PLR2004 - the 2xx range

@@ -14,6 +14,7 @@ from litestar.testing import AsyncTestClient
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
+from campaigns.members import webhooks
 from campaigns.members.consents import LocationWithdrawals
 from service.models import Role
 from service.routes.scans import MEMBER_COOKIE
@@ -37,7 +38,7 @@ async def issued(db: psycopg.AsyncConnection[Any], settings: Settings, tenant_a:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+    async with webhooks.delivery_client() as client:  # what production delivers with
         yield client
 
 

@@ -14,16 +14,22 @@ import hmac
 import itertools
 import json
 import socket
+import ssl
 import threading
 import uuid
 import zoneinfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import msgspec
 import psycopg
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -100,7 +106,7 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+    async with webhooks.delivery_client() as client:  # what production delivers with
         yield client
 
 
@@ -787,3 +793,91 @@ class TestPinnedAddress:
         assert str(request.url) == "https://93.184.216.34/hooks/onecode"
         assert request.headers["host"] == "crm.example.com"
         assert request.extensions["sni_hostname"] == "crm.example.com"
+
+    async def test_each_delivery_checks_its_own_certificate(self, tmp_path: Path) -> None:
+        """Two webhooks at one address (shared hosting): a connection kept from the first would carry the
+        second's request over a TLS session checked for the first one's name. The delivery client keeps
+        none, so the second is refused when the server's certificate is not for its name."""
+        ca_key, ca = _certificate("test ca", is_ca=True)
+        server_key, server = _certificate("a.test", issuer=(ca_key, ca))
+        (tmp_path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        (tmp_path / "server.pem").write_bytes(
+            server.public_bytes(serialization.Encoding.PEM)
+            + server_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        seen: list[str | None] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keeps connections open, as real receivers do
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                seen.append(self.headers.get("host"))
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                del args
+
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(tmp_path / "server.pem")
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
+        port = httpd.server_address[1]
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            trusted = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+            async with webhooks.delivery_client(verify=trusted) as http:
+                outcomes: list[int | str] = []
+                for name in ("a.test", "b.test"):
+                    url, host, server_name = webhooks.pinned(f"https://{name}:{port}/hook", "127.0.0.1")
+                    try:
+                        sent = await http.post(
+                            url,
+                            content=b"{}",
+                            headers={"host": host},
+                            extensions={"sni_hostname": server_name},
+                        )
+                    except httpx.ConnectError as exc:
+                        outcomes.append(str(exc))
+                    else:
+                        outcomes.append(sent.status_code)
+            assert outcomes[0] == 200
+            assert "hostname mismatch" in str(outcomes[1]).lower(), outcomes
+            assert seen == [f"a.test:{port}"]
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+
+    def test_an_internationalised_name_goes_out_in_its_ascii_form(self) -> None:
+        assert webhooks.pinned("https://bücher.example/hook", "93.184.216.34") == (
+            "https://93.184.216.34/hook",
+            "xn--bcher-kva.example",
+            "xn--bcher-kva.example",
+        )
+
+
+Signer = tuple[ec.EllipticCurvePrivateKey, x509.Certificate]
+
+
+def _certificate(name: str, *, is_ca: bool = False, issuer: Signer | None = None) -> Signer:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    signer, issuer_name = (key, subject) if issuer is None else (issuer[0], issuer[1].subject)
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+    )
+    if not is_ca:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+    return key, builder.sign(signer, hashes.SHA256())
