@@ -7,6 +7,7 @@ reports filter on, and say nothing about a person on their own.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -17,6 +18,7 @@ from antifraud.regions import is_region
 from campaigns import ledger
 from campaigns.members.errors import InvalidMemberInput, MemberErased, MemberNotFound
 from campaigns.members.phones import MemberVault, mask, normalize_phone
+from codegen.errors import UnsealError
 from service import audit
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
@@ -484,8 +486,9 @@ async def erase(
     if found is not None and found.phone_sealed is not None:
         # Import rows written before a master-key rotation hold the phone's index under the old key
         # until `onecode keys reseal` re-indexes them: purge under every configured key's index.
-        phone = vault.unseal(key, brand_id, "phone", found.phone_sealed).decode()
-        indexes.update(vault.blind_indexes(brand_id, phone))
+        with contextlib.suppress(UnsealError):  # a phone no configured key opens: its stored index only
+            phone = vault.unseal(key, brand_id, "phone", found.phone_sealed).decode()
+            indexes.update(vault.blind_indexes(brand_id, phone))
     await conn.execute(
         QUERIES["erase_member"],
         {

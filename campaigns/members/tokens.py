@@ -28,7 +28,7 @@ def derive_key(master_key: bytes, purpose: str) -> bytes:
 
 class MemberTokens:
     """Signs with the current master key's sub-key; reads tokens signed under the old keys too, so a
-    master-key rotation does not log out every member (their next scan gets a token under the new key)."""
+    master-key rotation does not log out every member (their next scan replaces the token: is_current)."""
 
     def __init__(self, master_key: bytes, old_master_keys: Sequence[bytes] = ()) -> None:
         self._key = derive_key(master_key, "member-token")
@@ -52,6 +52,12 @@ class MemberTokens:
         if brand_id is not None and ref.brand_id != brand_id:
             raise InvalidMemberToken("the member token belongs to another brand")
         return ref
+
+    def is_current(self, token: str) -> bool:
+        """Signed under the current master key: a token signed under an old one is replaced when next
+        answered, so that the old key can go without signing its members out."""
+        payload, _, signature = token.rpartition(".")
+        return bool(payload) and hmac.compare_digest(signature, self._sign(payload))
 
     def _sign(self, payload: str, key: bytes | None = None) -> str:
         digest = hmac.new(key or self._key, payload.encode(), hashlib.sha256).digest()[:18]

@@ -348,6 +348,7 @@ async def _process(
             token
             and member
             and (member.member_id, member.enrolled) == (outcome.member_id, outcome.member_enrolled)
+            and state.member_tokens.is_current(token)
         ):
             minted["token"] = token  # the caller's token still says all there is to say
         else:

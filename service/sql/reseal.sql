@@ -142,10 +142,12 @@ WHERE m.id = v.id AND m.phone_index = v.old;
 
 -- page_member_import_rows_phone_index --
 -- Rejected and duplicate rows keep their phone's index (erasing that phone's member purges them) and
--- their cells, sealed: the phone is read again from those.
+-- their cells, sealed: the phone is read again from those. Rows whose cells were purged (after 30 days,
+-- or by an erasure) keep nothing the index would find: left as they are.
 SELECT r.import_id, r.row_number, r.phone_index, i.brand_id, r.raw_sealed
 FROM member_import_rows r JOIN member_imports i ON i.id = r.import_id
 WHERE (r.import_id, r.row_number) > (%(after_0)s::uuid, %(after_1)s::integer) AND r.phone_index IS NOT NULL
+  AND r.raw_sealed IS NOT NULL
 ORDER BY r.import_id, r.row_number LIMIT %(limit)s;
 
 -- put_member_import_rows_phone_index --

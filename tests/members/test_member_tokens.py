@@ -38,3 +38,11 @@ def test_a_changed_payload_is_refused_under_every_key() -> None:
     forged = payload.replace(REF.member_id.hex, uuid.uuid4().hex) + "." + signature
     with pytest.raises(InvalidMemberToken):
         MemberTokens(NEW, [OLD]).read(forged)
+
+
+def test_only_tokens_under_the_current_key_are_current() -> None:
+    """The scan answer replaces a token that is not (tests/service/test_reseal.py scans with one)."""
+    rotated = MemberTokens(NEW, [OLD])
+    assert rotated.is_current(rotated.issue(REF))
+    assert not rotated.is_current(MemberTokens(OLD).issue(REF))
+    assert not rotated.is_current("not a token")

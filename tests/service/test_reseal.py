@@ -31,6 +31,7 @@ from litestar.testing import AsyncTestClient
 
 from campaigns import coupons, draws, rewards
 from campaigns.members import imports, phones, profiles, webhooks
+from campaigns.members.tokens import MemberRef, MemberTokens
 from codegen import keyring, keys
 from service import cli, users
 from service.app import create_app
@@ -538,6 +539,18 @@ class TestReseal:
             for blob in rows.values()
         )
 
+    async def test_import_rows_whose_cells_were_purged_are_left_alone(
+        self, settings: Settings, db: psycopg.AsyncConnection[Any], world: World
+    ) -> None:
+        """Rejected rows' cells are purged after 30 days (the phone's index stays): nothing is left to
+        re-index them from, nor anything the index would find. They must not count as unreadable, or the
+        job would never report that the old key may go."""
+        await imports.purge_rejected_cells(db, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=31))
+        assert counts(await read_blobs(db))["member_import_rows.raw_sealed"] == 0
+        reports = await run_reseal(settings, (secrets.token_bytes(32), settings.master_key))
+        assert figures_of(reports)["member_import_rows.phone_index"] == (0, 0, 0, 0)
+        assert all(r.unreadable == 0 for r in reports.values()), figures_of(reports)
+
     async def test_personal_fields_of_members_from_before_data_keys_move_too(
         self, settings: Settings, db: psycopg.AsyncConnection[Any], tenant_a: Tenant
     ) -> None:
@@ -635,6 +648,27 @@ class TestServiceAfterRotation:
         row = await cur.fetchone()
         assert row is not None and row[0] is not None
         assert hashlib.sha256(bytes(row[0])).digest() == bytes(row[1])
+
+    async def test_a_members_token_signed_under_the_old_key_is_replaced_by_its_next_scan(
+        self, settings: Settings, world: World
+    ) -> None:
+        """Tokens keep reading under the old key while it is listed; the next scan answers with the same
+        member's token under the new key, so that removing the old key later signs nobody out."""
+        k_new = secrets.token_bytes(32)
+        member_id = uuid.UUID(world.enrolled_member_id)
+        ref = MemberRef(member_id, world.tenant.brand_id, enrolled=True)
+        old_token = MemberTokens(settings.master_key).issue(ref)
+        both = msgspec.structs.replace(settings, master_key=k_new, old_master_keys=(settings.master_key,))
+        async with AsyncTestClient(app=create_app(both)) as client:
+            scanned = await client.post(
+                "/v1/scans",
+                json={"code": world.urls[6], "device_id": "device-token-1", "member_token": old_token},
+            )
+        assert scanned.status_code == 200, scanned.text
+        assert scanned.json()["member"]["id"] == str(member_id)
+        new_token = scanned.json()["member_token"]
+        assert new_token != old_token
+        assert MemberTokens(k_new).read(new_token).member_id == member_id
 
     async def test_members_are_still_found_by_phone(
         self, settings: Settings, db: psycopg.AsyncConnection[Any], world: World
