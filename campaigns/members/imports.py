@@ -24,9 +24,10 @@ import datetime as dt
 import functools
 import hashlib
 import io
+import itertools
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
@@ -149,57 +150,61 @@ class _Rejected(msgspec.Struct, frozen=True):
 def decode(data: bytes) -> str:
     """UTF-8 (BOM or not); else GB18030 (a superset of GBK: mainland Excel) or Big5 (Taiwan, Hong Kong).
 
-    The two legacy encodings read much of each other's bytes without error, as other characters: the one
-    whose non-ASCII text is mostly Chinese characters is taken (GB18030 when both read as well). A file
-    that reads as neither is refused whole, rather than imported as garbled names.
+    The two legacy encodings read much of each other's bytes without error, as other characters. Each
+    reading is scored by the share of its encoding's everyday characters (GB2312's first level for
+    GB18030, Big5's for Big5): a wrong reading gives rarer characters, the other script's, kana,
+    symbols. Every character a GBK file's Big5 reading scores is one its own reading scores too, so a
+    GBK file is never taken for Big5; GB18030 also wins a tie (a file of a few words may tie: UTF-8 is
+    never ambiguous). The reading taken must be mostly Chinese characters of its encoding; a file that
+    is not is refused whole, rather than imported as garbled names.
     """
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         pass
-    readings = []
-    for encoding in ("gb18030", "big5"):
+    readings: list[tuple[float, str, str]] = []
+    for encoding, charset in (("gb18030", "gb2312"), ("big5", "big5")):
         try:
-            readings.append(data.decode(encoding))
+            text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    best = max(readings, key=_chinese_share, default=None)  # the first of equals: GB18030
-    if best is None or _chinese_share(best) < MIN_CHINESE_SHARE:
+        readings.append((_share(text, _characters(charset, everyday=True)), charset, text))
+    best = max(readings, key=lambda reading: reading[0], default=None)  # the first of equals: GB18030
+    if best is None or _share(best[2], _characters(best[1], everyday=False)) < MIN_CHINESE_SHARE:
         raise InvalidMemberInput("file", "not UTF-8, GBK or Big5 text; save the CSV as UTF-8")
-    return best
+    return best[2]
 
 
-# Of a legacy-encoded file's non-ASCII characters, at least this share must be everyday Chinese
-# characters or punctuation for a reading to be believed (names and addresses: most of them are).
+# Of a legacy-encoded file's non-ASCII characters, at least this share must be Chinese characters of its
+# encoding or punctuation for the reading to be believed.
 MIN_CHINESE_SHARE = 0.5
 SAMPLE_CHARS = 200_000
 
 
-def _chinese_share(text: str) -> float:
-    """The share of everyday Chinese among the non-ASCII characters: a reading in the wrong encoding
-    gives rarer characters, kana, symbols."""
+def _share(text: str, characters: frozenset[str]) -> float:
     # The first few thousand rows tell as well as a whole 64 MB file would.
     others = [c for c in text[:SAMPLE_CHARS] if ord(c) > 0x7F]  # noqa: PLR2004 - beyond ASCII
     if not others:
         return 1.0
-    common = _everyday_chinese()
-    return sum(1 for c in others if c in common or _is_punctuation(c)) / len(others)
+    return sum(1 for c in others if c in characters or _is_punctuation(c)) / len(others)
 
 
 @functools.cache
-def _everyday_chinese() -> frozenset[str]:
-    """GB2312's first level (3,755 everyday simplified characters) and Big5's (5,401 traditional), as
-    their codecs define them."""
+def _characters(charset: str, *, everyday: bool) -> frozenset[str]:
+    """A charset's Chinese characters as its codec defines them: GB2312's 6,763 (the first level, 3,755
+    everyday ones, ends at D7F9) or Big5's 13,060 (the first level, 5,401, ends at C67E)."""
+    pairs: list[tuple[int, int]]
+    if charset == "gb2312":
+        pairs = list(itertools.product(range(0xB0, 0xD8 if everyday else 0xF8), range(0xA1, 0xFF)))
+    else:
+        trails = [*range(0x40, 0x7F), *range(0xA1, 0xFF)]
+        pairs = list(itertools.product(range(0xA4, 0xC6 if everyday else 0xFA), trails))
+        if everyday:
+            pairs += [(0xC6, trail) for trail in range(0x40, 0x7F)]
     found: set[str] = set()
-    ranges: list[tuple[str, int, Iterable[int]]] = [
-        ("gb2312", lead, range(0xA1, 0xFF)) for lead in range(0xB0, 0xD8)
-    ]
-    ranges += [("big5", lead, [*range(0x40, 0x7F), *range(0xA1, 0xFF)]) for lead in range(0xA4, 0xC6)]
-    ranges.append(("big5", 0xC6, range(0x40, 0x7F)))
-    for codec, lead, trails in ranges:
-        for trail in trails:
-            with contextlib.suppress(UnicodeDecodeError):
-                found.add(bytes((lead, trail)).decode(codec))
+    for lead, trail in pairs:
+        with contextlib.suppress(UnicodeDecodeError):
+            found.add(bytes((lead, trail)).decode(charset))
     return frozenset(found)
 
 
