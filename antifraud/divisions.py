@@ -62,6 +62,8 @@ def is_city(code: str) -> bool:
         and found[1][:2] in PROVINCES
         and found[1][2:] != "00"  # `CN-330000` is the province, named `CN-ZJ`
         and code[3:] in _seats().names
+        # A municipality is one city: Chongqing's second code (500200, its counties) is not one.
+        and (found[1][:2] not in _MUNICIPALITIES or found[1][2:] == "01")
     )
 
 

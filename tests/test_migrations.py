@@ -44,3 +44,22 @@ class TestMigrations:
         migrations = available_migrations()
         assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
         assert all(isinstance(m, Migration) and m.sql.strip() for m in migrations)
+
+    def test_territories_naming_chongqings_counties_name_the_city(self, empty_database: str) -> None:
+        """0031: CN-500200 (Chongqing's counties, accepted as a city until then) becomes CN-500100, once."""
+        migrate(empty_database)
+        chongqing = next(m for m in available_migrations() if m.version == 31)
+        with psycopg.connect(empty_database, autocommit=True) as conn:
+            row = conn.execute(
+                "INSERT INTO brands (slug, name, short_code) VALUES ('cq', 'CQ', 'CQCQ') RETURNING id"
+            ).fetchone()
+            assert row is not None
+            conn.execute(
+                "INSERT INTO distributors (brand_id, name, regions) VALUES"
+                " (%(b)s, 'counties', ARRAY['CN-500200', 'CN-ZJ']),"
+                " (%(b)s, 'both', ARRAY['CN-500100', 'CN-500200'])",
+                {"b": row[0]},
+            )
+            conn.execute(chongqing.sql)
+            found = conn.execute("SELECT name, regions FROM distributors ORDER BY name").fetchall()
+        assert found == [("both", ["CN-500100"]), ("counties", ["CN-500100", "CN-ZJ"])]

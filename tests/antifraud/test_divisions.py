@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from importlib import resources
 
-from antifraud import divisions
+from antifraud import divisions, regions
 
 
 def _rows() -> list[dict[str, str]]:
@@ -44,3 +44,11 @@ def test_every_seat_falls_in_its_own_province_and_a_named_city() -> None:
         assert divisions.city_name(city) not in (None, "市辖区", "县"), (code, city)
         if code[:2] in ("11", "12", "31", "50"):
             assert city == f"CN-{code[:2]}0100", (code, city)
+
+
+def test_a_territory_names_chongqing_by_its_one_city_code() -> None:
+    """CN-500200 (Chongqing's counties) is no city a territory may name any more (migration 0031 moved
+    the territories that did to CN-500100): a scan in a county is within a territory of Chongqing."""
+    assert divisions.is_city("CN-500100")
+    assert not divisions.is_city("CN-500200")
+    assert regions.within("CN-CQ", ["CN-500100"], regions.city_at(30.6542, 107.7696))
