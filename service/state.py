@@ -46,7 +46,7 @@ class AppState:
     member_tokens: MemberTokens
     vault: MemberVault
     enrolment: Enrolment
-    # Members who withdrew location consent: their scans' locations are not used (reloaded every 5 s).
+    # Members who withdrew location consent: their scans' locations are not used (changes polled every 5 s).
     location_withdrawals: LocationWithdrawals
     # In-process copy of the live campaigns: which may reward a scan, decided without I/O.
     campaigns: CampaignBook

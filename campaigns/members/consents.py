@@ -107,11 +107,19 @@ def _differs(wanted: bool | None, given_at: dt.datetime | None) -> bool:
     return wanted is not None and wanted != (given_at is not None)
 
 
-class _Id(msgspec.Struct, frozen=True):
+class _Change(msgspec.Struct, frozen=True):
     id: uuid.UUID
+    withdrawn: bool
 
 
-RELOAD_S = 5.0
+class _Now(msgspec.Struct, frozen=True):
+    now: dt.datetime
+
+
+POLL_S = 5.0
+# Changes are read again for this long after their time: a change stamped at its transaction's start and
+# committed later is still seen (consent changes are short transactions).
+CHANGE_MARGIN = dt.timedelta(minutes=1)
 
 
 class LocationWithdrawals:
@@ -119,35 +127,53 @@ class LocationWithdrawals:
 
     A scan that comes with a location from such a member (whatever device or app still sends one) is
     checked as if it came without: its location is not geocoded, nor kept in the code's Redis signals
-    (region sketch, travel). Reloaded every RELOAD_S seconds (a member merged into one who withdrew
-    counts as that member); the worker that takes a change applies it at once.
+    (region sketch, travel). Loaded whole once, then every POLL_S seconds the changes of the last
+    minute (`members.location_consent_changed_at`); a member merged into one who withdrew counts as that
+    member. The worker that takes a change applies it at once.
     """
 
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
-        self._withdrawn: frozenset[uuid.UUID] = frozenset()
+        self._withdrawn: set[uuid.UUID] = set()
+        self._since: dt.datetime | None = None  # the database's time of the last read; None: load whole
 
     def withdrew(self, member_id: uuid.UUID) -> bool:
         return member_id in self._withdrawn
 
     def note(self, member_ids: list[uuid.UUID], *, withdrawn: bool) -> None:
-        """A change this worker just committed, before the next reload brings it."""
-        ids = set(member_ids)
-        self._withdrawn = self._withdrawn | ids if withdrawn else self._withdrawn - ids
+        """A change this worker just committed, before the next poll brings it."""
+        if withdrawn:
+            self._withdrawn.update(member_ids)
+        else:
+            self._withdrawn.difference_update(member_ids)
 
-    async def reload(self) -> None:
+    async def poll(self) -> None:
         async with self._pool.connection() as conn:
-            rows = await fetch_all(conn, QUERIES["location_withdrawn"], {}, _Id)
-        self._withdrawn = frozenset(row.id for row in rows)
+            now = await fetch_one(conn, QUERIES["database_now"], {}, _Now)
+            assert now is not None
+            if self._since is None:
+                changes = await fetch_all(conn, QUERIES["location_withdrawn"], {}, _Change)
+                self._withdrawn = set()
+            else:
+                since = self._since - CHANGE_MARGIN
+                changes = await fetch_all(
+                    conn, QUERIES["location_consent_changes"], {"since": since}, _Change
+                )
+        for change in changes:
+            if change.withdrawn:
+                self._withdrawn.add(change.id)
+            else:
+                self._withdrawn.discard(change.id)
+        self._since = now.now
 
     async def follow(self, stopping: asyncio.Event) -> None:
-        """Reload until `stopping` is set; a failure keeps the last copy."""
+        """Poll until `stopping` is set; a failure keeps the last copy."""
         while not stopping.is_set():
             try:
-                await self.reload()
+                await self.poll()
             except (psycopg.Error, PoolTimeout) as exc:
-                logger.warning("location withdrawals reload failed: %s", exc)
-            except Exception:  # a bug must not stop every later reload
-                logger.exception("location withdrawals reload failed unexpectedly")
+                logger.warning("location withdrawals poll failed: %s", exc)
+            except Exception:  # a bug must not stop every later poll
+                logger.exception("location withdrawals poll failed unexpectedly")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), RELOAD_S)
+                await asyncio.wait_for(stopping.wait(), POLL_S)

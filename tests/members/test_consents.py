@@ -285,14 +285,14 @@ class TestLocation:
             assert (await client.patch(CONSENTS, json={"location": False}, headers=cookie)).status_code == 200
             await scan_located(issued.urls[2])
             assert await located_keys() == 2  # nothing kept for the second code
-            # Another worker learns it from the database.
+            # Another worker learns it from the database: loading the withdrawals whole, then the changes.
             async with AsyncConnectionPool(settings.database_url or "", min_size=1, open=False) as pool:
                 withdrawals = LocationWithdrawals(pool)
-                await withdrawals.reload()
+                await withdrawals.poll()
                 assert withdrawals.withdrew(member_id)
                 again = await client.patch(CONSENTS, json={"location": True}, headers=cookie)
                 assert again.status_code == 200, again.text
-                await withdrawals.reload()
+                await withdrawals.poll()
                 assert not withdrawals.withdrew(member_id)
             await scan_located(issued.urls[3])
             assert await located_keys() == 4

@@ -78,13 +78,26 @@ UPDATE members SET
                                WHEN %(location)s::boolean THEN coalesce(consent_location_at, now()) END,
     location_withdrawn_at = CASE WHEN %(location)s::boolean IS NULL THEN location_withdrawn_at
                                  WHEN NOT %(location)s::boolean THEN coalesce(location_withdrawn_at, now()) END,
+    location_consent_changed_at = CASE WHEN %(location)s::boolean IS NULL THEN location_consent_changed_at
+                                       ELSE now() END,
     updated_at = now()
 WHERE id = %(member_id)s AND brand_id = %(brand_id)s
 RETURNING id, erased_at, consent_marketing_at, consent_location_at;
 
 -- location_withdrawn --
 -- The members who withdrew location consent, and those merged into one of them (old tokens name those).
-SELECT id FROM members WHERE location_withdrawn_at IS NOT NULL
+SELECT id, true AS withdrawn FROM members WHERE location_withdrawn_at IS NOT NULL
 UNION ALL
-SELECT m.id FROM members w JOIN members m ON m.merged_into = w.id
+SELECT m.id, true FROM members w JOIN members m ON m.merged_into = w.id
 WHERE w.location_withdrawn_at IS NOT NULL;
+
+-- location_consent_changes --
+-- The same for the members whose location consent changed since `since`, withdrawn or given again.
+SELECT id, location_withdrawn_at IS NOT NULL AS withdrawn FROM members
+WHERE location_consent_changed_at > %(since)s
+UNION ALL
+SELECT m.id, w.location_withdrawn_at IS NOT NULL FROM members w JOIN members m ON m.merged_into = w.id
+WHERE w.location_consent_changed_at > %(since)s;
+
+-- database_now --
+SELECT now();
