@@ -196,12 +196,7 @@ async def _reindex(
     reindexed = to_reindex = already = unreadable = conflicts = 0
     while True:
         async with conn.transaction():
-            page = await (
-                await conn.execute(
-                    QUERIES[f"page_{queries}"],
-                    {**{f"after_{n}": value for n, value in enumerate(after)}, "limit": batch_size},
-                )
-            ).fetchall()
+            page = await _page(conn, queries, after, batch_size)
             moves: list[tuple[tuple[Any, ...], bytes, bytes]] = []
             for row in page:
                 stored = bytes(row[key_width])
@@ -223,6 +218,14 @@ async def _reindex(
             break
         after = tuple(page[-1][:key_width])
     return ColumnReport(name, reindexed, to_reindex, already, unreadable, conflicts)
+
+
+async def _page(
+    conn: psycopg.AsyncConnection[Any], queries: str, after: tuple[Any, ...], limit: int
+) -> list[tuple[Any, ...]]:
+    """The next `limit` rows of a column's `page_` query, after the key `after`."""
+    params = {**{f"after_{n}": value for n, value in enumerate(after)}, "limit": limit}
+    return await (await conn.execute(QUERIES[f"page_{queries}"], params)).fetchall()
 
 
 async def _put_indexes(
@@ -269,12 +272,7 @@ async def _reseal_column(
     resealed = to_reseal = already = unreadable = 0
     while True:
         async with conn.transaction():
-            page = await (
-                await conn.execute(
-                    QUERIES[f"page_{column.queries}"],
-                    {**{f"after_{n}": value for n, value in enumerate(after)}, "limit": batch_size},
-                )
-            ).fetchall()
+            page = await _page(conn, column.queries, after, batch_size)
             moves: list[tuple[tuple[Any, ...], bytes, bytes]] = []
             for row in page:
                 sealed = bytes(row[-1])
