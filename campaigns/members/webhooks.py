@@ -48,6 +48,7 @@ QUERIES = load_queries("campaigns.members.sql", "webhooks.sql")
 
 MAX_WEBHOOKS = 20
 REQUEST_TIMEOUT_S = 5.0
+MAX_ADDRESSES = 3  # of a webhook host's addresses, tried in turn while none accepts a connection
 FIRST_RETRY_S = 5.0
 MAX_RETRY_S = 3600.0
 JITTER = 0.2
@@ -219,27 +220,29 @@ async def private_target(url: str) -> str | None:
     return (await resolve_target(url, allow_private=False))[1]
 
 
-async def resolve_target(url: str, *, allow_private: bool) -> tuple[str | None, str | None]:
-    """(the address to call `url` at, None), or (None, why it must not be called): see private_target.
+async def resolve_target(url: str, *, allow_private: bool) -> tuple[list[str], str | None]:
+    """(the addresses to call `url` at, None), or ([], why it must not be called): see private_target.
 
-    The request then goes to that very address (`pinned`): resolving the name again to connect would let
-    a name that answered with a public address for the check answer with a private one for the request
-    (DNS rebinding)."""
+    The addresses come in the resolver's order of preference, at most MAX_ADDRESSES of them: a delivery
+    tries the next when it cannot connect to one (a site with an IPv6 address this network cannot reach,
+    one host of several down). The request then goes to that very address (`pinned`): resolving the
+    name again to connect would let a name that answered with a public address for the check answer
+    with a private one for the request (DNS rebinding)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError:
-        return None, f"{host} does not resolve"
+        return [], f"{host} does not resolve"
     addresses = [ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]) for *_, sockaddr in found]
     if not addresses:
-        return None, f"{host} does not resolve"
+        return [], f"{host} does not resolve"
     if not allow_private:
         for address in addresses:
             if not address.is_global:
-                return None, f"{host} resolves to an address that is not public ({address})"
-    return str(addresses[0]), None
+                return [], f"{host} resolves to an address that is not public ({address})"
+    return list(dict.fromkeys(str(address) for address in addresses))[:MAX_ADDRESSES], None
 
 
 def pinned(url: str, address: str) -> tuple[str, str, str]:
@@ -441,10 +444,9 @@ async def _post(
 ) -> _Outcome:
     assert delivery.url is not None
     # Checked again before each request: the name may point elsewhere since the webhook was made.
-    address, reason = await resolve_target(delivery.url, allow_private=allow_private)
-    if address is None:
+    addresses, reason = await resolve_target(delivery.url, allow_private=allow_private)
+    if not addresses:
         return _Outcome(status_code=None, error=f"refused: {reason}"[:ERROR_CHARS], duration_ms=0)
-    url, host_header, server_name = pinned(delivery.url, address)
     assert delivery.secret_sealed is not None
     assert delivery.webhook_id is not None
     body = body_of(delivery)
@@ -460,27 +462,35 @@ async def _post(
         "x-onecode-event-type": delivery.event_type,
         "x-onecode-timestamp": timestamp,
         "x-onecode-signature": sign(secret.decode(), timestamp, body),
-        "host": host_header,
     }
     started = time.monotonic()
-    try:
-        # Streamed and never read: only the status matters, and a receiver cannot make us load a big body.
-        async with http.stream(
-            "POST",
-            url,
-            content=body,
-            headers=headers,
-            timeout=REQUEST_TIMEOUT_S,
-            extensions={"sni_hostname": server_name},
-        ) as response:
-            status_code = response.status_code
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        error = f"{type(exc).__name__}: {exc}"[:ERROR_CHARS]
-        return _Outcome(status_code=None, error=error, duration_ms=_ms_since(started))
-    except Exception as exc:  # one bad webhook must not keep the batch's other outcomes from being recorded
-        logger.exception("webhook delivery %s failed unexpectedly", delivery.event_id)
-        error = f"{type(exc).__name__}: {exc}"[:ERROR_CHARS]
-        return _Outcome(status_code=None, error=error, duration_ms=_ms_since(started))
+    error = ""
+    for address in addresses:
+        url, host_header, server_name = pinned(delivery.url, address)
+        try:
+            # Streamed and never read: only the status matters, and a receiver cannot make us load a big body.
+            async with http.stream(
+                "POST",
+                url,
+                content=body,
+                headers={**headers, "host": host_header},
+                timeout=REQUEST_TIMEOUT_S,
+                extensions={"sni_hostname": server_name},
+            ) as response:
+                status_code = response.status_code
+            break
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # Nothing reached the receiver: the next address cannot make it a duplicate.
+            error = f"{type(exc).__name__} at {address}: {exc}"
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            return _Outcome(status_code=None, error=error[:ERROR_CHARS], duration_ms=_ms_since(started))
+        except Exception as exc:  # one bad webhook must not keep the batch's other outcomes recorded
+            logger.exception("webhook delivery %s failed unexpectedly", delivery.event_id)
+            error = f"{type(exc).__name__}: {exc}"
+            return _Outcome(status_code=None, error=error[:ERROR_CHARS], duration_ms=_ms_since(started))
+    else:
+        return _Outcome(status_code=None, error=error[:ERROR_CHARS], duration_ms=_ms_since(started))
     ok = 200 <= status_code < 300  # noqa: PLR2004 - the 2xx range
     return _Outcome(
         status_code=status_code, error=None if ok else f"HTTP {status_code}", duration_ms=_ms_since(started)

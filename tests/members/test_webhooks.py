@@ -746,6 +746,82 @@ class TestPinnedAddress:
         assert headers["host"] == f"hooks.onecode.test:{receiver.port}"
         assert_signed(hook["secret"], headers, body)
 
+    async def test_an_address_that_refuses_the_connection_gives_way_to_the_next(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+        receiver: Receiver,
+        http: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A name with several addresses (IPv6 and IPv4, or several hosts) is delivered to at the first
+        that takes the connection, once: nothing listens on 127.0.0.2 at the receiver's port (it is bound
+        to 127.0.0.1), so that address refuses and the next one, listed twice, is called once."""
+        loop = asyncio.get_running_loop()
+        real_getaddrinfo = loop.getaddrinfo
+
+        async def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            if host == "multi.onecode.test":
+                return [
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port)),
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+                ]
+            return await real_getaddrinfo(host, port, *args, **kwargs)
+
+        monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+        receiver.up()
+        await create_webhook(client, tenant_a, url=f"http://multi.onecode.test:{receiver.port}/hooks/onecode")
+        await scan_member(client, issued.urls[0], "device-multi-0")
+        t0 = ahead()
+        await refresh(db, t0)
+        report = await deliver(db, settings, http, t0 + dt.timedelta(minutes=1))
+        assert report.delivered == 1, report
+        [(headers, _)] = receiver.accepted()
+        assert headers["host"] == f"multi.onecode.test:{receiver.port}"
+
+    async def test_when_no_address_takes_the_connection_the_delivery_is_retried_later(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+        receiver: Receiver,
+        http: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        real_getaddrinfo = loop.getaddrinfo
+
+        async def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            if host == "dead.onecode.test":
+                return [
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port)),
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.3", port)),
+                ]
+            return await real_getaddrinfo(host, port, *args, **kwargs)
+
+        monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+        receiver.up()
+        await create_webhook(client, tenant_a, url=f"http://dead.onecode.test:{receiver.port}/hooks/onecode")
+        await scan_member(client, issued.urls[0], "device-dead-0")
+        t0 = ahead()
+        await refresh(db, t0)
+        report = await deliver(db, settings, http, t0 + dt.timedelta(minutes=1))
+        assert (report.delivered, report.retrying) == (0, 1), report
+        assert receiver.accepted() == []
+        [error] = [
+            row[0]
+            for row in await (
+                await db.execute("SELECT last_error FROM member_event_deliveries WHERE channel = 'webhook'")
+            ).fetchall()
+        ]
+        assert "127.0.0.3" in error, error
+
     async def test_a_public_name_is_called_at_the_address_the_check_approved(
         self,
         client: AsyncTestClient[Any],
