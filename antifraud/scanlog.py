@@ -260,17 +260,23 @@ class ScanWriter:
         results: list[ScanOutcome | None] = []
         failure: BaseException | None = None
         try:
-            try:
-                results = await self._write(lane, batch)
-            except psycopg.errors.DeadlockDetected:
-                # Key ordering makes this rare (only another writer, e.g. enrolment, can cross us).
-                results = await self._write(lane, batch)
-        except (psycopg.Error, OSError) as exc:
+            results = await self._write_retrying_deadlock(lane, batch)
+        except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
             logger.warning("scan batch of %d failed: %s", len(batch), exc)
             await self._drop_connection(lane)
             for other in self._lanes:
                 other.suspect = True
             failure = StorageUnavailable("the scan log is unavailable")
+        except psycopg.Error as exc:
+            if len(batch) > 1:
+                # The database refused what one of the batch's scans holds (a bug in our checks): the
+                # others must not fail with it. Each is written alone; only the culprit's request fails.
+                logger.warning("scan batch of %d refused (%s): writing its scans one by one", len(batch), exc)
+                for pending in batch:
+                    await self._commit_batch(lane, [pending])
+                return
+            logger.exception("a scan was refused by the database")
+            failure = exc
         except Exception as exc:  # a bug must not kill the writer and strand every later request
             logger.exception("scan batch of %d failed unexpectedly", len(batch))
             failure = exc
@@ -281,6 +287,13 @@ class ScanWriter:
                 pending.future.set_exception(failure)
             else:
                 pending.future.set_result(results[n])
+
+    async def _write_retrying_deadlock(self, lane: _Lane, batch: list[_Pending]) -> list[ScanOutcome | None]:
+        try:
+            return await self._write(lane, batch)
+        except psycopg.errors.DeadlockDetected:
+            # Key ordering makes this rare (only another writer, e.g. enrolment, can cross us).
+            return await self._write(lane, batch)
 
     async def _connection(self, lane: _Lane) -> AsyncConnection[Any]:
         idle = time.monotonic() - lane.last_used

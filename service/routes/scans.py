@@ -53,7 +53,7 @@ class Location(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class ScanIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # The scanned URL exactly as the phone read it, or its path.
-    code: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=512, pattern=r"^[^\x00]+$")]
     # Opaque, kept by the consumer page in local storage.
     device_id: Annotated[str, msgspec.Meta(min_length=8, max_length=128, pattern=r"^[\x21-\x7e]+$")]
     # Only sent with the consumer's consent.

@@ -241,6 +241,11 @@ class TestBadInput:
             ({"code": "x", "device_id": "device-123", "location": {"lat": 91, "lng": 0}}, "location.lat"),
             ({"code": "x", "device_id": "device-123", "extra": 1}, "body"),
             ({"code": 5, "device_id": "device-123"}, "code"),
+            # PostgreSQL's text cannot hold a NUL: refused here, never sent to a group commit.
+            (
+                {"code": "https://s.onecode.test/01/06901234567892/21/ABC\u0000", "device_id": "device-123"},
+                "code",
+            ),
         ],
     )
     async def test_invalid_bodies_are_422(
