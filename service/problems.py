@@ -246,6 +246,39 @@ def _out_of_range(request: Request[Any, Any, Any], _exc: Exception) -> Response[
     )
 
 
+def _refused_text(request: Request[Any, Any, Any], exc: psycopg.DataError) -> Response[Problem]:
+    # PostgreSQL's text and jsonb cannot hold a NUL character (psycopg refuses it in a text parameter, the
+    # server in JSON): a client's string, since nothing of ours writes one. Other data errors are ours.
+    if not isinstance(exc, psycopg.errors.UntranslatableCharacter) and "NUL" not in str(exc):
+        return _unexpected(request, exc)
+    return problem_response(
+        request,
+        status=422,
+        slug="validation-error",
+        title="Request failed validation",
+        detail="text in the request may not contain a NUL character (\\u0000)",
+    )
+
+
+def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Problem]:
+    # msgspec refuses JSON nested deeper than the interpreter's recursion limit with a RecursionError,
+    # which litestar's body decoding lets through: the client's mistake when it came from there.
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    if not frames or frames[-1] not in {"decode_json", "decode_msgpack"}:
+        return _unexpected(request, exc)
+    return problem_response(
+        request,
+        status=400,
+        slug="malformed-body",
+        title="Malformed request body",
+        detail="JSON nested too deeply",
+    )
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     logger.error("unhandled error", exc_info=exc)
     return problem_response(
@@ -270,6 +303,8 @@ def exception_handlers() -> Mapping[type[Exception], Callable[..., Response[Any]
         psycopg_pool.PoolTimeout: _engine_unavailable,
         psycopg.OperationalError: _engine_unavailable,
         psycopg.errors.NumericValueOutOfRange: _out_of_range,
+        psycopg.DataError: _refused_text,
+        RecursionError: _too_deep,
         redis.exceptions.ConnectionError: _engine_unavailable,
         redis.exceptions.TimeoutError: _engine_unavailable,
         # Redis Cluster failing over or moving slots (transient: the next try finds the right node).

@@ -203,7 +203,11 @@ def secret_aad(webhook_id: uuid.UUID) -> bytes:
 
 
 def check_url(url: str) -> None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # an out-of-range or non-numeric port, or a bracketed host that is no address
+    except ValueError as exc:
+        raise InvalidMemberInput("url", f"not a valid URL: {exc}") from None
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise InvalidMemberInput("url", "an http:// or https:// URL with a host")
     if parts.username is not None or parts.password is not None:

@@ -110,6 +110,36 @@ class TestProblemShape:
         assert 400 <= response.status_code < 500
         assert response.headers["content-type"].startswith("application/problem+json")
 
+    @pytest.mark.parametrize(
+        ("method", "path", "body"),
+        [
+            ("POST", "/v1/tokens", {"role": "marketer", "name": "m\u0000"}),
+            ("POST", "/v1/products", {"name": "a\u0000b", "gtin": "6901234567878"}),
+            ("POST", "/v1/products", {"name": "ab", "gtin": "6901234567878", "facts": {"k": "v\u0000"}}),
+            ("GET", "/v1/audit?action=a%00b", None),
+        ],
+    )
+    async def test_a_nul_character_is_422_not_500(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant, method: str, path: str, body: Any
+    ) -> None:
+        """PostgreSQL's text cannot hold a NUL (U+0000): a string with one is the client's mistake, in a
+        column (refused by psycopg), in JSON (refused by the server) or in a query parameter."""
+        response = await client.request(method, path, json=body, headers=tenant_a.headers())
+        problem = assert_problem(response, 422, "validation-error")
+        assert "NUL" in problem["detail"]
+
+    @pytest.mark.parametrize("path", ["/v1/members/otp", "/console/login", "/v1/products"])
+    async def test_json_nested_too_deeply_is_400_not_500(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant, path: str
+    ) -> None:
+        """msgspec refuses nesting past the interpreter's recursion limit with a RecursionError."""
+        body = b"[" * 5000 + b"]" * 5000
+        headers = {**tenant_a.headers(), "content-type": "application/json"}
+        problem = assert_problem(
+            await client.post(path, content=body, headers=headers), 400, "malformed-body"
+        )
+        assert problem["detail"] == "JSON nested too deeply"
+
     async def test_request_id_is_echoed(self, client: AsyncTestClient[Any]) -> None:
         """A caller's X-Request-ID comes back, so logs on both sides line up."""
         response = await client.get("/healthz", headers={"X-Request-ID": "req-12345678"})

@@ -625,6 +625,9 @@ class TestWebhookAdmin:
             "https://user:pass@crm.example.com/x",
             "https:///no-host-here",
             "https://crm.example.com/a b",
+            "https://crm.example.com:99999/x",
+            "https://crm.example.com:abc/x",
+            "https://[zz]/x",
         ):
             refused = await client.post("/v1/webhooks", json={"url": url}, headers=admin)
             assert_problem(refused, 422, "validation-error")
