@@ -74,7 +74,3 @@ class TotpRequired(Unauthenticated):
     """The password was right; the account's second factor is needed too."""
 
     slug = "totp-required"
-
-
-class AccountLocked(RateLimited):
-    slug = "account-locked"

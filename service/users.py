@@ -137,7 +137,6 @@ class LoginOutcome(msgspec.Struct, frozen=True):
     user: User | None = None
     session_id: str | None = None
     csrf_token: str | None = None
-    retry_after: float = 0.0
 
 
 class _LoginRow(msgspec.Struct, frozen=True):
@@ -293,11 +292,12 @@ async def login(
     if row is None or row.disabled_at is not None:
         await _verify(await _dummy(), data.password)
         return LoginOutcome("failed")
-    # The password is checked even on a locked account: every wrong answer costs the same and reads
-    # "failed"; only the right password learns that the account is locked.
+    # The password is checked even on a locked account, so that every attempt costs the same; the audit
+    # tells a right one ("locked") from a wrong one, the answer never does: a lock that answered the
+    # right password differently would confirm each guess while it stopped none.
     right = await _verify(row.password_hash, data.password)
     if row.locked_until is not None and row.locked_until > now:
-        return _locked(row, row.locked_until, now) if right else LoginOutcome("failed", row.id, row.brand_id)
+        return LoginOutcome("locked" if right else "failed", row.id, row.brand_id)
     if right and row.totp_enabled_at is not None:
         if data.totp_code is None:
             return LoginOutcome("totp_required", row.id, row.brand_id)
@@ -434,10 +434,6 @@ async def _failed(conn: AsyncConnection[Any], row: _LoginRow, now: dt.datetime) 
     assert lock is not None
     # The lock is not announced: to a guesser, the fifth failure reads like the first.
     return LoginOutcome("failed", row.id, row.brand_id)
-
-
-def _locked(row: _LoginRow, until: dt.datetime, now: dt.datetime) -> LoginOutcome:
-    return LoginOutcome("locked", row.id, row.brand_id, retry_after=(until - now).total_seconds())
 
 
 def _totp_ok(master_keys: Sequence[bytes], row: _LoginRow, code: str, now: dt.datetime) -> bool:

@@ -19,7 +19,6 @@ from psycopg import AsyncConnection
 from antifraud.clients import client_ip, ip_prefix
 from service import audit, users
 from service.errors import (
-    AccountLocked,
     Conflict,
     Forbidden,
     LoginFailed,
@@ -34,6 +33,7 @@ from service.state import AppState
 LOGIN_WINDOW_S = 15 * 60
 LOGINS_PER_ADDRESS = 10
 LOGINS_PER_NETWORK = 50
+LOGIN_FAILED = "wrong email or password, or too many failed attempts: try again in 15 minutes"
 
 
 class SignedIn(msgspec.Struct, frozen=True):
@@ -100,12 +100,12 @@ async def login(
             object_id=outcome.account_id,
             after={"result": outcome.result, "email": email},
         )
-    if outcome.result == "locked":
-        raise AccountLocked("the account is locked after repeated failures", retry_after=outcome.retry_after)
     if outcome.result == "totp_required":
         raise TotpRequired("enter the code from your authenticator app")
-    if outcome.result == "failed":
-        raise LoginFailed("wrong email or password")
+    if outcome.result in {"failed", "locked"}:
+        # One answer for an unknown address, a wrong password and a locked account (whatever password):
+        # it neither says who has an account nor confirms a guess.
+        raise LoginFailed(LOGIN_FAILED)
     assert outcome.user is not None
     assert outcome.session_id is not None
     assert outcome.csrf_token is not None

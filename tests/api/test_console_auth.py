@@ -87,11 +87,19 @@ class TestConsoleAccounts:
         assert unknown.json()["detail"] == wrong.json()["detail"]
         for _ in range(4):
             assert_problem(await sign_in(client, "ops@example.com", "still wrong!!"), 401, "login-failed")
-        # Locked now, silently: wrong passwords still read "failed"; the right one waits out the lock.
-        assert_problem(await sign_in(client, "ops@example.com", "sixth wrong one"), 401, "login-failed")
-        locked = await sign_in(client, "ops@example.com")
-        assert_problem(locked, 429, "account-locked")
-        assert int(locked.headers["retry-after"]) > 800
+        # Locked now: a wrong password and the right one get the answer an unknown address gets, so
+        # that the lock confirms no guess; the audit tells them apart.
+        locked_wrong = await sign_in(client, "ops@example.com", "sixth wrong one")
+        locked_right = await sign_in(client, "ops@example.com")
+        for answer in (locked_wrong, locked_right):
+            assert_problem(answer, 401, "login-failed")
+            assert answer.json()["detail"] == unknown.json()["detail"]
+            assert "retry-after" not in answer.headers
+        cur = await db.execute(
+            "SELECT after->>'result' FROM audit_log WHERE action = 'console.login_refused'"
+            " ORDER BY id DESC LIMIT 2"
+        )
+        assert [row[0] for row in await cur.fetchall()] == ["locked", "failed"]
         await db.execute("UPDATE console_users SET locked_until = now() - interval '1 second'")
         assert (await sign_in(client, "ops@example.com")).status_code == 200
         # More attempts per address than the window allows: limited before any password check.
