@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -141,17 +142,29 @@ class Blocklist:
         return None
 
 
+# Wider ranges hold whole carriers' or countries' phones: a typo (0.0.0.0/0) would refuse every scan.
+WIDEST_IPV4_PREFIX = 8
+WIDEST_IPV6_PREFIX = 32
+_DEVICE_ID = re.compile(r"[\x21-\x7e]{8,128}")  # as a scan's device_id must be
+
+
 def _normalized(data: BlockIn) -> str:
     if data.kind == "ip":
         try:
-            return str(ipaddress.ip_network(data.value, strict=False))
+            network = ipaddress.ip_network(data.value, strict=False)
         except ValueError:
             raise InvalidInput("value", "not an IP address or CIDR range") from None
+        widest = WIDEST_IPV4_PREFIX if network.version == 4 else WIDEST_IPV6_PREFIX  # noqa: PLR2004
+        if network.prefixlen < widest:
+            raise InvalidInput("value", f"a range wider than /{widest} would block far more than a bot farm")
+        return str(network)
     if data.kind == "member":
         try:
             return str(uuid.UUID(data.value))
         except ValueError:
             raise InvalidInput("value", "not a member id") from None
+    if not _DEVICE_ID.fullmatch(data.value):
+        raise InvalidInput("value", "not a device id (8 to 128 printable ASCII characters, as scans send)")
     return data.value
 
 
@@ -160,10 +173,15 @@ async def create(
 ) -> Block:
     if data.expires_at is not None and data.expires_at <= now:
         raise InvalidInput("expires_at", "the block would have expired already")
+    value = _normalized(data)
+    if data.kind == "member":
+        found = await conn.execute(QUERIES["member_of_brand"], {"brand_id": brand_id, "member_id": value})
+        if await found.fetchone() is None:
+            raise InvalidInput("value", "no member of this brand has this id")
     params = {
         "brand_id": brand_id,
         "kind": data.kind,
-        "value": _normalized(data),
+        "value": value,
         "reason": data.reason,
         "expires_at": data.expires_at,
         "actor": actor,

@@ -28,6 +28,7 @@ from campaigns.errors import (
     InvalidTransition,
     LiveChangeNotConfirmed,
 )
+from codegen.products import count_brand_products
 from service import audit
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
@@ -92,6 +93,8 @@ class PointsReward(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # Percent, integer so points stay integers: {"gold": 150} gives gold members 1.5 times the points.
     tier_multipliers_pct: dict[Label, Annotated[int, msgspec.Meta(ge=1, le=10_000)]] = {}
     # What one point costs the campaign's budget; the common convention is 100 points to the yuan.
+    # At least a cent on save (check_rules; campaigns saved before may hold 0 and still load): points that
+    # cost the budget nothing would escape its limits.
     cents_per_point: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 1
 
 
@@ -247,6 +250,8 @@ def _check_reward(data: CampaignIn) -> list[tuple[str, str]]:
             found.append(("points_reward", "a points campaign needs a points reward"))
         elif reward.points is None and not reward.per_product:
             found.append(("points_reward", "give a fixed amount of points or an amount per product"))
+        if reward is not None and reward.cents_per_point < 1:
+            found.append(("points_reward.cents_per_point", "a point costs the budget at least a cent"))
         if data.prizes or data.no_prize_weight:
             found.append(("prizes", "only lucky draws have prizes"))
     else:
@@ -257,9 +262,20 @@ def _check_reward(data: CampaignIn) -> list[tuple[str, str]]:
     return found
 
 
+def _check_prize_points(data: CampaignIn) -> list[tuple[str, str]]:
+    """A points prize gives a number of points; no other prize does."""
+    found: list[tuple[str, str]] = []
+    for i, prize in enumerate(data.prizes):
+        if prize.kind == "points" and prize.points is None:
+            found.append((f"prizes[{i}].points", "a points prize says how many points it gives"))
+        elif prize.kind != "points" and prize.points is not None:
+            found.append((f"prizes[{i}].points", f"a {prize.kind} prize gives no points"))
+    return found
+
+
 def _check_coupon_templates(data: CampaignIn) -> list[tuple[str, str]]:
     """A coupon campaign and each coupon prize name their template; nothing else does."""
-    found: list[tuple[str, str]] = []
+    found: list[tuple[str, str]] = _check_prize_points(data)
     if (data.kind == "coupon") != (data.coupon_template_id is not None):
         found.append(("coupon_template_id", "a coupon campaign, and only one, names its coupon template"))
     found.extend(
@@ -277,18 +293,23 @@ def _raise_if_any(found: list[tuple[str, str]]) -> None:
 
 
 async def _check_references(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: CampaignIn) -> None:
-    """Products, batches and segments named by the rules must be the brand's own: ids are never a way
-    across tenants."""
-    product_ids = set(data.eligibility.product_ids)
-    if data.points_reward is not None:
-        product_ids |= set(data.points_reward.per_product)
-    templates = {p.coupon_template_id for p in data.prizes if p.coupon_template_id is not None}
+    """Products, batches, segments, coupon templates and tiers named by the rules must be the brand's
+    own: ids are never a way across tenants, and a misspelt tier would silently never apply."""
+    reward = data.points_reward or PointsReward()
     if data.coupon_template_id is not None:
-        templates.add(data.coupon_template_id)
-    if templates and await coupons.count_brand_templates(conn, brand_id, templates) != len(templates):
-        raise InvalidCampaign("coupon_template_id", "an unknown coupon template is named")
+        await _check_templates(conn, brand_id, "coupon_template_id", {data.coupon_template_id})
+    for i, prize in enumerate(data.prizes):
+        if prize.coupon_template_id is not None:
+            await _check_templates(
+                conn, brand_id, f"prizes[{i}].coupon_template_id", {prize.coupon_template_id}
+            )
+    for field, products in (
+        ("eligibility.product_ids", set(data.eligibility.product_ids)),
+        ("points_reward.per_product", set(reward.per_product)),
+    ):
+        if products and await count_brand_products(conn, brand_id, products) != len(products):
+            raise InvalidCampaign(field, "an unknown product is named")
     checks = [
-        ("count_brand_products", "eligibility.product_ids", product_ids, "product"),
         ("count_brand_batches", "eligibility.batch_ids", set(data.eligibility.batch_ids), "batch"),
         ("count_brand_segments", "eligibility.segment_ids", set(data.eligibility.segment_ids), "segment"),
     ]
@@ -298,6 +319,31 @@ async def _check_references(conn: AsyncConnection[Any], brand_id: uuid.UUID, dat
         count = await fetch_one(conn, QUERIES[query], {"brand_id": brand_id, "ids": list(ids)}, _Count)
         if count is None or count.n != len(ids):
             raise InvalidCampaign(field, f"an unknown {kind} is named")
+    await _check_tiers(conn, brand_id, data, reward)
+
+
+async def _check_tiers(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, data: CampaignIn, reward: PointsReward
+) -> None:
+    named_tiers = [
+        ("eligibility.member_tiers", set(data.eligibility.member_tiers)),
+        ("points_reward.tier_multipliers_pct", set(reward.tier_multipliers_pct)),
+    ]
+    if any(names for _, names in named_tiers):
+        cur = await conn.execute(QUERIES["brand_tier_names"], {"brand_id": brand_id})
+        known = {row[0] for row in await cur.fetchall()}
+        for field, names in named_tiers:
+            if unknown := sorted(names - known):
+                raise InvalidCampaign(
+                    field, f"not a tier of the brand: {', '.join(unknown)} (see /v1/member-tiers)"
+                )
+
+
+async def _check_templates(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, field: str, templates: set[uuid.UUID]
+) -> None:
+    if await coupons.count_brand_templates(conn, brand_id, templates) != len(templates):
+        raise InvalidCampaign(field, "an unknown coupon template is named")
 
 
 async def _check_overlap(

@@ -65,7 +65,9 @@ async def create_aggregation(  # noqa: C901 - one validation per input kind, in 
             batches: dict[uuid.UUID, Batch] = {}
             for n, item_range in enumerate(ranges):
                 if item_range.batch_id not in batches:
-                    batches[item_range.batch_id] = await get_batch(conn, brand_id, item_range.batch_id)
+                    batches[item_range.batch_id] = await _packable_batch(
+                        conn, brand_id, item_range.batch_id, f"items[{n}]"
+                    )
                 _check_item_range(batches[item_range.batch_id], item_range, f"items[{n}]")
             await _insert_items(conn, brand_id, aggregation.id, ranges, batches)
             if data.children_sscc:
@@ -98,7 +100,7 @@ async def pack_regularly(
     conn: AsyncConnection[Any], *, actor: str, brand_id: uuid.UUID, data: RegularPackingIn
 ) -> list[Aggregation]:
     """Cases of `items_per_case` consecutive positions (and pallets of cases), with generated SSCCs."""
-    batch = await get_batch(conn, brand_id, data.batch_id)
+    batch = await _packable_batch(conn, brand_id, data.batch_id, "batch_id")
     case_count = -(-batch.quantity // data.items_per_case)
     pallet_count = 0 if data.cases_per_pallet is None else -(-case_count // data.cases_per_pallet)
     cur = await conn.execute(
@@ -172,6 +174,16 @@ async def pack_regularly(
         after={"items_per_case": data.items_per_case, "cases": case_count, "pallets": pallet_count},
     )
     return pallets or cases
+
+
+async def _packable_batch(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, batch_id: uuid.UUID, field: str
+) -> Batch:
+    """A voided batch's codes must never reach a case: it could not be shipped, only mislead."""
+    batch = await get_batch(conn, brand_id, batch_id)
+    if batch.status == "voided":
+        raise StateConflict(f"batch {batch_id} is voided: its codes are never packed", field=field)
+    return batch
 
 
 def sscc_url(scan_domain: str, sscc: str) -> str:

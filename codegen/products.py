@@ -76,6 +76,13 @@ async def get_product_by_gtin(conn: AsyncConnection[Any], brand_id: uuid.UUID, g
     return product
 
 
+async def count_brand_products(conn: AsyncConnection[Any], brand_id: uuid.UUID, ids: set[uuid.UUID]) -> int:
+    """How many of `ids` are the brand's products: a rule naming another's (or none) must be refused."""
+    cur = await conn.execute(QUERIES["count_brand_products"], {"brand_id": brand_id, "ids": list(ids)})
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
 async def list_products(
     conn: AsyncConnection[Any], brand_id: uuid.UUID, *, after: uuid.UUID | None, limit: int
 ) -> list[Product]:

@@ -14,3 +14,6 @@ ORDER BY id LIMIT %(limit)s;
 UPDATE blocks SET lifted_at = coalesce(lifted_at, %(now)s), lifted_by = coalesce(lifted_by, %(actor)s)
 WHERE brand_id = %(brand_id)s AND id = %(block_id)s
 RETURNING id, brand_id, kind, value, reason, expires_at, created_by, created_at, lifted_by, lifted_at;
+
+-- member_of_brand --
+SELECT 1 FROM members WHERE id = %(member_id)s AND brand_id = %(brand_id)s;

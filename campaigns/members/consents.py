@@ -72,8 +72,11 @@ NONE_GIVEN = Consents(None, None)
 
 
 async def current(conn: AsyncConnection[Any], brand_id: uuid.UUID, member_id: uuid.UUID) -> Consents:
-    """The consents the member holds now; none for a member not written yet, or erased."""
+    """The consents the member holds now; none for a member not written yet. An erased member (or one
+    merged into a member since erased) is MemberErased: a token may outlive what it named."""
     row = await fetch_one(conn, QUERIES["get_consents"], {"brand_id": brand_id, "member_id": member_id}, _Row)
+    if row is not None and row.erased_at is not None:
+        raise MemberErased(member_id)
     return NONE_GIVEN if row is None else row.consents()
 
 

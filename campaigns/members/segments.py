@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 from antifraud.regions import is_region
 from campaigns.members import profiles
 from campaigns.members.errors import InvalidMemberInput, ObjectNotFound, SegmentInUse
+from codegen.products import count_brand_products
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 from service.spreadsheets import safe_cell
@@ -161,6 +162,9 @@ async def validate(conn: AsyncConnection[Any], brand_id: uuid.UUID, flt: Segment
             raise InvalidMemberInput("filter.regions", f"{region!r} is not an ISO 3166 code")
     if flt.scans_min is not None and flt.scans_max is not None and flt.scans_min > flt.scans_max:
         raise InvalidMemberInput("filter.scans_max", "smaller than scans_min")
+    products = set(flt.products_any or [])
+    if products and await count_brand_products(conn, brand_id, products) != len(products):
+        raise InvalidMemberInput("filter.products_any", "an unknown product is named")
     if flt.attributes:
         defined = {d.name for d in await profiles.attribute_defs(conn, brand_id)}
         for name in flt.attributes:

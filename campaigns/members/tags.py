@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 from antifraud.regions import is_region
 from campaigns.members import recompute
 from campaigns.members.errors import InvalidMemberInput, MemberNotFound, ObjectNotFound
+from codegen.products import count_brand_products
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 
@@ -75,6 +76,9 @@ async def create_tag(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: TagI
             raise InvalidMemberInput("rule.region", "not an ISO 3166 country or subdivision code")
         if rule.product_ids is not None and rule.min_scans is None:
             raise InvalidMemberInput("rule.product_ids", "products count only with min_scans")
+        products = set(rule.product_ids or [])
+        if products and await count_brand_products(conn, brand_id, products) != len(products):
+            raise InvalidMemberInput("rule.product_ids", "an unknown product is named")
     created = await fetch_one(
         conn,
         QUERIES["create_tag"],

@@ -59,11 +59,11 @@ SET status = %(to_status)s, updated_at = now(),
 WHERE brand_id = %(brand_id)s AND id = %(campaign_id)s AND status = ANY(%(from_statuses)s)
 RETURNING id;
 
--- count_brand_products --
-SELECT count(*) AS n FROM products WHERE brand_id = %(brand_id)s AND id = ANY(%(ids)s);
-
 -- count_brand_segments --
 SELECT count(*) AS n FROM segments WHERE brand_id = %(brand_id)s AND id = ANY(%(ids)s);
+
+-- brand_tier_names --
+SELECT name FROM member_tiers WHERE brand_id = %(brand_id)s;
 
 -- count_brand_batches --
 SELECT count(*) AS n FROM batches WHERE brand_id = %(brand_id)s AND id = ANY(%(ids)s);

@@ -11,6 +11,9 @@ FROM products WHERE id = %(product_id)s AND brand_id = %(brand_id)s;
 SELECT id, brand_id, gtin, name, sku, image_url, attributes, facts, created_at, updated_at
 FROM products WHERE gtin = %(gtin)s AND brand_id = %(brand_id)s;
 
+-- count_brand_products --
+SELECT count(*) AS n FROM products WHERE brand_id = %(brand_id)s AND id = ANY(%(ids)s);
+
 -- list_products --
 SELECT id, brand_id, gtin, name, sku, image_url, attributes, facts, created_at, updated_at
 FROM products

@@ -86,6 +86,13 @@ def _state(request: Request[Any, Any, Any]) -> AppState:
     return state
 
 
+async def living_member(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> MemberRef:
+    """The member the cookie's token names, refused with 410 once erased (the token outlives it)."""
+    member = current_member(request, None)
+    await consents.current(db, member.brand_id, member.member_id)
+    return member
+
+
 def current_member(request: Request[Any, Any, Any], body_token: str | None) -> MemberRef:
     """The member of the token in the body or the cookie the consumer page received with its scan."""
     token = body_token or request.cookies.get(MEMBER_COOKIE)
@@ -192,7 +199,7 @@ async def my_rewards(
     limit: Limit = 50,
 ) -> rewards.Rewards:
     """The member's points balance, a page of the points ledger (newest first), prizes won and coupons."""
-    member = current_member(request, None)
+    member = await living_member(request, db)
     return await rewards.member_rewards(
         db,
         ledger.Member(member.brand_id, member.member_id),
@@ -213,7 +220,7 @@ async def claim_prize(
     data: rewards.ClaimIn,
 ) -> rewards.Claim:
     """Give the shipping address of a physical prize won in a draw; it can be corrected until shipped."""
-    member = current_member(request, None)
+    member = await living_member(request, db)
     return await rewards.claim_prize(
         db,
         ledger.Member(member.brand_id, member.member_id),
@@ -228,7 +235,7 @@ async def claim_prize(
 @get("/members/me/export", tags=["members"])
 async def export_my_data(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> Response[bytes]:
     """Everything held about the caller (PIPL data access), as a JSON download."""
-    member = current_member(request, None)
+    member = await living_member(request, db)
     exported = await profiles.export(
         db, _state(request).vault, member.brand_id, member.member_id, now=dt.datetime.now(dt.UTC)
     )

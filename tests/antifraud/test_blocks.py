@@ -101,6 +101,19 @@ class TestBlocks:
     async def test_bad_blocks_are_refused(self, client: AsyncTestClient[Any], tenant_a: Tenant) -> None:
         assert_problem(await block(client, tenant_a, kind="ip", value="not-an-ip"), 422, "validation-error")
         assert_problem(await block(client, tenant_a, kind="member", value="nobody"), 422, "validation-error")
+        # A typo that would refuse every scan of the brand, a member that is none of the brand's, a
+        # device id no scan could send:
+        for kind, value in (
+            ("ip", "0.0.0.0/0"),
+            ("ip", "10.0.0.0/7"),
+            ("ip", "2001::/16"),
+            ("member", str(uuid.uuid4())),
+            ("device", "x"),
+            ("device", "has a space"),
+        ):
+            refused = await block(client, tenant_a, kind=kind, value=value)
+            assert assert_problem(refused, 422, "validation-error")["errors"][0]["field"] == "value", value
+        assert (await block(client, tenant_a, kind="ip", value="10.0.0.0/8")).status_code == 201
         past = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat()
         assert_problem(
             await block(client, tenant_a, kind="device", value=f"dev-{uuid.uuid4().hex}", expires_at=past),

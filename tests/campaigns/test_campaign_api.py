@@ -17,6 +17,20 @@ from tests.conftest import Tenant
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
+LADDER = {"tiers": [{"name": "basic"}, {"name": "gold", "min_points_earned": 500}]}
+
+
+async def put_tiers(client: AsyncTestClient[Any], tenant: Tenant) -> None:
+    """The tiers the bodies below name ("gold"): a campaign may only name its brand's own tiers."""
+    saved = await client.put("/v1/member-tiers", json=LADDER, headers=tenant.headers(Role.MARKETER))
+    assert saved.status_code == 200, saved.text
+
+
+@pytest.fixture(autouse=True)
+async def tier_ladder(client: AsyncTestClient[Any], tenant_a: Tenant) -> None:
+    await put_tiers(client, tenant_a)
+
+
 def points_body(**extra: Any) -> dict[str, Any]:
     return {
         "name": "Spring points",
@@ -161,6 +175,73 @@ class TestCreate:
             "id"
         ]
         await create(client, tenant_a, points_body(points_reward={"per_product": {own: 20}}))
+        foreign_amount = points_body(points_reward={"per_product": {product_id: 20}})
+        problem = assert_problem(
+            await client.post("/v1/campaigns", json=foreign_amount, headers=tenant_a.headers()),
+            422,
+            "validation-error",
+        )
+        assert fields(problem) == {"points_reward.per_product"}
+
+    @pytest.mark.parametrize(
+        ("prize", "field"),
+        [
+            # Stock and budget would go, the winner would get nothing.
+            ({"name": "P", "kind": "points", "weight": 1, "stock": 9, "cost_cents": 100}, "prizes[1].points"),
+            (
+                {"name": "P", "kind": "physical", "weight": 1, "stock": 9, "cost_cents": 100, "points": 5},
+                "prizes[1].points",
+            ),
+            (
+                {
+                    "name": "P",
+                    "kind": "coupon",
+                    "weight": 1,
+                    "stock": 9,
+                    "cost_cents": 100,
+                    "coupon_template_id": "00000000-0000-4000-8000-000000000000",
+                },
+                "prizes[1].coupon_template_id",
+            ),
+        ],
+    )
+    async def test_a_prize_is_checked_against_its_kind(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant, prize: dict[str, Any], field: str
+    ) -> None:
+        body = draw_body()
+        body["prizes"].insert(1, prize)
+        problem = assert_problem(
+            await client.post("/v1/campaigns", json=body, headers=tenant_a.headers()), 422, "validation-error"
+        )
+        assert fields(problem) == {field}
+
+    async def test_points_must_cost_the_budget_something(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        """Free points would escape the budget's limits."""
+        body = points_body(points_reward={"points": 10, "cents_per_point": 0})
+        problem = assert_problem(
+            await client.post("/v1/campaigns", json=body, headers=tenant_a.headers()), 422, "validation-error"
+        )
+        assert fields(problem) == {"points_reward.cents_per_point"}
+
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [
+            ({"eligibility": {"member_tiers": ["Gold"]}}, "eligibility.member_tiers"),
+            (
+                {"points_reward": {"points": 10, "tier_multipliers_pct": {"platinum": 200}}},
+                "points_reward.tier_multipliers_pct",
+            ),
+        ],
+    )
+    async def test_tiers_are_the_brands_own(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant, change: dict[str, Any], field: str
+    ) -> None:
+        """A misspelt tier would never apply: refused on save, with the names the brand has."""
+        response = await client.post("/v1/campaigns", json=points_body(**change), headers=tenant_a.headers())
+        problem = assert_problem(response, 422, "validation-error")
+        assert fields(problem) == {field}
 
 
 class TestLifecycle:
@@ -373,6 +454,7 @@ class TestAccess:
         self, client: AsyncTestClient[Any], tenant_a: Tenant, tenant_b: Tenant
     ) -> None:
         """Reads, edits and steps on B's campaign by A all answer 404 and change nothing."""
+        await put_tiers(client, tenant_b)
         campaign_id = (await create(client, tenant_b, points_body()))["id"]
         url = f"/v1/campaigns/{campaign_id}"
         assert_problem(await client.get(url, headers=tenant_a.headers()), 404, "not-found")

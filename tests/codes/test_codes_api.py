@@ -230,6 +230,17 @@ class TestKeys:
 
 
 class TestAggregation:
+    async def test_a_voided_batch_is_never_packed(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        """Its codes can never be shipped nor come alive: a case of them would only mislead."""
+        product = await make_product(client, tenant_a)
+        batch = await make_batch(client, tenant_a, product["id"], quantity=10)
+        await client.post(f"/v1/batches/{batch['id']}/void", headers=tenant_a.headers())
+        body = {"batch_id": batch["id"], "items_per_case": 2, "gs1_company_prefix": "0614141"}
+        packed = await client.post("/v1/aggregations:pack", json=body, headers=tenant_a.headers())
+        assert assert_problem(packed, 409, "conflict")["errors"][0]["field"] == "batch_id"
+
     async def test_regular_packing_and_parent_chain(
         self, client: AsyncTestClient[Any], tenant_a: Tenant
     ) -> None:

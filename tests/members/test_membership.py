@@ -376,9 +376,13 @@ class TestSegments:
             ({"regions": ["XX-99"]}, 422),
             ({"scans_min": 5, "scans_max": 1}, 422),
             ({"attributes": {"store": "x"}}, 422),
+            ({"products_any": [str(uuid.uuid4())]}, 422),
         ):
             refused = await client.post("/v1/segments:count", json=bad, headers=marketer)
             assert refused.status_code == status, (bad, refused.text)
+        unknown_product = {"name": "phantom", "rule": {"min_scans": 1, "product_ids": [str(uuid.uuid4())]}}
+        refused = await client.post("/v1/tags", json=unknown_product, headers=marketer)
+        assert assert_problem(refused, 422, "validation-error")["errors"][0]["field"] == "rule.product_ids"
         unknown_field = await client.post(
             "/v1/segments:count", json={"favourite_colour": "red"}, headers=marketer
         )
@@ -519,6 +523,12 @@ class TestPrivacy:
             "DELETE", "/v1/members/me", headers={"Cookie": f"{MEMBER_COOKIE}={token}"}
         )
         assert_problem(again, 410, "member-erased")
+        # The token outlives the member it named: nothing personal answers to it any more.
+        outlived = {"Cookie": f"{MEMBER_COOKIE}={token}"}
+        for path in ("/v1/members/me", "/v1/members/me/export", "/v1/members/me/rewards"):
+            assert_problem(await client.get(path, headers=outlived), 410, "member-erased")
+        changed = await client.patch("/v1/members/me/consents", json={"marketing": True}, headers=outlived)
+        assert_problem(changed, 410, "member-erased")
         assert_problem(
             await client.patch(f"/v1/members/{member_id}", json={"name": "x"}, headers=cs),
             410,
