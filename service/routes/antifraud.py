@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, Response, Router, get, post, put
+from litestar import Request, Response, Router, get, patch, post, put
 from litestar.params import Parameter
 from psycopg import AsyncConnection
 
@@ -18,6 +18,7 @@ from service import audit
 from service.errors import NotFound
 from service.guards import brand_of, principal_from, require_token, roles
 from service.models import Page, Role
+from service.patching import apply_patch
 from service.routes.admin import Limit
 from service.settings import Settings
 from service.state import AppState
@@ -37,6 +38,21 @@ async def set_clone_rules(
     request: Request[Any, Any, Any], db: AsyncConnection[Any], data: CloneRules
 ) -> CloneRules:
     """`{"devices": 10, "regions": 3, "max_speed_kmh": 800}`; audited; live on all workers within 1 s."""
+    return await _save_clone_rules(request, db, data)
+
+
+@patch("/antifraud/clone-rules", opt=roles(*WRITERS), tags=["antifraud"])
+async def patch_clone_rules(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: dict[str, Any]
+) -> CloneRules:
+    """Change only the thresholds named (PUT replaces them all: what it leaves out returns to its default)."""
+    current = await review.clone_rules(db, brand_of(principal_from(request)))
+    return await _save_clone_rules(request, db, apply_patch(current, data))
+
+
+async def _save_clone_rules(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: CloneRules
+) -> CloneRules:
     principal = principal_from(request)
     brand_id = brand_of(principal)
     before = await review.clone_rules(db, brand_id)
@@ -213,6 +229,7 @@ def antifraud_router() -> Router:
         route_handlers=[
             get_clone_rules,
             set_clone_rules,
+            patch_clone_rules,
             list_flagged,
             list_flagged_cases,
             review_flag,

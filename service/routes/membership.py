@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
-from litestar import Request, Response, Router, delete, get, post, put
+from litestar import Request, Response, Router, delete, get, patch, post, put
 from litestar.params import QueryParameter
 from psycopg import AsyncConnection
 
@@ -14,6 +14,7 @@ from campaigns.members import kpis, segments, tags, tiers
 from service import audit
 from service.guards import brand_of, principal_from, require_token, roles
 from service.models import Principal, Role
+from service.patching import apply_patch
 from service.routes.member_admin import READERS
 
 DESIGNERS = (Role.BRAND_ADMIN, Role.MARKETER)
@@ -97,6 +98,21 @@ async def put_settings(
     request: Request[Any, Any, Any], db: AsyncConnection[Any], data: tiers.MemberSettings
 ) -> tiers.MemberSettings:
     """Lifecycle thresholds (days), the tier scan window, the finance approval threshold (points)."""
+    return await _save_settings(request, db, data)
+
+
+@patch("/member-settings", opt=roles(Role.BRAND_ADMIN), tags=["membership"])
+async def patch_settings(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: dict[str, Any]
+) -> tiers.MemberSettings:
+    """Change only the settings named (PUT replaces them all: what it leaves out goes back to its default)."""
+    current = await tiers.get_settings(db, brand_of(principal_from(request)))
+    return await _save_settings(request, db, apply_patch(current, data))
+
+
+async def _save_settings(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: tiers.MemberSettings
+) -> tiers.MemberSettings:
     principal = principal_from(request)
     brand_id = brand_of(principal)
     before = await tiers.get_settings(db, brand_id)
@@ -229,7 +245,7 @@ async def export_segment(
         )
     return Response(
         segments.members_csv(rows, header=after is None),
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",
         headers=headers,
     )
 
@@ -267,6 +283,7 @@ def membership_router() -> Router:
             put_tiers,
             get_settings,
             put_settings,
+            patch_settings,
             create_segment,
             list_segments,
             get_segment,

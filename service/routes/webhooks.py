@@ -6,13 +6,14 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from litestar import Request, Router, delete, get, post, put
+from litestar import Request, Router, delete, get, patch, post, put
 from psycopg import AsyncConnection
 
 from campaigns.members import events, webhooks
 from service import audit
 from service.guards import brand_of, principal_from, require_token, roles
 from service.models import Page, Role
+from service.patching import apply_patch
 from service.routes.admin import Limit, page
 from service.routes.member_admin import READERS
 from service.settings import Settings
@@ -156,6 +157,21 @@ async def put_event_settings(
     request: Request[Any, Any, Any], db: AsyncConnection[Any], data: events.EventSettings
 ) -> events.EventSettings:
     """How many days ahead points_expiring fires, and the time zone of birthdays and expiry dates."""
+    return await _save_event_settings(request, db, data)
+
+
+@patch("/member-event-settings", opt=roles(*MANAGERS), tags=["webhooks"])
+async def patch_event_settings(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: dict[str, Any]
+) -> events.EventSettings:
+    """Change only the settings named (PUT replaces them all: what it leaves out goes back to its default)."""
+    current = await events.get_settings(db, brand_of(principal_from(request)))
+    return await _save_event_settings(request, db, apply_patch(current, data))
+
+
+async def _save_event_settings(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], data: events.EventSettings
+) -> events.EventSettings:
     principal = principal_from(request)
     brand_id = brand_of(principal)
     before = await events.get_settings(db, brand_id)
@@ -186,6 +202,7 @@ def webhooks_router() -> Router:
             list_events,
             get_event_settings,
             put_event_settings,
+            patch_event_settings,
         ],
         guards=[require_token],
     )

@@ -118,6 +118,7 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/v1/tags"): {"name": "sneaky"},
     ("PUT", "/v1/member-tiers"): {"tiers": [{"name": "Base"}]},
     ("PUT", "/v1/member-settings"): {},
+    ("PATCH", "/v1/member-settings"): {"new_days": 7},
     ("POST", "/v1/segments"): {"name": "sneaky", "filter": {}},
     ("PUT", "/v1/segments/{segment_id:uuid}"): {"name": "renamed", "filter": {}},
     ("POST", "/v1/segments:count"): {},
@@ -129,12 +130,14 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     },
     ("POST", "/v1/shipments/{shipment_id:uuid}/receive"): None,
     ("PUT", "/v1/antifraud/clone-rules"): {"devices": 5},
+    ("PATCH", "/v1/antifraud/clone-rules"): {"devices": 5},
     ("POST", "/v1/antifraud/flagged/{flag_id:int}/review"): {"status": "cleared"},
     ("POST", "/v1/antifraud/blocks"): {"kind": "device", "value": "dev-sneaky-1", "reason": "sneaky"},
     ("POST", "/v1/antifraud/blocks/{block_id:int}/lift"): None,
     ("POST", "/v1/webhooks"): {"url": "https://hooks.example.com/sneaky"},
     ("POST", "/v1/webhooks/{webhook_id:uuid}/deliveries/{delivery_id:int}/retry"): None,
     ("PUT", "/v1/member-event-settings"): {},
+    ("PATCH", "/v1/member-event-settings"): {"expiry_notice_days": 7},
 }
 
 

@@ -65,6 +65,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("PUT", "/v1/member-tiers"): DESIGNERS,
     ("GET", "/v1/member-settings"): READERS,
     ("PUT", "/v1/member-settings"): ADMIN,
+    ("PATCH", "/v1/member-settings"): ADMIN,
     ("POST", "/v1/segments"): DESIGNERS,
     ("GET", "/v1/segments"): READERS,
     ("GET", "/v1/segments/{segment_id:uuid}"): READERS,
@@ -84,6 +85,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/member-events"): READERS,
     ("GET", "/v1/member-event-settings"): READERS,
     ("PUT", "/v1/member-event-settings"): ADMIN,
+    ("PATCH", "/v1/member-event-settings"): ADMIN,
 }
 
 # POSTs that only read: the phone search stays out of URLs, the segment builder counts an unsaved filter.
