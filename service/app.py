@@ -186,7 +186,7 @@ def create_app(settings: Settings) -> Litestar:
             location_withdrawals.follow(stopping), name="location-withdrawals"
         )
         member_refresh = asyncio.create_task(
-            maintenance.refresh_members(pool, stopping), name="member-refresh"
+            maintenance.refresh_members(settings.database_url or "", stopping), name="member-refresh"
         )
         event_delivery = asyncio.create_task(
             maintenance.deliver_member_events(
@@ -279,7 +279,9 @@ class OneCodeApp(Litestar):
         # OpenAPI describes only litestar's own handlers: the route of the scan's declared contract
         # (never served) is handed to the OpenAPI plugin from a throwaway app, described when first
         # asked for, as the rest.
-        contract = Litestar([scans.scan_contract], openapi_config=None)
+        # No logging config of its own: litestar's default would take over the root logger (plain text
+        # lines without request ids instead of service.logs' JSON).
+        contract = Litestar([scans.scan_contract], openapi_config=None, logging_config=None)
         self.plugins.get("OpenAPIPlugin").receive_route(contract.routes[0])
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
