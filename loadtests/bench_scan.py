@@ -68,6 +68,7 @@ BENCH_DB = "onecode_bench"
 REDIS_PREFIX = "onecode-bench:"
 SCAN_DOMAIN = "s.onecode.test"
 CONNECTIONS = 64
+SAMPLES_A_MINUTE = 5  # of the soak's RSS samples (one every 10 s), for a minute to count as whole
 
 WRK_SCRIPT = r"""
 -- One thread: walks the code file in order; args: <codes file> [located]
@@ -521,10 +522,24 @@ def soak(script: Path, codes: Path, port: int, server_pid: int, seconds: int) ->
     rate = float(_find(r"Requests/sec:\s+([\d.]+)", out))
     print(f"\nsoak: {rate:,.0f} first scans/s for {seconds} s")
     print("worker RSS (MiB) every 10 s: " + " ".join(f"{kib / 1024:.0f}" for _, kib in samples))
-    after_first_minute = [kib for at, kib in samples if at >= 60]  # noqa: PLR2004
-    if after_first_minute:
-        growth = (after_first_minute[-1] - after_first_minute[0]) / 1024
-        print(f"growth after the first minute: {growth:+.1f} MiB")
+    # Each minute's lowest sample is the worker at rest; the member refresh (every minute) lifts it for
+    # a few seconds. Resting memory that climbs from minute to minute is a leak; peaks that come back
+    # down are the refresh's working memory.
+    minutes: dict[int, list[int]] = {}
+    for at, kib in samples:
+        minutes.setdefault(at // 60, []).append(kib)
+    # Whole minutes only (a sample every 10 s): a last partial minute may be all refresh.
+    whole = [
+        values
+        for minute, values in sorted(minutes.items())
+        if minute >= 1 and len(values) >= SAMPLES_A_MINUTE
+    ]
+    resting = [min(values) for values in whole]
+    if resting:
+        shown = " ".join(f"{kib / 1024:.0f}" for kib in resting)
+        growth, peak = (resting[-1] - resting[0]) / 1024, max(kib for _, kib in samples) / 1024
+        print(f"resting RSS by minute after the first (MiB): {shown}; growth {growth:+.1f} MiB")
+        print(f"peak RSS: {peak:.0f} MiB")
 
 
 def descendants(pid: int) -> list[int]:

@@ -108,16 +108,25 @@ async def run_once(pool: AsyncConnectionPool, *, retention_months: int = 0) -> N
             )
 
 
-async def refresh_members(pool: AsyncConnectionPool, stopping: asyncio.Event) -> None:
+async def refresh_members(conninfo: str, stopping: asyncio.Event) -> None:
     """Member statistics, lifecycle, tiers and rule tags: touched members every minute, all once a day."""
     while not stopping.is_set():
         pause = MEMBER_REFRESH_S
         try:
-            async with pool.connection() as conn, conn.transaction():
+            # A connection of its own, closed after: the refresh sends and receives the ids of every
+            # member a minute touched (megabytes in a promotion), and libpq keeps a connection's buffers
+            # at the largest message it has carried. On pooled connections that was the worker's memory
+            # rising a step at each refresh, up to pool size times a busy minute's list.
+            async with (
+                await psycopg.AsyncConnection.connect(
+                    conninfo, connect_timeout=3, application_name="onecode-member-refresh"
+                ) as conn,
+                conn.transaction(),
+            ):
                 report = await member_stats.refresh(conn, now=dt.datetime.now(dt.UTC), wait=False)
             if report.ran and report.full:
                 logger.info("refreshed all %d members (%d tag changes)", report.members, report.tag_changes)
-        except (psycopg.Error, PoolTimeout) as exc:
+        except (psycopg.Error, OSError) as exc:
             logger.warning("member refresh failed, retrying in %.0f s: %s", RETRY_S, exc)
             pause = RETRY_S
         except Exception:  # a bug (a stored rule that no longer decodes...) must not end the loop for good
