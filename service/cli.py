@@ -16,6 +16,7 @@ import msgspec
 import psycopg
 
 from antifraud import shipments
+from antifraud.errors import AntifraudError
 from campaigns import draws
 from campaigns.errors import CampaignError
 from campaigns.members import imports
@@ -32,6 +33,7 @@ from codegen.printing import BatchPrinting, ExportFormat, load_printing, write_e
 from loadtests.cli import loadtest
 from service import audit, auth, backups, brands, maintenance, reseal
 from service.embedded import EmbeddedEngines
+from service.errors import ServiceError
 from service.logs import configure_logging
 from service.migrations import migrate as apply_migrations
 from service.models import BrandIn, Role, TokenIn
@@ -89,7 +91,20 @@ def emit(value: Any, *, as_json: bool) -> None:
             click.echo(f"{key}: {item}")
 
 
-@click.group()
+# What a command's input can run into (an unknown id, a batch in the wrong state): one line and exit
+# status 1, as click reports a bad option, never a traceback.
+_DOMAIN_ERRORS = (ServiceError, CodegenError, CampaignError, MembersError, AntifraudError)
+
+
+class _Commands(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _DOMAIN_ERRORS as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Commands)
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """OneCode: one signed code per item, scanned into members and rewards."""

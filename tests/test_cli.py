@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,9 @@ class TestCli:
         assert issued["token"]["role"] == "marketer"
         revoked = run_cli("token", "revoke", issued["token"]["id"], "--brand", "cli-brand", env=cli_env)
         assert revoked.returncode == 0, revoked.stderr
+        unknown = run_cli("token", "revoke", str(uuid.uuid4()), "--brand", "cli-brand", env=cli_env)
+        assert unknown.returncode == 1
+        assert unknown.stderr.startswith("Error: ") and "Traceback" not in unknown.stderr, unknown.stderr
 
     def test_unknown_brand_is_a_clear_error(self, cli_env: dict[str, str]) -> None:
         """A typo in --brand names the parameter instead of a traceback."""

@@ -48,11 +48,17 @@ WHERE brand_id = %(brand_id)s AND id = %(shipment_id)s
   AND (%(only_distributor)s::uuid IS NULL OR distributor_id = %(only_distributor)s);
 
 -- list_shipments --
-SELECT id, brand_id, distributor_id, reference, items, shipped_at, shipped_by, received_at, received_by
-FROM shipments
-WHERE brand_id = %(brand_id)s AND (%(after)s::uuid IS NULL OR id > %(after)s)
-  AND (%(only_distributor)s::uuid IS NULL OR distributor_id = %(only_distributor)s)
-ORDER BY id LIMIT %(limit)s;
+-- Each with its ranges, as `get_shipment` answers (a list that showed none looked like empty shipments).
+SELECT s.id, s.brand_id, s.distributor_id, s.reference, s.items, s.shipped_at, s.shipped_by, s.received_at,
+       s.received_by,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('batch_id', a.batch_id, 'start', a.start_index,
+                                                     'stop', a.stop_index)
+                                  ORDER BY a.batch_id, a.start_index), '[]')
+        FROM activations a WHERE a.shipment_id = s.id) AS ranges
+FROM shipments s
+WHERE s.brand_id = %(brand_id)s AND (%(after)s::uuid IS NULL OR s.id > %(after)s)
+  AND (%(only_distributor)s::uuid IS NULL OR s.distributor_id = %(only_distributor)s)
+ORDER BY s.id LIMIT %(limit)s;
 
 -- shipment_ranges --
 SELECT batch_id, start_index AS start, stop_index AS stop FROM activations

@@ -217,7 +217,7 @@ async def export_winners(
         )
     return Response(
         stats.winners_csv(winners, header=after is None),
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",
         headers=headers,
     )
 

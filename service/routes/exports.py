@@ -95,7 +95,7 @@ async def export_codes(
         media = "text/csv" if format is ExportFormat.CSV else "text/plain"
         return Stream(
             export_chunks(printing, format, settings.scan_domain, first, last),
-            media_type=f"{media}; charset=utf-8",
+            media_type=media,
             headers={"Content-Disposition": f'attachment; filename="{name}.{format.value}"'},
         )
     path = await asyncio.to_thread(

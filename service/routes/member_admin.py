@@ -406,7 +406,7 @@ async def import_errors(
         db, settings.all_master_keys, brand_of(principal_from(request)), import_id
     )
     headers = {"content-disposition": f'attachment; filename="import-{import_id}-errors.csv"'}
-    return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+    return Response(body, media_type="text/csv", headers=headers)
 
 
 def member_admin_router() -> Router:

@@ -76,9 +76,7 @@ async def diversion(
     if len(found) == limit:
         query = {**dict(request.query_params), "after": reports.cursor_of(found[-1])}
         headers["link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
-    return Response(
-        reports.to_csv(found, header=after is None), media_type="text/csv; charset=utf-8", headers=headers
-    )
+    return Response(reports.to_csv(found, header=after is None), media_type="text/csv", headers=headers)
 
 
 @contextlib.asynccontextmanager
@@ -138,7 +136,7 @@ async def scans_report(
     if format == "json":
         return groups
     headers = {"content-disposition": f'attachment; filename="scans-by-{by}.csv"'}
-    return Response(reports.groups_csv(groups, by=by), media_type="text/csv; charset=utf-8", headers=headers)
+    return Response(reports.groups_csv(groups, by=by), media_type="text/csv", headers=headers)
 
 
 @get(

@@ -258,7 +258,7 @@ async def _process(
     # A member who withdrew location consent: whatever still sends one, the scan is checked without it
     # (the log leaves it out too, in record_scans, for scans the token does not name the member of).
     withdrew = member is not None and state.location_withdrawals.withdrew(member.member_id)
-    location = None if withdrew else data.location
+    location = None if withdrew or _null_island(data.location) else data.location
     region, city = _place(state, location, client_ip)
     signals = await state.signals.on_scan(
         device_id=data.device_id,
@@ -385,6 +385,12 @@ async def _verify(state: AppState, code: str) -> Verification:
     ) and await state.registry_follower.refresh_if_stale():
         verification = state.registry.verify(code)
     return verification
+
+
+def _null_island(location: Location | None) -> bool:
+    """0,0 is where a phone without a fix says it is (in the sea off Ghana): no location, not a place
+    whose scans would count as diverted goods or as a clone's travel."""
+    return location is not None and location.lat == 0 and location.lng == 0
 
 
 def _place(state: AppState, location: Location | None, ip: str | None) -> tuple[str | None, str | None]:

@@ -174,6 +174,10 @@ class TestDistributorScope:
         portal = await distributor_headers(db, tenant_a, east)
         listed = await client.get("/v1/shipments", headers=portal)
         assert [s["id"] for s in listed.json()["items"]] == [mine]
+        # The list shows each shipment's ranges, as the shipment itself does.
+        [shown] = listed.json()["items"]
+        assert shown["ranges"] == [{"batch_id": str(issued.batch.id), "start": 0, "stop": 10}]
+        assert shown == (await client.get(f"/v1/shipments/{mine}", headers=portal)).json()
         assert (await client.get(f"/v1/shipments/{theirs}", headers=portal)).status_code == 404
         assert (await client.post(f"/v1/shipments/{theirs}/receive", headers=portal)).status_code == 404
         received = await client.post(f"/v1/shipments/{mine}/receive", headers=portal)
@@ -219,8 +223,19 @@ class TestWhereAndDiversion:
         await scan(client, issued.urls[0], location=HANGZHOU)
         await scan(client, issued.urls[1], location=GUANGZHOU)
         await scan(client, issued.urls[2])
-        cur = await db.execute("SELECT region, distributor_id::text, diverted FROM scans ORDER BY scanned_at")
-        assert await cur.fetchall() == [("CN-ZJ", east, False), ("CN-GD", east, True), (None, east, False)]
+        # 0,0 is a phone without a fix, not a sale off the coast of Ghana.
+        await scan(client, issued.urls[3], location={"lat": 0, "lng": 0, "accuracy_m": 5000.0})
+        cur = await db.execute(
+            "SELECT region, distributor_id::text, diverted, lat FROM scans ORDER BY scanned_at"
+        )
+        rows = await cur.fetchall()
+        assert [row[:3] for row in rows] == [
+            ("CN-ZJ", east, False),
+            ("CN-GD", east, True),
+            (None, east, False),
+            (None, east, False),
+        ]
+        assert rows[3][3] is None  # nor logged
 
     async def test_a_city_territory_catches_a_scan_in_another_city_of_its_province(
         self,
@@ -303,7 +318,7 @@ class TestDiversionReport:
         csv_file = await client.get(
             "/v1/reports/diversion", params={"format": "csv", "limit": 1}, headers=east_portal
         )
-        assert csv_file.headers["content-type"].startswith("text/csv")
+        assert csv_file.headers["content-type"] == "text/csv; charset=utf-8"  # the charset once
         header, row = csv_file.text.splitlines()
         assert header.startswith("scanned_at,distributor,territory,region,product")
         assert ",CN-GD," in row and "East China" in row
