@@ -241,6 +241,7 @@ def create_app(settings: Settings) -> Litestar:
             reports.reports_router(),
             antifraud.antifraud_router(),
             consumer.consumer_page,
+            consumer.logistics_label_page,
         ],
         lifespan=[lifespan],
         dependencies={

@@ -76,6 +76,10 @@ TEXTS: Final[dict[Lang, dict[str, str]]] = {
         "unverified_advice": "请勿购买来源不明的商品。如有疑问，请联系品牌客服。",
         "unverified_logged": "本次查询已匿名记录，以帮助品牌打击假货。",
         "not_found_lead": "这不是一个有效的扫码链接。请直接用手机相机扫描商品上的二维码。",
+        "logistics_title": "物流标签",
+        "logistics_lead": (
+            "这是整箱或整托货物的物流标签（SSCC {sscc}），不是商品码。请扫描商品本身上的二维码验证真伪。"
+        ),
         "unavailable_title": "服务繁忙",
         "unavailable_lead": "暂时无法验证，请稍后刷新页面重试。",
         "err_network": "网络连接失败，请检查网络后重试。",
@@ -235,6 +239,11 @@ TEXTS: Final[dict[Lang, dict[str, str]]] = {
         "unverified_logged": "This check was recorded anonymously to help the brand fight fakes.",
         "not_found_lead": (
             "This is not a valid scan link. Scan the QR code on the product with your phone's camera."
+        ),
+        "logistics_title": "Shipping label",
+        "logistics_lead": (
+            "This is the shipping label of a case or pallet (SSCC {sscc}), not a product's code. "
+            "Scan the QR code on the item itself to check it."
         ),
         "unavailable_title": "Busy",
         "unavailable_lead": "We cannot check codes right now. Reload the page in a moment.",

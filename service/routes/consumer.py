@@ -22,6 +22,8 @@ from litestar import Request, Response, get
 from litestar.enums import MediaType
 
 from antifraud.errors import StorageUnavailable
+from codegen.errors import InvalidSscc
+from codegen.gtin import validate_sscc
 from codegen.registry import MISS_OUTCOMES, CodeFacts, Outcome, Verification
 from service.pages.texts import DEFAULT_LANG, TEXTS, Lang
 from service.state import AppState
@@ -43,6 +45,35 @@ async def consumer_page(request: Request[Any, Any, Any], rest: str) -> Response[
     """The page behind a printed code: GS1 Digital Link (/01/<GTIN>/21/<serial>) or /C/<brand>/<serial>."""
     del rest  # the whole path is checked below, prefix included
     return await _page(request, code_shaped=_CODE_SHAPED.fullmatch(request.url.path) is not None)
+
+
+@get("/00/{rest:path}", include_in_schema=False)
+async def logistics_label_page(request: Request[Any, Any, Any], rest: str) -> Response[str]:
+    """The URL on a case's or pallet's label (`https://<scan-domain>/00/<SSCC>`, see codegen.aggregation):
+    a phone that scans it learns it holds no product code, instead of meeting an error. Nothing is looked
+    up nor recorded: what a case holds is for the brand's and distributors' APIs."""
+    lang = pick_language(request.headers.get("accept-language"))
+    nonce = secrets.token_urlsafe(18)
+    sscc = rest.strip("/")
+    try:
+        validate_sscc(sscc)
+    except InvalidSscc:
+        return _unverified(lang, nonce, mode="not_found", status=404)
+    text = TEXTS[lang]
+    page = _render(
+        "unverified.html",
+        escaped={
+            **_common(lang, nonce),
+            "mode": "logistics",
+            "card_class": "",
+            "badge": "",
+            "heading": text["logistics_title"],
+            "lead": text["logistics_lead"].format(sscc=sscc),
+            "advice": "",
+        },
+        trusted={"style": _asset("consumer.css"), "script_html": ""},
+    )
+    return _respond(page, lang, nonce, status=200)
 
 
 def pick_language(accept_language: str | None) -> Lang:
@@ -124,7 +155,15 @@ def _unverified(
     script = f'<script nonce="{nonce}">{_asset("consumer.js")}</script>' if mode == "unverified" else ""
     page = _render(
         "unverified.html",
-        escaped={**_common(lang, nonce), "mode": mode, "heading": heading, "lead": lead, "advice": advice},
+        escaped={
+            **_common(lang, nonce),
+            "mode": mode,
+            "card_class": "bad",
+            "badge": "\u2717",
+            "heading": heading,
+            "lead": lead,
+            "advice": advice,
+        },
         trusted={"style": _asset("consumer.css"), "script_html": script},
     )
     return _respond(page, lang, nonce, status=status, extra=extra)

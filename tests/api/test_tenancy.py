@@ -35,6 +35,8 @@ PUBLIC_PATHS = {
     "/01/{rest:path}",
     "/C/{rest:path}",
     "/c/{rest:path}",
+    # The page behind a case's or pallet's label: says it is a shipping label, reads nothing.
+    "/00/{rest:path}",
     # Member-token routes: own prizes only (tested across members in tests/campaigns/test_scan_rewards.py).
     "/v1/members/me/prizes/{campaign_id:uuid}/{scan_id:uuid}/claim",
     # The member's own data (PIPL access and erasure), by member token (tested in tests/members).

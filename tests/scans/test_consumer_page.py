@@ -13,7 +13,7 @@ import redis.asyncio
 from litestar.testing import AsyncTestClient
 
 from codegen import batches, keyring, products
-from codegen.gtin import check_digit
+from codegen.gtin import check_digit, make_sscc
 from codegen.models import BatchIn, ProductIn
 from service.pages.texts import TEXTS, Lang
 from service.routes.consumer import pick_language
@@ -222,6 +222,22 @@ class TestCouldNotVerify:
         assert "无法验证此码" in response.text
         assert "<script>alert" not in response.text
         assert "<script" not in response.text  # nothing runs on a page that is not about a code
+
+    async def test_a_case_label_says_what_it_is(self, client: AsyncTestClient[Any]) -> None:
+        """The URL printed on a case's or pallet's label (/00/<SSCC>, see codegen.aggregation): a page
+        saying it is a shipping label, not an error; a number that is no SSCC gets the 404 page."""
+        sscc = make_sscc(0, "0614141", "123456789")
+        labelled = await client.get(f"/00/{sscc}", headers={"Accept-Language": "en"})
+        assert labelled.status_code == 200
+        assert labelled.headers["content-type"].startswith("text/html")
+        assert "Shipping label" in labelled.text and sscc in labelled.text
+        assert "<script" not in labelled.text
+        assert "物流标签" in (await client.get(f"/00/{sscc}/")).text
+        wrong = sscc[:-1] + str((int(sscc[-1]) + 1) % 10)
+        for path in (f"/00/{wrong}", "/00/123", "/00/%3Cscript%3E"):
+            refused = await client.get(path)
+            assert refused.status_code == 404, path
+            assert "<script" not in refused.text
 
 
 class TestEscaping:
