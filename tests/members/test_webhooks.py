@@ -694,6 +694,23 @@ class TestPrivateTargets:
         assert await webhooks.private_target("http://localhost/hook") is not None
 
 
+def fake_dns(monkeypatch: pytest.MonkeyPatch, names: dict[str, list[str]]) -> list[str]:
+    """The running loop's resolver answers `names` with their addresses (in order), others as before;
+    returns the list of the names looked up, for a test to count."""
+    loop = asyncio.get_running_loop()
+    real_getaddrinfo = loop.getaddrinfo
+    looked_up: list[str] = []
+
+    async def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host in names:
+            looked_up.append(host)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in names[host]]
+        return await real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+    return looked_up
+
+
 class TestPinnedAddress:
     def test_the_request_keeps_its_host_and_server_name_at_the_checked_address(self) -> None:
         """The URL's host becomes the checked address; the Host header and the TLS server name (which
@@ -724,17 +741,7 @@ class TestPinnedAddress:
         must not get the request to the second. The name is looked up once per delivery, by the check,
         and the request is sent to the address that lookup gave (here the receiver's, under a name only
         this test's resolver knows), with the webhook's own Host header."""
-        loop = asyncio.get_running_loop()
-        real_getaddrinfo = loop.getaddrinfo
-        looked_up: list[str] = []
-
-        async def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-            if host == "hooks.onecode.test":
-                looked_up.append(host)
-                return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
-            return await real_getaddrinfo(host, port, *args, **kwargs)
-
-        monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+        looked_up = fake_dns(monkeypatch, {"hooks.onecode.test": ["127.0.0.1"]})
         receiver.up()
         hook = await create_webhook(
             client, tenant_a, url=f"http://hooks.onecode.test:{receiver.port}/hooks/onecode"
@@ -763,19 +770,7 @@ class TestPinnedAddress:
         """A name with several addresses (IPv6 and IPv4, or several hosts) is delivered to at the first
         that takes the connection, once: nothing listens on 127.0.0.2 at the receiver's port (it is bound
         to 127.0.0.1), so that address refuses and the next one, listed twice, is called once."""
-        loop = asyncio.get_running_loop()
-        real_getaddrinfo = loop.getaddrinfo
-
-        async def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-            if host == "multi.onecode.test":
-                return [
-                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port)),
-                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
-                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
-                ]
-            return await real_getaddrinfo(host, port, *args, **kwargs)
-
-        monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+        fake_dns(monkeypatch, {"multi.onecode.test": ["127.0.0.2", "127.0.0.1", "127.0.0.1"]})
         receiver.up()
         await create_webhook(client, tenant_a, url=f"http://multi.onecode.test:{receiver.port}/hooks/onecode")
         await scan_member(client, issued.urls[0], "device-multi-0")
@@ -797,18 +792,7 @@ class TestPinnedAddress:
         http: httpx.AsyncClient,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        loop = asyncio.get_running_loop()
-        real_getaddrinfo = loop.getaddrinfo
-
-        async def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-            if host == "dead.onecode.test":
-                return [
-                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port)),
-                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.3", port)),
-                ]
-            return await real_getaddrinfo(host, port, *args, **kwargs)
-
-        monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+        fake_dns(monkeypatch, {"dead.onecode.test": ["127.0.0.2", "127.0.0.3"]})
         receiver.up()
         await create_webhook(client, tenant_a, url=f"http://dead.onecode.test:{receiver.port}/hooks/onecode")
         await scan_member(client, issued.urls[0], "device-dead-0")
@@ -837,15 +821,7 @@ class TestPinnedAddress:
         """In production (private targets refused) the check approves the name's public address, and the
         HTTP client is handed that address, not the name it could resolve again to somewhere else. The
         HTTP client here is httpx's MockTransport: no request may leave this machine for a public address."""
-        loop = asyncio.get_running_loop()
-        real_getaddrinfo = loop.getaddrinfo
-
-        async def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-            if host == "crm.example.com":
-                return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
-            return await real_getaddrinfo(host, port, *args, **kwargs)
-
-        monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+        fake_dns(monkeypatch, {"crm.example.com": ["93.184.216.34"]})
         sent: list[httpx.Request] = []
 
         def answer(request: httpx.Request) -> httpx.Response:
