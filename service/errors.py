@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+import msgspec
+
 
 class ServiceError(Exception):
     """Base of the errors raised by service/ code; `service.problems` maps each subclass to HTTP."""
@@ -40,6 +44,15 @@ class InvalidField(ServiceError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+    @classmethod
+    def from_validation(cls, exc: msgspec.ValidationError) -> InvalidField:
+        """msgspec's "Expected `int`, got `str` - at `$.devices`" as field `devices` and its message."""
+        match = _MSGSPEC_PATH.search(str(exc))
+        return cls((match.group(1) if match else "") or "body", str(exc).split(" - at ")[0])
+
+
+_MSGSPEC_PATH = re.compile(r"at `\$\.?([\w.\[\]]*)`")
 
 
 class RateLimited(ServiceError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -10,8 +9,6 @@ import msgspec
 from service.errors import InvalidField
 
 T = TypeVar("T", bound=msgspec.Struct)
-
-_FIELD = re.compile(r"at `\$\.?([\w.\[\]]*)`")
 
 
 def apply_patch(current: T, changes: dict[str, Any]) -> T:
@@ -21,5 +18,4 @@ def apply_patch(current: T, changes: dict[str, Any]) -> T:
     try:
         return msgspec.convert(merged, type(current))
     except msgspec.ValidationError as exc:
-        match = _FIELD.search(str(exc))
-        raise InvalidField((match.group(1) if match else "") or "body", str(exc).split(" - at ")[0]) from None
+        raise InvalidField.from_validation(exc) from None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -98,16 +97,13 @@ class ScanResult(msgspec.Struct, frozen=True):
 
 _decoder = msgspec.json.Decoder(ScanIn)
 _encoder = msgspec.json.Encoder()
-_FIELD = re.compile(r"at `\$\.?([\w.\[\]]*)`")
 
 
 def decode_scan(body: bytes) -> ScanIn:
     try:
         return _decoder.decode(body)
     except msgspec.ValidationError as exc:
-        match = _FIELD.search(str(exc))
-        field = (match.group(1) if match else "") or "body"
-        raise InvalidField(field, str(exc).split(" - at ")[0]) from None
+        raise InvalidField.from_validation(exc) from None
     except msgspec.DecodeError as exc:
         raise MalformedBody(str(exc)) from None
 
