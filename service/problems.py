@@ -151,7 +151,9 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
         status, (slug, title) = 422, _HTTP_TYPES[422]
         field_errors = [
-            _field_error(str(item.get("key", "body")), str(item.get("message", "invalid")))
+            _field_error(
+                _public_name(request, str(item.get("key", "body"))), str(item.get("message", "invalid"))
+            )
             for item in exc.extra
             if isinstance(item, dict)
         ]
@@ -174,6 +176,14 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
 # Litestar reports a missing or unknown field against the object that holds it ("data" for the body,
 # "prizes[0]"); the field itself is in msgspec's message.
 _MISSING = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<name>[^`]+)`")
+
+
+def _public_name(request: Request[Any, Any, Any], key: str) -> str:
+    """The name the client sent: litestar reports a parameter under its Python name (`from_` for `?from=`)."""
+    handler = request.scope.get("route_handler")
+    field = handler.parsed_fn_signature.parameters.get(key) if handler is not None else None
+    kwarg = getattr(field, "kwarg_definition", None)
+    return getattr(kwarg, "name", None) or key
 
 
 def _field_error(key: str, message: str) -> FieldError:

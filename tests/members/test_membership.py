@@ -460,6 +460,9 @@ class TestKpis:
             "/v1/kpis", params={"from": "2024-01-01T00:00:00"}, headers=tenant_a.headers(Role.FINANCE)
         )
         assert_problem(naive, 422, "validation-error")
+        garbled = await client.get("/v1/kpis", params={"from": "last week"}, headers=tenant_a.headers())
+        garbled_problem = assert_problem(garbled, 422, "validation-error")
+        assert [error["field"] for error in garbled_problem["errors"]] == ["from"]
         assert (await client.get("/v1/kpis", headers=tenant_a.headers(Role.POINT_OF_SALE))).status_code == 403
         # The same figures for one segment: the enrolled members only.
         saved = await client.post(
