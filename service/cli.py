@@ -97,6 +97,11 @@ _DOMAIN_ERRORS = (ServiceError, CodegenError, CampaignError, MembersError, Antif
 
 
 class _Commands(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # `onecode serve --help` only prints: it must not read settings (which creates a master key).
+        ctx.meta["help_only"] = any(arg in ctx.help_option_names for arg in args)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -108,6 +113,8 @@ class _Commands(click.Group):
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """OneCode: one signed code per item, scanned into members and rewards."""
+    if ctx.meta["help_only"]:
+        return
     settings = Settings.from_env()
     configure_logging(settings.log_level, json=settings.log_json and not os.isatty(2))
     ctx.obj = settings

@@ -170,6 +170,14 @@ class TestCli:
         assert unknown.returncode == 1
         assert unknown.stderr.startswith("Error: ") and "Traceback" not in unknown.stderr, unknown.stderr
 
+    def test_help_writes_nothing(self, tmp_path: Path) -> None:
+        """Reading a command's help on a fresh machine creates no master key (nor anything else)."""
+        env = {key: value for key, value in os.environ.items() if key != "ONECODE_MASTER_KEY"}
+        env["ONECODE_HOME"] = str(tmp_path / "home")
+        result = run_cli("serve", "--help", env=env)
+        assert result.returncode == 0 and "--demo" in result.stdout, result.stderr
+        assert not (tmp_path / "home").exists()
+
     def test_unknown_brand_is_a_clear_error(self, cli_env: dict[str, str]) -> None:
         """A typo in --brand names the parameter instead of a traceback."""
         result = run_cli("token", "create", "--brand", "nope", "--role", "marketer", env=cli_env)
