@@ -89,6 +89,7 @@ _DOMAIN_TYPES: list[tuple[type[Exception], int, str, str]] = [
     (member_errors.InvalidMemberToken, 401, "invalid-member-token", "Invalid member token"),
     (member_errors.ObjectNotFound, 404, "not-found", "Not found"),
     (member_errors.MemberErased, 410, "member-erased", "Member erased"),
+    (member_errors.NameTaken, 409, "conflict", "Conflict"),
     (member_errors.ApprovalRefused, 409, "approval-refused", "Approval refused"),
     (member_errors.SegmentInUse, 409, "segment-in-use", "Segment in use"),
     (member_errors.DeliveryNotRetryable, 409, "delivery-not-retryable", "Delivery cannot be retried"),
@@ -270,6 +271,16 @@ def _refused_text(request: Request[Any, Any, Any], exc: psycopg.DataError) -> Re
     )
 
 
+def _duplicate(request: Request[Any, Any, Any], exc: psycopg.errors.UniqueViolation) -> Response[Problem]:
+    # The domain names the duplicates a client can cause ("a segment named ... exists"); one that slipped
+    # through is still the client's request colliding with stored data, not a server fault. Logged, so
+    # that it gets its own message.
+    logger.warning("unnamed duplicate: %s", exc.diag.constraint_name)
+    return problem_response(
+        request, status=409, slug="conflict", title="Conflict", detail="the request collides with stored data"
+    )
+
+
 def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Problem]:
     # msgspec refuses JSON nested deeper than the interpreter's recursion limit with a RecursionError,
     # which litestar's body decoding lets through: the client's mistake when it came from there.
@@ -314,6 +325,7 @@ def exception_handlers() -> Mapping[type[Exception], Callable[..., Response[Any]
         psycopg.OperationalError: _engine_unavailable,
         psycopg.errors.NumericValueOutOfRange: _out_of_range,
         psycopg.DataError: _refused_text,
+        psycopg.errors.UniqueViolation: _duplicate,
         RecursionError: _too_deep,
         redis.exceptions.ConnectionError: _engine_unavailable,
         redis.exceptions.TimeoutError: _engine_unavailable,

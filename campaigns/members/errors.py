@@ -15,6 +15,17 @@ class InvalidMemberInput(MembersError):
         self.field = field
 
 
+class NameTaken(MembersError):
+    """Another tag or segment of the brand has this name."""
+
+    field = "name"
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"a {kind} named {name!r} exists")
+        self.kind = kind
+        self.name = name
+
+
 class InvalidMemberToken(MembersError):
     """The member token is forged, for another brand, or malformed."""
 

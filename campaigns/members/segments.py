@@ -13,11 +13,12 @@ import uuid
 from typing import TYPE_CHECKING, Annotated, Any, LiteralString
 
 import msgspec
+import psycopg
 from psycopg.types.json import Jsonb
 
 from antifraud.regions import is_region
 from campaigns.members import profiles
-from campaigns.members.errors import InvalidMemberInput, ObjectNotFound, SegmentInUse
+from campaigns.members.errors import InvalidMemberInput, NameTaken, ObjectNotFound, SegmentInUse
 from codegen.products import count_brand_products
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
@@ -264,7 +265,7 @@ async def create(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: SegmentI
         Segment,
     )
     if created is None:
-        raise InvalidMemberInput("name", f"a segment named {data.name!r} exists")
+        raise NameTaken("segment", data.name)
     return created
 
 
@@ -272,17 +273,20 @@ async def update(
     conn: AsyncConnection[Any], brand_id: uuid.UUID, segment_id: uuid.UUID, data: SegmentIn
 ) -> Segment:
     await validate(conn, brand_id, data.filter)
-    updated = await fetch_one(
-        conn,
-        QUERIES["update_segment"],
-        {
-            "brand_id": brand_id,
-            "segment_id": segment_id,
-            "name": data.name,
-            "filter": Jsonb(msgspec.to_builtins(data.filter)),
-        },
-        Segment,
-    )
+    try:
+        updated = await fetch_one(
+            conn,
+            QUERIES["update_segment"],
+            {
+                "brand_id": brand_id,
+                "segment_id": segment_id,
+                "name": data.name,
+                "filter": Jsonb(msgspec.to_builtins(data.filter)),
+            },
+            Segment,
+        )
+    except psycopg.errors.UniqueViolation:
+        raise NameTaken("segment", data.name) from None
     if updated is None:
         raise ObjectNotFound("segment", segment_id)
     return updated

@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from antifraud.regions import is_region
 from campaigns.members import recompute
-from campaigns.members.errors import InvalidMemberInput, MemberNotFound, ObjectNotFound
+from campaigns.members.errors import InvalidMemberInput, MemberNotFound, NameTaken, ObjectNotFound
 from codegen.products import count_brand_products
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
@@ -91,7 +91,7 @@ async def create_tag(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: TagI
         Tag,
     )
     if created is None:
-        raise InvalidMemberInput("name", f"a tag named {data.name!r} exists")
+        raise NameTaken("tag", data.name)
     if rule is not None:
         await recompute.request(conn, brand_id, f"rule tag {data.name!r} created")
     return created

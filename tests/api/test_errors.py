@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import pytest
+from litestar import Litestar, get
 from litestar.testing import AsyncTestClient
 
-from service.problems import PROBLEM_BASE
+from service.problems import PROBLEM_BASE, exception_handlers
 from tests.conftest import Tenant
 
 
@@ -144,3 +146,27 @@ class TestProblemShape:
         """A caller's X-Request-ID comes back, so logs on both sides line up."""
         response = await client.get("/healthz", headers={"X-Request-ID": "req-12345678"})
         assert response.headers["x-request-id"] == "req-12345678"
+        # Also when no route matched: the router's 404 and 405 answer inside the same request context.
+        for unrouted in (
+            await client.get("/no/such/thing", headers={"X-Request-ID": "req-404-abcdef"}),
+            await client.delete("/healthz", headers={"X-Request-ID": "req-405-abcdef"}),
+        ):
+            expected = f"req-{unrouted.status_code}-abcdef"
+            assert unrouted.headers.get_list("x-request-id") == [expected]
+            assert unrouted.json()["request_id"] == expected
+
+
+async def test_a_duplicate_the_domain_did_not_name_is_409_not_500(db: psycopg.AsyncConnection[Any]) -> None:
+    """The last guard behind the domain's own "already exists" errors: a unique violation that reaches
+    the handlers is the request colliding with stored data (409), never a server error."""
+
+    @get("/collide")
+    async def collide() -> None:
+        await db.execute("CREATE TEMPORARY TABLE collisions (name text PRIMARY KEY)")
+        await db.execute("INSERT INTO collisions VALUES ('a'), ('a')")
+
+    app = Litestar([collide], exception_handlers=exception_handlers())
+    async with AsyncTestClient(app) as client:
+        response = await client.get("/collide")
+    assert response.status_code == 409, response.text
+    assert response.json()["type"] == PROBLEM_BASE + "conflict"

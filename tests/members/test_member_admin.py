@@ -190,7 +190,7 @@ class TestProfiles:
         rule = {"name": "regular", "rule": {"min_scans": 3, "within_days": 90}}
         assert (await client.post("/v1/tags", json=rule, headers=marketer)).status_code == 201
         duplicate = await client.post("/v1/tags", json={"name": "VIP"}, headers=marketer)
-        assert_problem(duplicate, 422, "validation-error")
+        assert_problem(duplicate, 409, "conflict")
         empty_rule = await client.post(
             "/v1/tags", json={"name": "x", "rule": {"within_days": 5}}, headers=marketer
         )

@@ -10,6 +10,7 @@ import logging
 import re
 import subprocess
 import uuid
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -401,6 +402,19 @@ class TestSegments:
         assert rows[0][0] == "member_id" and len(rows) == 3
         assert 'rel="next"' in exported.headers["link"]
         everyone = await client.post("/v1/segments", json={"name": "all", "filter": {}}, headers=marketer)
+        # A name is the brand's once: taking it again, or renaming onto it, is a conflict naming the field.
+        for taken in (
+            await client.post("/v1/tags", json={"name": "VIP"}, headers=marketer),
+            await client.post("/v1/segments", json={"name": "all", "filter": {}}, headers=marketer),
+            await client.put(
+                f"/v1/segments/{segment_id}", json={"name": "all", "filter": {}}, headers=marketer
+            ),
+        ):
+            assert assert_problem(taken, 409, "conflict")["errors"] == [
+                {"field": "name", "message": taken.json()["detail"]}
+            ]
+        unchanged = await client.get(f"/v1/segments/{segment_id}", headers=marketer)
+        assert unchanged.json()["name"] == "anonymous"
         full = await client.get(f"/v1/segments/{everyone.json()['id']}/members.csv", headers=marketer)
         phones = [r[1] for r in csv.reader(io.StringIO(full.text))][1:]
         assert "*******8000" in phones and not any("138" in p for p in phones)
@@ -546,10 +560,14 @@ class TestPrivacy:
         await forget_resend_cooldown(settings)
         client.cookies.clear()
         await enrolled_member(client, db, issued.urls[1], "device-pipl-2")
+        # The server's own pg_dump: the one on PATH may be older than an embedded server (and refuse it).
+        bindir = await (await db.execute("SELECT setting FROM pg_config WHERE name = 'BINDIR'")).fetchone()
+        beside_server = Path(bindir[0]) / "pg_dump" if bindir else None
+        pg_dump = str(beside_server) if beside_server and beside_server.is_file() else "pg_dump"
         dumped = (
             await asyncio.to_thread(
                 subprocess.run,
-                ["pg_dump", "--data-only", settings.database_url or ""],
+                [pg_dump, "--data-only", settings.database_url or ""],
                 capture_output=True,
                 check=True,
             )
