@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio
 from litestar import Litestar, Request
 from litestar.di import Provide
-from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from psycopg import AsyncConnection
 
@@ -252,7 +251,6 @@ def create_app(settings: Settings) -> Litestar:
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
         exception_handlers=exception_handlers(),
-        middleware=[DefineMiddleware(RequestContextMiddleware, access_log=settings.access_log)],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="OneCode API",
@@ -277,6 +275,9 @@ class OneCodeApp(Litestar):
     def __init__(self, *, access_log: bool, **config: Any) -> None:
         super().__init__(**config)
         self._scan_route = RequestContextMiddleware(_answer_scan, access_log=access_log)
+        # Around litestar as a whole rather than as its middleware, which runs only once a route
+        # matched: a 404 or 405 from the router gets a request id and an access-log line too.
+        self._routes = RequestContextMiddleware(super().__call__, access_log=access_log)
         # OpenAPI describes only litestar's own handlers: the route of the scan's declared contract
         # (never served) is handed to the OpenAPI plugin from a throwaway app, described when first
         # asked for, as the rest.
@@ -290,7 +291,7 @@ class OneCodeApp(Litestar):
             scope["app"] = scope["litestar_app"] = self
             await self._scan_route(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        await self._routes(scope, receive, send)
 
 
 async def _answer_scan(scope: Scope, receive: Receive, send: Send) -> None:
