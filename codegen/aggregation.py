@@ -103,35 +103,20 @@ async def pack_regularly(
     batch = await _packable_batch(conn, brand_id, data.batch_id, "batch_id")
     case_count = -(-batch.quantity // data.items_per_case)
     pallet_count = 0 if data.cases_per_pallet is None else -(-case_count // data.cases_per_pallet)
-    cur = await conn.execute(
-        QUERIES["reserve_sscc_refs"],
-        {"brand_id": brand_id, "company_prefix": data.gs1_company_prefix, "count": case_count + pallet_count},
-    )
-    row = await cur.fetchone()
-    assert row is not None
-    next_ref = int(row[0])
-    ref_digits = 16 - len(data.gs1_company_prefix)
-    if next_ref + case_count + pallet_count > 10**ref_digits:
-        raise InvalidInput("gs1_company_prefix", "no SSCC serial references left under this company prefix")
-
-    def sscc(ref: int) -> str:
-        return make_sscc(data.extension_digit, data.gs1_company_prefix, str(ref).zfill(ref_digits))
-
+    numbers = await _free_ssccs(conn, brand_id, data, case_count + pallet_count)
     pallets: list[Aggregation] = []
     try:
         async with conn.transaction():
             pallets.extend(
                 [
-                    await _insert(
-                        conn, brand_id, AggregationLevel.PALLET, sscc(next_ref + case_count + n), None
-                    )
-                    for n in range(pallet_count)
+                    await _insert(conn, brand_id, AggregationLevel.PALLET, sscc, None)
+                    for sscc in numbers[case_count:]
                 ]
             )
             cases: list[Aggregation] = []
-            for n in range(case_count):
+            for n, sscc in enumerate(numbers[:case_count]):
                 parent = pallets[n // data.cases_per_pallet].id if data.cases_per_pallet else None
-                cases.append(await _insert(conn, brand_id, AggregationLevel.CASE, sscc(next_ref + n), parent))
+                cases.append(await _insert(conn, brand_id, AggregationLevel.CASE, sscc, parent))
             async with conn.cursor() as cursor:
                 await cursor.executemany(
                     QUERIES["insert_aggregation_items"],
@@ -149,6 +134,8 @@ async def pack_regularly(
                 )
     except psycopg.errors.ExclusionViolation:
         raise StateConflict("some items of the batch are already packed", field="batch_id") from None
+    except psycopg.errors.UniqueViolation:  # a case packed by hand at this moment took one of the numbers
+        raise StateConflict("an SSCC was taken while packing: try again", field="sscc") from None
     await conn.execute(
         QUERIES["insert_trace_event"],
         {
@@ -184,6 +171,34 @@ async def _packable_batch(
     if batch.status == "voided":
         raise StateConflict(f"batch {batch_id} is voided: its codes are never packed", field=field)
     return batch
+
+
+async def _free_ssccs(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, data: RegularPackingIn, needed: int
+) -> list[str]:
+    """`needed` SSCCs under the company prefix, from its counter, passing over numbers already recorded
+    (a case packed by hand, or under a longer prefix that begins with this one)."""
+    ref_digits = 16 - len(data.gs1_company_prefix)
+    free: list[str] = []
+    while len(free) < needed:
+        wanted = needed - len(free)
+        cur = await conn.execute(
+            QUERIES["reserve_sscc_refs"],
+            {"brand_id": brand_id, "company_prefix": data.gs1_company_prefix, "count": wanted},
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        first_ref = int(row[0])
+        if first_ref + wanted > 10**ref_digits:
+            raise InvalidInput("gs1_company_prefix", "no SSCC serial references left under this prefix")
+        candidates = [
+            make_sscc(data.extension_digit, data.gs1_company_prefix, str(ref).zfill(ref_digits))
+            for ref in range(first_ref, first_ref + wanted)
+        ]
+        cur = await conn.execute(QUERIES["recorded_ssccs"], {"brand_id": brand_id, "sscc": candidates})
+        recorded = {sscc for (sscc,) in await cur.fetchall()}
+        free += [sscc for sscc in candidates if sscc not in recorded]
+    return free
 
 
 def sscc_url(scan_domain: str, sscc: str) -> str:

@@ -168,6 +168,10 @@ VALUES (%(brand_id)s, %(company_prefix)s, %(count)s)
 ON CONFLICT (brand_id, company_prefix) DO UPDATE SET next_ref = c.next_ref + %(count)s
 RETURNING next_ref - %(count)s AS first_ref;
 
+-- recorded_ssccs --
+-- Which of these SSCCs the brand already uses (regular packing passes over them).
+SELECT sscc FROM aggregations WHERE brand_id = %(brand_id)s AND sscc = ANY(%(sscc)s);
+
 -- adopt_children --
 -- Put cases under a pallet; only unparented aggregations of the same brand and a lower level move.
 UPDATE aggregations SET parent_id = %(parent_id)s

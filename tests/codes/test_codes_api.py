@@ -13,6 +13,7 @@ import pytest
 import pyzipper  # type: ignore[import-untyped]
 from litestar.testing import AsyncTestClient
 
+from codegen.gtin import make_sscc
 from service.models import Role
 from tests.api.test_errors import assert_problem
 from tests.conftest import Tenant
@@ -278,6 +279,32 @@ class TestAggregation:
             )
         )
         assert rows[30]["parent"] == parents[0]["sscc"]
+
+    async def test_regular_packing_passes_over_numbers_already_used(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        """A case packed by hand holds a number the generator would give next: it is passed over (the
+        packing failed on it, every time, before)."""
+        product = await make_product(client, tenant_a)
+        by_hand = await make_batch(client, tenant_a, product["id"], quantity=4)
+        hand_packed = make_sscc(0, "0614142", "000000001")
+        case = await client.post(
+            "/v1/aggregations",
+            json={
+                "level": "case",
+                "sscc": hand_packed,
+                "items": [{"batch_id": by_hand["id"], "start": 0, "stop": 4}],
+            },
+            headers=tenant_a.headers(),
+        )
+        assert case.status_code == 201, case.text
+        batch = await make_batch(client, tenant_a, product["id"], quantity=6)
+        body = {"batch_id": batch["id"], "items_per_case": 2, "gs1_company_prefix": "0614142"}
+        packed = await client.post("/v1/aggregations:pack", json=body, headers=tenant_a.headers())
+        assert packed.status_code == 201, packed.text
+        assert [aggregate["sscc"] for aggregate in packed.json()] == [
+            make_sscc(0, "0614142", ref) for ref in ("000000000", "000000002", "000000003")
+        ]
 
     async def test_packing_station_cases_and_pallets(
         self, client: AsyncTestClient[Any], tenant_a: Tenant
