@@ -26,6 +26,17 @@ class NameTaken(MembersError):
         self.name = name
 
 
+class TagInUse(MembersError):
+    """Saved segments filter on the tag: deleting it would leave them naming an unknown tag."""
+
+    field = "name"
+
+    def __init__(self, name: str, segments: list[str]) -> None:
+        super().__init__(f"tag {name!r} is named by segments: {', '.join(segments)}")
+        self.name = name
+        self.segments = segments
+
+
 class InvalidMemberToken(MembersError):
     """The member token is forged, for another brand, or malformed."""
 

@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from antifraud.regions import is_region
 from campaigns.members import recompute
-from campaigns.members.errors import InvalidMemberInput, MemberNotFound, NameTaken, ObjectNotFound
+from campaigns.members.errors import InvalidMemberInput, MemberNotFound, NameTaken, ObjectNotFound, TagInUse
 from codegen.products import count_brand_products
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
@@ -102,10 +102,13 @@ async def list_tags(conn: AsyncConnection[Any], brand_id: uuid.UUID) -> list[Tag
 
 
 async def delete_tag(conn: AsyncConnection[Any], brand_id: uuid.UUID, name: str) -> None:
+    cur = await conn.execute(QUERIES["segments_using_tag"], {"brand_id": brand_id, "name": name})
+    if segments := [segment for (segment,) in await cur.fetchall()]:
+        raise TagInUse(name, segments)
     cur = await conn.execute(QUERIES["delete_tag"], {"brand_id": brand_id, "name": name})
     if await cur.fetchone() is None:
         raise ObjectNotFound("tag", name)
-    # Segments that filtered on it (campaign eligibility among them) change for every member.
+    # As for a new tag: the next refresh recomputes every member, so nothing computed with it outlives it.
     await recompute.request(conn, brand_id, f"tag {name!r} deleted")
 
 

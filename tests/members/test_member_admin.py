@@ -211,6 +211,20 @@ class TestProfiles:
         removed = await client.delete(f"/v1/members/{member_id}/tags/VIP", headers=marketer)
         assert removed.status_code == 204
         assert (await client.get(f"/v1/members/{member_id}", headers=marketer)).json()["tags"] == []
+        # A tag a saved segment filters on stays until the segment lets go of it: deleted, the segment
+        # would name an unknown tag (a 422 on every count and export), or silently count no one.
+        segment = await client.post(
+            "/v1/segments", json={"name": "not VIP", "filter": {"tags_none": ["VIP"]}}, headers=marketer
+        )
+        in_use = await client.delete("/v1/tags/VIP", headers=marketer)
+        assert (
+            assert_problem(in_use, 409, "tag-in-use")["detail"] == "tag 'VIP' is named by segments: not VIP"
+        )
+        assert (
+            await client.get(f"/v1/segments/{segment.json()['id']}/count", headers=marketer)
+        ).status_code == 200
+        await client.delete(f"/v1/segments/{segment.json()['id']}", headers=marketer)
+        assert (await client.delete("/v1/tags/VIP", headers=marketer)).status_code == 204
 
     async def test_staff_merge_moves_points_and_devices_and_is_audited(
         self,

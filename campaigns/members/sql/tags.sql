@@ -11,6 +11,13 @@ FROM tags t WHERE t.brand_id = %(brand_id)s ORDER BY t.name;
 -- tag_by_name --
 SELECT id, name, kind, rule, created_at FROM tags WHERE brand_id = %(brand_id)s AND name = %(name)s;
 
+-- segments_using_tag --
+-- Saved segments whose filter names the tag (a segment naming an unknown tag no longer counts).
+SELECT name FROM segments
+WHERE brand_id = %(brand_id)s
+  AND (filter -> 'tags_all' ? %(name)s OR filter -> 'tags_any' ? %(name)s OR filter -> 'tags_none' ? %(name)s)
+ORDER BY name;
+
 -- delete_tag --
 DELETE FROM tags WHERE brand_id = %(brand_id)s AND name = %(name)s RETURNING id;
 
