@@ -37,6 +37,17 @@ class TagInUse(MembersError):
         self.segments = segments
 
 
+class TierInUse(MembersError):
+    """A new ladder would drop tiers that campaigns still name (they would silently never apply)."""
+
+    field = "tiers"
+
+    def __init__(self, campaigns: dict[str, list[str]]) -> None:
+        named = "; ".join(f"{campaign}: {', '.join(tiers)}" for campaign, tiers in campaigns.items())
+        super().__init__(f"campaigns name tiers this ladder drops ({named}): change the campaigns first")
+        self.campaigns = campaigns
+
+
 class InvalidMemberToken(MembersError):
     """The member token is forged, for another brand, or malformed."""
 

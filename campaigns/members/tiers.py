@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import msgspec
 
 from campaigns.members import recompute
-from campaigns.members.errors import InvalidMemberInput
+from campaigns.members.errors import InvalidMemberInput, TierInUse
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 
@@ -69,6 +69,11 @@ async def put_tiers(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: Tiers
             raise InvalidMemberInput(f"tiers[{i}]", "asks the same as the tier below")
     if len({t.name for t in data.tiers}) != len(data.tiers):
         raise InvalidMemberInput("tiers", "tier names must differ")
+    cur = await conn.execute(
+        QUERIES["campaigns_naming_other_tiers"], {"brand_id": brand_id, "names": [t.name for t in data.tiers]}
+    )
+    if dropped := dict(await cur.fetchall()):
+        raise TierInUse(dropped)
     await conn.execute(QUERIES["clear_tiers"], {"brand_id": brand_id})
     for rank, tier in enumerate(data.tiers):
         await conn.execute(

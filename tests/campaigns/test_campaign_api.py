@@ -98,6 +98,25 @@ class TestCreate:
         response = await client.get(f"/v1/campaigns/{campaign['id']}", headers=tenant_a.headers(Role.AUDITOR))
         assert response.json() == campaign
 
+    async def test_a_new_ladder_keeps_the_tiers_campaigns_name(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        """Renaming "gold" away would leave the campaign's tier rule and multiplier naming no tier: they
+        would silently never apply. The ladder waits until no campaign still to run names it."""
+        campaign = await create(client, tenant_a, points_body())
+        renamed = {"tiers": [{"name": "basic"}, {"name": "Gold", "min_points_earned": 500}]}
+        marketer = tenant_a.headers(Role.MARKETER)
+        refused = await client.put("/v1/member-tiers", json=renamed, headers=marketer)
+        problem = assert_problem(refused, 409, "tier-in-use")
+        assert "Spring points: gold" in problem["detail"] and fields(problem) == {"tiers"}
+        assert [t["name"] for t in (await client.get("/v1/member-tiers", headers=marketer)).json()] == [
+            "basic",
+            "gold",
+        ]
+        for action in ("activate", "end"):
+            assert (await step(client, tenant_a, campaign["id"], action)).status_code == 200
+        assert (await client.put("/v1/member-tiers", json=renamed, headers=marketer)).status_code == 200
+
     async def test_a_lucky_draw_is_saved_with_its_prizes_and_no_seed_yet(
         self, client: AsyncTestClient[Any], tenant_a: Tenant
     ) -> None:

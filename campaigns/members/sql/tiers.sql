@@ -29,3 +29,18 @@ ON CONFLICT (brand_id) DO UPDATE SET
     adjustment_approval_points = excluded.adjustment_approval_points,
     tier_window_days = excluded.tier_window_days,
     erase_inactive_after_days = excluded.erase_inactive_after_days, updated_at = now();
+
+-- campaigns_naming_other_tiers --
+-- Campaigns not yet ended whose rules name a tier outside `names` (eligibility or points multipliers),
+-- with the tiers they name that are missing.
+SELECT c.name, array_agg(DISTINCT t.tier ORDER BY t.tier) AS tiers
+FROM campaigns c
+CROSS JOIN LATERAL (
+    SELECT jsonb_array_elements_text(coalesce(c.eligibility -> 'member_tiers', '[]')) AS tier
+    UNION
+    SELECT jsonb_object_keys(coalesce(c.points_reward -> 'tier_multipliers_pct', '{}'))
+) t
+WHERE c.brand_id = %(brand_id)s AND c.status IN ('draft', 'scheduled', 'active', 'paused')
+  AND NOT t.tier = ANY(%(names)s::text[])
+GROUP BY c.name
+ORDER BY c.name;
