@@ -133,6 +133,10 @@ async def delete_product(
     conn: AsyncConnection[Any], *, actor: str, brand_id: uuid.UUID, product_id: uuid.UUID
 ) -> None:
     before = await get_product(conn, brand_id, product_id)
+    cur = await conn.execute(QUERIES["product_referrers"], {"brand_id": brand_id, "product_id": product_id})
+    if referrers := [referrer for (referrer,) in await cur.fetchall()]:
+        named_by = ", ".join(referrers)
+        raise StateConflict(f"the product is named by {named_by}: change them first", field="product_id")
     cur = await conn.execute(QUERIES["delete_product"], {"brand_id": brand_id, "product_id": product_id})
     if await cur.fetchone() is None:
         raise StateConflict("the product has batches: printed codes still point at it", field="product_id")

@@ -27,6 +27,20 @@ UPDATE products SET
 WHERE id = %(product_id)s AND brand_id = %(brand_id)s
 RETURNING id, brand_id, gtin, name, sku, image_url, attributes, facts, created_at, updated_at;
 
+-- product_referrers --
+-- What marketers set up naming the product (campaigns still to run, saved segments, rule tags): deleted,
+-- the product would leave them naming an unknown product.
+SELECT 'campaign ' || quote_literal(name) FROM campaigns
+WHERE brand_id = %(brand_id)s AND status IN ('draft', 'scheduled', 'active', 'paused')
+  AND (eligibility -> 'product_ids' ? %(product_id)s::text
+       OR coalesce(points_reward -> 'per_product', '{}') ? %(product_id)s::text)
+UNION ALL
+SELECT 'segment ' || quote_literal(name) FROM segments
+WHERE brand_id = %(brand_id)s AND filter -> 'products_any' ? %(product_id)s::text
+UNION ALL
+SELECT 'tag ' || quote_literal(name) FROM tags
+WHERE brand_id = %(brand_id)s AND rule -> 'product_ids' ? %(product_id)s::text;
+
 -- delete_product --
 -- Only products that never had a batch can go: printed codes keep pointing at them.
 DELETE FROM products

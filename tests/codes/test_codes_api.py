@@ -86,6 +86,43 @@ class TestProducts:
         response = await client.delete(f"/v1/products/{product['id']}", headers=tenant_a.headers())
         assert_problem(response, 409, "conflict")
 
+    async def test_a_product_a_segment_or_rule_tag_names_cannot_be_deleted(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        """Gone, it would leave the segment and the tag naming an unknown product (a 422 on every count)."""
+        product = await make_product(client, tenant_a)
+        named = {"product_ids": [product["id"]], "min_scans": 1}
+        await client.post("/v1/tags", json={"name": "lager fans", "rule": named}, headers=tenant_a.headers())
+        segment = await client.post(
+            "/v1/segments",
+            json={"name": "lager buyers", "filter": {"products_any": [product["id"]]}},
+            headers=tenant_a.headers(),
+        )
+        campaign = {
+            "name": "Lager points",
+            "kind": "points",
+            "starts_at": "2030-01-01T00:00:00Z",
+            "ends_at": "2030-02-01T00:00:00Z",
+            "time_zone": "Asia/Shanghai",
+            "budget_cents": 100_000,
+            "eligibility": {"product_ids": [product["id"]]},
+            "points_reward": {"points": 10},
+        }
+        drafted = await client.post("/v1/campaigns", json=campaign, headers=tenant_a.headers())
+        assert drafted.status_code == 201, drafted.text
+        refused = await client.delete(f"/v1/products/{product['id']}", headers=tenant_a.headers())
+        problem = assert_problem(refused, 409, "conflict")
+        for named_by in ("campaign 'Lager points'", "segment 'lager buyers'", "tag 'lager fans'"):
+            assert named_by in problem["detail"]
+        narrowed = await client.patch(
+            f"/v1/campaigns/{drafted.json()['id']}", json={"eligibility": {}}, headers=tenant_a.headers()
+        )
+        assert narrowed.status_code == 200, narrowed.text
+        await client.delete(f"/v1/segments/{segment.json()['id']}", headers=tenant_a.headers())
+        await client.delete("/v1/tags/lager%20fans", headers=tenant_a.headers())
+        deleted = await client.delete(f"/v1/products/{product['id']}", headers=tenant_a.headers())
+        assert deleted.status_code == 204, deleted.text
+
 
 class TestBatches:
     @pytest.mark.parametrize("quantity", [0, 100_000_001, -5])
