@@ -48,6 +48,23 @@ class TierInUse(MembersError):
         self.campaigns = campaigns
 
 
+class AttributeInUse(MembersError):
+    """A retype that stored values or saved segment filters would not fit."""
+
+    field = "type"
+
+    def __init__(self, name: str, new_type: str, members: int, segments: list[str]) -> None:
+        held_by = [f"{members} members"] if members else []
+        held_by += [f"segments {', '.join(segments)}"] if segments else []
+        super().__init__(
+            f"values of {name!r} that are not a valid {new_type} are held by {' and '.join(held_by)}: "
+            "change them first"
+        )
+        self.name = name
+        self.members = members
+        self.segments = segments
+
+
 class InvalidMemberToken(MembersError):
     """The member token is forged, for another brand, or malformed."""
 

@@ -16,7 +16,7 @@ import msgspec
 
 from antifraud.regions import is_region
 from campaigns import ledger
-from campaigns.members.errors import InvalidMemberInput, MemberErased, MemberNotFound
+from campaigns.members.errors import AttributeInUse, InvalidMemberInput, MemberErased, MemberNotFound
 from campaigns.members.phones import MemberVault, mask, normalize_phone
 from codegen.errors import UnsealError
 from service import audit
@@ -337,6 +337,13 @@ async def put_attribute_def(
 ) -> AttributeDef:
     if (data.type == "choice") != (data.choices is not None):
         raise InvalidMemberInput("choices", "give choices for a choice attribute, and only then")
+    cur = await conn.execute(
+        QUERIES["attribute_values_misfit"],
+        {"brand_id": brand_id, "name": data.name, "type": data.type, "choices": data.choices or []},
+    )
+    members, segments = await cur.fetchone() or (0, [])
+    if members or segments:  # a retype never leaves stored values or saved filters the type refuses
+        raise AttributeInUse(data.name, data.type, members, segments)
     defined = await fetch_one(
         conn,
         QUERIES["put_attribute_def"],

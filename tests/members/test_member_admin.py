@@ -134,6 +134,26 @@ class TestProfiles:
             assert assert_problem(refused, 422, "validation-error")["errors"][0]["field"] == field, bad
         unknown_field = await client.patch(f"/v1/members/{member_id}", json={"nickname": "x"}, headers=cs)
         assert unknown_field.status_code in {400, 422}
+        # A retype must fit what is stored and what saved segments match: "West Lake" is no number, and
+        # dropping it from the choices would leave the member holding a value no longer allowed.
+        admin = tenant_a.headers(Role.BRAND_ADMIN)
+        await client.post(
+            "/v1/segments",
+            json={"name": "west", "filter": {"attributes": {"store": "West Lake"}}},
+            headers=admin,
+        )
+        for retype in (
+            {"name": "store", "type": "number"},
+            {"name": "store", "type": "choice", "choices": ["Binjiang"]},
+        ):
+            refused = await client.post("/v1/member-attributes", json=retype, headers=admin)
+            problem = assert_problem(refused, 409, "attribute-in-use")
+            assert "1 members and segments west" in problem["detail"], problem
+        widened = {"name": "store", "type": "choice", "choices": ["West Lake", "Binjiang", "Xixi"]}
+        assert (await client.post("/v1/member-attributes", json=widened, headers=admin)).status_code == 200
+        assert (
+            await client.post("/v1/member-attributes", json={"name": "store", "type": "text"}, headers=admin)
+        ).status_code == 200
         marketer = await client.patch(
             f"/v1/members/{member_id}", json={"name": "x"}, headers=tenant_a.headers(Role.MARKETER)
         )

@@ -42,6 +42,29 @@ WHERE id = %(member_id)s AND brand_id = %(brand_id)s AND erased_at IS NULL;
 -- attribute_defs --
 SELECT name, type, choices FROM member_attribute_defs WHERE brand_id = %(brand_id)s ORDER BY name;
 
+-- attribute_values_misfit --
+-- Before a retype: how many members hold a value of the attribute, and which saved segments match one,
+-- that the new type (or the new choices) would not accept. The date test is the shape YYYY-MM-DD.
+WITH held AS (
+    SELECT NULL::text AS segment, attributes -> %(name)s AS value FROM members
+    WHERE brand_id = %(brand_id)s AND attributes ? %(name)s
+    UNION ALL
+    SELECT name, filter -> 'attributes' -> %(name)s FROM segments
+    WHERE brand_id = %(brand_id)s AND filter -> 'attributes' ? %(name)s
+), misfit AS (
+    SELECT segment FROM held
+    WHERE NOT CASE %(type)s
+        WHEN 'text' THEN jsonb_typeof(value) = 'string' AND length(value #>> '{}') <= 200
+        WHEN 'number' THEN jsonb_typeof(value) = 'number'
+        WHEN 'boolean' THEN jsonb_typeof(value) = 'boolean'
+        WHEN 'date' THEN jsonb_typeof(value) = 'string' AND value #>> '{}' ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'
+        WHEN 'choice' THEN jsonb_typeof(value) = 'string' AND value #>> '{}' = ANY(%(choices)s::text[])
+    END
+)
+SELECT count(*) FILTER (WHERE segment IS NULL) AS members,
+       coalesce(array_agg(segment ORDER BY segment) FILTER (WHERE segment IS NOT NULL), '{}') AS segments
+FROM misfit;
+
 -- put_attribute_def --
 INSERT INTO member_attribute_defs (brand_id, name, type, choices)
 VALUES (%(brand_id)s, %(name)s, %(type)s, %(choices)s)
