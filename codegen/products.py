@@ -26,6 +26,10 @@ async def create_product(
     conn: AsyncConnection[Any], *, actor: str, brand_id: uuid.UUID, data: ProductIn
 ) -> Product:
     gtin = None if data.gtin is None else normalize_gtin(data.gtin)
+    if gtin is not None:
+        cur = await conn.execute(QUERIES["gtin_claimed_elsewhere"], {"brand_id": brand_id, "gtin": gtin})
+        if (await cur.fetchone() or (False,))[0]:
+            raise StateConflict("the GTIN is under another brand's GS1 company prefix", field="gtin")
     try:
         async with conn.transaction():
             product = await fetch_one(

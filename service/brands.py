@@ -83,6 +83,47 @@ async def list_brands(
     )
 
 
+async def set_gs1_company_prefixes(
+    conn: AsyncConnection[Any], *, actor: str, brand_id: uuid.UUID, prefixes: list[str]
+) -> Brand:
+    """Record the brand's GS1 company prefixes: no other brand may then register a GTIN under them.
+
+    A claim must not overlap another brand's (a GS1 company prefix belongs to one company), nor cover
+    GTINs other brands already registered: that is for the platform to sort out with them first."""
+    before = await get_brand(conn, brand_id)
+    claimed = sorted(set(prefixes))
+    await conn.execute(QUERIES["lock_gs1_company_prefixes"])
+    overlapping = [
+        row[0]
+        for row in await (
+            await conn.execute(QUERIES["gs1_prefix_overlaps"], {"brand_id": brand_id, "prefixes": claimed})
+        ).fetchall()
+    ]
+    if overlapping:
+        raise Conflict(f"another brand holds GS1 company prefixes {', '.join(overlapping)}", field="prefixes")
+    cur = await conn.execute(QUERIES["foreign_products_under"], {"brand_id": brand_id, "prefixes": claimed})
+    foreign = (await cur.fetchone() or (0,))[0]
+    if foreign:
+        raise Conflict(
+            f"{foreign} products of other brands have GTINs under these prefixes", field="prefixes"
+        )
+    brand = await fetch_one(
+        conn, QUERIES["set_gs1_company_prefixes"], {"brand_id": brand_id, "prefixes": claimed}, Brand
+    )
+    assert brand is not None
+    await audit.record(
+        conn,
+        actor=actor,
+        brand_id=brand_id,
+        action="brand.gs1_company_prefixes",
+        object_type="brand",
+        object_id=brand_id,
+        before=before,
+        after=brand,
+    )
+    return brand
+
+
 async def rename_brand(conn: AsyncConnection[Any], *, actor: str, brand_id: uuid.UUID, name: str) -> Brand:
     before = await get_brand(conn, brand_id)
     brand = await fetch_one(conn, QUERIES["rename_brand"], {"brand_id": brand_id, "name": name}, Brand)

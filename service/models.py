@@ -44,6 +44,8 @@ class Brand(msgspec.Struct, frozen=True):
     name: str
     short_code: str
     is_loadtest: bool
+    # GS1 company prefixes a platform admin recorded as the brand's: GTINs under them are the brand's only.
+    gs1_company_prefixes: list[str]
     created_at: dt.datetime
 
 
@@ -62,6 +64,14 @@ class BrandPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """What a brand admin may change of the brand: its display name (slug and short code are fixed)."""
 
     name: Name
+
+
+class Gs1CompanyPrefixesIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The brand's GS1 company prefixes (4-12 digits, as on its GS1 membership), replacing those recorded."""
+
+    prefixes: Annotated[
+        list[Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4,12}$")]], msgspec.Meta(max_length=50)
+    ]
 
 
 class ApiToken(msgspec.Struct, frozen=True):

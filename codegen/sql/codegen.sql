@@ -3,6 +3,15 @@ INSERT INTO products (brand_id, gtin, name, sku, image_url, attributes, facts)
 VALUES (%(brand_id)s, %(gtin)s, %(name)s, %(sku)s, %(image_url)s, %(attributes)s, %(facts)s)
 RETURNING id, brand_id, gtin, name, sku, image_url, attributes, facts, created_at, updated_at;
 
+-- gtin_claimed_elsewhere --
+-- Whether the GTIN (indicator digit aside) is under a GS1 company prefix another brand has shown to be
+-- its own (brands.gs1_company_prefixes). The shared lock keeps a claim being recorded from slipping by.
+SELECT EXISTS (
+    SELECT 1 FROM brands b CROSS JOIN unnest(b.gs1_company_prefixes) AS prefix
+    WHERE b.id <> %(brand_id)s AND starts_with(substr(%(gtin)s, 2), prefix)
+) AS claimed
+FROM (SELECT pg_advisory_xact_lock_shared(hashtext('onecode.gs1_company_prefixes'))) AS claims_stand_still;
+
 -- get_product --
 SELECT id, brand_id, gtin, name, sku, image_url, attributes, facts, created_at, updated_at
 FROM products WHERE id = %(product_id)s AND brand_id = %(brand_id)s;

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from litestar import Request, Router, get, patch, post
+from litestar import Request, Router, get, patch, post, put
 from litestar.params import Parameter
 from psycopg import AsyncConnection
 
@@ -19,6 +19,7 @@ from service.models import (
     Brand,
     BrandIn,
     BrandPatch,
+    Gs1CompanyPrefixesIn,
     IssuedToken,
     Page,
     Role,
@@ -65,6 +66,17 @@ async def update_brand(
     """Rename the brand (its display name; the slug and short code are fixed); audited."""
     return await brands.rename_brand(
         db, actor=principal_from(request).actor, brand_id=brand_id, name=data.name
+    )
+
+
+@put("/brands/{brand_id:uuid}/gs1-company-prefixes", opt=roles(Role.PLATFORM_ADMIN), tags=["brands"])
+async def set_gs1_company_prefixes(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], brand_id: uuid.UUID, data: Gs1CompanyPrefixesIn
+) -> Brand:
+    """Record the GS1 company prefixes the brand has shown to be its own (replacing those recorded):
+    from then on no other brand may register a product whose GTIN falls under one of them; audited."""
+    return await brands.set_gs1_company_prefixes(
+        db, actor=principal_from(request).actor, brand_id=brand_id, prefixes=data.prefixes
     )
 
 
@@ -163,6 +175,7 @@ def admin_router() -> Router:
             list_brands,
             get_brand,
             update_brand,
+            set_gs1_company_prefixes,
             create_token,
             create_brand_token,
             list_tokens,

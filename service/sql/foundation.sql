@@ -2,22 +2,43 @@
 -- A new tenant; short_code collisions surface as a unique violation and the caller retries.
 INSERT INTO brands (slug, name, short_code, is_loadtest)
 VALUES (%(slug)s, %(name)s, %(short_code)s, %(is_loadtest)s)
-RETURNING id, slug, name, short_code, is_loadtest, created_at;
+RETURNING id, slug, name, short_code, is_loadtest, gs1_company_prefixes, created_at;
 
 -- get_brand --
-SELECT id, slug, name, short_code, is_loadtest, created_at FROM brands WHERE id = %(brand_id)s;
+SELECT id, slug, name, short_code, is_loadtest, gs1_company_prefixes, created_at FROM brands WHERE id = %(brand_id)s;
 
 -- rename_brand --
 -- The display name only: the slug and short code may be printed on codes and in integrations.
 UPDATE brands SET name = %(name)s WHERE id = %(brand_id)s
-RETURNING id, slug, name, short_code, is_loadtest, created_at;
+RETURNING id, slug, name, short_code, is_loadtest, gs1_company_prefixes, created_at;
+
+-- set_gs1_company_prefixes --
+UPDATE brands SET gs1_company_prefixes = %(prefixes)s::text[] WHERE id = %(brand_id)s
+RETURNING id, slug, name, short_code, is_loadtest, gs1_company_prefixes, created_at;
+
+-- lock_gs1_company_prefixes --
+-- Claims are compared with the other brands' claims and products: one claim at a time (shared by
+-- product registrations, which read the claims).
+SELECT pg_advisory_xact_lock(hashtext('onecode.gs1_company_prefixes'));
+
+-- gs1_prefix_overlaps --
+-- Another brand's prefixes that one of these begins, or that begins one of these.
+SELECT theirs FROM brands b CROSS JOIN unnest(b.gs1_company_prefixes) AS theirs
+CROSS JOIN unnest(%(prefixes)s::text[]) AS mine
+WHERE b.id <> %(brand_id)s AND (starts_with(theirs, mine) OR starts_with(mine, theirs))
+ORDER BY theirs;
+
+-- foreign_products_under --
+-- Products of other brands whose GTIN falls under one of these prefixes (indicator digit aside).
+SELECT count(*) AS products FROM products p CROSS JOIN unnest(%(prefixes)s::text[]) AS mine
+WHERE p.brand_id <> %(brand_id)s AND starts_with(substr(p.gtin, 2), mine);
 
 -- get_brand_by_slug --
-SELECT id, slug, name, short_code, is_loadtest, created_at FROM brands WHERE slug = %(slug)s;
+SELECT id, slug, name, short_code, is_loadtest, gs1_company_prefixes, created_at FROM brands WHERE slug = %(slug)s;
 
 -- list_brands --
 -- Keyset pagination by id; `only_brand_id` limits a tenant to itself.
-SELECT id, slug, name, short_code, is_loadtest, created_at FROM brands
+SELECT id, slug, name, short_code, is_loadtest, gs1_company_prefixes, created_at FROM brands
 WHERE (%(after)s::uuid IS NULL OR id > %(after)s::uuid)
   AND (%(only_brand_id)s::uuid IS NULL OR id = %(only_brand_id)s::uuid)
 ORDER BY id

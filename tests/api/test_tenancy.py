@@ -95,6 +95,7 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("PATCH", "/v1/campaigns/{campaign_id:uuid}"): {"name": "renamed", "live_change": True},
     ("POST", "/v1/users/{user_action:str}"): None,
     ("PATCH", "/v1/brands/{brand_id:uuid}"): {"name": "Renamed by someone else"},
+    ("PUT", "/v1/brands/{brand_id:uuid}/gs1-company-prefixes"): {"prefixes": ["6901"]},
     ("POST", "/v1/campaigns/{campaign_action:str}"): None,
     ("POST", "/v1/campaigns/{campaign_id:uuid}/prizes/{prize_action:str}"): {"add": 5},
     ("POST", "/v1/coupon-templates"): {

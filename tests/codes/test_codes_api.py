@@ -13,7 +13,7 @@ import pytest
 import pyzipper  # type: ignore[import-untyped]
 from litestar.testing import AsyncTestClient
 
-from codegen.gtin import make_sscc
+from codegen.gtin import check_digit, make_sscc
 from service.models import Role
 from tests.api.test_errors import assert_problem
 from tests.conftest import Tenant
@@ -387,3 +387,48 @@ class TestAggregation:
             headers=tenant_a.headers(),
         )
         assert assert_problem(bad, 422, "validation-error")["errors"][0]["field"] == "sscc"
+
+
+def gtin13(payload: str) -> str:
+    return payload + str(check_digit(payload))
+
+
+class TestGs1CompanyPrefixes:
+    async def test_a_gtin_under_another_brands_prefix_is_refused(
+        self, client: AsyncTestClient[Any], platform_token: str, tenant_a: Tenant, tenant_b: Tenant
+    ) -> None:
+        """Once a platform admin records brand A's GS1 company prefix, brand B cannot register (squat) a
+        GTIN under it; brand A still can, and B keeps GTINs under prefixes nobody claimed."""
+        platform = {"Authorization": f"Bearer {platform_token}"}
+        b_product = await make_product(client, tenant_b, gtin=gtin13("692000000001"))
+        path = f"/v1/brands/{tenant_a.brand_id}/gs1-company-prefixes"
+        by_brand_admin = await client.put(path, json={"prefixes": ["690123"]}, headers=tenant_a.headers())
+        assert by_brand_admin.status_code == 403
+        for bad in ("123", "6901a", "1234567890123"):
+            refused = await client.put(path, json={"prefixes": [bad]}, headers=platform)
+            assert_problem(refused, 422, "validation-error")
+        covers_b = await client.put(path, json={"prefixes": ["690123", "6920"]}, headers=platform)
+        assert "1 products of other brands" in assert_problem(covers_b, 409, "conflict")["detail"]
+        claimed = await client.put(path, json={"prefixes": ["690123", "690123"]}, headers=platform)
+        assert claimed.status_code == 200, claimed.text
+        assert claimed.json()["gs1_company_prefixes"] == ["690123"]
+        brand = await client.get(f"/v1/brands/{tenant_a.brand_id}", headers=tenant_a.headers(Role.MARKETER))
+        assert brand.json()["gs1_company_prefixes"] == ["690123"]
+
+        squatted = await client.post(
+            "/v1/products",
+            json={"name": "Copycat", "gtin": gtin13("690123456789")},
+            headers=tenant_b.headers(),
+        )
+        assert assert_problem(squatted, 409, "conflict")["errors"][0]["field"] == "gtin"
+        owned = await make_product(client, tenant_a, gtin=gtin13("690123456789"))
+        assert owned["gtin"] == "0" + gtin13("690123456789")
+        elsewhere = await make_product(client, tenant_b, gtin=gtin13("690200000003"))
+        assert elsewhere["brand_id"] == str(tenant_b.brand_id)
+
+        b_path = f"/v1/brands/{tenant_b.brand_id}/gs1-company-prefixes"
+        for overlapping in ("69012", "6901234"):
+            refused = await client.put(b_path, json={"prefixes": [overlapping]}, headers=platform)
+            assert "690123" in assert_problem(refused, 409, "conflict")["detail"]
+        assert (await client.put(b_path, json={"prefixes": ["6920"]}, headers=platform)).status_code == 200
+        assert b_product["gtin"].startswith("0692")
