@@ -36,7 +36,7 @@ from service.embedded import EmbeddedEngines
 from service.errors import ServiceError
 from service.logs import configure_logging
 from service.migrations import migrate as apply_migrations
-from service.models import BrandIn, Role, TokenIn
+from service.models import BrandIn, Gs1CompanyPrefixesIn, Role, TokenIn
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -216,6 +216,30 @@ def brand_create(settings: Settings, slug: str, name: str, loadtest: bool, as_js
     with engines(settings) as ready:
         created = run_db(ready, lambda conn: brands.create_brand(conn, actor=CLI_ACTOR, data=data))
     emit(created, as_json=as_json)
+
+
+@brand.command("gs1-prefixes")
+@click.option("--brand", "brand_ref", required=True, help="Brand slug or id.")
+@click.argument("prefixes", nargs=-1)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def brand_gs1_prefixes(settings: Settings, brand_ref: str, prefixes: tuple[str, ...], as_json: bool) -> None:
+    """Record the brand's GS1 company prefixes (replacing those recorded; none clears them): no other
+    brand may then register a GTIN under them."""
+    try:
+        data = msgspec.convert({"prefixes": list(prefixes)}, Gs1CompanyPrefixesIn)
+    except msgspec.ValidationError as exc:
+        raise click.BadParameter(str(exc), param_hint="PREFIXES") from None
+
+    async def work(conn: psycopg.AsyncConnection[Any]) -> Any:
+        brand_id = await _resolve_brand(conn, brand_ref)
+        return await brands.set_gs1_company_prefixes(
+            conn, actor=CLI_ACTOR, brand_id=brand_id, prefixes=data.prefixes
+        )
+
+    with engines(settings) as ready:
+        updated = run_db(ready, work)
+    emit(updated, as_json=as_json)
 
 
 @main.group()

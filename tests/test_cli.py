@@ -178,6 +178,19 @@ class TestCli:
         assert result.returncode == 0 and "--demo" in result.stdout, result.stderr
         assert not (tmp_path / "home").exists()
 
+    def test_gs1_prefixes_are_recorded_and_checked(self, cli_env: dict[str, str]) -> None:
+        """The platform operator's command: recorded (sorted, once each), cleared, and a bad one refused."""
+        assert run_cli("brand", "create", "--slug", "gs1-co", "--name", "GS1 Co", env=cli_env).returncode == 0
+        recorded = run_cli(
+            "brand", "gs1-prefixes", "--brand", "gs1-co", "6901234", "690123", "--json", env=cli_env
+        )
+        assert recorded.returncode == 0, recorded.stderr
+        assert json.loads(recorded.stdout)["gs1_company_prefixes"] == ["690123", "6901234"]
+        refused = run_cli("brand", "gs1-prefixes", "--brand", "gs1-co", "69x", env=cli_env)
+        assert refused.returncode == 2 and "PREFIXES" in refused.stderr
+        cleared = run_cli("brand", "gs1-prefixes", "--brand", "gs1-co", "--json", env=cli_env)
+        assert json.loads(cleared.stdout)["gs1_company_prefixes"] == []
+
     def test_unknown_brand_is_a_clear_error(self, cli_env: dict[str, str]) -> None:
         """A typo in --brand names the parameter instead of a traceback."""
         result = run_cli("token", "create", "--brand", "nope", "--role", "marketer", env=cli_env)
