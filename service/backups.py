@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -52,13 +53,13 @@ def safe_conninfo(conninfo: str) -> str:
     return _libpq(conninfo)[0]
 
 
-def backup(conninfo: str, output_file: Path, *, embedded: bool) -> Dump:
+def backup(conninfo: str, output_file: Path) -> Dump:
     """pg_dump (custom format) the database at `conninfo` into `output_file`, atomically, mode 0600."""
-    pg_dump = _pg_tool("pg_dump", conninfo, embedded=embedded)
+    pg_dump = _pg_tool("pg_dump", conninfo)
     return _dump(pg_dump, conninfo, output_file)
 
 
-def restore(input_file: Path, target: str, *, clean: bool, embedded: bool) -> dict[str, int]:
+def restore(input_file: Path, target: str, *, clean: bool) -> dict[str, int]:
     """Restore a backup into an empty `target` (or, with `clean`, a wiped one) in one transaction.
 
     Returns the rows of each table of RESTORE_COUNTED present in the restored database.
@@ -71,7 +72,7 @@ def restore(input_file: Path, target: str, *, clean: bool, embedded: bool) -> di
             f"{safe_conninfo(target)} already holds {len(tables)} table(s) ({named}): restore into an empty "
             "database, or pass --clean to drop everything in its schema public first"
         )
-    pg_restore = _pg_tool("pg_restore", target, embedded=embedded)
+    pg_restore = _pg_tool("pg_restore", target)
     beside = Path(pg_restore).with_name("psql")
     psql = str(beside) if beside.is_file() else shutil.which("psql")
     if psql is None:
@@ -103,20 +104,34 @@ def _connect(conninfo: str) -> psycopg.Connection[Any]:
         raise BackupError(f"cannot connect to {safe_conninfo(conninfo)}: {exc}") from None
 
 
-def _pg_tool(name: str, conninfo: str, *, embedded: bool) -> str:
-    """pg_dump or pg_restore: the embedded server's own (its version), else the one on PATH."""
-    if embedded:
-        with _connect(conninfo) as conn:
+def _pg_tool(name: str, conninfo: str) -> str:
+    """pg_dump or pg_restore of the server's major version or newer (an older one refuses the server):
+    the server's own when it is on this machine (an embedded engine's), else the one on PATH."""
+    with _connect(conninfo) as conn:
+        server_major = conn.info.server_version // 10000
+        try:
             row = conn.execute(QUERIES["server_bindir"]).fetchone()
-        if row is not None and (Path(row[0]) / name).is_file():
-            return str(Path(row[0]) / name)
-    found = shutil.which(name)
-    if found is None:
-        raise BackupError(
-            f"{name} not found on PATH: install the PostgreSQL client tools of the server's major version or "
-            "newer (Debian/Ubuntu: apt install postgresql-client; macOS: brew install libpq)"
-        )
-    return found
+        except psycopg.errors.InsufficientPrivilege:  # pg_config is for superusers only
+            row = None
+    beside_server = None if row is None else str(Path(row[0]) / name)
+    candidates = [path for path in (beside_server, shutil.which(name)) if path and Path(path).is_file()]
+    for candidate in candidates:
+        if _tool_major(candidate) >= server_major:
+            return candidate
+    found = f" (found {', '.join(candidates)}: older)" if candidates else ""
+    raise BackupError(
+        f"no {name} of PostgreSQL {server_major} or newer{found}: install the PostgreSQL client tools of "
+        "the server's major version or newer (Debian/Ubuntu: apt install postgresql-client; macOS: brew "
+        "install libpq)"
+    )
+
+
+def _tool_major(path: str) -> int:
+    """The major version a client tool reports: `pg_dump (PostgreSQL) 15.20 (Debian 15.20-0)` is 15."""
+    argv = [path, "--version"]
+    printed = subprocess.run(argv, capture_output=True, text=True, check=False).stdout  # noqa: S603 - located tool
+    found = re.search(r"\(PostgreSQL\) (\d+)", printed)
+    return int(found[1]) if found else 0
 
 
 def _run_pg_tool(argv: list[str], conninfo: str, *, stdout: IO[bytes] | None = None) -> str:

@@ -674,7 +674,7 @@ def backup(settings: Settings, output_file: Path) -> None:
     with engines(settings) as ready:
         conninfo = ready.database_url or ""
         try:
-            dump = backups.backup(conninfo, output_file, embedded=settings.database_url is None)
+            dump = backups.backup(conninfo, output_file)
         except backups.BackupError as exc:
             raise click.ClickException(str(exc)) from None
     if dump.messages:
@@ -705,11 +705,9 @@ def restore(settings: Settings, input_file: Path, target: str | None, clean: boo
         if target is None:
             with engines(settings) as ready:
                 target = ready.database_url or ""
-                counts = backups.restore(
-                    input_file, target, clean=clean, embedded=settings.database_url is None
-                )
+                counts = backups.restore(input_file, target, clean=clean)
         else:
-            counts = backups.restore(input_file, target, clean=clean, embedded=False)
+            counts = backups.restore(input_file, target, clean=clean)
     except backups.BackupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"restored {input_file} into {backups.safe_conninfo(target)}")

@@ -16,7 +16,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 from psycopg import sql
 
-from service import audit
+from service import audit, backups
 from service.demo import DemoInfo, seed_demo
 from tests.campaigns.test_scan_rewards import scan
 
@@ -192,16 +192,36 @@ class TestRestoreSafety:
             assert "s3cret-Passw0rd" not in answer.stdout + answer.stderr
 
     def test_backup_fails_clearly_and_writes_nothing_when_pg_dump_is_missing_or_fails(
-        self, cli_env: dict[str, str], engines: Engines, tmp_path: Path
+        self, cli_env: dict[str, str], engines: Engines, database_url: str, tmp_path: Path
     ) -> None:
-        """No pg_dump on PATH, or a database pg_dump cannot read: exit 1 with the reason, no file left."""
+        """No usable pg_dump (a role that may not ask the server where its own tools are, and none on
+        PATH), or a database that is not there: exit 1 with the reason, no file left."""
         out = tmp_path / "out" / "onecode.dump"
         out.parent.mkdir()
-        missing = run_cli("backup", str(out), env={**cli_env, "PATH": str(tmp_path / "nowhere")})
+        role = f"oc_reader_{engines.run_id}"
+        with engines.admin() as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        try:
+            as_reader = psycopg.conninfo.make_conninfo(database_url, user=role)
+            env = {**cli_env, "DATABASE_URL": as_reader, "PATH": str(tmp_path / "nowhere")}
+            missing = run_cli("backup", str(out), env=env)
+        finally:
+            with engines.admin() as conn:
+                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
         assert missing.returncode == 1
-        assert "pg_dump not found" in missing.stderr
+        assert "no pg_dump of PostgreSQL" in missing.stderr, missing.stderr
         gone = engines.database_url(f"oc_missing_{engines.run_id}")
         failed = run_cli("backup", str(out), env={**cli_env, "DATABASE_URL": gone})
         assert failed.returncode == 1
-        assert "pg_dump failed" in failed.stderr and "does not exist" in failed.stderr
+        assert "does not exist" in failed.stderr
         assert list(out.parent.iterdir()) == []
+
+
+def test_the_client_tools_are_as_new_as_the_server(settings: Settings) -> None:
+    """An older pg_dump refuses the server (the machine's 15 and an embedded 16): the server's own tools
+    are taken when it runs on this machine, else those on PATH, and only when new enough."""
+    conninfo = settings.database_url or ""
+    with psycopg.connect(conninfo) as conn:
+        server_major = conn.info.server_version // 10000
+    for tool in ("pg_dump", "pg_restore"):
+        assert backups._tool_major(backups._pg_tool(tool, conninfo)) >= server_major
