@@ -132,7 +132,7 @@ def problem_response(
     response_headers = dict(headers or {})
     request_id = current_request_id()
     if request_id is None:
-        # Routing failures (404/405) are answered before the request-context middleware runs.
+        # Outside the request-context middleware (a test app of its own): still an id to quote.
         request_id = uuid.uuid4().hex
         response_headers["x-request-id"] = request_id
     problem = Problem(
@@ -310,12 +310,17 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Pro
     )
 
 
+def problem_for(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The problem litestar's exception handling makes of `exc` (the handler of its nearest class)."""
+    handler = next(_HANDLERS[cls] for cls in type(exc).__mro__ if cls in _HANDLERS)
+    return handler(request, exc)
+
+
 async def answer_problem(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
     """Answer `exc` as litestar's exception handling would, for a request answered before litestar's
     routing (`POST /v1/scans`, see service.app.OneCodeApp): the same handlers, the same problems."""
-    handler = next(_HANDLERS[cls] for cls in type(exc).__mro__ if cls in _HANDLERS)
     request: Request[Any, Any, Any] = Request(scope, receive, send)
-    response = handler(request, exc)
+    response = problem_for(request, exc)
     await response.to_asgi_response(app=None, request=request)(scope, receive, send)
 
 
@@ -355,5 +360,6 @@ __all__ = [
     "Problem",
     "answer_problem",
     "exception_handlers",
+    "problem_for",
     "problem_response",
 ]

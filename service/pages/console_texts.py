@@ -11,6 +11,12 @@ from typing import Final
 TEXTS: Final[dict[str, dict[str, str]]] = {
     "zh-CN": {
         "sign_in": "登录 OneCode 控制台",
+        "error_forbidden": "您的角色无权查看此页面",
+        "error_not_found": "没有找到这个页面或对象",
+        "error_invalid": "链接中的条件有误",
+        "error_busy": "请求过于频繁，请稍后再试",
+        "error_unavailable": "服务暂时不可用，请稍后再试",
+        "error_back": "返回控制台",
         "email": "邮箱",
         "password": "密码",
         "totp": "动态验证码（如已开启）",
@@ -377,6 +383,12 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
     },
     "en": {
         "sign_in": "Sign in to the OneCode console",
+        "error_forbidden": "Your role may not open this page",
+        "error_not_found": "This page or object does not exist",
+        "error_invalid": "The link's conditions are not valid",
+        "error_busy": "Too many requests: try again in a moment",
+        "error_unavailable": "The service is unavailable for a moment: try again shortly",
+        "error_back": "Back to the console",
         "email": "Email",
         "password": "Password",
         "totp": "Authenticator code (if enabled)",

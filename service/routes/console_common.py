@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Callable
 from typing import Any, Final
+from urllib.parse import urlencode
 
 import jinja2
 from litestar import Request, Response
 from litestar.enums import MediaType
+from litestar.response import Redirect
 from psycopg import AsyncConnection
 
 from service import users
@@ -20,6 +23,7 @@ from service.errors import InvalidField
 from service.guards import ANY_BRAND_ROLE, CSRF_STATE
 from service.models import Principal, Role
 from service.pages.console_texts import TEXTS
+from service.problems import Problem, exception_handlers, problem_for
 from service.routes import antifraud, campaigns, codes, member_admin, shipments
 from service.routes.consumer import pick_language
 
@@ -60,7 +64,9 @@ def texts(request: Request[Any, Any, Any]) -> dict[str, str]:
     return TEXTS[language(request)]
 
 
-def render(request: Request[Any, Any, Any], name: str, **context: Any) -> Response[str]:
+def render(
+    request: Request[Any, Any, Any], name: str, *, status_code: int = 200, **context: Any
+) -> Response[str]:
     lang = language(request)
     principal: Principal | None = request.state.get("principal")
     links = [
@@ -78,6 +84,7 @@ def render(request: Request[Any, Any, Any], name: str, **context: Any) -> Respon
     )
     return Response(
         page,
+        status_code=status_code,
         media_type=MediaType.HTML,
         headers={
             "Vary": "Accept-Language",
@@ -90,6 +97,34 @@ def render(request: Request[Any, Any, Any], name: str, **context: Any) -> Respon
             "X-Frame-Options": "DENY",
         },
     )
+
+
+ExceptionHandler = Callable[[Request[Any, Any, Any], Any], Response[Any]]
+
+
+def page_exception_handlers() -> dict[int | type[Exception], ExceptionHandler]:
+    """For the console's pages: every error litestar would answer with a problem, answered as a page."""
+    return dict.fromkeys(exception_handlers(), _page_error)
+
+
+def _page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A browser opening a page gets a page: the sign-in (and back) when the session is missing or over,
+    else the error in words with a way back. Scripts asking for JSON still get the problem."""
+    problem = problem_for(request, exc)
+    if "text/html" not in request.headers.get("accept", ""):
+        return problem
+    status = problem.status_code or 500
+    if status == 401:  # noqa: PLR2004
+        back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return Redirect(f"/console/sign-in?{urlencode({'next': back})}")
+    key = {403: "error_forbidden", 404: "error_not_found", 422: "error_invalid", 429: "error_busy"}.get(
+        status,
+        "error_unavailable" if status >= 500 else "error_invalid",  # noqa: PLR2004
+    )
+    detail = problem.content.detail if isinstance(problem.content, Problem) else None
+    page = render(request, "console_error.html", status_code=status, title=texts(request)[key], detail=detail)
+    page.headers.update({k: v for k, v in problem.headers.items() if k.lower() == "retry-after"})
+    return page
 
 
 def bars(counts: list[tuple[str, int]]) -> list[tuple[str, int, int]]:

@@ -33,7 +33,16 @@ from service.routes import (
     member_admin,
 )
 from service.routes import reports as report_routes
-from service.routes.console_common import BRAND_PAGE_ROLES, CHINA, bars, day_range, render, texts, who
+from service.routes.console_common import (
+    BRAND_PAGE_ROLES,
+    CHINA,
+    bars,
+    day_range,
+    page_exception_handlers,
+    render,
+    texts,
+    who,
+)
 
 QUERIES = load_queries("service.sql", "console.sql")
 
@@ -213,4 +222,5 @@ def console_pages_router() -> Router:
                 guards=[require_token],
             ),
         ],
+        exception_handlers=page_exception_handlers(),
     )

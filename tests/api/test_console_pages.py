@@ -13,6 +13,7 @@ from service.settings import Settings
 from tests.antifraud.test_clones import PROVINCES, set_rules
 from tests.antifraud.test_clones import scan as clone_scan
 from tests.api.test_console_auth import PASSWORD, last_mail, sign_in
+from tests.api.test_errors import assert_problem
 from tests.campaigns.test_scan_rewards import draw_campaign, launch, points_campaign
 from tests.conftest import Tenant
 from tests.fixtures_codes import issue_batch
@@ -86,6 +87,33 @@ class TestConsolePages:
         client.cookies.clear()
         assert (await sign_in(client, "mkt@example.com")).status_code == 200
         assert (await client.get("/console/portal")).status_code == 403
+
+    async def test_a_browser_opening_a_page_gets_pages_not_problems(
+        self, client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant_a: Tenant
+    ) -> None:
+        """Without a session a page sends the browser to sign in (and back); an error is a page in the
+        browser's language with a way back; a script asking for JSON still gets the problem."""
+        browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", "Accept-Language": "en"}
+        signed_out = await client.get("/console/antifraud?days=7", headers=browser, follow_redirects=False)
+        assert signed_out.status_code == 302, signed_out.text
+        assert signed_out.headers["location"] == "/console/sign-in?next=%2Fconsole%2Fantifraud%3Fdays%3D7"
+        await user(client, db, tenant_a, "cs@example.com", "customer_service")
+        assert (await sign_in(client, "cs@example.com")).status_code == 200
+        for path, status, words in (
+            (f"/console/members/{uuid.uuid4()}", 404, "This page or object does not exist"),
+            ("/console/settings", 403, "Your role may not open this page"),
+            ("/console/audit?since=2026-13-01", 403, "Your role may not open this page"),
+        ):
+            page = await client.get(path, headers=browser)
+            assert (page.status_code, page.headers["content-type"]) == (status, "text/html; charset=utf-8"), (
+                path
+            )
+            assert words in page.text and 'href="/console"' in page.text, page.text
+        as_admin = {**browser, **tenant_a.headers(Role.BRAND_ADMIN)}
+        invalid = await client.get("/console/audit?since=2026-13-01", headers=as_admin)
+        assert invalid.status_code == 422 and "The link&#39;s conditions are not valid" in invalid.text
+        problem = await client.get(f"/console/members/{uuid.uuid4()}", headers={"Accept": "application/json"})
+        assert_problem(problem, 404, "not-found")
 
     async def test_member_pages_show_what_the_role_may_see(
         self,

@@ -152,6 +152,20 @@ class TestConsoleInChromium:
         await page.screenshot(path=str(tmp_path / "console-portal-desktop.png"), full_page=True)
         response = await page.goto(server + "/console/dashboard")
         assert response is not None and response.status == 403
+        await expect(page.locator("h1")).to_have_text("Your role may not open this page")
+        await context.close()
+
+        # A bookmarked page without a session: sign in, and land back on it.
+        context = await browser.new_context(locale="zh-CN")
+        page = await context.new_page()
+        problems = PageProblems(page)
+        await page.goto(server + "/console/campaigns?status=active")
+        await page.wait_for_url("**/console/sign-in?next=*")
+        await page.fill("#email", "mkt@example.com")
+        await page.fill("#password", PASSWORD)
+        await page.click("button[type=submit]")
+        await page.wait_for_url("**/console/campaigns?status=active")
+        assert problems.seen == []
         await context.close()
 
     async def test_customer_service_finds_a_member_by_phone(
