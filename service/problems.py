@@ -95,6 +95,7 @@ _DOMAIN_TYPES: list[tuple[type[Exception], int, str, str]] = [
     (member_errors.TagInUse, 409, "tag-in-use", "Tag in use"),
     (member_errors.TierInUse, 409, "tier-in-use", "Tier in use"),
     (member_errors.AttributeInUse, 409, "attribute-in-use", "Attribute in use"),
+    (member_errors.LimitReached, 409, "limit-reached", "Limit reached"),
     (member_errors.DeliveryNotRetryable, 409, "delivery-not-retryable", "Delivery cannot be retried"),
     (member_errors.MembersError, 422, "validation-error", "Request failed validation"),
     (campaign_errors.CampaignNotFound, 404, "not-found", "Not found"),

@@ -65,6 +65,15 @@ class AttributeInUse(MembersError):
         self.segments = segments
 
 
+class LimitReached(MembersError):
+    """A brand holds as many of these as it may (each one costs every list, and rule tags every refresh)."""
+
+    def __init__(self, kind: str, limit: int) -> None:
+        super().__init__(f"a brand has at most {limit} {kind}; delete one first")
+        self.kind = kind
+        self.limit = limit
+
+
 class InvalidMemberToken(MembersError):
     """The member token is forged, for another brand, or malformed."""
 

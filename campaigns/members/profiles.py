@@ -16,7 +16,13 @@ import msgspec
 
 from antifraud.regions import is_region
 from campaigns import ledger
-from campaigns.members.errors import AttributeInUse, InvalidMemberInput, MemberErased, MemberNotFound
+from campaigns.members.errors import (
+    AttributeInUse,
+    InvalidMemberInput,
+    LimitReached,
+    MemberErased,
+    MemberNotFound,
+)
 from campaigns.members.phones import MemberVault, mask, normalize_phone
 from codegen.errors import UnsealError
 from service import audit
@@ -28,6 +34,7 @@ if TYPE_CHECKING:
 
 QUERIES = load_queries("campaigns.members.sql", "profiles.sql")
 EXPORT_SCAN_LIMIT = 10_000
+MAX_ATTRIBUTES = 100  # custom fields shown on every member's profile
 MAX_AGE_YEARS = 130
 
 Lifecycle = Literal["new", "active", "dormant", "churned"]
@@ -337,6 +344,10 @@ async def put_attribute_def(
 ) -> AttributeDef:
     if (data.type == "choice") != (data.choices is not None):
         raise InvalidMemberInput("choices", "give choices for a choice attribute, and only then")
+    cur = await conn.execute(QUERIES["count_attribute_defs"], {"brand_id": brand_id, "name": data.name})
+    defined_count, already_defined = await cur.fetchone() or (0, False)
+    if not already_defined and defined_count >= MAX_ATTRIBUTES:
+        raise LimitReached("custom attributes", MAX_ATTRIBUTES)
     cur = await conn.execute(
         QUERIES["attribute_values_misfit"],
         {"brand_id": brand_id, "name": data.name, "type": data.type, "choices": data.choices or []},

@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from antifraud.regions import is_region
 from campaigns.members import profiles
-from campaigns.members.errors import InvalidMemberInput, NameTaken, ObjectNotFound, SegmentInUse
+from campaigns.members.errors import InvalidMemberInput, LimitReached, NameTaken, ObjectNotFound, SegmentInUse
 from codegen.products import count_brand_products
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
 QUERIES = load_queries("campaigns.members.sql", "segments.sql")
+MAX_SEGMENTS = 500  # a brand's segments are listed whole
 # A filter's query: the base and the conditions its parameters set, every part a literal shipped in
 # the package, never input (hence the noqa on the compositions below).
 CONDITIONS: tuple[str, ...] = tuple(
@@ -253,6 +254,9 @@ def members_csv(rows: list[SegmentMember], *, header: bool) -> bytes:
 
 async def create(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: SegmentIn, *, actor: str) -> Segment:
     await validate(conn, brand_id, data.filter)
+    cur = await conn.execute(QUERIES["count_segments"], {"brand_id": brand_id})
+    if (await cur.fetchone() or (0,))[0] >= MAX_SEGMENTS:
+        raise LimitReached("segments", MAX_SEGMENTS)
     created = await fetch_one(
         conn,
         QUERIES["create_segment"],

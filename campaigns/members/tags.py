@@ -11,7 +11,14 @@ from psycopg.types.json import Jsonb
 
 from antifraud.regions import is_region
 from campaigns.members import recompute
-from campaigns.members.errors import InvalidMemberInput, MemberNotFound, NameTaken, ObjectNotFound, TagInUse
+from campaigns.members.errors import (
+    InvalidMemberInput,
+    LimitReached,
+    MemberNotFound,
+    NameTaken,
+    ObjectNotFound,
+    TagInUse,
+)
 from codegen.products import count_brand_products
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
@@ -20,6 +27,9 @@ if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
 QUERIES = load_queries("campaigns.members.sql", "tags.sql")
+# A brand's tags are listed whole, and each rule tag is evaluated for every member at every full refresh.
+MAX_TAGS = 1000
+MAX_RULE_TAGS = 100
 
 TagName = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"^[^\s/][^/]*$")]
 
@@ -61,6 +71,11 @@ class _Id(msgspec.Struct, frozen=True):
     id: uuid.UUID
 
 
+class _TagCount(msgspec.Struct, frozen=True):
+    tags: int
+    rule_tags: int
+
+
 class _Applied(msgspec.Struct, frozen=True):
     added: int
     removed: int
@@ -79,6 +94,12 @@ async def create_tag(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: TagI
         products = set(rule.product_ids or [])
         if products and await count_brand_products(conn, brand_id, products) != len(products):
             raise InvalidMemberInput("rule.product_ids", "an unknown product is named")
+    held = await fetch_one(conn, QUERIES["count_tags"], {"brand_id": brand_id}, _TagCount)
+    assert held is not None
+    if held.tags >= MAX_TAGS:
+        raise LimitReached("tags", MAX_TAGS)
+    if rule is not None and held.rule_tags >= MAX_RULE_TAGS:
+        raise LimitReached("rule tags", MAX_RULE_TAGS)
     created = await fetch_one(
         conn,
         QUERIES["create_tag"],

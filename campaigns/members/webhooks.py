@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import msgspec
 
-from campaigns.members.errors import DeliveryNotRetryable, InvalidMemberInput, ObjectNotFound
+from campaigns.members.errors import DeliveryNotRetryable, InvalidMemberInput, LimitReached, ObjectNotFound
 from campaigns.members.events import GIVE_UP_AFTER, EventType
 from codegen import keys
 from codegen.errors import UnsealError
@@ -292,7 +292,7 @@ async def create_webhook(
         raise InvalidMemberInput("url", reason)
     count = await fetch_one(conn, QUERIES["count_webhooks"], {"brand_id": brand_id}, _Count)
     if count is not None and count.webhooks >= MAX_WEBHOOKS:
-        raise InvalidMemberInput("url", f"a brand has at most {MAX_WEBHOOKS} webhooks; delete one first")
+        raise LimitReached("webhooks", MAX_WEBHOOKS)
     webhook_id = uuid.uuid4()
     secret = "whsec_" + secrets.token_urlsafe(32)
     created = await fetch_one(

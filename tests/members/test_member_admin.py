@@ -12,7 +12,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from campaigns import ledger, rewards
-from campaigns.members import adjustments
+from campaigns.members import adjustments, profiles, segments, tags
 from campaigns.members.errors import ApprovalRefused
 from codegen import keys
 from service.models import Role
@@ -360,3 +360,52 @@ class TestAdjustmentApproval:
                     actor="token:same",
                     now=dt.datetime.now(dt.UTC),
                 )
+
+
+async def test_a_brand_holds_a_bounded_number_of_tags_segments_and_attributes(
+    client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant_a: Tenant
+) -> None:
+    """Lists of tags, segments and attributes come whole, and rule tags are evaluated for every member:
+    past their caps a new one is 409 limit-reached (redefining an attribute still works)."""
+    brand = tenant_a.brand_id
+    await db.execute(
+        "INSERT INTO tags (brand_id, name, kind, rule) SELECT %s, 'rule-' || g, 'rule', '{\"min_scans\": 1}'"
+        " FROM generate_series(1, %s) g",
+        (brand, tags.MAX_RULE_TAGS),
+    )
+    admin = tenant_a.headers(Role.BRAND_ADMIN)
+    rule = {"name": "one more rule", "rule": {"min_scans": 2}}
+    assert_problem(await client.post("/v1/tags", json=rule, headers=admin), 409, "limit-reached")
+    assert (await client.post("/v1/tags", json={"name": "manual"}, headers=admin)).status_code == 201
+    await db.execute(
+        "INSERT INTO tags (brand_id, name, kind) SELECT %s, 'manual-' || g, 'manual'"
+        " FROM generate_series(1, %s) g",
+        (brand, tags.MAX_TAGS - tags.MAX_RULE_TAGS - 1),
+    )
+    refused = await client.post("/v1/tags", json={"name": "one too many"}, headers=admin)
+    assert (
+        assert_problem(refused, 409, "limit-reached")["detail"]
+        == "a brand has at most 1000 tags; delete one first"
+    )
+
+    await db.execute(
+        "INSERT INTO segments (brand_id, name, filter, created_by) SELECT %s, 'segment-' || g, '{}', 'test'"
+        " FROM generate_series(1, %s) g",
+        (brand, segments.MAX_SEGMENTS),
+    )
+    segment = {"name": "one too many", "filter": {}}
+    assert_problem(await client.post("/v1/segments", json=segment, headers=admin), 409, "limit-reached")
+
+    await db.execute(
+        "INSERT INTO member_attribute_defs (brand_id, name, type) SELECT %s, 'field_' || g, 'text'"
+        " FROM generate_series(1, %s) g",
+        (brand, profiles.MAX_ATTRIBUTES),
+    )
+    new_field = {"name": "one_too_many", "type": "text"}
+    assert_problem(
+        await client.post("/v1/member-attributes", json=new_field, headers=admin), 409, "limit-reached"
+    )
+    redefined = await client.post(
+        "/v1/member-attributes", json={"name": "field_1", "type": "number"}, headers=admin
+    )
+    assert redefined.status_code == 200, redefined.text

@@ -654,6 +654,11 @@ class TestWebhookAdmin:
         )
         assert sorted(e["action"] for e in audit.json()["items"]) == ["webhook.create", "webhook.delete"]
 
+        for n in range(webhooks.MAX_WEBHOOKS):
+            await create_webhook(client, tenant_a, url=f"https://crm.example.com/{n}")
+        one_more = await client.post("/v1/webhooks", json={"url": "https://crm.example.com/x"}, headers=admin)
+        assert assert_problem(one_more, 409, "limit-reached")["detail"].startswith("a brand has at most 20")
+
     async def test_deleting_a_webhook_cancels_what_it_had_pending(
         self,
         client: AsyncTestClient[Any],

@@ -65,6 +65,11 @@ SELECT count(*) FILTER (WHERE segment IS NULL) AS members,
        coalesce(array_agg(segment ORDER BY segment) FILTER (WHERE segment IS NOT NULL), '{}') AS segments
 FROM misfit;
 
+-- count_attribute_defs --
+-- How many the brand defines, and whether this name is one of them (a retype is no new attribute).
+SELECT count(*) AS defined, coalesce(bool_or(name = %(name)s), false) AS already_defined
+FROM member_attribute_defs WHERE brand_id = %(brand_id)s;
+
 -- put_attribute_def --
 INSERT INTO member_attribute_defs (brand_id, name, type, choices)
 VALUES (%(brand_id)s, %(name)s, %(type)s, %(choices)s)

@@ -98,6 +98,9 @@ SELECT set_config('work_mem', '64MB', true);
 -- tag_ids --
 SELECT id, name FROM tags WHERE brand_id = %(brand_id)s AND name = ANY(%(names)s);
 
+-- count_segments --
+SELECT count(*) FROM segments WHERE brand_id = %(brand_id)s;
+
 -- create_segment --
 INSERT INTO segments (brand_id, name, filter, created_by)
 VALUES (%(brand_id)s, %(name)s, %(filter)s, %(actor)s)

@@ -1,3 +1,6 @@
+-- count_tags --
+SELECT count(*) AS tags, count(*) FILTER (WHERE kind = 'rule') AS rule_tags FROM tags WHERE brand_id = %(brand_id)s;
+
 -- create_tag --
 INSERT INTO tags (brand_id, name, kind, rule) VALUES (%(brand_id)s, %(name)s, %(kind)s, %(rule)s)
 ON CONFLICT (brand_id, name) DO NOTHING
