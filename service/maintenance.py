@@ -30,6 +30,7 @@ MEMBER_REFRESH_S = 60.0
 EVENT_DELIVERY_S = 2.0
 RETRY_S = 30.0
 MONTHS_AHEAD = 2
+SMS_OUTBOX_DAYS = 30
 
 
 class ExpiredPartition(msgspec.Struct, frozen=True):
@@ -91,6 +92,7 @@ async def run_once(pool: AsyncConnectionPool, *, retention_months: int = 0) -> N
         report = await maintain_partitions(conn, retention_months=retention_months)
         async with conn.transaction():
             await conn.execute(QUERIES["purge_idempotency"])
+            await conn.execute(QUERIES["purge_sms_outbox"], {"days": SMS_OUTBOX_DAYS})
     for name in report.created:
         logger.info("created scan partition %s", name)
     for part in report.expired:

@@ -125,6 +125,11 @@ WHERE device_id = %(device_id)s AND key = %(key)s AND created_at > now() - inter
 -- purge_idempotency --
 DELETE FROM scan_idempotency WHERE created_at < now() - interval '24 hours';
 
+-- purge_sms_outbox --
+-- What the development SMS adapter recorded (codes, texts to members) goes after `days`: it was never
+-- meant to be kept, and a phone's blind index there is not renewed by a master-key rotation.
+DELETE FROM sms_outbox WHERE created_at < now() - make_interval(days => %(days)s);
+
 -- ensure_partitions --
 SELECT ensure_scan_partitions(%(months_ahead)s);
 

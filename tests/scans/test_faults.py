@@ -87,3 +87,17 @@ class TestHousekeeping:
         )
         row = await cur.fetchone()
         assert row is not None and row[0] >= 6
+
+    async def test_the_development_sms_outbox_keeps_a_month(
+        self, client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], app: Any
+    ) -> None:
+        """Codes and texts the development adapter recorded go after SMS_OUTBOX_DAYS; newer ones stay."""
+        brand = uuid.uuid4()
+        await db.execute(
+            "INSERT INTO sms_outbox (brand_id, phone_index, body, created_at)"
+            " VALUES (%s, '\\x01', 'old', now() - make_interval(days => %s)), (%s, '\\x01', 'new', now())",
+            (brand, maintenance.SMS_OUTBOX_DAYS + 1, brand),
+        )
+        await maintenance.run_once(app.state.onecode.pool)
+        cur = await db.execute("SELECT body FROM sms_outbox WHERE brand_id = %s", (brand,))
+        assert await cur.fetchall() == [("new",)]
