@@ -27,6 +27,7 @@ async def create_product(
 ) -> Product:
     gtin = None if data.gtin is None else normalize_gtin(data.gtin)
     if gtin is not None:
+        await conn.execute(QUERIES["wait_for_gs1_claims"])
         cur = await conn.execute(QUERIES["gtin_claimed_elsewhere"], {"brand_id": brand_id, "gtin": gtin})
         if (await cur.fetchone() or (False,))[0]:
             raise StateConflict("the GTIN is under another brand's GS1 company prefix", field="gtin")

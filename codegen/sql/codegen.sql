@@ -3,14 +3,18 @@ INSERT INTO products (brand_id, gtin, name, sku, image_url, attributes, facts)
 VALUES (%(brand_id)s, %(gtin)s, %(name)s, %(sku)s, %(image_url)s, %(attributes)s, %(facts)s)
 RETURNING id, brand_id, gtin, name, sku, image_url, attributes, facts, created_at, updated_at;
 
+-- wait_for_gs1_claims --
+-- Claims being recorded finish first (brands.set_gs1_company_prefixes holds this lock exclusively). Its
+-- own statement: the check after it takes a snapshot that sees what they committed.
+SELECT pg_advisory_xact_lock_shared(hashtext('onecode.gs1_company_prefixes'));
+
 -- gtin_claimed_elsewhere --
 -- Whether the GTIN (indicator digit aside) is under a GS1 company prefix another brand has shown to be
--- its own (brands.gs1_company_prefixes). The shared lock keeps a claim being recorded from slipping by.
+-- its own (brands.gs1_company_prefixes).
 SELECT EXISTS (
     SELECT 1 FROM brands b CROSS JOIN unnest(b.gs1_company_prefixes) AS prefix
     WHERE b.id <> %(brand_id)s AND starts_with(substr(%(gtin)s, 2), prefix)
-) AS claimed
-FROM (SELECT pg_advisory_xact_lock_shared(hashtext('onecode.gs1_company_prefixes'))) AS claims_stand_still;
+) AS claimed;
 
 -- get_product --
 SELECT id, brand_id, gtin, name, sku, image_url, attributes, facts, created_at, updated_at
