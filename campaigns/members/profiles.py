@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -34,7 +35,8 @@ if TYPE_CHECKING:
 
 QUERIES = load_queries("campaigns.members.sql", "profiles.sql")
 EXPORT_SCAN_LIMIT = 10_000
-MAX_ATTRIBUTES = 100  # custom fields shown on every member's profile
+MAX_ATTRIBUTES = 100
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # custom fields shown on every member's profile
 MAX_AGE_YEARS = 130
 
 Lifecycle = Literal["new", "active", "dormant", "churned"]
@@ -668,6 +670,9 @@ def _check_attribute(defs: dict[str, AttributeDef], name: str, value: Any) -> An
 
 
 def _is_date(text: str) -> bool:
+    """YYYY-MM-DD and a real day (as is_iso_date in SQL): not the other forms fromisoformat takes."""
+    if _ISO_DATE.fullmatch(text) is None:
+        return False
     try:
         dt.date.fromisoformat(text)
     except ValueError:

@@ -149,6 +149,20 @@ class TestProfiles:
             refused = await client.post("/v1/member-attributes", json=retype, headers=admin)
             problem = assert_problem(refused, 409, "attribute-in-use")
             assert "1 members and segments west" in problem["detail"], problem
+        # A date is YYYY-MM-DD and a real day, when typed in and when a text field turns into dates.
+        await client.post("/v1/member-attributes", json={"name": "visit", "type": "text"}, headers=admin)
+        as_date = {"name": "visit", "type": "date"}
+        for held, fits in (("2024-02-30", False), ("20240115", False), ("2024-02-29", True)):
+            kept = await client.patch(
+                f"/v1/members/{member_id}", json={"attributes": {"visit": held}}, headers=cs
+            )
+            assert kept.status_code == 200, kept.text
+            retyped = await client.post("/v1/member-attributes", json=as_date, headers=admin)
+            assert retyped.status_code == (200 if fits else 409), (held, retyped.text)
+        refused = await client.patch(
+            f"/v1/members/{member_id}", json={"attributes": {"visit": "20240301"}}, headers=cs
+        )
+        assert assert_problem(refused, 422, "validation-error")["errors"][0]["field"] == "attributes.visit"
         widened = {"name": "store", "type": "choice", "choices": ["West Lake", "Binjiang", "Xixi"]}
         assert (await client.post("/v1/member-attributes", json=widened, headers=admin)).status_code == 200
         assert (

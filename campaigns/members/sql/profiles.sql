@@ -44,7 +44,7 @@ SELECT name, type, choices FROM member_attribute_defs WHERE brand_id = %(brand_i
 
 -- attribute_values_misfit --
 -- Before a retype: how many members hold a value of the attribute, and which saved segments match one,
--- that the new type (or the new choices) would not accept. The date test is the shape YYYY-MM-DD.
+-- that the new type (or the new choices) would not accept.
 WITH held AS (
     SELECT NULL::text AS segment, attributes -> %(name)s AS value FROM members
     WHERE brand_id = %(brand_id)s AND attributes ? %(name)s
@@ -57,7 +57,7 @@ WITH held AS (
         WHEN 'text' THEN jsonb_typeof(value) = 'string' AND length(value #>> '{}') <= 200
         WHEN 'number' THEN jsonb_typeof(value) = 'number'
         WHEN 'boolean' THEN jsonb_typeof(value) = 'boolean'
-        WHEN 'date' THEN jsonb_typeof(value) = 'string' AND value #>> '{}' ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'
+        WHEN 'date' THEN jsonb_typeof(value) = 'string' AND is_iso_date(value #>> '{}')
         WHEN 'choice' THEN jsonb_typeof(value) = 'string' AND value #>> '{}' = ANY(%(choices)s::text[])
     END
 )
