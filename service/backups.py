@@ -128,8 +128,12 @@ def _pg_tool(name: str, conninfo: str) -> str:
 
 def _tool_major(path: str) -> int:
     """The major version a client tool reports: `pg_dump (PostgreSQL) 15.20 (Debian 15.20-0)` is 15."""
-    argv = [path, "--version"]
-    printed = subprocess.run(argv, capture_output=True, text=True, check=False).stdout  # noqa: S603 - located tool
+    try:
+        printed = subprocess.run(  # noqa: S603 - argv of a tool we located, no shell
+            [path, "--version"], capture_output=True, text=True, check=False, timeout=10
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):  # not runnable here (another machine's path): unusable
+        return 0
     found = re.search(r"\(PostgreSQL\) (\d+)", printed)
     return int(found[1]) if found else 0
 

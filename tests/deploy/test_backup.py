@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -22,7 +23,6 @@ from tests.campaigns.test_scan_rewards import scan
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
-    from pathlib import Path
 
     from litestar import Litestar
 
@@ -194,34 +194,50 @@ class TestRestoreSafety:
     def test_backup_fails_clearly_and_writes_nothing_when_pg_dump_is_missing_or_fails(
         self, cli_env: dict[str, str], engines: Engines, database_url: str, tmp_path: Path
     ) -> None:
-        """No usable pg_dump (a role that may not ask the server where its own tools are, and none on
-        PATH), or a database that is not there: exit 1 with the reason, no file left."""
+        """As a role that may not ask the server where its own tools are: no pg_dump on PATH, one older
+        than the server, or one that fails; and a database that is not there. Each is exit 1 with the
+        reason, and no file is left."""
         out = tmp_path / "out" / "onecode.dump"
         out.parent.mkdir()
+        tools = tmp_path / "bin"
+        tools.mkdir()
+        stub = tools / "pg_dump"
         role = f"oc_reader_{engines.run_id}"
         with engines.admin() as conn:
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
         try:
-            as_reader = psycopg.conninfo.make_conninfo(database_url, user=role)
-            env = {**cli_env, "DATABASE_URL": as_reader, "PATH": str(tmp_path / "nowhere")}
+            env = {
+                **cli_env,
+                "DATABASE_URL": psycopg.conninfo.make_conninfo(database_url, user=role),
+                "PATH": str(tools),
+            }
             missing = run_cli("backup", str(out), env=env)
+            stub.write_text('#!/bin/sh\necho "pg_dump (PostgreSQL) 9.6.24"\n')
+            stub.chmod(0o755)
+            older = run_cli("backup", str(out), env=env)
+            stub.write_text(
+                '#!/bin/sh\nif [ "$1" = --version ]; then echo "pg_dump (PostgreSQL) 99.0"; exit 0; fi\n'
+                'echo "pg_dump: error: query failed" >&2\nexit 1\n'
+            )
+            failing = run_cli("backup", str(out), env=env)
         finally:
             with engines.admin() as conn:
                 conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
-        assert missing.returncode == 1
-        assert "no pg_dump of PostgreSQL" in missing.stderr, missing.stderr
+        assert missing.returncode == 1 and "no pg_dump of PostgreSQL" in missing.stderr, missing.stderr
+        assert older.returncode == 1 and f"found {stub}: older" in older.stderr, older.stderr
+        assert failing.returncode == 1 and "pg_dump failed" in failing.stderr, failing.stderr
         gone = engines.database_url(f"oc_missing_{engines.run_id}")
-        failed = run_cli("backup", str(out), env={**cli_env, "DATABASE_URL": gone})
-        assert failed.returncode == 1
-        assert "does not exist" in failed.stderr
+        absent = run_cli("backup", str(out), env={**cli_env, "DATABASE_URL": gone})
+        assert absent.returncode == 1 and "does not exist" in absent.stderr
         assert list(out.parent.iterdir()) == []
 
 
-def test_the_client_tools_are_as_new_as_the_server(settings: Settings) -> None:
-    """An older pg_dump refuses the server (the machine's 15 and an embedded 16): the server's own tools
-    are taken when it runs on this machine, else those on PATH, and only when new enough."""
+def test_the_servers_own_client_tools_come_first(settings: Settings) -> None:
+    """On the server's machine its own pg_dump is taken (the embedded 16 beside the machine's 15 on
+    PATH), not whichever the PATH finds first."""
     conninfo = settings.database_url or ""
     with psycopg.connect(conninfo) as conn:
-        server_major = conn.info.server_version // 10000
+        row = conn.execute("SELECT setting FROM pg_config WHERE name = 'BINDIR'").fetchone()
+    assert row is not None
     for tool in ("pg_dump", "pg_restore"):
-        assert backups._tool_major(backups._pg_tool(tool, conninfo)) >= server_major
+        assert backups._pg_tool(tool, conninfo) == str(Path(row[0]) / tool)
