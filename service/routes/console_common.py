@@ -117,7 +117,7 @@ def _page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
     if status == 401:  # noqa: PLR2004
         back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return Redirect(f"/console/sign-in?{urlencode({'next': back})}")
-    key = {403: "error_forbidden", 404: "error_not_found", 422: "error_invalid", 429: "error_busy"}.get(
+    key = {403: "error_forbidden", 404: "error_not_found", 410: "error_gone", 429: "error_busy"}.get(
         status,
         "error_unavailable" if status >= 500 else "error_invalid",  # noqa: PLR2004
     )
