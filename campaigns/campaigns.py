@@ -30,6 +30,7 @@ from campaigns.errors import (
 )
 from codegen.products import count_brand_products
 from service import audit
+from service.brands import lock_definitions
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 
@@ -295,6 +296,7 @@ def _raise_if_any(found: list[tuple[str, str]]) -> None:
 async def _check_references(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: CampaignIn) -> None:
     """Products, batches, segments, coupon templates and tiers named by the rules must be the brand's
     own: ids are never a way across tenants, and a misspelt tier would silently never apply."""
+    await lock_definitions(conn, brand_id)  # what it names cannot be deleted meanwhile
     reward = data.points_reward or PointsReward()
     if data.coupon_template_id is not None:
         await _check_templates(conn, brand_id, "coupon_template_id", {data.coupon_template_id})

@@ -13,6 +13,7 @@ from codegen.errors import ObjectNotFound, StateConflict
 from codegen.gtin import normalize_gtin
 from codegen.models import Product, ProductIn, ProductPatch
 from service import audit
+from service.brands import lock_definitions
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 
@@ -137,6 +138,7 @@ async def update_product(
 async def delete_product(
     conn: AsyncConnection[Any], *, actor: str, brand_id: uuid.UUID, product_id: uuid.UUID
 ) -> None:
+    await lock_definitions(conn, brand_id)  # its check and a rule naming it cannot pass each other
     before = await get_product(conn, brand_id, product_id)
     cur = await conn.execute(QUERIES["product_referrers"], {"brand_id": brand_id, "product_id": product_id})
     if referrers := [referrer for (referrer,) in await cur.fetchall()]:

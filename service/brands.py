@@ -124,6 +124,12 @@ async def set_gs1_company_prefixes(
     return brand
 
 
+async def lock_definitions(conn: AsyncConnection[Any], brand_id: uuid.UUID) -> None:
+    """Serialise, per brand, the writes that delete a tag, segment, product, tier or attribute and those
+    that name one (see lock_brand_definitions); held until the transaction ends."""
+    await conn.execute(QUERIES["lock_brand_definitions"], {"brand_id": brand_id})
+
+
 async def rename_brand(conn: AsyncConnection[Any], *, actor: str, brand_id: uuid.UUID, name: str) -> Brand:
     before = await get_brand(conn, brand_id)
     brand = await fetch_one(conn, QUERIES["rename_brand"], {"brand_id": brand_id, "name": name}, Brand)

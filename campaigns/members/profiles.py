@@ -27,6 +27,7 @@ from campaigns.members.errors import (
 from campaigns.members.phones import MemberVault, mask, normalize_phone
 from codegen.errors import UnsealError
 from service import audit
+from service.brands import lock_definitions
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 
@@ -346,6 +347,7 @@ async def put_attribute_def(
 ) -> AttributeDef:
     if (data.type == "choice") != (data.choices is not None):
         raise InvalidMemberInput("choices", "give choices for a choice attribute, and only then")
+    await lock_definitions(conn, brand_id)  # its check and a rule naming it cannot pass each other
     cur = await conn.execute(QUERIES["count_attribute_defs"], {"brand_id": brand_id, "name": data.name})
     defined_count, already_defined = await cur.fetchone() or (0, False)
     if not already_defined and defined_count >= MAX_ATTRIBUTES:

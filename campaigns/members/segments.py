@@ -20,6 +20,7 @@ from antifraud.regions import is_region
 from campaigns.members import profiles
 from campaigns.members.errors import InvalidMemberInput, LimitReached, NameTaken, ObjectNotFound, SegmentInUse
 from codegen.products import count_brand_products
+from service.brands import lock_definitions
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 from service.spreadsheets import safe_cell
@@ -253,6 +254,7 @@ def members_csv(rows: list[SegmentMember], *, header: bool) -> bytes:
 
 
 async def create(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: SegmentIn, *, actor: str) -> Segment:
+    await lock_definitions(conn, brand_id)  # what it names cannot be deleted meanwhile
     await validate(conn, brand_id, data.filter)
     cur = await conn.execute(QUERIES["count_segments"], {"brand_id": brand_id})
     if (await cur.fetchone() or (0,))[0] >= MAX_SEGMENTS:
@@ -276,6 +278,7 @@ async def create(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: SegmentI
 async def update(
     conn: AsyncConnection[Any], brand_id: uuid.UUID, segment_id: uuid.UUID, data: SegmentIn
 ) -> Segment:
+    await lock_definitions(conn, brand_id)  # what it names cannot be deleted meanwhile
     await validate(conn, brand_id, data.filter)
     try:
         updated = await fetch_one(
@@ -315,6 +318,7 @@ class _Name(msgspec.Struct, frozen=True):
 
 async def delete(conn: AsyncConnection[Any], brand_id: uuid.UUID, segment_id: uuid.UUID) -> None:
     """Refused while a campaign that is not over names it: it would silently reward nobody."""
+    await lock_definitions(conn, brand_id)  # its check and a rule naming it cannot pass each other
     named_by = await fetch_all(
         conn, QUERIES["campaigns_using_segment"], {"brand_id": brand_id, "segment_id": segment_id}, _Name
     )

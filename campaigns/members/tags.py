@@ -20,6 +20,7 @@ from campaigns.members.errors import (
     TagInUse,
 )
 from codegen.products import count_brand_products
+from service.brands import lock_definitions
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 
@@ -82,6 +83,7 @@ class _Applied(msgspec.Struct, frozen=True):
 
 
 async def create_tag(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: TagIn) -> Tag:
+    await lock_definitions(conn, brand_id)  # what it names cannot be deleted meanwhile
     rule = data.rule
     if rule is not None:
         conditions = (rule.min_scans, rule.min_points_earned, rule.min_points_spent, rule.region)
@@ -123,6 +125,7 @@ async def list_tags(conn: AsyncConnection[Any], brand_id: uuid.UUID) -> list[Tag
 
 
 async def delete_tag(conn: AsyncConnection[Any], brand_id: uuid.UUID, name: str) -> None:
+    await lock_definitions(conn, brand_id)  # its check and a rule naming it cannot pass each other
     cur = await conn.execute(QUERIES["segments_using_tag"], {"brand_id": brand_id, "name": name})
     if segments := [segment for (segment,) in await cur.fetchall()]:
         raise TagInUse(name, segments)

@@ -9,6 +9,7 @@ import msgspec
 
 from campaigns.members import recompute
 from campaigns.members.errors import InvalidMemberInput, TierInUse
+from service.brands import lock_definitions
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 
@@ -59,6 +60,7 @@ async def list_tiers(conn: AsyncConnection[Any], brand_id: uuid.UUID) -> list[Ti
 
 async def put_tiers(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: TiersIn) -> list[Tier]:
     """Replace the ladder; each tier must ask strictly more than the one below (in points or scans)."""
+    await lock_definitions(conn, brand_id)  # its check and a rule naming it cannot pass each other
     first = data.tiers[0]
     if first.min_points_earned or first.min_scans:
         raise InvalidMemberInput("tiers[0]", "the entry tier has no thresholds")

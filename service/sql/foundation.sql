@@ -33,6 +33,12 @@ ORDER BY theirs;
 SELECT count(*) AS products FROM products p CROSS JOIN unnest(%(prefixes)s::text[]) AS mine
 WHERE p.brand_id <> %(brand_id)s AND starts_with(substr(p.gtin, 2), mine);
 
+-- lock_brand_definitions --
+-- One change at a time to what a brand's definitions name each other by (tags, segments, products, tiers,
+-- custom attributes, campaign rules), until the transaction ends: a deletion's "is it still named?"
+-- check and a new rule naming the same thing cannot pass each other. These are rare admin writes.
+SELECT pg_advisory_xact_lock(hashtextextended('onecode.definitions:' || %(brand_id)s::text, 0));
+
 -- get_brand_by_slug --
 SELECT id, slug, name, short_code, is_loadtest, gs1_company_prefixes, created_at FROM brands WHERE slug = %(slug)s;
 

@@ -3,6 +3,7 @@ tags, merges, and the finance approval of large points adjustments."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from typing import Any
@@ -13,7 +14,7 @@ from litestar.testing import AsyncTestClient
 
 from campaigns import ledger, rewards
 from campaigns.members import adjustments, profiles, segments, tags
-from campaigns.members.errors import ApprovalRefused
+from campaigns.members.errors import ApprovalRefused, TagInUse
 from codegen import keys
 from service.models import Role
 from service.settings import Settings
@@ -423,3 +424,28 @@ async def test_a_brand_holds_a_bounded_number_of_tags_segments_and_attributes(
         "/v1/member-attributes", json={"name": "field_1", "type": "number"}, headers=admin
     )
     assert redefined.status_code == 200, redefined.text
+
+
+async def test_a_tag_being_named_by_a_new_segment_is_not_deleted_under_it(
+    client: AsyncTestClient[Any], settings: Settings, tenant_a: Tenant
+) -> None:
+    """A segment naming the tag, not yet committed, and the tag's deletion at the same moment: the
+    deletion waits for the segment and then refuses (before, both passed their checks)."""
+    assert (
+        await client.post("/v1/tags", json={"name": "VIP"}, headers=tenant_a.headers())
+    ).status_code == 201
+    url = settings.database_url or ""
+    async with (
+        await psycopg.AsyncConnection.connect(url) as naming,
+        await psycopg.AsyncConnection.connect(url) as deleting,
+    ):
+        segment = segments.SegmentIn(name="VIPs", filter=segments.SegmentFilter(tags_any=["VIP"]))
+        await segments.create(naming, tenant_a.brand_id, segment, actor="test")
+        deletion = asyncio.create_task(tags.delete_tag(deleting, tenant_a.brand_id, "VIP"))
+        await asyncio.sleep(0.5)
+        assert not deletion.done()  # waiting for the segment's transaction
+        await naming.commit()
+        with pytest.raises(TagInUse):
+            await deletion
+        await deleting.rollback()
+    assert [t["name"] for t in (await client.get("/v1/tags", headers=tenant_a.headers())).json()] == ["VIP"]
