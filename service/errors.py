@@ -38,6 +38,15 @@ class Conflict(ServiceError):
         self.field = field
 
 
+class LimitReached(ServiceError):
+    """A brand holds as many of these as it may."""
+
+    def __init__(self, kind: str, limit: int) -> None:
+        super().__init__(f"a brand has at most {limit} {kind}; remove one first")
+        self.kind = kind
+        self.limit = limit
+
+
 class InvalidField(ServiceError):
     """An input value is well-formed but not acceptable; `field` names it."""
 

@@ -74,6 +74,7 @@ _DOMAIN_TYPES: list[tuple[type[Exception], int, str, str]] = [
     (errors.Forbidden, 403, "forbidden", "Forbidden"),
     (errors.NotFound, 404, "not-found", "Not found"),
     (errors.Conflict, 409, "conflict", "Conflict"),
+    (errors.LimitReached, 409, "limit-reached", "Limit reached"),
     (errors.InvalidField, 422, "validation-error", "Request failed validation"),
     (errors.RateLimited, 429, "rate-limited", "Too many requests"),
     (errors.Unavailable, 503, "unavailable", "Service temporarily unavailable"),

@@ -23,7 +23,7 @@ import segno
 
 from codegen import keys
 from service.db import fetch_all, fetch_one
-from service.errors import Conflict, InvalidField, NotFound
+from service.errors import Conflict, InvalidField, LimitReached, NotFound
 from service.models import Role
 from service.queries import load_queries
 
@@ -40,6 +40,8 @@ MAX_FAILURES = 5
 LOCKOUT = dt.timedelta(minutes=15)
 SESSION_IDLE = dt.timedelta(hours=12)
 INVITATION_TTL = dt.timedelta(days=7)
+# Accounts (open invitations included) a brand holds: its people list comes whole.
+MAX_ACCOUNTS = 2000
 RESET_TTL = dt.timedelta(hours=1)
 PASSWORD_MIN = 10
 TOTP_ISSUER = "OneCode"
@@ -232,6 +234,9 @@ async def invite(
         )
         if await cur.fetchone() is None:
             raise InvalidField("distributor_id", "no such distributor")
+    cur = await conn.execute(QUERIES["count_accounts"], {"brand_id": brand_id})
+    if (await cur.fetchone() or (0,))[0] >= MAX_ACCOUNTS:
+        raise LimitReached("console accounts (open invitations included)", MAX_ACCOUNTS)
     taken = await fetch_one(conn, QUERIES["email_taken"], {"email": email}, _Taken)
     if taken is not None and taken.taken:
         raise Conflict("this address already has an account", field="email")

@@ -9,6 +9,12 @@ UPDATE console_invitations SET accepted_at = now()
 WHERE token_hash = %(token_hash)s AND accepted_at IS NULL AND expires_at > now()
 RETURNING brand_id, email, role, distributor_id;
 
+-- count_accounts --
+-- A brand's console accounts and the invitations still open (each may become one).
+SELECT (SELECT count(*) FROM console_users WHERE brand_id = %(brand_id)s)
+     + (SELECT count(*) FROM console_invitations
+        WHERE brand_id = %(brand_id)s AND accepted_at IS NULL AND expires_at > now()) AS accounts;
+
 -- distributor_of_brand --
 SELECT id FROM distributors WHERE id = %(distributor_id)s AND brand_id = %(brand_id)s;
 

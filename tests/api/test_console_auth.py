@@ -10,6 +10,7 @@ import psycopg
 import pyotp
 from litestar.testing import AsyncTestClient
 
+from service import users
 from service.guards import CONSOLE_COOKIE
 from service.models import Role
 from tests.api.test_errors import assert_problem
@@ -202,3 +203,14 @@ class TestConsoleAccounts:
             "/console/invitations/accept", json={"token": late_token, "password": PASSWORD}
         )
         assert_problem(late, 422, "validation-error")
+        # A brand's people list comes whole: accounts and open invitations are capped together.
+        await db.execute(
+            "INSERT INTO console_invitations (token_hash, brand_id, email, role, invited_by, expires_at)"
+            " SELECT sha256(g::text::bytea), %s, 'bulk' || g || '@example.com', 'auditor', 'test',"
+            " now() + interval '1 day' FROM generate_series(1, %s) g",
+            (tenant_a.brand_id, users.MAX_ACCOUNTS),
+        )
+        capped = await client.post(
+            "/v1/users/invitations", json={"email": "one.more@example.com", "role": "auditor"}, headers=admin
+        )
+        assert assert_problem(capped, 409, "limit-reached")["detail"].startswith("a brand has at most 2000")
