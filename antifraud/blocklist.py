@@ -61,19 +61,26 @@ class _Row(msgspec.Struct, frozen=True):
     expires_at: dt.datetime | None
     lifted_at: dt.datetime | None
     change_seq: int
+    member_devices: list[str]
 
 
 class _BrandBlocks:
-    __slots__ = ("devices", "members", "networks")
+    __slots__ = ("devices", "member_devices", "members", "networks")
 
     def __init__(self) -> None:
         self.devices: dict[str, dt.datetime | None] = {}
         self.members: dict[str, dt.datetime | None] = {}
+        # The devices bound to a blocked member when it was blocked (a scan without its cookie).
+        self.member_devices: dict[str, dt.datetime | None] = {}
         self.networks: list[tuple[Network, dt.datetime | None]] = []
 
 
 def _live(expires_at: dt.datetime | None, now: dt.datetime) -> bool:
     return expires_at is None or now < expires_at
+
+
+def _live_in(blocks: dict[str, dt.datetime | None], key: str, now: dt.datetime) -> bool:
+    return key in blocks and _live(blocks[key], now)
 
 
 class Blocklist:
@@ -110,6 +117,7 @@ class Blocklist:
                 index.devices[row.value] = row.expires_at
             elif row.kind == "member":
                 index.members[row.value] = row.expires_at
+                index.member_devices.update(dict.fromkeys(row.member_devices, row.expires_at))
             else:
                 index.networks.append((ipaddress.ip_network(row.value, strict=False), row.expires_at))
         return index
@@ -127,10 +135,10 @@ class Blocklist:
         index = self._by_brand.get(brand_id)
         if index is None:
             return None
-        if device_id in index.devices and _live(index.devices[device_id], now):
+        if _live_in(index.devices, device_id, now):
             return "device"
-        member = str(member_id) if member_id is not None else None
-        if member is not None and member in index.members and _live(index.members[member], now):
+        by_token = member_id is not None and _live_in(index.members, str(member_id), now)
+        if by_token or _live_in(index.member_devices, device_id, now):
             return "member"
         if ip is not None and index.networks:
             try:

@@ -88,6 +88,10 @@ WITH input AS (
       AND (i.tiers IS NULL OR i.tier_name = ANY(i.tiers))
       AND (i.segment_ids IS NULL OR EXISTS (SELECT 1 FROM segment_memberships sm
                                             WHERE sm.segment_id = ANY(i.segment_ids) AND sm.member_id = i.member_id))
+      -- A blocked member is never paid, whichever device or token the scan came with.
+      AND NOT EXISTS (SELECT 1 FROM blocks b
+                      WHERE b.brand_id = i.brand_id AND b.kind = 'member' AND b.lifted_at IS NULL
+                        AND b.value = i.member_id::text AND (b.expires_at IS NULL OR b.expires_at > i.scanned_at))
 ), marked AS (
     -- One rewarded scan per code: stackable campaigns may all reward that scan, and no other.
     UPDATE code_claims cc SET rewarded_scan_id = e.scan_id

@@ -223,6 +223,12 @@ SELECT brand_id FROM products WHERE gtin = %(gtin)s;
 SELECT brand_id FROM batches WHERE id = %(batch_id)s;
 
 -- registry_blocks --
--- Blocks made, lifted or changed since; expiry is checked at scan time.
-SELECT id, brand_id, kind, value, expires_at, lifted_at, change_seq FROM blocks
-WHERE change_seq > %(since)s OR change_seq = ANY(%(missing)s::bigint[]);
+-- Blocks made, lifted or changed since; expiry is checked at scan time. A member's block comes with the
+-- devices bound to the member then: a scan from one of them without the member's cookie is the member's.
+SELECT b.id, b.brand_id, b.kind, b.value, b.expires_at, b.lifted_at, b.change_seq,
+       CASE WHEN b.kind = 'member' THEN
+           (SELECT coalesce(array_agg(d.device_id ORDER BY d.device_id), '{}') FROM member_devices d
+            WHERE d.brand_id = b.brand_id AND d.member_id = b.value::uuid)
+       ELSE '{}' END AS member_devices
+FROM blocks b
+WHERE b.change_seq > %(since)s OR b.change_seq = ANY(%(missing)s::bigint[]);

@@ -14,6 +14,7 @@ from litestar.testing import AsyncTestClient
 from service.models import Role
 from service.settings import Settings
 from tests.api.test_errors import assert_problem
+from tests.campaigns.test_scan_rewards import launch, points_campaign
 from tests.conftest import Tenant
 from tests.fixtures_codes import IssuedBatch, issue_batch
 
@@ -83,6 +84,8 @@ class TestBlocks:
         assert (await block(client, tenant_a, kind="member", value=first["member"]["id"])).status_code == 201
         refused = await scan(client, issued.urls[3], "dev-member-02", member_token=first["member_token"])
         assert_problem(refused, 403, "scan-blocked")
+        # Its own device, without its cookie, is still the member.
+        assert_problem(await scan(client, issued.urls[3], "dev-member-01"), 403, "scan-blocked")
         # A proxy in front says where scans come from (X-Forwarded-For is trusted only when configured).
         proxied = {"X-Forwarded-For": "203.0.113.77"}
         soon = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)).isoformat()
@@ -126,3 +129,28 @@ class TestBlocks:
             headers=tenant_a.headers(Role.MARKETER),
         )
         assert marketer.status_code == 403
+
+    async def test_a_blocked_member_is_never_paid_from_a_device_bound_after_the_block(
+        self,
+        client: AsyncTestClient[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+        db: psycopg.AsyncConnection[Any],
+    ) -> None:
+        """A device the member took after its block is not in the workers' copy: the scan goes through,
+        the database's reward statement pays it nothing."""
+        campaign_id = await launch(client, tenant_a, points_campaign())
+        first = (await scan(client, issued.urls[6], "dev-blocked-first")).json()
+        assert first["reward"]["points"] == 100
+        member_id = first["member"]["id"]
+        assert (await block(client, tenant_a, kind="member", value=member_id)).status_code == 201
+        await db.execute(
+            "INSERT INTO member_devices (brand_id, device_id, member_id)"
+            " VALUES (%s, 'dev-blocked-later', %s)",
+            (tenant_a.brand_id, member_id),
+        )
+        later = await scan(client, issued.urls[7], "dev-blocked-later")
+        assert later.status_code == 200, later.text
+        assert later.json()["member"]["id"] == member_id and later.json()["reward"] is None
+        cur = await db.execute("SELECT count(*) FROM points_awards WHERE campaign_id = %s", (campaign_id,))
+        assert await cur.fetchone() == (1,)
