@@ -178,12 +178,18 @@ async def ship(
     """Record the shipment and activate its items; an item already shipped makes the whole request fail."""
     if not data.items and not data.sscc:
         raise InvalidInput("items", "ship at least one item range or one case or pallet (sscc)")
+    if len(set(data.sscc)) != len(data.sscc):
+        raise InvalidInput("sscc", "a case or pallet is named twice")
     distributor = await get_distributor(conn, brand_id, data.distributor_id)
     ranges = [*data.items, *await _ranges_of_aggregations(conn, brand_id, data.sscc)]
+    if not ranges:  # cases or pallets with nothing in them (made before empty ones were refused)
+        raise InvalidInput("sscc", "these cases or pallets hold no items: nothing to ship")
     batches: dict[uuid.UUID, Batch] = {}
     for n, item_range in enumerate(ranges):
         batch = batches.get(item_range.batch_id) or await get_batch(conn, brand_id, item_range.batch_id)
         batches[batch.id] = batch
+        if item_range.start >= item_range.stop:
+            raise InvalidInput(f"items[{n}]", "an empty or reversed range: start must be below stop")
         if not 0 <= item_range.start < item_range.stop <= batch.quantity:
             raise InvalidInput(
                 f"items[{n}]", f"a range must lie within the batch's positions 0..{batch.quantity}"

@@ -33,7 +33,21 @@ QUERIES = load_queries("codegen.sql", "codegen.sql")
 Resolver = Callable[[str], Verification]
 
 
-async def create_aggregation(  # noqa: C901 - one validation per input kind, in order
+def _check_contents(data: AggregationIn) -> None:
+    """Cases hold items and pallets cases, and neither is empty: shipped, an empty one activates nothing."""
+    if data.level is AggregationLevel.CASE:
+        if data.children_sscc:
+            raise InvalidInput("children_sscc", "cases hold items; pallets hold cases")
+        if not (data.items or data.serials):
+            raise InvalidInput("items", "a case holds at least one item (a range or a serial)")
+    else:
+        if data.items or data.serials:
+            raise InvalidInput("items", "pallets hold cases, not items")
+        if not data.children_sscc:
+            raise InvalidInput("children_sscc", "a pallet holds at least one case")
+
+
+async def create_aggregation(
     conn: AsyncConnection[Any],
     *,
     actor: str,
@@ -44,10 +58,7 @@ async def create_aggregation(  # noqa: C901 - one validation per input kind, in 
 ) -> AggregationView:
     """Record one case (item ranges and/or scanned serials) or one pallet (child case SSCCs)."""
     validate_sscc(data.sscc)
-    if data.level is AggregationLevel.CASE and data.children_sscc:
-        raise InvalidInput("children_sscc", "cases hold items; pallets hold cases")
-    if data.level is AggregationLevel.PALLET and (data.items or data.serials):
-        raise InvalidInput("items", "pallets hold cases, not items")
+    _check_contents(data)
     ranges = list(data.items)
     for n, serial in enumerate(data.serials):
         verified = resolve(serial)

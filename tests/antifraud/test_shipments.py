@@ -133,7 +133,12 @@ class TestActivation:
         assert (await scan(client, issued.urls[20]))["verdict"] == "not_activated"
 
     async def test_bad_shipments_are_refused_with_clear_errors(
-        self, client: AsyncTestClient[Any], tenant_a: Tenant, tenant_b: Tenant, issued: IssuedBatch
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        tenant_b: Tenant,
+        issued: IssuedBatch,
     ) -> None:
         east = await distributor(client, tenant_a)
         assert (await ship(client, tenant_a, east, issued.batch.id, 0, 10)).status_code == 201
@@ -151,6 +156,34 @@ class TestActivation:
             "/v1/shipments", json={"distributor_id": east}, headers=tenant_a.headers(Role.OPERATIONS)
         )
         assert_problem(nothing, 422, "validation-error")
+        reversed_range = assert_problem(
+            await ship(client, tenant_a, east, issued.batch.id, 50, 40), 422, "validation-error"
+        )
+        assert "reversed" in reversed_range["errors"][0]["message"]
+        # A pallet recorded empty before empty ones were refused, and one case named twice.
+        await client.post(
+            "/v1/aggregations",
+            json={
+                "level": "case",
+                "sscc": "106141410000000016",
+                "items": [{"batch_id": str(issued.batch.id), "start": 30, "stop": 35}],
+            },
+            headers=tenant_a.headers(),
+        )
+        await db.execute(
+            "INSERT INTO aggregations (brand_id, level, sscc) VALUES (%s, 'pallet', '106141410000007773')",
+            (tenant_a.brand_id,),
+        )
+        for sscc, message in (
+            (["106141410000007773"], "nothing to ship"),
+            (["106141410000000016"] * 2, "twice"),
+        ):
+            refused = await client.post(
+                "/v1/shipments",
+                json={"distributor_id": east, "sscc": sscc},
+                headers=tenant_a.headers(Role.OPERATIONS),
+            )
+            assert message in assert_problem(refused, 422, "validation-error")["detail"]
         bad_region = await client.post(
             "/v1/distributors", json={"name": "Nowhere", "regions": ["CN-ZZ"]}, headers=tenant_a.headers()
         )

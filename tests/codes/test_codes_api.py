@@ -387,6 +387,12 @@ class TestAggregation:
             headers=tenant_a.headers(),
         )
         assert assert_problem(bad, 422, "validation-error")["errors"][0]["field"] == "sscc"
+        for empty, field in (
+            ({"level": "pallet", "sscc": "106141410000007773", "children_sscc": []}, "children_sscc"),
+            ({"level": "case", "sscc": "106141410000007773"}, "items"),
+        ):
+            refused = await client.post("/v1/aggregations", json=empty, headers=tenant_a.headers())
+            assert assert_problem(refused, 422, "validation-error")["errors"][0]["field"] == field
 
 
 def gtin13(payload: str) -> str:
