@@ -2,7 +2,11 @@
 -- Scans of shipped items outside their distributor's territory, newest first, keyset-paged by
 -- (scanned_at, id); each with the item's case and pallet (the chain a recall or an audit follows).
 -- `only_distributor` scopes a distributor's token to its own events.
-SELECT s.id AS scan_id, s.scanned_at, s.distributor_id, d.name AS distributor_name, d.regions AS territory,
+SELECT s.id AS scan_id, s.scanned_at, s.distributor_id, d.name AS distributor_name,
+       -- The territory the scan was judged against: the distributor's when it was scanned.
+       coalesce((SELECT t.regions FROM distributor_territories t
+                 WHERE t.distributor_id = s.distributor_id AND t.valid_from <= s.scanned_at
+                 ORDER BY t.valid_from DESC LIMIT 1), d.regions) AS territory,
        s.region, s.product_id, p.name AS product_name, s.batch_id, b.lot, s.code_index - b.start_index AS position,
        c.sscc AS case_sscc, pl.sscc AS pallet_sscc, s.city
 FROM scans s

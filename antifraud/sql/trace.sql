@@ -1,7 +1,11 @@
 -- item_shipment --
 -- The shipment that activated an item (at most one: activations never overlap), with its receipt.
-SELECT s.id, s.distributor_id, d.name AS distributor_name, d.regions, s.reference, s.shipped_at,
-       s.received_at
+SELECT s.id, s.distributor_id, d.name AS distributor_name,
+       -- The territory the item was shipped under.
+       coalesce((SELECT t.regions FROM distributor_territories t
+                 WHERE t.distributor_id = s.distributor_id AND t.valid_from <= s.shipped_at
+                 ORDER BY t.valid_from DESC LIMIT 1), d.regions) AS regions,
+       s.reference, s.shipped_at, s.received_at
 FROM activations a
 JOIN shipments s ON s.id = a.shipment_id
 JOIN distributors d ON d.id = s.distributor_id

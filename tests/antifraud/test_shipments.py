@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
@@ -269,6 +270,14 @@ class TestWhereAndDiversion:
             (None, east, False),
         ]
         assert rows[3][3] is None  # nor logged
+        # The territory changes afterwards: the report still shows the one the scan was judged against.
+        await asyncio.sleep(0.01)
+        moved = await client.put(
+            f"/v1/distributors/{east}/regions", json={"regions": ["CN-GD"]}, headers=tenant_a.headers()
+        )
+        assert moved.status_code == 200, moved.text
+        report = (await client.get("/v1/reports/diversion", headers=tenant_a.headers(Role.OPERATIONS))).json()
+        assert [(e["region"], e["territory"]) for e in report["items"]] == [("CN-GD", ["CN-SH", "CN-ZJ"])]
 
     async def test_a_city_territory_catches_a_scan_in_another_city_of_its_province(
         self,
