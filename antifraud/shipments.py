@@ -302,8 +302,9 @@ async def receive(
     shipment_id: uuid.UUID,
     only_distributor: uuid.UUID | None,
     now: dt.datetime,
-) -> Shipment:
-    """The distributor confirms receipt (once: a second receipt keeps the first)."""
+) -> tuple[Shipment, bool]:
+    """The distributor confirms receipt (once: a second receipt keeps the first). Returns the shipment
+    and whether this call received it."""
     shipment = await get_shipment(conn, brand_id, shipment_id, only_distributor=only_distributor)
     params = {
         "brand_id": brand_id,
@@ -313,9 +314,10 @@ async def receive(
         "now": now,
     }
     cur = await conn.execute(QUERIES["receive_shipment"], params)
-    if await cur.fetchone() is not None:
+    received = await cur.fetchone() is not None
+    if received:
         await _trace(conn, brand_id, "receiving", shipment, shipment.distributor_id, shipment.ranges, now)
-    return await get_shipment(conn, brand_id, shipment_id, only_distributor=only_distributor)
+    return await get_shipment(conn, brand_id, shipment_id, only_distributor=only_distributor), received
 
 
 async def activation_summary(

@@ -169,7 +169,7 @@ async def receive_shipment(
     """The distributor confirms the goods arrived (once; a second call returns the first receipt)."""
     principal = principal_from(request)
     brand_id = brand_of(principal)
-    shipment = await shipments.receive(
+    shipment, received = await shipments.receive(
         db,
         actor=principal.actor,
         brand_id=brand_id,
@@ -177,15 +177,16 @@ async def receive_shipment(
         only_distributor=_only(principal),
         now=dt.datetime.now(dt.UTC),
     )
-    await audit.record(
-        db,
-        actor=principal.actor,
-        brand_id=brand_id,
-        action="shipment.receive",
-        object_type="shipment",
-        object_id=shipment_id,
-        after={"received_at": shipment.received_at, "received_by": shipment.received_by},
-    )
+    if received:  # a repeated call changes nothing, and says so by the first receipt it returns
+        await audit.record(
+            db,
+            actor=principal.actor,
+            brand_id=brand_id,
+            action="shipment.receive",
+            object_type="shipment",
+            object_id=shipment_id,
+            after={"received_at": shipment.received_at, "received_by": shipment.received_by},
+        )
     return shipment
 
 

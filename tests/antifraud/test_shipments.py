@@ -218,6 +218,10 @@ class TestDistributorScope:
         assert received.status_code == 200, received.text
         again = await client.post(f"/v1/shipments/{mine}/receive", headers=portal)
         assert again.json()["received_at"] == received.json()["received_at"]
+        receipts = await client.get(
+            "/v1/audit", params={"action": "shipment.receive"}, headers=tenant_a.headers(Role.AUDITOR)
+        )
+        assert len(receipts.json()["items"]) == 1  # the repeat changed nothing, and wrote nothing
         assert [d["id"] for d in (await client.get("/v1/distributors", headers=portal)).json()["items"]] == [
             east
         ]
