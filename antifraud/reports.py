@@ -118,8 +118,10 @@ async def report(
     before: tuple[dt.datetime, uuid.UUID] | None,
     limit: int,
 ) -> DiversionReport:
-    page = await events(conn, found, before=before, limit=limit)
-    last = page[-1] if len(page) == limit else None
+    # One more than the page: a page that ends on the last event has no next page to point at.
+    found_and_one = await events(conn, found, before=before, limit=limit + 1)
+    page = found_and_one[:limit]
+    last = page[-1] if len(found_and_one) > limit else None
     return DiversionReport(
         since=found.since,
         until=found.until,
@@ -130,7 +132,8 @@ async def report(
 
 
 def cursor_of(event: DiversionEvent) -> str:
-    return f"{event.scanned_at.isoformat()},{event.scan_id}"
+    # In UTC with a Z: no "+" that a URL would read as a space when the cursor is pasted back as is.
+    return f"{event.scanned_at.astimezone(dt.UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')},{event.scan_id}"
 
 
 def parse_cursor(raw: str) -> tuple[dt.datetime, uuid.UUID]:

@@ -56,7 +56,8 @@ async def diversion(
     scope = report_scope(principal, since, until, distributor_id=distributor_id, region=region)
     if format == "json":
         return await reports.report(report_db, scope, before=before, limit=min(limit, 1000))
-    found = await reports.events(report_db, scope, before=before, limit=limit)
+    found_and_one = await reports.events(report_db, scope, before=before, limit=limit + 1)
+    found = found_and_one[:limit]
     async with _primary(request, report_db) as db:
         await audit.record(
             db,
@@ -73,7 +74,7 @@ async def diversion(
             },
         )
     headers = {"content-disposition": 'attachment; filename="diversion.csv"'}
-    if len(found) == limit:
+    if len(found_and_one) > limit:  # a file that ends on the last event has no next file
         query = {**dict(request.query_params), "after": reports.cursor_of(found[-1])}
         headers["link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
     return Response(reports.to_csv(found, header=after is None), media_type="text/csv", headers=headers)

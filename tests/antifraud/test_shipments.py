@@ -371,6 +371,14 @@ class TestDiversionReport:
         assert 'rel="next"' in csv_file.headers["link"]
         rest = await client.get(csv_file.headers["link"].split(">")[0].lstrip("<"), headers=east_portal)
         assert len(rest.text.splitlines()) == 1  # the second file: one row, no header
+        assert "link" not in rest.headers  # it ended on the last event: no third file to point at
+        # A JSON page's cursor goes back pasted as it is, and the last page points nowhere.
+        first_page = (await client.get("/v1/reports/diversion?limit=1", headers=east_portal)).json()
+        pasted = await client.get(
+            f"/v1/reports/diversion?limit=1&after={first_page['next_cursor']}", headers=east_portal
+        )
+        assert pasted.status_code == 200, pasted.text
+        assert [e["position"] for e in pasted.json()["items"]] == [1] and pasted.json()["next_cursor"] is None
         bad = await client.get(
             "/v1/reports/diversion", params={"since": "2020-01-01T00:00:00Z"}, headers=east_portal
         )
