@@ -40,7 +40,11 @@ async def create_brand(request: Request[Any, Any, Any], db: AsyncConnection[Any]
     return await brands.create_brand(db, actor=principal_from(request).actor, data=data)
 
 
-@get("/brands", opt=roles(*ANY_BRAND_ROLE, Role.PLATFORM_ADMIN), tags=["brands"])
+# A distributor is another company: the portal API is all it reads of the brand.
+BRAND_READERS = (*(ANY_BRAND_ROLE - {Role.DISTRIBUTOR}), Role.PLATFORM_ADMIN)
+
+
+@get("/brands", opt=roles(*BRAND_READERS), tags=["brands"])
 async def list_brands(
     request: Request[Any, Any, Any],
     db: AsyncConnection[Any],
@@ -54,7 +58,7 @@ async def list_brands(
     return page(items, limit, lambda b: b.id)
 
 
-@get("/brands/{brand_id:uuid}", opt=roles(*ANY_BRAND_ROLE, Role.PLATFORM_ADMIN), tags=["brands"])
+@get("/brands/{brand_id:uuid}", opt=roles(*BRAND_READERS), tags=["brands"])
 async def get_brand(db: AsyncConnection[Any], brand_id: uuid.UUID) -> Brand:
     return await brands.get_brand(db, brand_id)
 

@@ -232,6 +232,8 @@ class TestDistributorScope:
             ("GET", "/v1/products"),
             ("GET", f"/v1/batches/{issued.batch.id}/activation"),
             ("GET", "/v1/audit"),
+            ("GET", "/v1/brands"),
+            ("GET", f"/v1/brands/{tenant_a.brand_id}"),
         ]:
             response = await client.request(method, path, headers=portal, json={})
             assert response.status_code == 403, (method, path, response.text)
