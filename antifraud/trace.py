@@ -145,14 +145,17 @@ def epcis_document(trace: CodeTrace, *, now: dt.datetime) -> dict[str, Any]:
     """The trace as an EPCIS 2.0 document (validated in tests against GS1's JSON schema)."""
     events: list[dict[str, Any]] = []
     scans = {str(s.id): s for s in trace.scans}
+    case = next((f"https://id.gs1.org/00/{p.sscc}" for p in trace.parents if p.level == "case"), None)
     for event in trace.events:
         if event.kind == "packing":
+            # The item went into its case, and the case onto the pallet.
+            child = case if event.detail.get("level") == "pallet" and case is not None else trace.item_uri
             body: dict[str, Any] = {
                 "type": "AggregationEvent",
                 "action": "ADD",
                 "bizStep": "packing",
                 "parentID": f"https://id.gs1.org/00/{event.ref}",
-                "childEPCs": [trace.item_uri],
+                "childEPCs": [child],
             }
         else:
             body = {"type": "ObjectEvent", "epcList": [trace.item_uri], **_object_event(event, trace, scans)}

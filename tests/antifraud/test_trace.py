@@ -120,6 +120,11 @@ class TestTrace:
         ]
         assert events[5]["readPoint"] == {"id": "geo:30.27,120.16"}
         assert len({e["eventID"] for e in events}) == len(events)
+        # The item into its case, and that case (not the item) onto the pallet.
+        into_case, onto_pallet = events[1], events[2]
+        assert into_case["childEPCs"] == [events[0]["epcList"][0]]
+        assert onto_pallet["childEPCs"] == [into_case["parentID"]]
+        assert onto_pallet["parentID"] != into_case["parentID"]
 
     def test_the_validator_refuses_a_broken_document(self) -> None:
         """The schema check can fail: GS1's own example with an unknown action word does."""
