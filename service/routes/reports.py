@@ -12,7 +12,7 @@ from litestar import Request, Response, Router, get
 from litestar.params import Parameter
 from psycopg import AsyncConnection
 
-from antifraud import reports
+from antifraud import regions, reports
 from antifraud.reports import DiversionReport, ReportFilter
 from service import audit
 from service.errors import InvalidField
@@ -109,6 +109,10 @@ def report_scope(
         raise InvalidField("since", "give times with their UTC offset, e.g. 2026-11-01T00:00:00+08:00")
     if not dt.timedelta(0) < until - since <= dt.timedelta(days=reports.MAX_DAYS):
         raise InvalidField("since", f"the range must be positive and at most {reports.MAX_DAYS} days")
+    if region is not None:
+        region = region.upper()  # as scans record it: CN-GD
+        if not regions.is_region(region):
+            raise InvalidField("region", "not an ISO 3166-2 province code such as CN-GD")
     return ReportFilter(
         brand_id=brand_of(principal),
         since=since,

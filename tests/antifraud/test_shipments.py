@@ -363,6 +363,13 @@ class TestDiversionReport:
             "/v1/reports/diversion", params={"distributor_id": east}, headers=south_portal
         )
         assert sneaky.json()["items"] == []
+        lowercase = await client.get("/v1/reports/diversion", params={"region": "cn-gd"}, headers=east_portal)
+        assert len(lowercase.json()["items"]) == 2
+        for nowhere in ("XX-YY", "<script>"):
+            unknown = await client.get(
+                "/v1/reports/diversion", params={"region": nowhere}, headers=east_portal
+            )
+            assert assert_problem(unknown, 422, "validation-error")["errors"][0]["field"] == "region"
         csv_file = await client.get(
             "/v1/reports/diversion", params={"format": "csv", "limit": 1}, headers=east_portal
         )
