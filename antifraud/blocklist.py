@@ -17,7 +17,7 @@ import msgspec
 from psycopg.rows import class_row
 
 from codegen.changes import ChangeCursor
-from codegen.errors import InvalidInput, ObjectNotFound
+from codegen.errors import InvalidInput, ObjectNotFound, StateConflict
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 
@@ -186,6 +186,11 @@ async def create(
         found = await conn.execute(QUERIES["member_of_brand"], {"brand_id": brand_id, "member_id": value})
         if await found.fetchone() is None:
             raise InvalidInput("value", "no member of this brand has this id")
+    cur = await conn.execute(
+        QUERIES["active_block"], {"brand_id": brand_id, "kind": data.kind, "value": value, "now": now}
+    )
+    if (existing := await cur.fetchone()) is not None:
+        raise StateConflict(f"already blocked (block {existing[0]}): lift it to change it", field="value")
     params = {
         "brand_id": brand_id,
         "kind": data.kind,

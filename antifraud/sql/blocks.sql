@@ -15,5 +15,12 @@ UPDATE blocks SET lifted_at = coalesce(lifted_at, %(now)s), lifted_by = coalesce
 WHERE brand_id = %(brand_id)s AND id = %(block_id)s
 RETURNING id, brand_id, kind, value, reason, expires_at, created_by, created_at, lifted_by, lifted_at;
 
+-- active_block --
+-- The block already in force on this source, if any (a second one would only hide which to lift).
+SELECT id FROM blocks
+WHERE brand_id = %(brand_id)s AND kind = %(kind)s AND value = %(value)s AND lifted_at IS NULL
+  AND (expires_at IS NULL OR expires_at > %(now)s)
+LIMIT 1;
+
 -- member_of_brand --
 SELECT 1 FROM members WHERE id = %(member_id)s AND brand_id = %(brand_id)s;

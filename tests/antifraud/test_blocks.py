@@ -117,6 +117,9 @@ class TestBlocks:
             refused = await block(client, tenant_a, kind=kind, value=value)
             assert assert_problem(refused, 422, "validation-error")["errors"][0]["field"] == "value", value
         assert (await block(client, tenant_a, kind="ip", value="10.0.0.0/8")).status_code == 201
+        # The same range again (written otherwise): one block per source, so that lifting it lifts it.
+        again = await block(client, tenant_a, kind="ip", value="10.1.2.3/8")
+        assert "already blocked" in assert_problem(again, 409, "conflict")["detail"]
         past = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat()
         assert_problem(
             await block(client, tenant_a, kind="device", value=f"dev-{uuid.uuid4().hex}", expires_at=past),
