@@ -34,6 +34,7 @@ logger = logging.getLogger("onecode.problems")
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 # `type` URIs are stable identifiers clients may switch on; the page behind them is documentation.
 PROBLEM_BASE = "https://onecode.dev/problems/"
+MAX_DETAIL = 300
 
 
 class FieldError(msgspec.Struct, omit_defaults=True):
@@ -137,6 +138,8 @@ def problem_response(
         # Outside the request-context middleware (a test app of its own): still an id to quote.
         request_id = uuid.uuid4().hex
         response_headers["x-request-id"] = request_id
+    if detail is not None and len(detail) > MAX_DETAIL:  # it may quote the request: never all of a long one
+        detail = detail[: MAX_DETAIL - 1] + "…"
     problem = Problem(
         type=PROBLEM_BASE + slug,
         title=title,

@@ -142,6 +142,14 @@ class TestProblemShape:
         )
         assert problem["detail"] == "JSON nested too deeply"
 
+    async def test_a_long_request_is_not_echoed_whole(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        """A 3,000-character serial fails validation; the problem quotes its start, not all of it."""
+        response = await client.get(f"/v1/codes/{'A' * 3000}/trace", headers=tenant_a.headers())
+        problem = assert_problem(response, 422, "validation-error")
+        assert len(problem["detail"]) <= 300 and problem["detail"].endswith("…")
+
     async def test_request_id_is_echoed(self, client: AsyncTestClient[Any]) -> None:
         """A caller's X-Request-ID comes back, so logs on both sides line up."""
         response = await client.get("/healthz", headers={"X-Request-ID": "req-12345678"})
