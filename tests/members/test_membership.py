@@ -123,7 +123,9 @@ class TestRefresh:
         import) carry a time the next refresh would already have passed: it looks back to that
         transaction's start instead, however long it stayed open."""
         member_id = uuid.UUID((await scan(client, issued.urls[0], "device-open-1"))["member"]["id"])
-        await refresh(db, full=True)
+        # The daily full refresh dated as the last refresh below will be: run in the last 20 minutes of
+        # a UTC day, that refresh would otherwise be the next day's full one.
+        await refresh(db, full=True, now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20, seconds=1))
         async with await psycopg.AsyncConnection.connect(settings.database_url or "") as slow:
             began = dt.datetime.now(dt.UTC)
             await slow.execute("SELECT 1")  # the transaction is open from here
