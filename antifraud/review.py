@@ -40,6 +40,8 @@ class FlaggedCode(msgspec.Struct, frozen=True):
     scans: int
     case_sscc: str | None
     pallet_sscc: str | None
+    # The printed serial, to open the item's story (GET /v1/codes/{serial}/trace); from the registry.
+    serial: str | None = None
 
 
 class FlaggedCase(msgspec.Struct, frozen=True):

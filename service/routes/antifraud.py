@@ -82,9 +82,12 @@ async def list_flagged(
 ) -> Page:
     """Codes whose scans crossed a clone threshold, with their case and pallet, oldest flag first."""
     limit = min(limit, settings.max_page_size)
-    items = await review.flagged(
-        db, brand_of(principal_from(request)), status=status, after=after, limit=limit
-    )
+    brand_id = brand_of(principal_from(request))
+    items = await review.flagged(db, brand_id, status=status, after=after, limit=limit)
+    registry = request.app.state.onecode.registry
+    items = [
+        msgspec.structs.replace(f, serial=registry.serial_of(brand_id, f.key_id, f.code_index)) for f in items
+    ]
     return Page(items=items, next_cursor=str(items[-1].id) if len(items) == limit else None)
 
 

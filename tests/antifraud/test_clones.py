@@ -115,6 +115,10 @@ class TestThresholds:
         assert verdicts == ["genuine_first"] + ["genuine_repeat"] * 3 + ["suspect_clone"] * 2
         flags = (await client.get("/v1/antifraud/flagged", headers=tenant_a.headers())).json()["items"]
         assert flags[0]["reasons"] == ["devices", "leaked"]
+        # The serial as printed, to open the item's story from the list.
+        assert leaked.urls[0].endswith("/" + flags[0]["serial"])
+        trace = await client.get(f"/v1/codes/{flags[0]['serial']}/trace", headers=tenant_a.headers())
+        assert trace.status_code == 200, trace.text
 
     async def test_5_provinces_turn_a_code_suspect_at_the_3rd(
         self, client: AsyncTestClient[Any], issued: IssuedBatch, tenant_a: Tenant
