@@ -289,8 +289,18 @@ async def list_shipments(
     after: uuid.UUID | None,
     limit: int,
     only_distributor: uuid.UUID | None = None,
+    distributor_id: uuid.UUID | None = None,
+    received: bool | None = None,
 ) -> list[Shipment]:
-    params = {"brand_id": brand_id, "after": after, "limit": limit, "only_distributor": only_distributor}
+    """Newest first; a distributor's token sees its own (`only_distributor`), whatever it filters on."""
+    params = {
+        "brand_id": brand_id,
+        "after": after,
+        "limit": limit,
+        "only_distributor": only_distributor,
+        "distributor_id": distributor_id,
+        "received": received,
+    }
     return await fetch_all(conn, QUERIES["list_shipments"], params, Shipment)
 
 

@@ -48,7 +48,8 @@ WHERE brand_id = %(brand_id)s AND id = %(shipment_id)s
   AND (%(only_distributor)s::uuid IS NULL OR distributor_id = %(only_distributor)s);
 
 -- list_shipments --
--- Each with its ranges, as `get_shipment` answers (a list that showed none looked like empty shipments).
+-- Newest first, each with its ranges, as `get_shipment` answers (a list that showed none looked like
+-- empty shipments). `after` is the last shipment of the previous page.
 SELECT s.id, s.brand_id, s.distributor_id, s.reference, s.items, s.shipped_at, s.shipped_by, s.received_at,
        s.received_by,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('batch_id', a.batch_id, 'start', a.start_index,
@@ -56,9 +57,14 @@ SELECT s.id, s.brand_id, s.distributor_id, s.reference, s.items, s.shipped_at, s
                                   ORDER BY a.batch_id, a.start_index), '[]')
         FROM activations a WHERE a.shipment_id = s.id) AS ranges
 FROM shipments s
-WHERE s.brand_id = %(brand_id)s AND (%(after)s::uuid IS NULL OR s.id > %(after)s)
+WHERE s.brand_id = %(brand_id)s
+  AND (%(after)s::uuid IS NULL
+       OR (s.shipped_at, s.id) < (SELECT p.shipped_at, p.id FROM shipments p
+                                  WHERE p.id = %(after)s AND p.brand_id = %(brand_id)s))
   AND (%(only_distributor)s::uuid IS NULL OR s.distributor_id = %(only_distributor)s)
-ORDER BY s.id LIMIT %(limit)s;
+  AND (%(distributor_id)s::uuid IS NULL OR s.distributor_id = %(distributor_id)s)
+  AND (%(received)s::boolean IS NULL OR (s.received_at IS NOT NULL) = %(received)s)
+ORDER BY s.shipped_at DESC, s.id DESC LIMIT %(limit)s;
 
 -- shipment_ranges --
 SELECT batch_id, start_index AS start, stop_index AS stop FROM activations

@@ -143,11 +143,20 @@ async def list_shipments(
     settings: Settings,
     after: uuid.UUID | None = None,
     limit: Limit = 50,
+    distributor_id: uuid.UUID | None = None,
+    received: bool | None = None,
 ) -> Page:
+    """Shipments newest first, of one distributor or all, received or not yet (`?received=false`)."""
     principal = principal_from(request)
     limit = min(limit, settings.max_page_size)
     items = await shipments.list_shipments(
-        db, brand_of(principal), after=after, limit=limit, only_distributor=_only(principal)
+        db,
+        brand_of(principal),
+        after=after,
+        limit=limit,
+        only_distributor=_only(principal),
+        distributor_id=distributor_id,
+        received=received,
     )
     return page(items, limit, lambda s: s.id)
 

@@ -213,11 +213,25 @@ class TestDistributorScope:
         assert shown["ranges"] == [{"batch_id": str(issued.batch.id), "start": 0, "stop": 10}]
         assert shown == (await client.get(f"/v1/shipments/{mine}", headers=portal)).json()
         assert (await client.get(f"/v1/shipments/{theirs}", headers=portal)).status_code == 404
+        # The brand's list: newest first, a page at a time, and by distributor or receipt.
+        ops = tenant_a.headers(Role.OPERATIONS)
+        newest = await client.get("/v1/shipments", params={"limit": 1}, headers=ops)
+        assert [s["id"] for s in newest.json()["items"]] == [theirs]
+        older = await client.get(
+            "/v1/shipments", params={"limit": 1, "after": newest.json()["next_cursor"]}, headers=ops
+        )
+        assert [s["id"] for s in older.json()["items"]] == [mine]
+        by_south = await client.get("/v1/shipments", params={"distributor_id": south}, headers=ops)
+        assert [s["id"] for s in by_south.json()["items"]] == [theirs]
+        sneaky = await client.get("/v1/shipments", params={"distributor_id": south}, headers=portal)
+        assert sneaky.json()["items"] == []  # a distributor's own, whatever it filters on
         assert (await client.post(f"/v1/shipments/{theirs}/receive", headers=portal)).status_code == 404
         received = await client.post(f"/v1/shipments/{mine}/receive", headers=portal)
         assert received.status_code == 200, received.text
         again = await client.post(f"/v1/shipments/{mine}/receive", headers=portal)
         assert again.json()["received_at"] == received.json()["received_at"]
+        waiting = await client.get("/v1/shipments", params={"received": "false"}, headers=ops)
+        assert [s["id"] for s in waiting.json()["items"]] == [theirs]
         receipts = await client.get(
             "/v1/audit", params={"action": "shipment.receive"}, headers=tenant_a.headers(Role.AUDITOR)
         )
