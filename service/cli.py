@@ -96,6 +96,14 @@ def emit(value: Any, *, as_json: bool) -> None:
 _DOMAIN_ERRORS = (ServiceError, CodegenError, CampaignError, MembersError, AntifraudError)
 
 
+# What a command meets on a database that missed this version's migrations.
+_SCHEMA_BEHIND = (
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.UndefinedColumn,
+    psycopg.errors.UndefinedFunction,
+)
+
+
 class _Commands(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # `onecode serve --help` only prints: it must not read settings (which creates a master key).
@@ -107,6 +115,11 @@ class _Commands(click.Group):
             return super().invoke(ctx)
         except _DOMAIN_ERRORS as exc:
             raise click.ClickException(str(exc)) from None
+        except _SCHEMA_BEHIND as exc:  # new code, old database: the command `serve` would have run first
+            raise click.ClickException(
+                f"the database's schema is older than this OneCode ({exc.diag.message_primary}): "
+                "run `onecode migrate` first"
+            ) from None
 
 
 @click.group(cls=_Commands)

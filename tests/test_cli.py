@@ -19,11 +19,12 @@ from typing import Any
 import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
+from psycopg import sql
 
 from service.settings import Settings
 from tests.campaigns.test_campaign_api import step
 from tests.campaigns.test_scan_rewards import draw_campaign, launch, scan
-from tests.conftest import Tenant
+from tests.conftest import Engines, Tenant
 from tests.fixtures_codes import issue_batch
 
 ONECODE = [sys.executable, "-m", "service"]
@@ -190,6 +191,22 @@ class TestCli:
         assert refused.returncode == 2 and "PREFIXES" in refused.stderr
         cleared = run_cli("brand", "gs1-prefixes", "--brand", "gs1-co", "--json", env=cli_env)
         assert json.loads(cleared.stdout)["gs1_company_prefixes"] == []
+
+    def test_a_database_not_yet_migrated_is_a_clear_error(
+        self, cli_env: dict[str, str], engines: Engines
+    ) -> None:
+        """New code on an old database (an upgrade before `onecode migrate`): one line saying what to run."""
+        name = f"oc_unmigrated_{engines.run_id}"
+        with engines.admin() as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            env = {**cli_env, "DATABASE_URL": engines.database_url(name)}
+            result = run_cli("brand", "create", "--slug", "late-co", "--name", "Late Co", env=env)
+        finally:
+            with engines.admin() as conn:
+                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert "run `onecode migrate` first" in result.stderr
 
     def test_unknown_brand_is_a_clear_error(self, cli_env: dict[str, str]) -> None:
         """A typo in --brand names the parameter instead of a traceback."""
