@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
 QUERIES = load_queries("codegen.sql", "codegen.sql")
+MAX_PACKED = 100_000
 Resolver = Callable[[str], Verification]
 
 
@@ -112,8 +113,14 @@ async def pack_regularly(
 ) -> list[Aggregation]:
     """Cases of `items_per_case` consecutive positions (and pallets of cases), with generated SSCCs."""
     batch = await _packable_batch(conn, brand_id, data.batch_id, "batch_id")
-    case_count = -(-batch.quantity // data.items_per_case)
+    first, last = data.start, batch.quantity if data.stop is None else data.stop
+    if not first < last <= batch.quantity:
+        raise InvalidInput("stop", f"pack positions start < stop <= {batch.quantity} (the batch's size)")
+    case_count = -(-(last - first) // data.items_per_case)
     pallet_count = 0 if data.cases_per_pallet is None else -(-case_count // data.cases_per_pallet)
+    if case_count + pallet_count > MAX_PACKED:  # each one a row, a label, and memory while packing
+        limit = f"at most {MAX_PACKED:,} cases and pallets a request"
+        raise InvalidInput("stop", f"{limit}: pack the batch in parts, by start and stop")
     numbers = await _free_ssccs(conn, brand_id, data, case_count + pallet_count)
     pallets: list[Aggregation] = []
     try:
@@ -137,8 +144,8 @@ async def pack_regularly(
                             "brand_id": brand_id,
                             "batch_id": batch.id,
                             "batch_seq": batch.seq,
-                            "start_index": n * data.items_per_case,
-                            "stop_index": min((n + 1) * data.items_per_case, batch.quantity),
+                            "start_index": first + n * data.items_per_case,
+                            "stop_index": min(first + (n + 1) * data.items_per_case, last),
                         }
                         for n, case in enumerate(cases)
                     ],
@@ -155,8 +162,8 @@ async def pack_regularly(
             "biz_step": "packing",
             "batch_id": batch.id,
             "aggregation_id": None,
-            "start_index": 0,
-            "stop_index": batch.quantity,
+            "start_index": first,
+            "stop_index": last,
             "payload": Jsonb(
                 {"items_per_case": data.items_per_case, "cases": case_count, "pallets": pallet_count}
             ),
@@ -169,7 +176,13 @@ async def pack_regularly(
         action="batch.pack",
         object_type="batch",
         object_id=batch.id,
-        after={"items_per_case": data.items_per_case, "cases": case_count, "pallets": pallet_count},
+        after={
+            "items_per_case": data.items_per_case,
+            "start": first,
+            "stop": last,
+            "cases": case_count,
+            "pallets": pallet_count,
+        },
     )
     return pallets or cases
 

@@ -150,13 +150,16 @@ class AggregationIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 class RegularPackingIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Pack a whole batch N items per case (and optionally M cases per pallet) with generated SSCCs."""
+    """Pack a batch's positions [start, stop) (the whole batch by default) N items per case, and
+    optionally M cases per pallet, with generated SSCCs."""
 
     batch_id: uuid.UUID
     items_per_case: Annotated[int, msgspec.Meta(ge=1, le=10_000)]
     cases_per_pallet: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
     gs1_company_prefix: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6,12}$")]
     extension_digit: Annotated[int, msgspec.Meta(ge=0, le=9)] = 0
+    start: Annotated[int, msgspec.Meta(ge=0)] = 0
+    stop: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
 class AggregationView(msgspec.Struct, frozen=True):

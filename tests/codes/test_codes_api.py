@@ -343,6 +343,34 @@ class TestAggregation:
             make_sscc(0, "0614142", ref) for ref in ("000000000", "000000002", "000000003")
         ]
 
+    async def test_a_big_batch_is_packed_in_parts(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        """100 million items one a case would be 100 million rows built in one request (it took the worker
+        down): a request packs at most MAX_PACKED cases and pallets, a range of the batch at a time."""
+        product = await make_product(client, tenant_a)
+        huge = await make_batch(client, tenant_a, product["id"], quantity=100_000_000)
+        body = {"batch_id": huge["id"], "items_per_case": 1, "gs1_company_prefix": "0614143"}
+        whole = await client.post("/v1/aggregations:pack", json=body, headers=tenant_a.headers())
+        assert "in parts" in assert_problem(whole, 422, "validation-error")["detail"]
+        batch = await make_batch(client, tenant_a, product["id"], quantity=50)
+        parts = []
+        for start, stop in ((0, 20), (20, 50)):
+            part = {**body, "batch_id": batch["id"], "items_per_case": 10, "start": start, "stop": stop}
+            packed = await client.post("/v1/aggregations:pack", json=part, headers=tenant_a.headers())
+            assert packed.status_code == 201, packed.text
+            parts.append(len(packed.json()))
+        assert parts == [2, 3]
+        parents = await client.get(f"/v1/batches/{batch['id']}/items/45/parents", headers=tenant_a.headers())
+        case = (
+            await client.get(f"/v1/aggregations?sscc={parents.json()[0]['sscc']}", headers=tenant_a.headers())
+        ).json()
+        assert case["items"] == [{"batch_id": batch["id"], "start": 40, "stop": 50}]
+        for start, stop in ((40, 40), (0, 51)):
+            bad = {**body, "batch_id": batch["id"], "start": start, "stop": stop}
+            refused = await client.post("/v1/aggregations:pack", json=bad, headers=tenant_a.headers())
+            assert_problem(refused, 422, "validation-error")
+
     async def test_packing_station_cases_and_pallets(
         self, client: AsyncTestClient[Any], tenant_a: Tenant
     ) -> None:
