@@ -93,12 +93,8 @@ async def set_gs1_company_prefixes(
     before = await get_brand(conn, brand_id)
     claimed = sorted(set(prefixes))
     await conn.execute(QUERIES["lock_gs1_company_prefixes"])
-    overlapping = [
-        row[0]
-        for row in await (
-            await conn.execute(QUERIES["gs1_prefix_overlaps"], {"brand_id": brand_id, "prefixes": claimed})
-        ).fetchall()
-    ]
+    cur = await conn.execute(QUERIES["gs1_prefix_overlaps"], {"brand_id": brand_id, "prefixes": claimed})
+    overlapping = [theirs for (theirs,) in await cur.fetchall()]
     if overlapping:
         raise Conflict(f"another brand holds GS1 company prefixes {', '.join(overlapping)}", field="prefixes")
     cur = await conn.execute(QUERIES["foreign_products_under"], {"brand_id": brand_id, "prefixes": claimed})
