@@ -22,6 +22,7 @@ import pyotp
 import segno
 
 from codegen import keys
+from service.brands import lock_definitions
 from service.db import fetch_all, fetch_one
 from service.errors import Conflict, InvalidField, LimitReached, NotFound
 from service.models import Role
@@ -234,6 +235,7 @@ async def invite(
         )
         if await cur.fetchone() is None:
             raise InvalidField("distributor_id", "no such distributor")
+    await lock_definitions(conn, brand_id)  # two invitations at the cap cannot both pass the count
     cur = await conn.execute(QUERIES["count_accounts"], {"brand_id": brand_id})
     if (await cur.fetchone() or (0,))[0] >= MAX_ACCOUNTS:
         raise LimitReached("console accounts (open invitations included)", MAX_ACCOUNTS)

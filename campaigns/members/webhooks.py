@@ -34,6 +34,7 @@ from campaigns.members.errors import DeliveryNotRetryable, InvalidMemberInput, L
 from campaigns.members.events import GIVE_UP_AFTER, EventType
 from codegen import keys
 from codegen.errors import UnsealError
+from service.brands import lock_definitions
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 
@@ -290,6 +291,7 @@ async def create_webhook(
     check_url(data.url)
     if not allow_private and (reason := await private_target(data.url)):
         raise InvalidMemberInput("url", reason)
+    await lock_definitions(conn, brand_id)  # two creations at the cap cannot both pass the count
     count = await fetch_one(conn, QUERIES["count_webhooks"], {"brand_id": brand_id}, _Count)
     if count is not None and count.webhooks >= MAX_WEBHOOKS:
         raise LimitReached("webhooks", MAX_WEBHOOKS)

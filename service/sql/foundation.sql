@@ -36,7 +36,9 @@ WHERE p.brand_id <> %(brand_id)s AND starts_with(substr(p.gtin, 2), mine);
 -- lock_brand_definitions --
 -- One change at a time to what a brand's definitions name each other by (tags, segments, products, tiers,
 -- custom attributes, campaign rules), until the transaction ends: a deletion's "is it still named?"
--- check and a new rule naming the same thing cannot pass each other. These are rare admin writes.
+-- check and a new rule naming the same thing cannot pass each other; nor can two creations counting
+-- against one of the brand's caps (tags, segments, attributes, webhooks, console accounts). These are
+-- rare admin writes.
 SELECT pg_advisory_xact_lock(hashtextextended('onecode.definitions:' || %(brand_id)s::text, 0));
 
 -- get_brand_by_slug --

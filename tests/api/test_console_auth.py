@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from typing import Any
 
 import psycopg
 import pyotp
+import pytest
 from litestar.testing import AsyncTestClient
 
 from service import users
+from service.errors import LimitReached
 from service.guards import CONSOLE_COOKIE
 from service.models import Role
+from service.settings import Settings
 from tests.api.test_errors import assert_problem
 from tests.conftest import Tenant
 
@@ -214,3 +218,40 @@ class TestConsoleAccounts:
             "/v1/users/invitations", json={"email": "one.more@example.com", "role": "auditor"}, headers=admin
         )
         assert assert_problem(capped, 409, "limit-reached")["detail"].startswith("a brand has at most 2000")
+
+
+async def test_two_invitations_at_the_cap_cannot_both_pass_it(settings: Settings, tenant_a: Tenant) -> None:
+    """One place left: an invitation not yet committed, and another at the same moment. The second
+    waits for the first and is refused (before, both counted the same accounts and both went out)."""
+    url = settings.database_url or ""
+    async with await psycopg.AsyncConnection.connect(url) as setup:
+        await setup.execute(
+            "INSERT INTO console_invitations (token_hash, brand_id, email, role, invited_by, expires_at)"
+            " SELECT sha256(g::text::bytea), %s, 'bulk' || g || '@example.com', 'auditor', 'test',"
+            " now() + interval '1 day' FROM generate_series(1, %s) g",
+            (tenant_a.brand_id, users.MAX_ACCOUNTS - 1),
+        )
+
+    async def invite(conn: psycopg.AsyncConnection[Any], email: str) -> users.Invitation:
+        return await users.invite(
+            conn,
+            users.DevelopmentNotifier(),
+            tenant_a.brand_id,
+            users.InvitationIn(email=email, role="auditor"),
+            actor="test",
+            console_url="http://console.test",
+            now=dt.datetime.now(dt.UTC),
+        )
+
+    async with (
+        await psycopg.AsyncConnection.connect(url) as first,
+        await psycopg.AsyncConnection.connect(url) as second,
+    ):
+        await invite(first, "first@example.com")
+        racing = asyncio.create_task(invite(second, "second@example.com"))
+        await asyncio.sleep(0.5)
+        assert not racing.done()  # waiting for the first invitation's transaction
+        await first.commit()
+        with pytest.raises(LimitReached):
+            await racing
+        await second.rollback()

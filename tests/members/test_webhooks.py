@@ -38,6 +38,7 @@ from litestar.testing import AsyncTestClient
 from campaigns import ledger
 from campaigns.members import events, profiles, stats, webhooks
 from campaigns.members.enrolment import DevelopmentSms
+from campaigns.members.errors import LimitReached
 from campaigns.members.phones import MemberVault
 from service.app import create_app
 from service.models import Role
@@ -941,3 +942,33 @@ def _certificate(name: str, *, is_ca: bool = False, issuer: Signer | None = None
     if not is_ca:
         builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
     return key, builder.sign(signer, hashes.SHA256())
+
+
+async def test_two_creations_at_the_cap_cannot_both_pass_it(settings: Settings, tenant_a: Tenant) -> None:
+    """One place left: a creation not yet committed, and another at the same moment. The second waits
+    for the first and is refused (before, both counted the same 19 and the brand ended with 21)."""
+    url = settings.database_url or ""
+
+    async def create(conn: psycopg.AsyncConnection[Any], n: int) -> webhooks.WebhookCreated:
+        data = webhooks.WebhookIn(url=f"https://crm.example.com/{n}")
+        return await webhooks.create_webhook(
+            conn, tenant_a.brand_id, data, master_key=settings.master_key, actor="test", allow_private=True
+        )
+
+    async with await psycopg.AsyncConnection.connect(url) as setup:
+        for n in range(webhooks.MAX_WEBHOOKS - 1):
+            await create(setup, n)
+    async with (
+        await psycopg.AsyncConnection.connect(url) as first,
+        await psycopg.AsyncConnection.connect(url) as second,
+    ):
+        await create(first, 100)
+        racing = asyncio.create_task(create(second, 101))
+        await asyncio.sleep(0.5)
+        assert not racing.done()  # waiting for the first creation's transaction
+        await first.commit()
+        with pytest.raises(LimitReached):
+            await racing
+        await second.rollback()
+        cur = await first.execute("SELECT count(*) FROM webhooks WHERE brand_id = %s", (tenant_a.brand_id,))
+        assert await cur.fetchone() == (webhooks.MAX_WEBHOOKS,)
