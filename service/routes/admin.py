@@ -31,8 +31,12 @@ Limit = Annotated[int, Parameter(ge=1, le=1000, description="page size (capped b
 
 
 def page(items: list[Any], limit: int, cursor_of: Any) -> Page:
-    """Keyset page: a next cursor only when the page came back full."""
-    return Page(items=items, next_cursor=str(cursor_of(items[-1])) if len(items) == limit else None)
+    """Keyset page of `limit` items from a fetch of `limit + 1`: a next cursor only when there is more
+    (a page that ends on the last item has none, so a client never asks for an empty page)."""
+    if len(items) > limit:
+        kept = items[:limit]
+        return Page(items=kept, next_cursor=str(cursor_of(kept[-1])))
+    return Page(items=items, next_cursor=None)
 
 
 @post("/brands", opt=roles(Role.PLATFORM_ADMIN), tags=["brands"])
@@ -54,7 +58,7 @@ async def list_brands(
 ) -> Page:
     principal = principal_from(request)
     limit = min(limit, settings.max_page_size)
-    items = await brands.list_brands(db, only_brand_id=principal.brand_id, after=after, limit=limit)
+    items = await brands.list_brands(db, only_brand_id=principal.brand_id, after=after, limit=limit + 1)
     return page(items, limit, lambda b: b.id)
 
 
@@ -130,7 +134,8 @@ async def list_tokens(
     limit: Limit = 50,
 ) -> Page:
     limit = min(limit, settings.max_page_size)
-    items = await auth.list_tokens(db, brand_id=brand_of(principal_from(request)), after=after, limit=limit)
+    brand_id = brand_of(principal_from(request))
+    items = await auth.list_tokens(db, brand_id=brand_id, after=after, limit=limit + 1)
     return page(items, limit, lambda t: t.id)
 
 
@@ -158,7 +163,7 @@ async def list_audit(
         db,
         brand_id=principal_from(request).brand_id,
         after=after,
-        limit=limit,
+        limit=limit + 1,
         action=action,
         object_type=object_type,
     )

@@ -19,7 +19,7 @@ from service.errors import NotFound
 from service.guards import brand_of, principal_from, require_token, roles
 from service.models import Page, Role
 from service.patching import apply_patch
-from service.routes.admin import Limit
+from service.routes.admin import Limit, page
 from service.settings import Settings
 from service.state import AppState
 
@@ -83,12 +83,12 @@ async def list_flagged(
     """Codes whose scans crossed a clone threshold, with their case and pallet, oldest flag first."""
     limit = min(limit, settings.max_page_size)
     brand_id = brand_of(principal_from(request))
-    items = await review.flagged(db, brand_id, status=status, after=after, limit=limit)
+    items = await review.flagged(db, brand_id, status=status, after=after, limit=limit + 1)
     registry = request.app.state.onecode.registry
     items = [
         msgspec.structs.replace(f, serial=registry.serial_of(brand_id, f.key_id, f.code_index)) for f in items
     ]
-    return Page(items=items, next_cursor=str(items[-1].id) if len(items) == limit else None)
+    return page(items, limit, lambda i: i.id)
 
 
 @get("/antifraud/flagged-cases", opt=roles(*READERS), tags=["antifraud"])
@@ -163,10 +163,10 @@ async def list_blocks(
         brand_of(principal_from(request)),
         active_only=active,
         after=after,
-        limit=limit,
+        limit=limit + 1,
         now=dt.datetime.now(dt.UTC),
     )
-    return Page(items=items, next_cursor=str(items[-1].id) if len(items) == limit else None)
+    return page(items, limit, lambda i: i.id)
 
 
 @post("/antifraud/blocks/{block_id:int}/lift", opt=roles(*WRITERS), status_code=200, tags=["antifraud"])

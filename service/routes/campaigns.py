@@ -81,7 +81,7 @@ async def list_campaigns(
 ) -> Page:
     limit = min(limit, settings.max_page_size)
     items = await campaigns.list_campaigns(
-        db, brand_of(principal_from(request)), after=after, limit=limit, status=status
+        db, brand_of(principal_from(request)), after=after, limit=limit + 1, status=status
     )
     return page([_warned(c, settings) for c in items], limit, lambda c: c.id)
 
@@ -198,7 +198,8 @@ async def export_winners(
     """
     principal = principal_from(request)
     brand_id = brand_of(principal)
-    winners = await stats.winners_page(db, brand_id, campaign_id, after=_winners_cursor(after), limit=limit)
+    found = await stats.winners_page(db, brand_id, campaign_id, after=_winners_cursor(after), limit=limit + 1)
+    winners = found[:limit]
     await audit.record(
         db,
         actor=principal.actor,
@@ -209,7 +210,7 @@ async def export_winners(
         after={"rows": len(winners), "after": after},
     )
     headers = {"content-disposition": f'attachment; filename="winners-{campaign_id}.csv"'}
-    if len(winners) == limit:
+    if len(found) > limit:  # a file that ends on the last winner has no next file
         last = winners[-1]
         cursor = quote(f"{last.won_at.isoformat()},{last.scan_id}")
         headers["link"] = (

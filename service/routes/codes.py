@@ -58,7 +58,7 @@ async def list_products(
     limit: Limit = 50,
 ) -> Page:
     limit = min(limit, settings.max_page_size)
-    items = await products.list_products(db, brand_of(principal_from(request)), after=after, limit=limit)
+    items = await products.list_products(db, brand_of(principal_from(request)), after=after, limit=limit + 1)
     return page(items, limit, lambda p: p.id)
 
 
@@ -151,7 +151,7 @@ async def list_batches(
 ) -> Page:
     limit = min(limit, settings.max_page_size)
     items = await batches.list_batches(
-        db, brand_of(principal_from(request)), product_id=product_id, after=after, limit=limit
+        db, brand_of(principal_from(request)), product_id=product_id, after=after, limit=limit + 1
     )
     return page(items, limit, lambda b: b.seq)
 

@@ -55,7 +55,7 @@ async def list_templates(
     limit: Limit = 50,
 ) -> Page:
     limit = min(limit, settings.max_page_size)
-    items = await coupons.list_templates(db, brand_of(principal_from(request)), after=after, limit=limit)
+    items = await coupons.list_templates(db, brand_of(principal_from(request)), after=after, limit=limit + 1)
     return page(items, limit, lambda t: t.id)
 
 

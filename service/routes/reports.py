@@ -159,7 +159,7 @@ async def batches_report(
     """Scan rate per batch: codes scanned at least once / codes activated."""
     limit = min(limit, settings.max_page_size)
     items = await reports.batch_scan_rates(
-        report_db, brand_of(principal_from(request)), after=after, limit=limit
+        report_db, brand_of(principal_from(request)), after=after, limit=limit + 1
     )
     return page(items, limit, lambda b: b.batch_id)
 

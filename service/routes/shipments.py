@@ -67,7 +67,7 @@ async def list_distributors(
     principal = principal_from(request)
     limit = min(limit, settings.max_page_size)
     items = await shipments.list_distributors(
-        db, brand_of(principal), after=after, limit=limit, only_id=_only(principal)
+        db, brand_of(principal), after=after, limit=limit + 1, only_id=_only(principal)
     )
     return page(items, limit, lambda d: d.id)
 
@@ -153,7 +153,7 @@ async def list_shipments(
         db,
         brand_of(principal),
         after=after,
-        limit=limit,
+        limit=limit + 1,
         only_distributor=_only(principal),
         distributor_id=distributor_id,
         received=received,

@@ -87,7 +87,7 @@ async def list_deliveries(
     """The webhook's delivery log, oldest first: status, attempts, the last answer or error."""
     limit = min(limit, settings.max_page_size)
     items = await webhooks.list_deliveries(
-        db, brand_of(principal_from(request)), webhook_id, status=status, after=after, limit=limit
+        db, brand_of(principal_from(request)), webhook_id, status=status, after=after, limit=limit + 1
     )
     return page(items, limit, lambda d: d.id)
 
@@ -140,7 +140,12 @@ async def list_events(
     """The brand's member events in arrival order (`seq`); poll with `after` as an alternative to webhooks."""
     limit = min(limit, settings.max_page_size)
     items = await events.list_events(
-        db, brand_of(principal_from(request)), event_type=type, member_id=member_id, after=after, limit=limit
+        db,
+        brand_of(principal_from(request)),
+        event_type=type,
+        member_id=member_id,
+        after=after,
+        limit=limit + 1,
     )
     return page(items, limit, lambda e: e.seq)
 

@@ -221,6 +221,7 @@ class TestDistributorScope:
             "/v1/shipments", params={"limit": 1, "after": newest.json()["next_cursor"]}, headers=ops
         )
         assert [s["id"] for s in older.json()["items"]] == [mine]
+        assert older.json()["next_cursor"] is None  # the last shipment: no empty page after it
         by_south = await client.get("/v1/shipments", params={"distributor_id": south}, headers=ops)
         assert [s["id"] for s in by_south.json()["items"]] == [theirs]
         sneaky = await client.get("/v1/shipments", params={"distributor_id": south}, headers=portal)

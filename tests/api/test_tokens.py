@@ -155,19 +155,24 @@ class TestBrands:
     async def test_pagination_is_bounded_and_keyset(
         self, client: AsyncTestClient[Any], platform_token: str
     ) -> None:
-        """`limit` is validated and `next_cursor` walks every brand exactly once."""
+        """`limit` is validated and `next_cursor` walks every brand exactly once, with no empty last page."""
         headers = {"Authorization": f"Bearer {platform_token}"}
         for n in range(5):
             await client.post("/v1/brands", json={"slug": f"b-{n}", "name": f"B{n}"}, headers=headers)
         assert_problem(await client.get("/v1/brands?limit=0", headers=headers), 422, "validation-error")
         assert_problem(await client.get("/v1/brands?limit=100000", headers=headers), 422, "validation-error")
         seen: list[str] = []
+        pages = 0
         cursor = None
         while True:
             query = "/v1/brands?limit=2" + (f"&after={cursor}" if cursor else "")
             page = (await client.get(query, headers=headers)).json()
+            pages += 1
             seen += [b["id"] for b in page["items"]]
             cursor = page["next_cursor"]
             if cursor is None:
                 break
         assert len(seen) == len(set(seen)) == 5
+        assert pages == 3
+        whole = (await client.get("/v1/brands?limit=5", headers=headers)).json()
+        assert len(whole["items"]) == 5 and whole["next_cursor"] is None
