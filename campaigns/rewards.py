@@ -70,7 +70,8 @@ async def member_rewards(
     if exists is None or not exists.found:
         raise InvalidMemberToken("the member token names no member of this brand")
     balance = await ledger.balance(conn, member, now=now)
-    entries = await ledger.history(conn, member, before=before, limit=limit)
+    found = await ledger.history(conn, member, before=before, limit=limit + 1)
+    entries = found[:limit]
     prizes = await fetch_all(conn, QUERIES["prizes_won"], {**_who(member), "limit": MAX_PRIZES}, PrizeWon)
     wallet = await coupons.member_coupons(
         conn, brand_id=member.brand_id, member_id=member.member_id, master_keys=master_keys, now=now
@@ -79,8 +80,8 @@ async def member_rewards(
         balance=balance.balance,
         expiring_soon=balance.expiring_soon,
         entries=entries,
-        # A full page may have more behind it; a short one is the last.
-        next_before=entries[-1].id if len(entries) == limit else None,
+        # One entry past the page says there is more: a page ending on the oldest entry is the last.
+        next_before=entries[-1].id if len(found) > limit else None,
         prizes=prizes,
         coupons=wallet,
     )

@@ -228,7 +228,8 @@ async def export_segment(
     brand_id = brand_of(principal)
     limit = max(1, min(limit, EXPORT_PAGE))
     segment = await segments.get(db, brand_id, segment_id)
-    rows = await segments.members_page(db, brand_id, segment.filter, after=after, limit=limit)
+    found = await segments.members_page(db, brand_id, segment.filter, after=after, limit=limit + 1)
+    rows = found[:limit]
     await audit.record(
         db,
         actor=principal.actor,
@@ -239,7 +240,7 @@ async def export_segment(
         after={"rows": len(rows), "after": after},
     )
     headers = {"content-disposition": f'attachment; filename="segment-{segment_id}.csv"'}
-    if len(rows) == limit:
+    if len(found) > limit:  # a file that ends on the last member has no next file
         headers["link"] = (
             f'</v1/segments/{segment_id}/members.csv?after={rows[-1].id}&limit={limit}>; rel="next"'
         )

@@ -403,6 +403,10 @@ class TestSegments:
         rows = list(csv.reader(io.StringIO(exported.text)))
         assert rows[0][0] == "member_id" and len(rows) == 3
         assert 'rel="next"' in exported.headers["link"]
+        whole = await client.get(
+            f"/v1/segments/{segment_id}/members.csv", params={"limit": 3}, headers=marketer
+        )
+        assert len(whole.text.splitlines()) == 4 and "link" not in whole.headers  # no empty file after
         everyone = await client.post("/v1/segments", json={"name": "all", "filter": {}}, headers=marketer)
         # A name is the brand's once: taking it again, or renaming onto it, is a conflict naming the field.
         for taken in (

@@ -253,6 +253,8 @@ class TestMyRewards:
         assert body["balance"] == 45 == sum(e["amount"] for e in entries)
         ids = [e["id"] for e in entries]
         assert ids == sorted(ids, reverse=True) and len(set(ids)) == len(ids) == 5
+        whole = (await client.get("/v1/members/me/rewards?limit=5", headers=cookie)).json()
+        assert len(whole["entries"]) == 5 and whole["next_before"] is None  # no empty page after the last
         too_big = await client.get("/v1/members/me/rewards?limit=100000", headers=cookie)
         assert_problem(too_big, 422, "validation-error")
 
