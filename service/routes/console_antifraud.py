@@ -152,12 +152,13 @@ async def audit_page(
         "since": start,
         "until": end,
     }
-    rows = await fetch_all(
+    found = await fetch_all(
         db,
         QUERIES["audit_page"],
-        {"brand_id": brand_id, "before_id": before, "limit": LISTED, **filters},
+        {"brand_id": brand_id, "before_id": before, "limit": LISTED + 1, **filters},
         AuditRow,
     )
+    rows = found[:LISTED]
     kinds = await fetch_all(db, QUERIES["audit_object_types"], {"brand_id": brand_id}, _ObjectType)
     shown = {
         "action": action or "",
@@ -175,7 +176,7 @@ async def audit_page(
         object_types=[k.object_type for k in kinds],
         shown=shown,
         older={**{k: v for k, v in shown.items() if v}, "before": rows[-1].id}
-        if len(rows) == LISTED
+        if len(found) > LISTED  # no "older" link to an empty page
         else None,
     )
 

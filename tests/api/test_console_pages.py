@@ -8,7 +8,9 @@ from typing import Any
 import psycopg
 from litestar.testing import AsyncTestClient
 
+from service import audit
 from service.models import Role
+from service.routes.console_antifraud import LISTED
 from service.settings import Settings
 from tests.antifraud.test_clones import PROVINCES, set_rules
 from tests.antifraud.test_clones import scan as clone_scan
@@ -365,6 +367,35 @@ class TestConsolePages:
         assert "clone_rules" not in audit.text  # the rules were set with a token, not by this actor
         none = await client.get("/console/audit?since=2020-01-01&until=2020-01-02")
         assert "antifraud.block" not in none.text
+
+    async def test_the_audit_page_links_older_entries_only_when_there_are_some(
+        self, client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant_a: Tenant
+    ) -> None:
+        """A page of exactly the last 100 entries has no "older" link (it led to an empty page); 101 do."""
+        await user(client, db, tenant_a, "audit@example.com", "auditor")
+        assert (await sign_in(client, "audit@example.com")).status_code == 200
+        cur = await db.execute("SELECT count(*) FROM audit_log WHERE brand_id = %s", (tenant_a.brand_id,))
+        row = await cur.fetchone()
+        assert row is not None
+        for n in range(LISTED - row[0]):
+            await audit.record(
+                db,
+                actor="test",
+                brand_id=tenant_a.brand_id,
+                action="test.entry",
+                object_type="test",
+                object_id=n,
+            )
+        assert 'id="older"' not in (await client.get("/console/audit")).text
+        await audit.record(
+            db,
+            actor="test",
+            brand_id=tenant_a.brand_id,
+            action="test.entry",
+            object_type="test",
+            object_id=-1,
+        )
+        assert 'id="older"' in (await client.get("/console/audit")).text
 
     async def test_links_account_and_settings_pages(
         self,
