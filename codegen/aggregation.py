@@ -121,35 +121,34 @@ async def pack_regularly(
     if case_count + pallet_count > MAX_PACKED:  # each one a row, a label, and memory while packing
         limit = f"at most {MAX_PACKED:,} cases and pallets a request"
         raise InvalidInput("stop", f"{limit}: pack the batch in parts, by start and stop")
+    # Refused before any work: otherwise the exclusion constraint would say so only after every case.
+    packed = await conn.execute(
+        QUERIES["range_packed"], {"batch_seq": batch.seq, "start_index": first, "stop_index": last}
+    )
+    if await packed.fetchone():
+        raise StateConflict("some items of the batch are already packed", field="batch_id")
     numbers = await _free_ssccs(conn, brand_id, data, case_count + pallet_count)
-    pallets: list[Aggregation] = []
     try:
         async with conn.transaction():
-            pallets.extend(
-                [
-                    await _insert(conn, brand_id, AggregationLevel.PALLET, sscc, None)
-                    for sscc in numbers[case_count:]
-                ]
+            pallets = await _insert_many(conn, brand_id, AggregationLevel.PALLET, numbers[case_count:], [])
+            parents = (
+                [pallets[n // data.cases_per_pallet].id for n in range(case_count)]
+                if data.cases_per_pallet
+                else []
             )
-            cases: list[Aggregation] = []
-            for n, sscc in enumerate(numbers[:case_count]):
-                parent = pallets[n // data.cases_per_pallet].id if data.cases_per_pallet else None
-                cases.append(await _insert(conn, brand_id, AggregationLevel.CASE, sscc, parent))
-            async with conn.cursor() as cursor:
-                await cursor.executemany(
-                    QUERIES["insert_aggregation_items"],
-                    [
-                        {
-                            "aggregation_id": case.id,
-                            "brand_id": brand_id,
-                            "batch_id": batch.id,
-                            "batch_seq": batch.seq,
-                            "start_index": first + n * data.items_per_case,
-                            "stop_index": min(first + (n + 1) * data.items_per_case, last),
-                        }
-                        for n, case in enumerate(cases)
-                    ],
-                )
+            cases = await _insert_many(conn, brand_id, AggregationLevel.CASE, numbers[:case_count], parents)
+            await conn.execute(
+                QUERIES["insert_regular_items"],
+                {
+                    "case_ids": [case.id for case in cases],
+                    "brand_id": brand_id,
+                    "batch_id": batch.id,
+                    "batch_seq": batch.seq,
+                    "start_index": first,
+                    "stop_index": last,
+                    "items_per_case": data.items_per_case,
+                },
+            )
     except psycopg.errors.ExclusionViolation:
         raise StateConflict("some items of the batch are already packed", field="batch_id") from None
     except psycopg.errors.UniqueViolation:  # a case packed by hand at this moment took one of the numbers
@@ -314,6 +313,26 @@ async def _insert(
     )
     assert aggregation is not None
     return aggregation
+
+
+async def _insert_many(
+    conn: AsyncConnection[Any],
+    brand_id: uuid.UUID,
+    level: AggregationLevel,
+    ssccs: list[str],
+    parent_ids: list[uuid.UUID],
+) -> list[Aggregation]:
+    """Cases or pallets in one statement, in the order of `ssccs` (`parent_ids`: none, or one each)."""
+    if not ssccs:
+        return []
+    inserted = await fetch_all(
+        conn,
+        QUERIES["insert_aggregations"],
+        {"brand_id": brand_id, "level": level.value, "ssccs": ssccs, "parent_ids": parent_ids or None},
+        Aggregation,
+    )
+    by_sscc = {aggregation.sscc: aggregation for aggregation in inserted}
+    return [by_sscc[sscc] for sscc in ssccs]
 
 
 async def _insert_items(

@@ -120,6 +120,31 @@ INSERT INTO aggregations (brand_id, level, sscc, parent_id)
 VALUES (%(brand_id)s, %(level)s, %(sscc)s, %(parent_id)s)
 RETURNING id, brand_id, level, sscc, parent_id, created_at;
 
+-- insert_aggregations --
+-- Regular packing's cases or pallets in one statement; `parent_ids` null, or one per SSCC.
+INSERT INTO aggregations (brand_id, level, sscc, parent_id)
+SELECT %(brand_id)s, %(level)s, t.sscc, (%(parent_ids)s::uuid[])[t.n]
+FROM unnest(%(ssccs)s::text[]) WITH ORDINALITY AS t(sscc, n)
+ORDER BY t.n
+RETURNING id, brand_id, level, sscc, parent_id, created_at;
+
+-- range_packed --
+-- Some position of [start_index, stop_index) of the batch already sits in a case (answered by the gist
+-- index of aggregation_items_one_parent, over the same positions).
+SELECT 1 FROM aggregation_items
+WHERE positions && int8range(%(batch_seq)s * 4294967296 + %(start_index)s,
+                             %(batch_seq)s * 4294967296 + %(stop_index)s)
+LIMIT 1;
+
+-- insert_regular_items --
+-- The items of regularly packed cases: the n-th case (from 1) holds `items_per_case` consecutive
+-- positions from start_index + (n - 1) * items_per_case, the last one up to stop_index.
+INSERT INTO aggregation_items (aggregation_id, brand_id, batch_id, batch_seq, start_index, stop_index)
+SELECT c.id, %(brand_id)s, %(batch_id)s, %(batch_seq)s,
+       %(start_index)s + (c.n - 1) * %(items_per_case)s,
+       least(%(start_index)s + c.n * %(items_per_case)s, %(stop_index)s)
+FROM unnest(%(case_ids)s::uuid[]) WITH ORDINALITY AS c(id, n);
+
 -- get_aggregation --
 SELECT id, brand_id, level, sscc, parent_id, created_at
 FROM aggregations WHERE id = %(aggregation_id)s AND brand_id = %(brand_id)s;
