@@ -1,4 +1,4 @@
-"""Print files for the factory: streaming CSV and TXT of code URLs, and AES-encrypted ZIP wrapping.
+"""Print files for the factory: streaming CSV and TXT of code URLs, and streaming AES-encrypted ZIP wrapping.
 
 Every writer takes the chunks of `codeformat.iter_codes` and yields `bytes` of roughly `chunk_bytes`,
 so memory stays constant whatever the number of codes: an HTTP layer streams the chunks, a CLI writes
@@ -96,24 +96,73 @@ def _check_member_name(name: str) -> None:
         raise InvalidFileName(name, field="member_name")
 
 
-def write_encrypted_zip(path: Path, chunks: Iterable[bytes], *, member_name: str, password: str) -> int:
-    """Write `chunks` as one file `member_name` into an AES-256 encrypted ZIP (WinZip AE-2) at `path`.
+def encrypted_zip_chunks(
+    chunks: Iterable[bytes], *, member_name: str, password: str, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> Iterator[bytes]:
+    """`chunks` as one file `member_name` in an AES-256 encrypted ZIP (WinZip AE-2), in byte chunks of
+    about `chunk_bytes` that leave as the archive is written: the first bytes of a 100-million-code
+    export go out at once, not after minutes spent writing all of it.
 
-    7-Zip, WinZip, macOS Archive Utility alternatives and `bsdtar` open it; Info-ZIP `unzip` 6 does not
-    support AES. Returns the number of uncompressed bytes written. Memory stays constant: the entry is
-    compressed and encrypted as it streams.
+    7-Zip, WinZip, bsdtar and macOS Archive Utility alternatives open it; Info-ZIP `unzip` 6 does not
+    support AES. The name and password are checked here, before the first chunk is asked for.
     """
     _check_member_name(member_name)
     if not password:
         raise InvalidInput("password", "an encrypted export needs a password")
-    written = 0
+    return _encrypted_zip_stream(chunks, member_name, password, chunk_bytes)
+
+
+class _Sink:
+    """Collects what the ZIP writer writes. It cannot seek, so the writer puts each entry's sizes after
+    its data (a data descriptor) instead of going back to its header: the archive can stream."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._parts.append(bytes(data))
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        taken = b"".join(self._parts)
+        self._parts.clear()
+        self.size = 0
+        return taken
+
+
+def _encrypted_zip_stream(
+    chunks: Iterable[bytes], member_name: str, password: str, chunk_bytes: int
+) -> Iterator[bytes]:
+    sink = _Sink()
     with pyzipper.AESZipFile(
-        path, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES
+        sink, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES
     ) as archive:
         archive.setpassword(password.encode())
         # force_zip64: the size is unknown when the entry starts and may pass 4 GiB.
         with archive.open(member_name, "w", force_zip64=True) as member:
             for chunk in chunks:
                 member.write(chunk)
-                written += len(chunk)
+                if sink.size >= chunk_bytes:
+                    yield sink.take()
+    yield sink.take()  # the entry's end, its data descriptor and the central directory
+
+
+def write_encrypted_zip(path: Path, chunks: Iterable[bytes], *, member_name: str, password: str) -> int:
+    """`encrypted_zip_chunks` into a file at `path`; returns the number of uncompressed bytes written."""
+    written = 0
+
+    def counted() -> Iterator[bytes]:
+        nonlocal written
+        for chunk in chunks:
+            written += len(chunk)
+            yield chunk
+
+    stream = encrypted_zip_chunks(counted(), member_name=member_name, password=password)
+    with path.open("wb") as handle:
+        handle.writelines(stream)
     return written

@@ -126,20 +126,28 @@ def export_chunks(
     return exports.csv_chunks(codes, parent=printing.parents or None, chunk_bytes=STREAM_CHUNK_BYTES)
 
 
+def encrypted_export_chunks(
+    printing: BatchPrinting, fmt: ExportFormat, scan_domain: str, start: int, stop: int, password: str
+) -> Iterator[bytes]:
+    """The CSV/TXT print file inside an AES-256 encrypted ZIP, streamed as it is written."""
+    return exports.encrypted_zip_chunks(
+        export_chunks(printing, fmt, scan_domain, start, stop),
+        member_name=f"batch-{printing.batch.id}-{start}-{stop}.{fmt.value}",
+        password=password,
+        chunk_bytes=STREAM_CHUNK_BYTES,
+    )
+
+
 def write_export(
     printing: BatchPrinting, fmt: ExportFormat, scan_domain: str, start: int, stop: int, password: str | None
 ) -> Path:
-    """Formats that are not a plain stream (images, PDF, encrypted ZIP) go to a temporary file first."""
+    """A print file in a temporary file: images and PDF (not streams), and for the CLI any format."""
     with tempfile.NamedTemporaryFile(prefix="onecode-export-", delete=False) as placeholder:
         out = Path(placeholder.name)
     if fmt in {ExportFormat.CSV, ExportFormat.TXT}:
         assert password is not None
-        exports.write_encrypted_zip(
-            out,
-            export_chunks(printing, fmt, scan_domain, start, stop),
-            member_name=f"batch-{printing.batch.id}-{start}-{stop}.{fmt.value}",
-            password=password,
-        )
+        with out.open("wb") as handle:
+            handle.writelines(encrypted_export_chunks(printing, fmt, scan_domain, start, stop, password))
     elif fmt is ExportFormat.PDF:
         urls = [url for chunk in printing.codes(scan_domain, start, stop) for _, _, url in chunk]
         out.write_bytes(pdf.label_sheet_pdf(urls))

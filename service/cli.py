@@ -603,7 +603,7 @@ def codes_export(
                 handle.write(chunk)
     else:
         temp = write_export(printing, export_format, settings.scan_domain, first, last, password)
-        temp.replace(out)
+        shutil.move(temp, out)  # not Path.replace: the temporary directory may be another file system
     click.echo(f"wrote {last - first} codes to {out}")
 
 

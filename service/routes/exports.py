@@ -20,6 +20,7 @@ from codegen.printing import (
     SIZE_LIMITS,
     STREAM_CHUNK_BYTES,
     ExportFormat,
+    encrypted_export_chunks,
     export_chunks,
     load_printing,
     write_export,
@@ -97,6 +98,12 @@ async def export_codes(
             export_chunks(printing, format, settings.scan_domain, first, last),
             media_type=media,
             headers={"Content-Disposition": f'attachment; filename="{name}.{format.value}"'},
+        )
+    if format in {ExportFormat.CSV, ExportFormat.TXT} and password is not None:
+        return Stream(
+            encrypted_export_chunks(printing, format, settings.scan_domain, first, last, password),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{name}.zip"'},
         )
     path = await asyncio.to_thread(
         write_export, printing, format, settings.scan_domain, first, last, password

@@ -4,6 +4,7 @@ import csv
 import io
 import itertools
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import biip
@@ -125,6 +126,30 @@ class TestEncryptedZip:
             with pytest.raises(RuntimeError, match=r"(?i)bad password"):
                 archive.read("codes.csv")
 
+    def test_streams_while_it_is_written(self) -> None:
+        """The first bytes leave long before the last code is read, and the archive still opens: the
+        entry's sizes follow its data (a data descriptor), as 7-Zip and bsdtar expect of a stream."""
+        read = 0
+
+        def counted() -> Iterator[bytes]:
+            nonlocal read
+            for chunk in exports.csv_chunks(codes(0, 200_000), chunk_bytes=16 * 1024):
+                read += 1
+                yield chunk
+
+        stream = exports.encrypted_zip_chunks(
+            counted(), member_name="codes.csv", password="correct horse", chunk_bytes=64 * 1024
+        )
+        first = next(stream)
+        read_before_first = read
+        archive_bytes = first + b"".join(stream)
+        assert read_before_first < read / 4
+        with pyzipper.AESZipFile(io.BytesIO(archive_bytes)) as archive:
+            info = archive.getinfo("codes.csv")
+            assert info.flag_bits & 0x1 and info.flag_bits & 0x8  # encrypted, sizes after the data
+            archive.setpassword(b"correct horse")
+            assert archive.read("codes.csv") == b"".join(exports.csv_chunks(codes(0, 200_000)))
+
     def test_refuses_unsafe_names_and_empty_passwords(self, tmp_path: Path) -> None:
         """Member names are plain file names; a password is required."""
         for name in ("../codes.csv", "a/b.csv", ".hidden", ""):
@@ -132,3 +157,5 @@ class TestEncryptedZip:
                 exports.write_encrypted_zip(tmp_path / "x.zip", [], member_name=name, password="p")
         with pytest.raises(InvalidInput):
             exports.write_encrypted_zip(tmp_path / "x.zip", [], member_name="codes.csv", password="")
+        with pytest.raises(InvalidFileName):  # when asked for the stream, not at its first chunk
+            exports.encrypted_zip_chunks([], member_name="../codes.csv", password="p")
