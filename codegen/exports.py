@@ -112,9 +112,10 @@ def encrypted_zip_chunks(
     return _encrypted_zip_stream(chunks, member_name, password, chunk_bytes)
 
 
-class _Sink:
-    """Collects what the ZIP writer writes. It cannot seek, so the writer puts each entry's sizes after
-    its data (a data descriptor) instead of going back to its header: the archive can stream."""
+class StreamSink:
+    """Collects what a ZIP writer writes, to hand on in chunks. It cannot seek, so the writer puts each
+    entry's sizes after its data (a data descriptor) instead of going back to its header: the archive
+    can leave while it is being written."""
 
     def __init__(self) -> None:
         self._parts: list[bytes] = []
@@ -138,7 +139,7 @@ class _Sink:
 def _encrypted_zip_stream(
     chunks: Iterable[bytes], member_name: str, password: str, chunk_bytes: int
 ) -> Iterator[bytes]:
-    sink = _Sink()
+    sink = StreamSink()
     with pyzipper.AESZipFile(
         sink, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES
     ) as archive:

@@ -141,7 +141,7 @@ def encrypted_export_chunks(
 def write_export(
     printing: BatchPrinting, fmt: ExportFormat, scan_domain: str, start: int, stop: int, password: str | None
 ) -> Path:
-    """A print file in a temporary file: images and PDF (not streams), and for the CLI any format."""
+    """A print file in a temporary file (for the CLI; the API streams all but the PDF)."""
     with tempfile.NamedTemporaryFile(prefix="onecode-export-", delete=False) as placeholder:
         out = Path(placeholder.name)
     if fmt in {ExportFormat.CSV, ExportFormat.TXT}:
@@ -152,11 +152,19 @@ def write_export(
         urls = [url for chunk in printing.codes(scan_domain, start, stop) for _, _, url in chunk]
         out.write_bytes(pdf.label_sheet_pdf(urls))
     else:
-        items = (
-            (f"{position:09d}", url)
-            for chunk in printing.codes(scan_domain, start, stop)
-            for position, _, url in chunk
-        )
         with out.open("wb") as handle:
-            qr.write_qr_zip(items, "svg" if fmt is ExportFormat.ZIP_SVG else "png", handle, processes=2)
+            handle.writelines(qr_zip_export_chunks(printing, fmt, scan_domain, start, stop))
     return out
+
+
+def qr_zip_export_chunks(
+    printing: BatchPrinting, fmt: ExportFormat, scan_domain: str, start: int, stop: int
+) -> Iterator[bytes]:
+    """A zip of QR images (`<position>.svg` or `.png`) of positions [start, stop), streamed as rendered."""
+    items = (
+        (f"{position:09d}", url)
+        for chunk in printing.codes(scan_domain, start, stop)
+        for position, _, url in chunk
+    )
+    image_format: qr.ImageFormat = "svg" if fmt is ExportFormat.ZIP_SVG else "png"
+    return qr.qr_zip_chunks(items, image_format, processes=2, chunk_bytes=STREAM_CHUNK_BYTES)

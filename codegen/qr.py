@@ -23,12 +23,13 @@ import zipfile
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, BinaryIO, Final, Literal, TypeAlias
+from typing import Any, BinaryIO, Final, Literal, TypeAlias, cast
 
 import segno
 from segno import consts
 
 from codegen.errors import InvalidFileName
+from codegen.exports import DEFAULT_CHUNK_BYTES, StreamSink
 
 ImageFormat: TypeAlias = Literal["svg", "png"]
 Segment: TypeAlias = tuple[str, int]  # (text, segno mode constant)
@@ -199,6 +200,57 @@ def _batches(items: Iterable[tuple[str, str]], size: int) -> Iterator[tuple[list
         yield names, urls
 
 
+def qr_zip_chunks(
+    items: Iterable[tuple[str, str]],
+    fmt: ImageFormat,
+    *,
+    processes: int = 2,
+    scale: int = DEFAULT_SCALE,
+    batch: int = DEFAULT_BATCH,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> Iterator[bytes]:
+    """A zip of one QR image per (name, url) item, `<name>.svg` or `<name>.png`, in byte chunks of about
+    `chunk_bytes` that leave as the images are rendered (50,000 PNGs take a minute or more: a client
+    or proxy waiting for the whole archive before its first byte would give up).
+
+    Images are rendered by `processes` worker processes (1 renders in this process), a bounded number
+    of batches in flight, so memory stays constant however many items there are.
+    """
+    # PNG is already deflated; SVG text compresses about 5 to 1.
+    compression = zipfile.ZIP_STORED if fmt == "png" else zipfile.ZIP_DEFLATED
+    sink = StreamSink()
+    # zipfile needs only write() and flush() of an unseekable target; its stubs ask for a whole IO.
+    with zipfile.ZipFile(cast("BinaryIO", sink), "w", compression=compression) as archive:
+        for names, images in _rendered(items, fmt, scale, batch, processes):
+            for name, image in zip(names, images, strict=True):
+                archive.writestr(f"{name}.{fmt}", image)
+            if sink.size >= chunk_bytes:
+                yield sink.take()
+    yield sink.take()  # the central directory
+
+
+def _rendered(
+    items: Iterable[tuple[str, str]], fmt: ImageFormat, scale: int, batch: int, processes: int
+) -> Iterator[tuple[list[str], list[bytes]]]:
+    """(names, images) a batch at a time, in the items' order."""
+    if processes <= 1:
+        for names, urls in _batches(items, batch):
+            yield names, _render_batch(fmt, scale, urls)
+        return
+    # spawn, not fork: forking a threaded server process can deadlock the child.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        pending: deque[tuple[list[str], Future[list[bytes]]]] = deque()
+        for names, urls in _batches(items, batch):
+            pending.append((names, pool.submit(_render_batch, fmt, scale, urls)))
+            if len(pending) >= 2 * processes:
+                done_names, future = pending.popleft()
+                yield done_names, future.result()
+        while pending:
+            done_names, future = pending.popleft()
+            yield done_names, future.result()
+
+
 def write_qr_zip(
     items: Iterable[tuple[str, str]],
     fmt: ImageFormat,
@@ -208,37 +260,14 @@ def write_qr_zip(
     scale: int = DEFAULT_SCALE,
     batch: int = DEFAULT_BATCH,
 ) -> int:
-    """Write a zip of one QR image per (name, url) item, `<name>.svg` or `<name>.png`, to `out`.
-
-    Images are rendered by `processes` worker processes (1 renders in this process), a bounded number
-    of batches in flight, so memory stays constant however many items there are. `out` may be an
-    unseekable stream such as an HTTP response body. Returns the number of images written.
-    """
-    # PNG is already deflated; SVG text compresses about 5 to 1.
-    compression = zipfile.ZIP_STORED if fmt == "png" else zipfile.ZIP_DEFLATED
+    """`qr_zip_chunks` written to `out` (a file, or an unseekable stream); returns the number of images."""
     written = 0
-    with zipfile.ZipFile(out, "w", compression=compression) as archive:
 
-        def store(names: list[str], images: list[bytes]) -> None:
-            nonlocal written
-            for name, image in zip(names, images, strict=True):
-                archive.writestr(f"{name}.{fmt}", image)
-            written += len(names)
+    def counted() -> Iterator[tuple[str, str]]:
+        nonlocal written
+        for item in items:
+            written += 1
+            yield item
 
-        if processes <= 1:
-            for names, urls in _batches(items, batch):
-                store(names, _render_batch(fmt, scale, urls))
-            return written
-        # spawn, not fork: forking a threaded server process can deadlock the child.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
-            pending: deque[tuple[list[str], Future[list[bytes]]]] = deque()
-            for names, urls in _batches(items, batch):
-                pending.append((names, pool.submit(_render_batch, fmt, scale, urls)))
-                if len(pending) >= 2 * processes:
-                    done_names, future = pending.popleft()
-                    store(done_names, future.result())
-            while pending:
-                done_names, future = pending.popleft()
-                store(done_names, future.result())
+    out.writelines(qr_zip_chunks(counted(), fmt, processes=processes, scale=scale, batch=batch))
     return written

@@ -23,6 +23,7 @@ from codegen.printing import (
     encrypted_export_chunks,
     export_chunks,
     load_printing,
+    qr_zip_export_chunks,
     write_export,
 )
 from service import audit
@@ -92,26 +93,23 @@ async def export_codes(
     # The audit entry must be durable before a single code leaves: commit now, not after the stream.
     await db.commit()
     name = f"batch-{batch_id}-{first}-{last}"
-    if format in {ExportFormat.CSV, ExportFormat.TXT} and password is None:
+    domain = settings.scan_domain
+    chunks: Iterator[bytes]
+    if format is ExportFormat.PDF:
+        # A label sheet (2,000 labels at most) is laid out whole before it leaves.
+        path = await asyncio.to_thread(write_export, printing, format, domain, first, last, None)
+        chunks, media, suffix = _file_chunks(path), "application/pdf", "pdf"
+    elif password is not None:  # CSV or TXT, checked above
+        chunks = encrypted_export_chunks(printing, format, domain, first, last, password)
+        media, suffix = "application/zip", "zip"
+    elif format in {ExportFormat.ZIP_SVG, ExportFormat.ZIP_PNG}:
+        chunks = qr_zip_export_chunks(printing, format, domain, first, last)
+        media, suffix = "application/zip", "zip"
+    else:
+        chunks = export_chunks(printing, format, domain, first, last)
         media = "text/csv" if format is ExportFormat.CSV else "text/plain"
-        return Stream(
-            export_chunks(printing, format, settings.scan_domain, first, last),
-            media_type=media,
-            headers={"Content-Disposition": f'attachment; filename="{name}.{format.value}"'},
-        )
-    if format in {ExportFormat.CSV, ExportFormat.TXT} and password is not None:
-        return Stream(
-            encrypted_export_chunks(printing, format, settings.scan_domain, first, last, password),
-            media_type="application/zip",
-            headers={"Content-Disposition": f'attachment; filename="{name}.zip"'},
-        )
-    path = await asyncio.to_thread(
-        write_export, printing, format, settings.scan_domain, first, last, password
-    )
-    suffix = "pdf" if format is ExportFormat.PDF else "zip"
-    media = "application/pdf" if format is ExportFormat.PDF else "application/zip"
+        suffix = format.value
+    # Every format but the PDF streams as it is made: the first bytes leave at once, whatever the size.
     return Stream(
-        _file_chunks(path),
-        media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="{name}.{suffix}"'},
+        chunks, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}.{suffix}"'}
     )

@@ -5,6 +5,7 @@ import itertools
 import re
 import zipfile
 import zlib
+from collections.abc import Iterator
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -165,6 +166,24 @@ class TestImageZip:
         qr.write_qr_zip([(f"code-{n}", url) for n, url in enumerate(given)], "svg", sink, processes=1)
         with zipfile.ZipFile(io.BytesIO(bytes(sink.data))) as archive:
             assert archive.read("code-3.svg") == qr.render_svg(given[3])
+
+    def test_the_zip_leaves_as_its_images_are_rendered(self) -> None:
+        """The first chunk comes long before the last image is rendered, and the chunks make one zip."""
+        given = urls(200)
+        read = 0
+
+        def counted() -> Iterator[tuple[str, str]]:
+            nonlocal read
+            for n, url in enumerate(given):
+                read += 1
+                yield f"code-{n}", url
+
+        stream = qr.qr_zip_chunks(counted(), "svg", processes=1, batch=10, chunk_bytes=4096)
+        first = next(stream)
+        assert read < len(given) / 4
+        with zipfile.ZipFile(io.BytesIO(first + b"".join(stream))) as archive:
+            assert len(archive.namelist()) == len(given)
+            assert archive.read("code-199.svg") == qr.render_svg(given[199])
 
     @pytest.mark.parametrize("name", ["../evil", "a/b", ".hidden", "", "x" * 101, "spa ce"])
     def test_unsafe_names_are_refused(self, name: str) -> None:
