@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import re
 from typing import Any
 
 import psycopg
 import pyotp
-import pytest
 from litestar.testing import AsyncTestClient
 
 from service import users
@@ -19,6 +17,7 @@ from service.models import Role
 from service.settings import Settings
 from tests.api.test_errors import assert_problem
 from tests.conftest import Tenant
+from tests.races import assert_last_place_taken_once
 
 PASSWORD = "correct horse battery"
 
@@ -232,26 +231,15 @@ async def test_two_invitations_at_the_cap_cannot_both_pass_it(settings: Settings
             (tenant_a.brand_id, users.MAX_ACCOUNTS - 1),
         )
 
-    async def invite(conn: psycopg.AsyncConnection[Any], email: str) -> users.Invitation:
+    async def invite(conn: psycopg.AsyncConnection[Any], n: int) -> users.Invitation:
         return await users.invite(
             conn,
             users.DevelopmentNotifier(),
             tenant_a.brand_id,
-            users.InvitationIn(email=email, role="auditor"),
+            users.InvitationIn(email=f"racer{n}@example.com", role="auditor"),
             actor="test",
             console_url="http://console.test",
             now=dt.datetime.now(dt.UTC),
         )
 
-    async with (
-        await psycopg.AsyncConnection.connect(url) as first,
-        await psycopg.AsyncConnection.connect(url) as second,
-    ):
-        await invite(first, "first@example.com")
-        racing = asyncio.create_task(invite(second, "second@example.com"))
-        await asyncio.sleep(0.5)
-        assert not racing.done()  # waiting for the first invitation's transaction
-        await first.commit()
-        with pytest.raises(LimitReached):
-            await racing
-        await second.rollback()
+    await assert_last_place_taken_once(url, invite, LimitReached)
