@@ -11,7 +11,7 @@ import contextlib
 import datetime as dt
 import re
 import uuid
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import msgspec
 
@@ -119,8 +119,12 @@ class MemberProfile(msgspec.Struct, frozen=True):
     tags: list[str]
 
 
+TimelineKind = Literal["scan", "points", "coupon", "draw", "tier", "note"]
+TIMELINE_KINDS: frozenset[str] = frozenset(get_args(TimelineKind))
+
+
 class TimelineEntry(msgspec.Struct, frozen=True):
-    kind: Literal["scan", "points", "coupon", "draw", "tier", "note"]
+    kind: TimelineKind
     at: dt.datetime
     ref: str
     detail: dict[str, Any]
@@ -401,15 +405,30 @@ async def timeline(
     member_id: uuid.UUID,
     *,
     before: dt.datetime,
+    before_entry: tuple[str, str] | None = None,
     limit: int,
 ) -> list[TimelineEntry]:
-    """Scans, points, coupons, draws, tier changes and service notes, newest first."""
+    """Scans, points, coupons, draws, tier changes and service notes, newest first.
+
+    Entries before `before`; with `before_entry` (the previous page's last `kind` and `ref`, its `at`
+    as `before`), also those at that very time that come after it: one scan's points and draw share it.
+    """
     row = await _member_row(conn, brand_id, member_id)
     family = await _family(conn, brand_id, member_id)
+    tie_kind, tie_ref = before_entry or ("", "")
     entries = await fetch_all(
         conn,
         QUERIES["timeline"],
-        {"brand_id": brand_id, "member_id": member_id, "family": family, "before": before, "limit": limit},
+        {
+            "brand_id": brand_id,
+            "member_id": member_id,
+            "family": family,
+            "before": before,
+            "tied": before_entry is not None,
+            "tie_kind": tie_kind,
+            "tie_ref": tie_ref,
+            "limit": limit,
+        },
         TimelineEntry,
     )
     note_ids = [int(e.ref) for e in entries if e.kind == "note"]

@@ -15,6 +15,7 @@ from psycopg import AsyncConnection
 from campaigns import ledger, rewards
 from campaigns.members import adjustments, imports, profiles, tags
 from service import audit
+from service.errors import InvalidField
 from service.guards import brand_of, principal_from, require_token, roles
 from service.models import Principal, Role
 from service.routes.admin import Limit
@@ -139,15 +140,27 @@ async def member_timeline(
     settings: Settings,
     member_id: uuid.UUID,
     before: dt.datetime | None = None,
+    before_entry: str | None = None,
     limit: Limit = 50,
 ) -> list[profiles.TimelineEntry]:
-    """Scans, points, coupons, draws, tier changes and service notes, newest first (`before` pages)."""
+    """Scans, points, coupons, draws, tier changes and service notes, newest first.
+
+    The next page: `before` = the last entry's `at` and `before_entry` = its `kind:ref` (entries often
+    share a time: a scan's points and draw are written with it).
+    """
+    tie = None
+    if before_entry is not None:
+        kind, _, ref = before_entry.partition(":")
+        if kind not in profiles.TIMELINE_KINDS or not ref or before is None:
+            raise InvalidField("before_entry", "the last entry's kind:ref, sent with its at as before")
+        tie = (kind, ref)
     return await visible_timeline(
         request,
         db,
         principal_from(request),
         member_id,
         before=before or dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
+        before_entry=tie,
         limit=min(limit, settings.max_page_size),
     )
 
@@ -159,11 +172,18 @@ async def visible_timeline(
     member_id: uuid.UUID,
     *,
     before: dt.datetime,
+    before_entry: tuple[str, str] | None = None,
     limit: int,
 ) -> list[profiles.TimelineEntry]:
     """The member's timeline as this role may see it: note texts only for the roles that see personal data."""
     entries = await profiles.timeline(
-        db, _state(request).vault, brand_of(principal), member_id, before=before, limit=limit
+        db,
+        _state(request).vault,
+        brand_of(principal),
+        member_id,
+        before=before,
+        before_entry=before_entry,
+        limit=limit,
     )
     if principal.role in PHONE_READERS:
         return entries

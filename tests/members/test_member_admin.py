@@ -212,6 +212,44 @@ class TestProfiles:
         ).json()
         assert "body" not in marketer[0]["detail"]
 
+    async def test_timeline_pages_through_entries_that_share_a_time(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        """A scan's points and draw are written at the scan's time: a cursor of time alone skipped them."""
+        member_id = await enrolled_member(client, db, issued.urls[0], "device-timeline-2")
+        await client.post("/v1/scans", json={"code": issued.urls[1], "device_id": "device-timeline-2"})
+        cs = tenant_a.headers(Role.CUSTOMER_SERVICE)
+        for n in range(3):
+            await client.post(f"/v1/members/{member_id}/notes", json={"body": f"note {n}"}, headers=cs)
+        adjustment = {"amount": 5, "reason": "goodwill"}
+        await client.post(f"/v1/members/{member_id}/points/adjustments", json=adjustment, headers=cs)
+        # The ledger is append-only: the other entries move to its time.
+        shared = await (await db.execute("SELECT max(created_at) FROM points_ledger")).fetchone()
+        assert shared is not None
+        await db.execute("UPDATE member_notes SET created_at = %s", shared)
+        await db.execute("UPDATE scans SET scanned_at = %s", shared)
+        await db.commit()
+        url = f"/v1/members/{member_id}/timeline"
+        everything = (await client.get(url, headers=cs)).json()
+        assert len(everything) == 6
+
+        paged: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 2}
+        while page := (await client.get(url, params=params, headers=cs)).json():
+            paged.extend(page)
+            last = page[-1]
+            params = {"limit": 2, "before": last["at"], "before_entry": f"{last['kind']}:{last['ref']}"}
+        assert paged == everything
+
+        bad = await client.get(url, params={"before_entry": "scan:x"}, headers=cs)
+        assert_problem(bad, 422, "validation-error")
+        bad = await client.get(url, params={"before": last["at"], "before_entry": "gift:1"}, headers=cs)
+        assert_problem(bad, 422, "validation-error")
+
     async def test_manual_tags_are_idempotent_and_rule_tags_are_not_given_by_hand(
         self,
         client: AsyncTestClient[Any],

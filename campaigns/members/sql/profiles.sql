@@ -87,44 +87,58 @@ SELECT id FROM members
 WHERE brand_id = %(brand_id)s AND (id = %(member_id)s OR merged_into = %(member_id)s);
 
 -- timeline --
--- Newest first, before a cursor; each source contributes at most `limit` rows so the union stays small.
+-- Newest first (time, then kind and ref: several entries share one time, such as a scan's points and draw),
+-- after a cursor: entries before `before`, and with `tied`, those at `before` after (`tie_kind`, `tie_ref`).
+-- Each source contributes at most `limit` rows, in the same order, so the union stays small.
 (SELECT 'scan' AS kind, s.scanned_at AS at, s.id::text AS ref,
         jsonb_build_object('verdict', s.verdict, 'product_id', s.product_id, 'batch_id', s.batch_id,
                            'scan_number', s.scan_number, 'region', s.region) AS detail
  FROM scans s
- WHERE s.member_id = ANY(%(family)s) AND s.brand_id = %(brand_id)s AND s.scanned_at < %(before)s
- ORDER BY s.scanned_at DESC LIMIT %(limit)s)
+ WHERE s.member_id = ANY(%(family)s) AND s.brand_id = %(brand_id)s AND s.scanned_at <= %(before)s
+   AND (s.scanned_at < %(before)s OR %(tied)s AND ('scan' > %(tie_kind)s
+                                    OR 'scan' = %(tie_kind)s AND s.id::text > %(tie_ref)s))
+ ORDER BY s.scanned_at DESC, s.id::text LIMIT %(limit)s)
 UNION ALL
 (SELECT 'points', e.created_at, e.id::text,
         jsonb_build_object('amount', e.amount, 'kind', e.kind, 'reason', e.reason, 'source', e.source,
                            'actor', e.actor)
  FROM points_ledger e
- WHERE e.member_id = ANY(%(family)s) AND e.brand_id = %(brand_id)s AND e.created_at < %(before)s
- ORDER BY e.created_at DESC LIMIT %(limit)s)
+ WHERE e.member_id = ANY(%(family)s) AND e.brand_id = %(brand_id)s AND e.created_at <= %(before)s
+   AND (e.created_at < %(before)s OR %(tied)s AND ('points' > %(tie_kind)s
+                                    OR 'points' = %(tie_kind)s AND e.id::text > %(tie_ref)s))
+ ORDER BY e.created_at DESC, e.id::text LIMIT %(limit)s)
 UNION ALL
 (SELECT 'coupon', c.issued_at, c.id::text,
         jsonb_build_object('template_id', c.template_id, 'campaign_id', c.campaign_id, 'uses', c.uses,
                            'usage_limit', c.usage_limit, 'valid_until', c.valid_until)
  FROM coupons c
- WHERE c.member_id = ANY(%(family)s) AND c.brand_id = %(brand_id)s AND c.issued_at < %(before)s
- ORDER BY c.issued_at DESC LIMIT %(limit)s)
+ WHERE c.member_id = ANY(%(family)s) AND c.brand_id = %(brand_id)s AND c.issued_at <= %(before)s
+   AND (c.issued_at < %(before)s OR %(tied)s AND ('coupon' > %(tie_kind)s
+                                    OR 'coupon' = %(tie_kind)s AND c.id::text > %(tie_ref)s))
+ ORDER BY c.issued_at DESC, c.id::text LIMIT %(limit)s)
 UNION ALL
 (SELECT 'draw', d.drawn_at, d.scan_id::text,
         jsonb_build_object('campaign_id', d.campaign_id, 'result', d.result, 'prize_id', d.prize_id)
  FROM draws d JOIN campaigns cp ON cp.id = d.campaign_id AND cp.brand_id = %(brand_id)s
- WHERE d.member_id = ANY(%(family)s) AND d.drawn_at < %(before)s
- ORDER BY d.drawn_at DESC LIMIT %(limit)s)
+ WHERE d.member_id = ANY(%(family)s) AND d.drawn_at <= %(before)s
+   AND (d.drawn_at < %(before)s OR %(tied)s AND ('draw' > %(tie_kind)s
+                                    OR 'draw' = %(tie_kind)s AND d.scan_id::text > %(tie_ref)s))
+ ORDER BY d.drawn_at DESC, d.scan_id::text LIMIT %(limit)s)
 UNION ALL
 (SELECT 'tier', t.changed_at, t.id::text,
         jsonb_build_object('from_rank', t.from_rank, 'to_rank', t.to_rank)
  FROM member_tier_changes t
- WHERE t.member_id = %(member_id)s AND t.brand_id = %(brand_id)s AND t.changed_at < %(before)s
- ORDER BY t.changed_at DESC LIMIT %(limit)s)
+ WHERE t.member_id = %(member_id)s AND t.brand_id = %(brand_id)s AND t.changed_at <= %(before)s
+   AND (t.changed_at < %(before)s OR %(tied)s AND ('tier' > %(tie_kind)s
+                                    OR 'tier' = %(tie_kind)s AND t.id::text > %(tie_ref)s))
+ ORDER BY t.changed_at DESC, t.id::text LIMIT %(limit)s)
 UNION ALL
 (SELECT 'note', n.created_at, n.id::text, jsonb_build_object('author', n.author)
  FROM member_notes n
- WHERE n.member_id = %(member_id)s AND n.brand_id = %(brand_id)s AND n.created_at < %(before)s
- ORDER BY n.created_at DESC LIMIT %(limit)s)
+ WHERE n.member_id = %(member_id)s AND n.brand_id = %(brand_id)s AND n.created_at <= %(before)s
+   AND (n.created_at < %(before)s OR %(tied)s AND ('note' > %(tie_kind)s
+                                    OR 'note' = %(tie_kind)s AND n.id::text > %(tie_ref)s))
+ ORDER BY n.created_at DESC, n.id::text LIMIT %(limit)s)
 ORDER BY at DESC, kind, ref
 LIMIT %(limit)s;
 
