@@ -19,14 +19,15 @@ from importlib import resources
 
 from scipy.spatial import cKDTree
 
-# The first two digits of a division code name its province.
+# The first two digits of a division code name its province. Taiwan, Hong Kong and Macao go by their
+# country codes, as the geocoder places located scans there (a scan's region is one code either way).
 PROVINCES = {
     "11": "CN-BJ", "12": "CN-TJ", "13": "CN-HE", "14": "CN-SX", "15": "CN-NM", "21": "CN-LN",
     "22": "CN-JL", "23": "CN-HL", "31": "CN-SH", "32": "CN-JS", "33": "CN-ZJ", "34": "CN-AH",
     "35": "CN-FJ", "36": "CN-JX", "37": "CN-SD", "41": "CN-HA", "42": "CN-HB", "43": "CN-HN",
     "44": "CN-GD", "45": "CN-GX", "46": "CN-HI", "50": "CN-CQ", "51": "CN-SC", "52": "CN-GZ",
     "53": "CN-YN", "54": "CN-XZ", "61": "CN-SN", "62": "CN-GS", "63": "CN-QH", "64": "CN-NX",
-    "65": "CN-XJ", "71": "CN-TW", "81": "CN-HK", "82": "CN-MO",
+    "65": "CN-XJ", "71": "TW", "81": "HK", "82": "MO",
 }  # fmt: skip
 CITY_CODE = re.compile(r"^CN-(\d{4})00$")
 # Farther than this from every seat (in degrees, about 100 km) a point is not in a Chinese city.

@@ -40,8 +40,16 @@ _GENERIC_WORDS = re.compile(
 _ALIASES = {("CN", "tibet"): "CN-XZ", ("CN", "inner mongolia"): "CN-NM"}
 
 
+# ISO 3166-2 lists them under CN too, but the geocoder places their scans by country code (HK, MO, TW):
+# a territory or rule naming CN-HK would never match a scan there.
+_RECORDED_AS_COUNTRIES = frozenset({"CN-HK", "CN-MO", "CN-TW"})
+
+
 def is_region(code: str) -> bool:
-    """A country (ISO 3166-1 alpha-2) or a subdivision (ISO 3166-2) that exists."""
+    """A country (ISO 3166-1 alpha-2) or a subdivision (ISO 3166-2) that exists, written as scans record
+    it: upper case (pycountry's lookups ignore case; the comparisons with scans do not)."""
+    if code != code.upper() or code in _RECORDED_AS_COUNTRIES:
+        return False
     if "-" in code:
         return pycountry.subdivisions.get(code=code) is not None
     return len(code) == 2 and pycountry.countries.get(alpha_2=code) is not None  # noqa: PLR2004

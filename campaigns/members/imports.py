@@ -443,9 +443,11 @@ def _points(text: str | None) -> int:
 
 
 def _region(text: str | None) -> str | None:
-    if text and not is_region(text):
+    # A spreadsheet's "cn-zj" is meant as CN-ZJ; stored as scans record regions.
+    region = text.upper() if text else None
+    if region and not is_region(region):
         raise InvalidMemberInput("region", "not an ISO 3166 code such as CN-ZJ")
-    return text or None
+    return region
 
 
 def _mark_duplicates(chunk: list[_Row], seen: dict[bytes, int]) -> list[_Row]:

@@ -40,7 +40,7 @@ class TestIp2RegionRecords:
             ("Japan|0|0|0|JP", ("JP", None)),
             # Older data: country, region (0), province, city, ISP; countries named in Chinese.
             ("中国|0|广东省|深圳市|阿里云", ("CN-GD", "CN-440300")),
-            ("中国|0|香港|0|0", ("CN-HK", None)),
+            ("中国|0|香港|0|0", ("HK", None)),  # as located scans there: HK, not CN-HK
             ("美国|0|华盛顿|0|谷歌", ("US", None)),
             ("0|0|0|内网IP|内网IP", (None, None)),
             ("火星|0|0|0|0", (None, None)),
