@@ -2,9 +2,9 @@
 
 Codes of an `on_shipment` batch are inert until shipped (a scan before is `not_activated`: a leaked
 print file). A shipment records where the items went (the distributor and its authorized sales regions)
-so that a scan elsewhere is a diversion. Scan workers learn activations through the code registry
-(`activations` rows stamp the registry's change sequence), within a second, or at once in the worker
-that shipped.
+so that a scan elsewhere is a diversion. Scan workers learn activations and territories through the code
+registry (`activations` rows and `distributors` regions stamp the registry's change sequence), within a
+second, or at once in the worker that shipped or changed the regions.
 """
 
 from __future__ import annotations
@@ -154,8 +154,8 @@ async def set_territory(
 ) -> tuple[Distributor, Distributor]:
     """Replace the distributor's regions; returns (before, after) for the audit log.
 
-    Items already shipped keep the territory they were shipped under until scan workers reload
-    (activations carry the regions as loaded): a change applies to diversion checks within seconds.
+    Scan workers hold one territory per distributor (the row stamps the registry's change sequence), so a
+    change applies to the diversion checks of all its items, shipped or not yet, within a second.
     """
     _check_regions(data.regions)
     before = await get_distributor(conn, brand_id, distributor_id)

@@ -111,6 +111,11 @@ class _Activation(msgspec.Struct, frozen=True):
     stop_index: int
     shipment_id: uuid.UUID
     distributor_id: uuid.UUID
+    change_seq: int
+
+
+class _DistributorRow(msgspec.Struct, frozen=True):
+    id: uuid.UUID
     regions: list[str]
     change_seq: int
 
@@ -182,6 +187,8 @@ class CodeRegistry:
         self._keys: dict[tuple[uuid.UUID, int], codeformat.CodeKey] = {}
         self._spaces: dict[tuple[uuid.UUID, int], _KeySpace] = {}
         self._shipped: dict[uuid.UUID, _Shipped] = {}
+        # Per distributor, not per shipped range: a change of regions reloads one row.
+        self._territories: dict[uuid.UUID, tuple[str, ...]] = {}
         self._clone_rules: dict[uuid.UUID, CloneRules] = {}
         self._changes = ChangeCursor()
         self.refreshed_at = 0.0
@@ -230,6 +237,13 @@ class CodeRegistry:
             for activation in await cur.fetchall():
                 self._shipped.setdefault(activation.batch_id, _Shipped()).put(activation)
                 loaded.append(activation.change_seq)
+        # After the activations: a range loaded above committed after its distributor, so this later
+        # query sees the distributor too (an unknown territory would judge no diversion).
+        async with conn.cursor(row_factory=class_row(_DistributorRow)) as cur:
+            await cur.execute(QUERIES["registry_distributors"], since)
+            for distributor in await cur.fetchall():
+                self._territories[distributor.id] = tuple(distributor.regions)
+                loaded.append(distributor.change_seq)
         async with conn.cursor(row_factory=class_row(_CloneRulesRow)) as cur:
             await cur.execute(QUERIES["registry_clone_rules"], since)
             for row in await cur.fetchall():
@@ -327,7 +341,7 @@ class CodeRegistry:
             activated=batch.activation == "on_issue" or shipped is not None,
             shipment_id=shipped.shipment_id if shipped else None,
             distributor_id=shipped.distributor_id if shipped else None,
-            territory=tuple(shipped.regions) if shipped else (),
+            territory=self._territories.get(shipped.distributor_id, ()) if shipped else (),
         )
         if batch.status == "voided":
             return Verification(Outcome.VOIDED, facts=facts, claimed_brand_id=brand_id)

@@ -1,7 +1,8 @@
 """Keeps each worker's code registry (and blocklist) current: a version check every second, reloads on demand.
 
-Both follow one change sequence (`registry_change_seq`): products, keys, batches, activations, clone
-rules and blocks all stamp it, so one cheap query tells whether anything needs loading.
+Both follow one change sequence (`registry_change_seq`): products, keys, batches, activations,
+distributors' regions, clone rules and blocks all stamp it, so one cheap query tells whether anything
+needs loading.
 """
 
 from __future__ import annotations

@@ -205,10 +205,16 @@ SELECT brand_id, devices, members, regions, max_speed_kmh, burst, change_seq FRO
 WHERE change_seq > %(since)s OR change_seq = ANY(%(missing)s::bigint[]);
 
 -- registry_activations --
--- Activated item ranges (insert-only), with the distributor's regions for diversion checks.
-SELECT a.batch_id, a.start_index, a.stop_index, a.shipment_id, a.distributor_id, d.regions, a.change_seq
-FROM activations a JOIN distributors d ON d.id = a.distributor_id
-WHERE a.change_seq > %(since)s OR a.change_seq = ANY(%(missing)s::bigint[]);
+-- Activated item ranges (insert-only). Their territory is the distributor's (registry_distributors): a
+-- change of regions reloads one distributor row, not each of its ranges.
+SELECT batch_id, start_index, stop_index, shipment_id, distributor_id, change_seq
+FROM activations
+WHERE change_seq > %(since)s OR change_seq = ANY(%(missing)s::bigint[]);
+
+-- registry_distributors --
+-- Each distributor's authorized sales regions, for diversion checks (new ones and changed regions).
+SELECT id, regions, change_seq FROM distributors
+WHERE change_seq > %(since)s OR change_seq = ANY(%(missing)s::bigint[]);
 
 -- registry_version --
 SELECT last_value FROM registry_change_seq;

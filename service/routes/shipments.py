@@ -103,6 +103,10 @@ async def set_territory(
         before={"regions": before.regions},
         after={"regions": after.regions},
     )
+    # This worker judges diversions by the new territory at once; the others within a second.
+    await db.commit()
+    state: AppState = request.app.state.onecode
+    await state.registry_follower.refresh_if_stale()
     return after
 
 
