@@ -583,10 +583,17 @@ def codes_export(
     with engines(settings) as ready:
         printing, first, last = run_db(ready, work)
     if export_format in {ExportFormat.CSV, ExportFormat.TXT} and password is None:
+        resume_at = None
+        if start and out.exists():
+            [[(_, _, url)]] = printing.codes(settings.scan_domain, start - 1, start)
+            resume_at = _resume_offset(out, export_format, url, start)
         with (
             click.progressbar(length=last - first, label=f"exporting {out.name}") as bar,
-            out.open("wb") as handle,
+            out.open("r+b" if resume_at is not None else "wb") as handle,
         ):
+            if resume_at is not None:
+                handle.seek(resume_at)
+                handle.truncate()
             codes_iter = printing.codes(settings.scan_domain, first, last)
             done = 0
 
@@ -599,12 +606,39 @@ def codes_export(
             extra: dict[str, Any] = (
                 {} if export_format is ExportFormat.TXT else {"parent": printing.parents or None}
             )
-            for chunk in writer(codes_iter, progress=progress, **extra):
+            chunks = writer(codes_iter, progress=progress, **extra)
+            if resume_at is not None and export_format is ExportFormat.CSV:
+                chunks = _without_header(chunks)
+            for chunk in chunks:
                 handle.write(chunk)
     else:
         temp = write_export(printing, export_format, settings.scan_domain, first, last, password)
         shutil.move(temp, out)  # not Path.replace: the temporary directory may be another file system
     click.echo(f"wrote {last - first} codes to {out}")
+
+
+def _resume_offset(out: Path, export_format: ExportFormat, last_url: str, start: int) -> int:
+    """Where an interrupted print file goes on: after its last complete line, which must be the code at
+    `start - 1` (a partial last line, cut off mid-write, is dropped and written again)."""
+    data = out.read_bytes()
+    end = data.rfind(b"\n") + 1
+    last_line = data[data.rfind(b"\n", 0, end - 1) + 1 : end - 1].decode("utf-8", "replace")
+    # A TXT line is the URL; a CSV line is `index,serial,url[,parent]`.
+    written = last_line if export_format is ExportFormat.TXT else ",".join(last_line.split(",")[2:3])
+    if end == 0 or written != last_url:
+        raise click.BadParameter(
+            f"{out} does not end with the code at position {start - 1}: give the --start that follows its "
+            "last complete line, or another --out for a new file",
+            param_hint="--start",
+        )
+    return end
+
+
+def _without_header(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """CSV chunks for appending to a file that has its header already."""
+    first = next(chunks, b"")
+    yield first[first.index(b"\n") + 1 :] if b"\n" in first else b""
+    yield from chunks
 
 
 @main.group()

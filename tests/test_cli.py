@@ -130,6 +130,17 @@ class TestCli:
         args = ["codes", "export", batch["batch_id"], "--format", "txt", "--start", "100", "--stop", "110"]
         assert run_cli(*args, "--out", str(part), env=cli_env).returncode == 0
         assert part.read_text().splitlines() == [line.split(",")[2] for line in lines[101:111]]
+        # An interrupted file, cut off in the middle of code 250's line, goes on from --start 250.
+        resumed = tmp_path / "resumed.csv"
+        interrupted = "\n".join(lines[:251]) + "\n" + lines[251][:20]
+        resumed.write_text(interrupted)
+        args = ["codes", "export", batch["batch_id"], "--format", "csv", "--out", str(resumed)]
+        wrong = run_cli(*args, "--start", "240", env=cli_env)
+        assert wrong.returncode == 2 and "position 239" in wrong.stderr
+        assert resumed.read_text() == interrupted
+        again = run_cli(*args, "--start", "250", env=cli_env)
+        assert again.returncode == 0, again.stderr
+        assert resumed.read_text() == out.read_text()
         bad = run_cli("batch", "create", "--gtin", "12345678901231", "--quantity", "5", env=cli_env)
         assert bad.returncode == 2 and "--gtin" in bad.stderr
 
