@@ -60,7 +60,8 @@ class CodeFacts(msgspec.Struct, frozen=True):
     position: int  # the item's position within its batch
     # False for an item of an `on_shipment` batch that no shipment activated yet.
     activated: bool = True
-    # The shipment that activated the item, its distributor and that distributor's sales regions.
+    # The shipment that took the item (activating it, or recording where an `on_issue` item went), its
+    # distributor and that distributor's sales regions.
     shipment_id: uuid.UUID | None = None
     distributor_id: uuid.UUID | None = None
     territory: tuple[str, ...] = ()
@@ -322,10 +323,10 @@ class CodeRegistry:
         if product is None:
             return Verification(Outcome.NOT_ISSUED, claimed_brand_id=brand_id)
         position = index - batch.start_index
-        shipped = None
-        if batch.activation == "on_shipment":
-            in_batch = self._shipped.get(batch.id)
-            shipped = in_batch.find(position) if in_batch else None
+        # Shipped items of `on_issue` batches too: live either way, but sold within the distributor's
+        # territory (an unshipped one is live with no distributor).
+        in_batch = self._shipped.get(batch.id)
+        shipped = in_batch.find(position) if in_batch else None
         facts = CodeFacts(
             brand_id=brand_id,
             product_id=product.id,
