@@ -79,9 +79,11 @@ RETURNING id;
 
 -- activation_summary --
 -- A batch's activation at a glance: items activated, and scans of items that were not (leaked codes).
+-- Every code of an on_issue batch is live, shipped or not (as batch_scan_rates in reports.sql counts).
 SELECT b.id AS batch_id, b.activation, b.quantity,
-       coalesce((SELECT sum(stop_index - start_index) FROM activations a WHERE a.batch_id = b.id), 0)::bigint
-           AS activated,
+       CASE WHEN b.activation = 'on_issue' THEN b.quantity
+            ELSE coalesce((SELECT sum(stop_index - start_index) FROM activations a WHERE a.batch_id = b.id), 0)
+       END::bigint AS activated,
        (SELECT count(*) FROM scans s WHERE s.batch_id = b.id AND s.verdict = 'not_activated')::bigint
            AS not_activated_scans
 FROM batches b WHERE b.brand_id = %(brand_id)s AND b.id = %(batch_id)s;

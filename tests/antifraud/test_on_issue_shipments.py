@@ -50,3 +50,18 @@ class TestOnIssueShipments:
         ]
         report = await client.get("/v1/reports/diversion", headers=tenant_a.headers(Role.OPERATIONS))
         assert [(e["position"], e["distributor_id"]) for e in report.json()["items"]] == [(1, east)]
+
+    async def test_the_activation_summary_counts_every_code_of_the_batch_as_live(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant, issued: IssuedBatch
+    ) -> None:
+        """An on_issue batch of 100 with half of it shipped: all 100 codes are live."""
+        shipped = await ship(client, tenant_a, await distributor(client, tenant_a), issued.batch.id, 0, 50)
+        assert shipped.status_code == 201, shipped.text
+        summary = await client.get(f"/v1/batches/{issued.batch.id}/activation", headers=tenant_a.headers())
+        assert summary.json() == {
+            "batch_id": str(issued.batch.id),
+            "activation": "on_issue",
+            "quantity": 100,
+            "activated": 100,
+            "not_activated_scans": 0,
+        }
