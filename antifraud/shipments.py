@@ -155,7 +155,7 @@ async def set_territory(
     """Replace the distributor's regions; returns (before, after) for the audit log.
 
     Scan workers hold one territory per distributor (the row stamps the registry's change sequence), so a
-    change applies to the diversion checks of all its items, shipped or not yet, within a second.
+    change applies to the diversion checks of every item shipped to it, before or after, within a second.
     """
     _check_regions(data.regions)
     before = await get_distributor(conn, brand_id, distributor_id)
