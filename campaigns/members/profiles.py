@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import secrets
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
@@ -536,6 +537,7 @@ async def erase(
             "brand_id": brand_id,
             "family": await _family(conn, brand_id, member_id),
             "phone_indexes": sorted(indexes),
+            "device_salt": secrets.token_hex(16),
         },
     )
 
@@ -577,6 +579,7 @@ async def erase_inactive(conn: AsyncConnection[Any], *, now: dt.datetime, limit:
                 "brand_id": brand.brand_id,
                 "family": [f.id for f in family],
                 "phone_indexes": [m.phone_index for m in idle if m.phone_index is not None],
+                "device_salt": secrets.token_hex(16),
             },
         )
         await audit.record(

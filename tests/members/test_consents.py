@@ -185,6 +185,40 @@ class TestConsents:
         gone = await client.patch(CONSENTS, json={"marketing": True}, headers=cookie)
         assert_problem(gone, 410, "member-erased")
 
+    async def test_erasure_leaves_no_device_network_or_place_in_the_scan_log(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        issued: IssuedBatch,
+    ) -> None:
+        """The scans stay for the brand's figures, but nothing in them leads back to the phone."""
+        member, cookie = await enrol(
+            client, db, issued.urls[0], "device-erase-1", phone="138 0013 8001", marketing=False
+        )
+        hangzhou = {"lat": 30.27, "lng": 120.16}
+        scanned = await client.post(
+            "/v1/scans", json={"code": issued.urls[1], "device_id": "device-erase-1", "location": hangzhou}
+        )
+        assert scanned.json()["verdict"] == "genuine_first"
+        client.cookies.clear()
+        other = await client.post("/v1/scans", json={"code": issued.urls[1], "device_id": "device-erase-2"})
+        assert other.json()["verdict"] == "genuine_repeat"
+        assert (await client.delete("/v1/members/me", headers=cookie)).status_code == 204
+
+        cur = await db.execute(
+            "SELECT device_id, ip_prefix, lat, lng, city, region FROM scans WHERE member_id = %s", (member,)
+        )
+        rows = await cur.fetchall()
+        assert len(rows) == 2
+        assert {r[0] for r in rows} == {rows[0][0]} and rows[0][0].startswith("erased-")
+        assert all(r[1:5] == (None, None, None, None) for r in rows)
+        assert {r[5] for r in rows} == {None, "CN-ZJ"}  # the province stays, for the brand's reports
+        claims = "SELECT first_device_id FROM code_claims WHERE first_member_id = %s"
+        cur = await db.execute(claims, (member,))
+        assert {r[0] for r in await cur.fetchall()} == {rows[0][0]}
+        cur = await db.execute("SELECT count(*) FROM scans WHERE device_id = 'device-erase-2'")
+        assert await cur.fetchone() == (1,)  # another scanner's row is untouched
+
 
 class TestLocation:
     async def test_after_withdrawal_the_log_keeps_no_location_of_the_members_scans(

@@ -148,9 +148,25 @@ WHERE member_id = %(member_id)s AND brand_id = %(brand_id)s AND id = ANY(%(ids)s
 
 -- erase_member --
 -- Personal data becomes unreadable (the data key is gone) or is removed; ledgers and scans stay,
--- attached to what is now an anonymous id.
+-- attached to what is now an anonymous id. In the scan log the member's device ids become pseudonyms
+-- under `device_salt`, which is never kept (one device stays one pseudonym, so distinct-device counts
+-- hold), and the network and the exact place go (the province stays, for the brand's reports).
 WITH devices AS (
     DELETE FROM member_devices WHERE brand_id = %(brand_id)s AND member_id = ANY(%(family)s)
+), scan_log AS (
+    UPDATE scans SET
+        device_id = 'erased-' || left(encode(sha256(convert_to(%(device_salt)s || device_id, 'UTF8')), 'hex'), 24),
+        ip_prefix = NULL, lat = NULL, lng = NULL, city = NULL
+    WHERE member_id = ANY(%(family)s) AND brand_id = %(brand_id)s
+), claimed AS (
+    -- The codes the member scanned first, found through its scans (claims are keyed by code only).
+    UPDATE code_claims c SET
+        first_device_id =
+            'erased-' || left(encode(sha256(convert_to(%(device_salt)s || c.first_device_id, 'UTF8')), 'hex'), 24)
+    FROM scans s
+    WHERE s.member_id = ANY(%(family)s) AND s.brand_id = %(brand_id)s AND s.verdict = 'genuine_first'
+      AND c.brand_id = s.brand_id AND c.key_id = s.key_id AND c.code_index = s.code_index
+      AND c.first_member_id = ANY(%(family)s)
 ), notes AS (
     DELETE FROM member_notes WHERE brand_id = %(brand_id)s AND member_id = ANY(%(family)s)
 ), sms AS (
