@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import hmac
 import secrets
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
@@ -308,7 +309,8 @@ async def login(
     if right and row.totp_enabled_at is not None:
         if data.totp_code is None:
             return LoginOutcome("totp_required", row.id, row.brand_id)
-        right = _totp_ok(master_keys, row, data.totp_code, now)
+        assert row.totp_secret_sealed is not None
+        right = await _take_totp_code(conn, master_keys, row.id, row.totp_secret_sealed, data.totp_code, now)
     if not right:
         return await _failed(conn, row, now)
     rehash = await _hash(data.password) if HASHER.check_needs_rehash(row.password_hash) else None
@@ -389,8 +391,7 @@ async def confirm_totp(
     found = await fetch_one(conn, QUERIES["totp_secret"], {"user_id": user.id}, _Sealed)
     if found is None or found.totp_secret_sealed is None:
         raise InvalidField("code", "set up a second factor first")
-    secret = keys.unseal(master_keys, found.totp_secret_sealed, aad=totp_aad(user.id)).decode()
-    if not pyotp.TOTP(secret).verify(code, for_time=now, valid_window=1):
+    if not await _take_totp_code(conn, master_keys, user.id, found.totp_secret_sealed, code, now):
         raise InvalidField("code", "wrong code; check the authenticator's clock")
     await conn.execute(QUERIES["enable_totp"], {"user_id": user.id})
     return await get_user(conn, user.id)
@@ -443,10 +444,23 @@ async def _failed(conn: AsyncConnection[Any], row: _LoginRow, now: dt.datetime) 
     return LoginOutcome("failed", row.id, row.brand_id)
 
 
-def _totp_ok(master_keys: Sequence[bytes], row: _LoginRow, code: str, now: dt.datetime) -> bool:
-    assert row.totp_secret_sealed is not None
-    secret = keys.unseal(master_keys, row.totp_secret_sealed, aad=totp_aad(row.id)).decode()
-    return bool(pyotp.TOTP(secret).verify(code, for_time=now, valid_window=1))
+async def _take_totp_code(
+    conn: AsyncConnection[Any],
+    master_keys: Sequence[bytes],
+    user_id: uuid.UUID,
+    sealed_secret: bytes,
+    code: str,
+    now: dt.datetime,
+) -> bool:
+    """Whether `code` is the user's for now (or the step before or after: phone clocks drift), and its
+    step was never used: each code signs in once."""
+    totp = pyotp.TOTP(keys.unseal(master_keys, sealed_secret, aad=totp_aad(user_id)).decode())
+    current = totp.timecode(now)
+    for step in (current - 1, current, current + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            params = {"user_id": user_id, "step": step}
+            return await fetch_one(conn, QUERIES["use_totp_step"], params, _UserId) is not None
+    return False
 
 
 async def _hash(password: str) -> str:

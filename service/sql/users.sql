@@ -88,6 +88,12 @@ WHERE id = %(user_id)s AND totp_enabled_at IS NULL;
 -- totp_secret --
 SELECT totp_secret_sealed FROM console_users WHERE id = %(user_id)s;
 
+-- use_totp_step --
+-- Taken once: a second use of the same (or an older) step finds no row, also when two requests race.
+UPDATE console_users SET totp_last_step = %(step)s
+WHERE id = %(user_id)s AND (totp_last_step IS NULL OR totp_last_step < %(step)s)
+RETURNING id AS user_id;
+
 -- enable_totp --
 UPDATE console_users SET totp_enabled_at = now() WHERE id = %(user_id)s AND totp_secret_sealed IS NOT NULL;
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from typing import Any
 
 import psycopg
@@ -127,14 +128,20 @@ class TestConsoleAccounts:
             "/console/totp/confirm", json={"code": "000000"}, headers={"X-CSRF-Token": csrf}
         )
         assert_problem(wrong, 422, "validation-error")
+        confirm_code = totp.now()
         confirmed = await client.post(
-            "/console/totp/confirm", json={"code": totp.now()}, headers={"X-CSRF-Token": csrf}
+            "/console/totp/confirm", json={"code": confirm_code}, headers={"X-CSRF-Token": csrf}
         )
         assert confirmed.json()["totp_enabled_at"] is not None
         client.cookies.clear()
         assert_problem(await sign_in(client, "fin@example.com"), 401, "totp-required")
         assert_problem(await sign_in(client, "fin@example.com", totp_code="000000"), 401, "login-failed")
-        assert (await sign_in(client, "fin@example.com", totp_code=totp.now())).status_code == 200
+        # Each code signs in once (RFC 6238, 5.2): the confirming code is spent; the next step's works once.
+        assert_problem(await sign_in(client, "fin@example.com", totp_code=confirm_code), 401, "login-failed")
+        next_code = totp.at(time.time() + 30)
+        assert (await sign_in(client, "fin@example.com", totp_code=next_code)).status_code == 200
+        client.cookies.clear()
+        assert_problem(await sign_in(client, "fin@example.com", totp_code=next_code), 401, "login-failed")
         cur = await db.execute("SELECT totp_secret_sealed FROM console_users")
         assert setup.json()["secret"].encode() not in (await cur.fetchone() or [b""])[0]
 
