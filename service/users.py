@@ -213,8 +213,11 @@ def normalize_email(raw: str) -> str:
 def check_password(password: str, email: str) -> None:
     if len(password) < PASSWORD_MIN:
         raise InvalidField("password", f"at least {PASSWORD_MIN} characters")
-    if len(set(password)) < 4 or email.partition("@")[0] in password.lower():  # noqa: PLR2004
-        raise InvalidField("password", "too easy to guess: avoid repeats and your address")
+    if len(set(password)) < 4:  # noqa: PLR2004
+        raise InvalidField("password", "too easy to guess: use at least 4 different characters")
+    name = email.partition("@")[0]
+    if name in password.lower():
+        raise InvalidField("password", f"too easy to guess: it contains your address's name ({name})")
 
 
 async def invite(

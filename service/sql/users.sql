@@ -1,4 +1,10 @@
 -- invite --
+-- A new invitation to an address replaces the brand's open ones (a corrected role, a lost mail): only
+-- the latest link opens an account.
+WITH superseded AS (
+    UPDATE console_invitations SET expires_at = now()
+    WHERE brand_id = %(brand_id)s AND email = %(email)s AND accepted_at IS NULL AND expires_at > now()
+)
 INSERT INTO console_invitations (token_hash, brand_id, email, role, distributor_id, invited_by, expires_at)
 VALUES (%(token_hash)s, %(brand_id)s, %(email)s, %(role)s, %(distributor_id)s, %(actor)s, %(expires_at)s)
 RETURNING email, role, distributor_id, created_at, expires_at;

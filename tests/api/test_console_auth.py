@@ -52,6 +52,29 @@ async def sign_in(client: AsyncTestClient[Any], email: str, password: str = PASS
 
 
 class TestConsoleAccounts:
+    async def test_a_new_invitation_replaces_the_open_one(
+        self, client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant_a: Tenant
+    ) -> None:
+        """Invited as auditor, then again as marketer: the first link no longer opens an account."""
+        admin = tenant_a.headers(Role.BRAND_ADMIN)
+        body = {"email": "li@example.com", "role": "auditor"}
+        assert (await client.post("/v1/users/invitations", json=body, headers=admin)).status_code == 201
+        first = await last_mail(db, "li@example.com")
+        body["role"] = "marketer"
+        assert (await client.post("/v1/users/invitations", json=body, headers=admin)).status_code == 201
+        second = await last_mail(db, "li@example.com")
+        assert second != first
+        stale = await client.post("/console/invitations/accept", json={"token": first, "password": PASSWORD})
+        assert (
+            assert_problem(stale, 422, "validation-error")["detail"]
+            == "the invitation is unknown, used or expired"
+        )
+        accepted = await client.post(
+            "/console/invitations/accept", json={"token": second, "password": PASSWORD}
+        )
+        assert accepted.status_code == 201, accepted.text
+        assert accepted.json()["role"] == "marketer"
+
     async def test_invite_accept_sign_in_and_use_the_api_with_the_session(
         self, client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant_a: Tenant
     ) -> None:
