@@ -21,7 +21,7 @@ from service.guards import brand_of, principal_from, roles
 from service.models import Role
 from service.queries import load_queries
 from service.routes import antifraud as antifraud_routes
-from service.routes.console_common import CHINA, day_range, render, texts, who
+from service.routes.console_common import CHINA, FormDay, day_range, form_day, render, texts, who
 from service.settings import Settings
 from service.state import AppState
 
@@ -137,14 +137,15 @@ async def audit_page(
     action: Annotated[str, Parameter(max_length=64)] | None = None,
     object_type: Annotated[str, Parameter(max_length=64)] | None = None,
     actor: Annotated[str, Parameter(max_length=254)] | None = None,
-    since: dt.date | None = None,
-    until: dt.date | None = None,
+    since: FormDay | None = None,
+    until: FormDay | None = None,
     before: Annotated[int, Parameter(ge=1, le=2**63 - 1)] | None = None,
 ) -> Response[str]:
     """The brand's audit log, newest first, filtered; "older" pages by id (the log is append-only)."""
     principal = principal_from(request)
     brand_id = brand_of(principal)
-    start, end = day_range(since, until)
+    first, last = form_day("since", since), form_day("until", until)
+    start, end = day_range(first, last)
     filters = {
         "action": action or None,
         "object_type": object_type or None,
@@ -164,14 +165,17 @@ async def audit_page(
         "action": action or "",
         "object_type": object_type or "",
         "actor": actor or "",
-        "since": since.isoformat() if since else "",
-        "until": until.isoformat() if until else "",
+        "since": first.isoformat() if first else "",
+        "until": last.isoformat() if last else "",
     }
+    words = texts(request)
     return render(
         request,
         "console_audit.html",
-        title=texts(request)["audit_nav"],
+        title=words["audit_nav"],
         user=await who(db, principal),
+        # Days that end before they start find nothing: say why beside the filter.
+        range_error=words["reversed_range"] if first and last and first > last else None,
         rows=rows,
         object_types=[k.object_type for k in kinds],
         shown=shown,

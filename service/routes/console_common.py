@@ -7,14 +7,16 @@ API with the session cookie; the page carries the session's CSRF token in a `<me
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 import zoneinfo
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
 import jinja2
 from litestar import Request, Response
 from litestar.enums import MediaType
+from litestar.params import Parameter
 from litestar.response import Redirect
 from psycopg import AsyncConnection
 
@@ -38,6 +40,9 @@ CHINA: Final = zoneinfo.ZoneInfo("Asia/Shanghai")
 # Days a filter may name (beyond them, date arithmetic overflows before anything is asked).
 FIRST_DAY: Final = dt.date(2000, 1, 1)
 LAST_DAY: Final = dt.date(9000, 12, 31)
+# A filter form's fields as the query carries them: strings, empty when the field is (see `form_day`).
+FormDay = Annotated[str, Parameter(max_length=10)]
+FormId = Annotated[str, Parameter(max_length=36)]
 # The header's links: (path, text key, roles that may open the page). A link shows only to those roles.
 NAVIGATION: Final[tuple[tuple[str, str, frozenset[Role]], ...]] = (
     ("/console/dashboard", "dashboard", frozenset(BRAND_PAGE_ROLES)),
@@ -138,6 +143,27 @@ async def who(db: AsyncConnection[Any], principal: Principal) -> Any:
     if principal.kind == "user":
         return await users.get_user(db, principal.token_id)
     return {"email": "API token", "role": principal.role.value}
+
+
+def form_day(field: str, value: str | None) -> dt.date | None:
+    """A day from a filter form's query. The form sends its empty fields too (`since=`), and such links get
+    shared, so an empty field means no filter rather than a 422."""
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InvalidField(field, "a day as YYYY-MM-DD") from None
+
+
+def form_uuid(field: str, value: str | None) -> uuid.UUID | None:
+    """An id from a filter form's query (a select's "all" option sends `segment_id=`): empty is no filter."""
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidField(field, "a UUID") from None
 
 
 def day_range(since: dt.date | None, until: dt.date | None) -> tuple[dt.datetime | None, dt.datetime | None]:

@@ -7,7 +7,6 @@ Decisions are calls to the JSON API from the page (finance only, never on one's 
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import Any
 
 from litestar import Request, Response, get
@@ -17,7 +16,17 @@ from campaigns.members import adjustments, kpis, segments
 from service.guards import brand_of, principal_from, roles
 from service.models import Role
 from service.routes import member_admin
-from service.routes.console_common import CHINA, day_range, render, texts, who
+from service.routes.console_common import (
+    CHINA,
+    FormDay,
+    FormId,
+    day_range,
+    form_day,
+    form_uuid,
+    render,
+    texts,
+    who,
+)
 
 APPROVAL_READERS = (Role.FINANCE, Role.BRAND_ADMIN, Role.AUDITOR)
 LISTED = 200
@@ -46,35 +55,41 @@ async def approvals_page(request: Request[Any, Any, Any], db: AsyncConnection[An
 async def kpis_page(
     request: Request[Any, Any, Any],
     db: AsyncConnection[Any],
-    since: dt.date | None = None,
-    until: dt.date | None = None,
-    segment_id: uuid.UUID | None = None,
+    since: FormDay | None = None,
+    until: FormDay | None = None,
+    segment_id: FormId | None = None,
 ) -> Response[str]:
     """The membership KPIs over whole days in China's time (the last 30 by default), with their formulas."""
     principal = principal_from(request)
     brand_id = brand_of(principal)
+    segment = form_uuid("segment_id", segment_id)
     today = dt.datetime.now(CHINA).date()
-    last = until or today
-    first = since or last - dt.timedelta(days=DEFAULT_DAYS - 1)
-    range_from, range_to = day_range(first, last)
-    assert range_from is not None
-    assert range_to is not None
-    figures = await kpis.kpis(
-        db,
-        brand_id,
-        range_from=range_from,
-        range_to=range_to,
-        now=dt.datetime.now(dt.UTC),
-        segment_id=segment_id,
-    )
+    last = form_day("until", until) or today
+    first = form_day("since", since) or last - dt.timedelta(days=DEFAULT_DAYS - 1)
+    words = texts(request)
+    figures = None
+    # Days that end before they start have no figures: the page says so beside the filter instead.
+    if first <= last:
+        range_from, range_to = day_range(first, last)
+        assert range_from is not None
+        assert range_to is not None
+        figures = await kpis.kpis(
+            db,
+            brand_id,
+            range_from=range_from,
+            range_to=range_to,
+            now=dt.datetime.now(dt.UTC),
+            segment_id=segment,
+        )
     return render(
         request,
         "console_kpis.html",
-        title=texts(request)["kpis_nav"],
+        title=words["kpis_nav"],
         user=await who(db, principal),
         kpis=figures,
+        range_error=words["reversed_range"] if figures is None else None,
         segments=await segments.list_all(db, brand_id),
-        shown={"since": first.isoformat(), "until": last.isoformat(), "segment_id": str(segment_id or "")},
+        shown={"since": first.isoformat(), "until": last.isoformat(), "segment_id": str(segment or "")},
     )
 
 

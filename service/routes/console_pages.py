@@ -36,8 +36,10 @@ from service.routes import reports as report_routes
 from service.routes.console_common import (
     BRAND_PAGE_ROLES,
     CHINA,
+    FormDay,
     bars,
     day_range,
+    form_day,
     page_exception_handlers,
     render,
     texts,
@@ -164,15 +166,35 @@ async def member_page(
 async def portal(
     request: Request[Any, Any, Any],
     report_db: AsyncConnection[Any],
-    since: dt.date | None = None,
-    until: dt.date | None = None,
+    since: FormDay | None = None,
+    until: FormDay | None = None,
     region: Annotated[str, Parameter(max_length=10)] | None = None,
 ) -> Response[str]:
     """A distributor's shipments (to receive) and its own diversion events, filtered by days and region
     (its territory only, as the report API scopes them); the CSV link carries the same filters."""
     principal = principal_from(request)
+    words = texts(request)
+    shipments = await console_catalog.recent_shipments(
+        report_db, brand_of(principal), only_distributor=principal.distributor_id
+    )
+    first, last = form_day("since", since), form_day("until", until)
+    if first is not None and first > (last or dt.datetime.now(CHINA).date()):
+        # Days that end before they start: the page says so beside the filter, the shipments still show.
+        return render(
+            request,
+            "console_portal.html",
+            title=words["portal"],
+            user=await who(report_db, principal),
+            report=None,
+            range_error=words["reversed_range"],
+            shipments=shipments,
+            may_receive=True,
+            shown_since=first,
+            shown_until=last or "",
+            region=region or "",
+        )
     # Whole days in China's time, as a distributor reads its paperwork; the last 30 days by default.
-    start, end = day_range(since, until)
+    start, end = day_range(first, last)
     scope = report_routes.report_scope(principal, start, end, region=region.upper() if region else None)
     found = await reports.report(report_db, scope, before=None, limit=100)
     filters = {"since": scope.since.isoformat(), "until": scope.until.isoformat()}
@@ -181,15 +203,14 @@ async def portal(
     return render(
         request,
         "console_portal.html",
-        title=texts(request)["portal"],
+        title=words["portal"],
         user=await who(report_db, principal),
         report=found,
+        range_error=None,
         total=sum(c.events for c in found.totals.by_distributor),
         weeks=bars([(c.key or "", c.events) for c in found.totals.by_week]),
         regions=bars([(c.key or "", c.events) for c in found.totals.by_region]),
-        shipments=await console_catalog.recent_shipments(
-            report_db, brand_of(principal), only_distributor=principal.distributor_id
-        ),
+        shipments=shipments,
         may_receive=True,
         csv_link="/v1/reports/diversion?" + urlencode({**filters, "format": "csv"}),
         city_names={e.city: divisions.city_name(e.city) for e in found.items if e.city},
