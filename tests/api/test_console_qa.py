@@ -3,12 +3,16 @@ dates in their own zone, layout at phone width, single error messages, error pag
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from litestar.testing import AsyncTestClient
 
 from service.models import Role
+from service.pages.console_texts import TEXTS
+from service.routes import console_common
 from tests.api.test_console_auth import sign_in
 from tests.api.test_console_pages import user
 from tests.conftest import Tenant
@@ -60,3 +64,24 @@ class TestFilterForms:
         assert 'id="diversions">0<' in page.text and 'id="range-error"' not in page.text
         future = await client.get("/console/portal?since=2999-01-01")
         assert future.status_code == 200 and 'id="range-error"' in future.text
+
+
+class TestTextKeys:
+    async def test_the_shipments_header_says_items(
+        self, client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant_a: Tenant
+    ) -> None:
+        """The key `items` is also a dict method: `t.items` printed the method, not the word."""
+        client.cookies.clear()
+        await user(client, db, tenant_a, "ops@example.com", "operations")
+        assert (await sign_in(client, "ops@example.com")).status_code == 200
+        page = await client.get("/console/shipments", headers={"Accept-Language": "en"})
+        assert page.status_code == 200, page.text
+        assert "<th>Items</th>" in page.text and "built-in method" not in page.text
+
+    def test_no_template_reads_a_text_named_like_a_dict_method_as_an_attribute(self) -> None:
+        """Jinja's `t.key` finds a dict's method before its item: such keys must be read as `t["key"]`."""
+        clashing = {key for words in TEXTS.values() for key in words if hasattr(dict, key)}
+        pages = Path(console_common.__file__).parent.parent / "pages"
+        for template in pages.glob("*.html"):
+            for key in clashing:
+                assert not re.search(rf"\bt\.{key}\b", template.read_text()), (template.name, key)
