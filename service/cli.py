@@ -37,7 +37,7 @@ from service.errors import ServiceError
 from service.logs import configure_logging
 from service.migrations import migrate as apply_migrations
 from service.models import BrandIn, Gs1CompanyPrefixesIn, Role, TokenIn
-from service.settings import Settings
+from service.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
@@ -128,7 +128,10 @@ def main(ctx: click.Context) -> None:
     """OneCode: one signed code per item, scanned into members and rewards."""
     if ctx.meta["help_only"]:
         return
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None  # one line, not a traceback
     configure_logging(settings.log_level, json=settings.log_json and not os.isatty(2))
     ctx.obj = settings
 

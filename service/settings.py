@@ -108,16 +108,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             token_ttl_days=_int(env, "ONECODE_TOKEN_TTL_DAYS", 365),
             pool_min_size=_int(env, "ONECODE_POOL_MIN_SIZE", 2),
             pool_max_size=_int(env, "ONECODE_POOL_MAX_SIZE", 16),
-            pool_timeout_s=float(env.get("ONECODE_POOL_TIMEOUT_S", "3")),
+            pool_timeout_s=_positive_float(env, "ONECODE_POOL_TIMEOUT_S", 3.0),
             trust_forwarded_for=_bool(env, "ONECODE_TRUST_FORWARDED_FOR", default=False),
-            ip_databases=tuple(
-                Path(part.strip()) for part in env.get("ONECODE_IP_DATABASE", "").split(",") if part.strip()
-            ),
+            ip_databases=_ip_databases(env),
             scans_per_device_minute=_int(env, "ONECODE_SCANS_PER_DEVICE_MINUTE", 30),
             scans_per_ip_minute=_int(env, "ONECODE_SCANS_PER_IP_MINUTE", 600),
             scans_per_member_minute=_int(env, "ONECODE_SCANS_PER_MEMBER_MINUTE", 30),
             scan_retention_months=_retention_months(env),
-            log_level=env.get("ONECODE_LOG_LEVEL", "INFO").upper(),
+            log_level=_log_level(env),
             log_json=_bool(env, "ONECODE_LOG_JSON", default=True),
             access_log=_bool(env, "ONECODE_ACCESS_LOG", default=True),
         )
@@ -139,6 +137,39 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value < float("inf"):
+        raise SettingsError(f"{name} must be more than 0, got {raw!r}")
+    return value
+
+
+def _ip_databases(env: Mapping[str, str]) -> tuple[Path, ...]:
+    parts = env.get("ONECODE_IP_DATABASE", "").split(",")
+    paths = tuple(Path(part.strip()) for part in parts if part.strip())
+    # Found missing here, not by each worker as it starts (a traceback per worker, and no service).
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise SettingsError(f"ONECODE_IP_DATABASE names files that do not exist: {', '.join(missing)}")
+    return paths
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    level = env.get("ONECODE_LOG_LEVEL", "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise SettingsError(f"ONECODE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    return level
 
 
 def _retention_months(env: Mapping[str, str]) -> int:

@@ -141,5 +141,8 @@ class TestIp2RegionFiles:
             "ONECODE_MASTER_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         }
         assert Settings.from_env(env).ip_databases == ()
-        both = Settings.from_env({**env, "ONECODE_IP_DATABASE": "/data/v4.xdb, /data/v6.xdb"})
-        assert [str(path) for path in both.ip_databases] == ["/data/v4.xdb", "/data/v6.xdb"]
+        v4, v6 = tmp_path / "v4.xdb", tmp_path / "v6.xdb"
+        v4.touch()
+        v6.touch()
+        both = Settings.from_env({**env, "ONECODE_IP_DATABASE": f"{v4}, {v6}"})
+        assert both.ip_databases == (v4, v6)
