@@ -9,9 +9,13 @@ import httpx
 import psycopg
 import pytest
 
+from service.models import Role
 from tests.browser.test_console_browser import invite, sign_in
 from tests.browser.test_consumer_browser import PageProblems, browser, issued, playwright_api, server
+from tests.campaigns.test_scan_rewards import draw_campaign
 from tests.conftest import Tenant
+from tests.fixtures_codes import IssuedBatch
+from tests.scans.test_members_api import latest_otp
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 __all__ = ["browser", "issued", "server"]  # fixtures, imported to be used here
@@ -64,5 +68,78 @@ class TestNumbersAsTyped:
         await page.wait_for_url("**/console/campaigns/*-*")
         assert await count(db, "SELECT budget_cents FROM campaigns") == 1005
         assert await count(db, "SELECT member_daily_cap FROM campaigns") == 2
+        assert problems.seen == []
+        await context.close()
+
+
+# The narrowest phone QA tried: nothing on a page may be wider.
+NARROW = {"width": 375, "height": 812}
+
+
+async def page_width(page: Any) -> int:
+    width: int = await page.evaluate("document.documentElement.scrollWidth")
+    return width
+
+
+class TestPhoneWidth:
+    async def test_no_page_is_wider_than_a_375px_phone(
+        self,
+        server: str,
+        browser: Any,
+        issued: IssuedBatch,
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+    ) -> None:
+        """The prize pool's fieldset grew to its table (743px), a seed hash and a GS1 link ran off the page,
+        and a phone number spilled out of its card: all fit 375px now."""
+        expect = playwright_api.expect
+        async with httpx.AsyncClient(base_url=server) as api:
+            scanned = await api.post(
+                "/v1/scans", json={"code": issued.urls[0], "device_id": "device-narrow-1"}
+            )
+            token = scanned.json()["member_token"]
+            await api.post("/v1/members/otp", json={"phone": "13800138000", "member_token": token})
+            enrolled = await api.post(
+                "/v1/members/enroll",
+                json={
+                    "phone": "13800138000",
+                    "otp": await latest_otp(db),
+                    "consent_marketing": True,
+                    "consent_location": False,
+                    "member_token": token,
+                },
+            )
+            assert enrolled.status_code == 200, enrolled.text
+            member_id = scanned.json()["member"]["id"]
+            marketer = tenant_a.headers(Role.MARKETER)
+            created = await api.post("/v1/campaigns", json=draw_campaign(), headers=marketer)
+            campaign_id = created.json()["id"]
+            activated = await api.post(f"/v1/campaigns/{campaign_id}:activate", headers=marketer)
+            assert activated.status_code == 200, activated.text
+            await invite(api, db, tenant_a, "admin@example.com", "brand_admin")
+        context = await browser.new_context(locale="en", viewport=NARROW)
+        page = await context.new_page()
+        problems = PageProblems(page)
+        await sign_in(page, server, "admin@example.com")
+        await page.wait_for_url("**/console/dashboard")
+
+        await page.goto(server + "/console/campaigns/new")
+        await page.select_option("#kind", "lucky_draw")
+        await expect(page.locator("#prizes tbody tr")).to_have_count(1)
+        assert await page_width(page) <= NARROW["width"]
+        await page.goto(f"{server}/console/campaigns/{campaign_id}")
+        await expect(page.locator("main code")).not_to_be_empty()  # the draw's seed hash
+        assert await page_width(page) <= NARROW["width"]
+        await page.goto(f"{server}/console/codes/{issued.urls[0].rsplit('/', 1)[1]}")
+        assert await page_width(page) <= NARROW["width"]
+        await page.goto(f"{server}/console/members/{member_id}")
+        await expect(page.locator("#member-phone")).to_have_text("+8613800138000")
+        phone = await page.locator("#member-phone").bounding_box()
+        card = await page.locator("#member-phone").locator("..").bounding_box()
+        assert phone is not None and card is not None
+        assert phone["x"] + phone["width"] <= card["x"] + card["width"]
+        assert await page.evaluate(
+            "(e) => e.scrollWidth <= e.clientWidth", await page.query_selector("#member-phone")
+        )
         assert problems.seen == []
         await context.close()
