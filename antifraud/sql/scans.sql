@@ -93,7 +93,9 @@ WITH input AS (
     FROM numbered WHERE suspect AND NOT first
     GROUP BY brand_id, key_id, code_index ORDER BY brand_id, key_id, code_index
     ON CONFLICT (brand_id, key_id, code_index) DO UPDATE
-    SET score = greatest(f.score, excluded.score), reasons = excluded.reasons,
+    -- Every reason the code was ever flagged for, beside its highest score: the list explains the score.
+    SET score = greatest(f.score, excluded.score),
+        reasons = f.reasons || ARRAY(SELECT r FROM unnest(excluded.reasons) AS r WHERE r <> ALL(f.reasons)),
         suspect_scans = f.suspect_scans + excluded.suspect_scans, last_flagged_at = excluded.last_flagged_at,
         status = CASE WHEN f.status = 'cleared' THEN 'open' ELSE f.status END
 )

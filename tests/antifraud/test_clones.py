@@ -150,7 +150,7 @@ class TestThresholds:
         assert verdicts[-1]["reason"] == "members"
 
     async def test_impossible_travel_makes_the_second_scan_suspect(
-        self, client: AsyncTestClient[Any], issued: IssuedBatch
+        self, client: AsyncTestClient[Any], issued: IssuedBatch, tenant_a: Tenant
     ) -> None:
         """Hangzhou then Guangzhou (about 1,000 km) a moment apart: faster than any plane."""
         first = await scan(client, issued.urls[2], PROVINCES[0])
@@ -160,6 +160,11 @@ class TestThresholds:
             "suspect_clone",
             "travel",
         )
+        # From Guangzhou to Shanghai, a third province: flagged again, and the list keeps both reasons.
+        assert (await scan(client, issued.urls[2], PROVINCES[1]))["verdict"] == "suspect_clone"
+        operations = tenant_a.headers(Role.OPERATIONS)
+        [flag] = (await client.get("/v1/antifraud/flagged", headers=operations)).json()["items"]
+        assert flag["reasons"] == ["travel", "regions"]
         # The same town again is no travel at all.
         assert (await scan(client, issued.urls[3], PROVINCES[0]))["verdict"] == "genuine_first"
         assert (await scan(client, issued.urls[3], PROVINCES[0]))["verdict"] == "genuine_repeat"
