@@ -143,3 +143,33 @@ class TestPhoneWidth:
         )
         assert problems.seen == []
         await context.close()
+
+
+class TestErrorsShowOnceAndStay:
+    async def test_the_activation_conflict_shows_once(
+        self, server: str, browser: Any, db: psycopg.AsyncConnection[Any], tenant_a: Tenant
+    ) -> None:
+        """A campaign that would tie with a live one for the same scans says so once, not detail and
+        field message both."""
+        expect = playwright_api.expect
+        marketer = tenant_a.headers(Role.MARKETER)
+        async with httpx.AsyncClient(base_url=server) as api:
+            live = await api.post("/v1/campaigns", json=draw_campaign(name="Live"), headers=marketer)
+            assert (
+                await api.post(f"/v1/campaigns/{live.json()['id']}:activate", headers=marketer)
+            ).is_success
+            rival = await api.post("/v1/campaigns", json=draw_campaign(name="Rival"), headers=marketer)
+            refused = await api.post(f"/v1/campaigns/{rival.json()['id']}:activate", headers=marketer)
+            assert refused.status_code == 409, refused.text
+            await invite(api, db, tenant_a, "mkt@example.com", "marketer")
+        detail = refused.json()["detail"]
+        context = await browser.new_context(locale="en")
+        page = await context.new_page()
+        await sign_in(page, server, "mkt@example.com")
+        await page.wait_for_url("**/console/dashboard")
+        await page.goto(f"{server}/console/campaigns/{rival.json()['id']}")
+        await page.click("[data-step=activate]")
+        await expect(page.locator("#step-error")).to_contain_text(detail)
+        shown = await page.locator("#step-error").text_content() or ""
+        assert shown.count(detail) == 1, (shown, refused.json())
+        await context.close()
