@@ -146,6 +146,39 @@ class TestPhoneWidth:
 
 
 class TestErrorsShowOnceAndStay:
+    async def test_a_segment_save_error_stays_through_the_live_count_and_shows_once(
+        self, server: str, browser: Any, db: psycopg.AsyncConnection[Any], tenant_a: Tenant
+    ) -> None:
+        """Save's 409 was wiped at once by the live count the name field's blur started, and read
+        "...exists name: ...exists"; it stays, once."""
+        expect = playwright_api.expect
+        async with httpx.AsyncClient(base_url=server) as api:
+            saved = await api.post(
+                "/v1/segments",
+                json={"name": "Dormant", "filter": {"lifecycle": ["dormant"]}},
+                headers=tenant_a.headers(Role.MARKETER),
+            )
+            assert saved.status_code == 201, saved.text
+            await invite(api, db, tenant_a, "mkt@example.com", "marketer")
+        context = await browser.new_context(locale="en")
+        page = await context.new_page()
+        problems = PageProblems(page)
+        await sign_in(page, server, "mkt@example.com")
+        await page.wait_for_url("**/console/dashboard")
+        await page.goto(server + "/console/segments")
+        await expect(page.locator("#live-count")).to_have_text("0")
+        await page.fill("#segment-name", "Dormant")
+        await page.click("#save-segment")  # the name field's blur starts a count as Save posts
+        await expect(page.locator("#builder-error")).not_to_be_empty()
+        await page.wait_for_timeout(600)  # past the live count's delay
+        await page.check("input[name=lifecycle][value=new]")  # and another count
+        await page.wait_for_timeout(600)
+        error = await page.locator("#builder-error").text_content() or ""
+        assert "Dormant" in error, error
+        assert error.count("Dormant") == 1, error
+        assert problems.seen == []
+        await context.close()
+
     async def test_the_activation_conflict_shows_once(
         self, server: str, browser: Any, db: psycopg.AsyncConnection[Any], tenant_a: Tenant
     ) -> None:
