@@ -40,13 +40,16 @@ WITH events AS (
       AND (%(distributor_id)s::uuid IS NULL OR s.distributor_id = %(distributor_id)s)
       AND (%(region)s::text IS NULL OR s.region = %(region)s)
 )
-SELECT 'distributor' AS dimension, distributor_id::text AS key, count(*)::bigint AS events
-FROM events GROUP BY distributor_id
-UNION ALL
-SELECT 'region', region, count(*) FROM events GROUP BY region
-UNION ALL
-SELECT 'week', week::text, count(*) FROM events GROUP BY week
-ORDER BY dimension, events DESC, key;
+SELECT * FROM (
+    SELECT 'distributor' AS dimension, distributor_id::text AS key, count(*)::bigint AS events
+    FROM events GROUP BY distributor_id
+    UNION ALL
+    SELECT 'region', region, count(*) FROM events GROUP BY region
+    UNION ALL
+    SELECT 'week', week::text, count(*) FROM events GROUP BY week
+) totals
+-- Weeks in calendar order (a chart's x axis); the rest largest first.
+ORDER BY dimension, CASE WHEN dimension = 'week' THEN key END, events DESC, key;
 
 -- scans_by --
 -- Scans of the period counted by verdict, grouped by one dimension (`by`); counterfeit scans, which
@@ -88,7 +91,9 @@ SELECT key, sum(scans)::bigint AS scans, sum(first_scans)::bigint AS first_scans
        sum(repeat_scans)::bigint AS repeat_scans, sum(suspect_clone)::bigint AS suspect_clone,
        sum(not_activated)::bigint AS not_activated, sum(diverted)::bigint AS diverted,
        sum(counterfeit)::bigint AS counterfeit
-FROM counted GROUP BY key ORDER BY scans DESC, key
+FROM counted GROUP BY key
+-- Weeks in calendar order (a chart's x axis); the other groups largest first, the `limit` largest.
+ORDER BY CASE WHEN %(by)s = 'week' THEN key END, scans DESC, key
 LIMIT %(limit)s;
 
 -- batch_scan_rates --

@@ -33,6 +33,7 @@ MAX_CSV_ROWS = 50_000
 async def diversion(
     request: Request[Any, Any, Any],
     report_db: AsyncConnection[Any],
+    settings: Settings,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     distributor_id: uuid.UUID | None = None,
@@ -44,8 +45,9 @@ async def diversion(
     """Scans of shipped items outside their distributor's territory, newest first.
 
     `since`/`until` (default: the last 30 days, at most 366) bound the scan time. JSON pages hold at
-    most 1,000 events (`next_cursor` goes back as `after`) with totals by distributor, region and week;
-    `format=csv` writes up to 50,000 rows a file, the next file named by a `Link: rel="next"` header.
+    most `ONECODE_MAX_PAGE_SIZE` events (`next_cursor` goes back as `after`) with totals by distributor,
+    region and week; `format=csv` writes up to 50,000 rows a file, the next file named by a
+    `Link: rel="next"` header.
     """
     principal = principal_from(request)
     brand_id = brand_of(principal)
@@ -55,7 +57,7 @@ async def diversion(
         raise InvalidField("after", "not a cursor from this report") from None
     scope = report_scope(principal, since, until, distributor_id=distributor_id, region=region)
     if format == "json":
-        return await reports.report(report_db, scope, before=before, limit=min(limit, 1000))
+        return await reports.report(report_db, scope, before=before, limit=min(limit, settings.max_page_size))
     found_and_one = await reports.events(report_db, scope, before=before, limit=limit + 1)
     found = found_and_one[:limit]
     async with _primary(request, report_db) as db:
@@ -135,11 +137,25 @@ async def scans_report(
     limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
 ) -> list[reports.ScanGroup] | Response[bytes]:
     """Scans of the period by `region`, `product`, `batch`, `week` or `distributor`, counted by verdict
-    (with diversions, and forged codes claiming the brand by region or week): heat maps and charts."""
+    (with diversions, and forged codes claiming the brand by region or week): heat maps and charts.
+
+    The `limit` largest groups (weeks: in calendar order; a period holds at most 53).
+    """
     principal = principal_from(request)
-    groups = await reports.scans_by(report_db, report_scope(principal, since, until), by=by, limit=limit)
+    scope = report_scope(principal, since, until)
+    groups = await reports.scans_by(report_db, scope, by=by, limit=limit)
     if format == "json":
         return groups
+    async with _primary(request, report_db) as db:
+        await audit.record(
+            db,
+            actor=principal.actor,
+            brand_id=brand_of(principal),
+            action="report.scans_export",
+            object_type="report",
+            object_id=None,
+            after={"by": by, "groups": len(groups), "since": scope.since, "until": scope.until},
+        )
     headers = {"content-disposition": f'attachment; filename="scans-by-{by}.csv"'}
     return Response(reports.groups_csv(groups, by=by), media_type="text/csv", headers=headers)
 

@@ -516,6 +516,11 @@ class TestBrandReports:
             "/v1/reports/scans", params={"by": "region", "format": "csv"}, headers=tenant_a.headers()
         )
         assert csv_file.text.splitlines()[0].startswith("region,scans,first_scans")
+        exported = await client.get(
+            "/v1/audit", params={"action": "report.scans_export"}, headers=tenant_a.headers()
+        )
+        [entry] = exported.json()["items"]
+        assert entry["after"]["by"] == "region"
         rates = await client.get("/v1/reports/batches", headers=tenant_a.headers(Role.OPERATIONS))
         [rate] = rates.json()["items"]
         assert (rate["activated"], rate["scanned"], rate["rate"]) == (10, 2, 0.2)
