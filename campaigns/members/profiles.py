@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 import msgspec
 
 from antifraud.regions import is_region
-from campaigns import ledger
+from campaigns import coupons, ledger
 from campaigns.members.errors import (
     AttributeInUse,
     InvalidMemberInput,
@@ -26,6 +26,8 @@ from campaigns.members.errors import (
     MemberNotFound,
 )
 from campaigns.members.phones import MemberVault, mask, normalize_phone
+from campaigns.rewards import claim_aad
+from codegen import keys
 from codegen.errors import UnsealError
 from service import audit
 from service.brands import lock_definitions
@@ -33,6 +35,8 @@ from service.db import fetch_all, fetch_one
 from service.queries import load_queries
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from psycopg import AsyncConnection
 
 QUERIES = load_queries("campaigns.members.sql", "profiles.sql")
@@ -479,6 +483,57 @@ class ExportedLedgerEntry(msgspec.Struct, frozen=True):
     created_at: dt.datetime
 
 
+class ExportedNote(msgspec.Struct, frozen=True):
+    created_at: dt.datetime
+    author: str
+    body: str
+
+
+class ExportedCoupon(msgspec.Struct, frozen=True):
+    code: str
+    template_id: uuid.UUID
+    campaign_id: uuid.UUID | None
+    issued_at: dt.datetime
+    valid_until: dt.datetime
+    uses: int
+    usage_limit: int
+
+
+class _CouponRow(msgspec.Struct, frozen=True):
+    code_sealed: bytes
+    template_id: uuid.UUID
+    campaign_id: uuid.UUID | None
+    issued_at: dt.datetime
+    valid_until: dt.datetime
+    uses: int
+    usage_limit: int
+
+
+class ExportedDraw(msgspec.Struct, frozen=True):
+    campaign_id: uuid.UUID
+    scan_id: uuid.UUID
+    result: str
+    prize_id: uuid.UUID | None
+    drawn_at: dt.datetime
+
+
+class ExportedClaim(msgspec.Struct, frozen=True):
+    campaign_id: uuid.UUID
+    scan_id: uuid.UUID
+    status: str
+    claimed_at: dt.datetime
+    # The shipping details as the member gave them (recipient, phone, address, postal code).
+    shipping: dict[str, Any]
+
+
+class _ClaimRow(msgspec.Struct, frozen=True):
+    campaign_id: uuid.UUID
+    scan_id: uuid.UUID
+    status: str
+    claimed_at: dt.datetime
+    address_sealed: bytes
+
+
 class MemberExport(msgspec.Struct, frozen=True):
     """Everything held about one member, for a data-access request under PIPL."""
 
@@ -488,6 +543,11 @@ class MemberExport(msgspec.Struct, frozen=True):
     scans: list[ExportedScan]
     scans_truncated: bool
     points_ledger: list[ExportedLedgerEntry]
+    # What customer service wrote about the member.
+    notes: list[ExportedNote]
+    coupons: list[ExportedCoupon]
+    draws: list[ExportedDraw]
+    prize_claims: list[ExportedClaim]
 
 
 async def export(
@@ -496,6 +556,7 @@ async def export(
     brand_id: uuid.UUID,
     member_id: uuid.UUID,
     *,
+    master_keys: Sequence[bytes],
     now: dt.datetime,
 ) -> MemberExport:
     profile = await load_profile(conn, vault, brand_id, member_id, reveal=True)
@@ -511,7 +572,53 @@ async def export(
         scans=scans[:EXPORT_SCAN_LIMIT],
         scans_truncated=len(scans) > EXPORT_SCAN_LIMIT,
         points_ledger=await fetch_all(conn, QUERIES["export_ledger"], params, ExportedLedgerEntry),
+        notes=await _exported_notes(conn, vault, brand_id, member_id),
+        coupons=[
+            ExportedCoupon(
+                code=coupons.reveal_code(master_keys, brand_id, row.code_sealed),
+                **{k: v for k, v in msgspec.structs.asdict(row).items() if k != "code_sealed"},
+            )
+            for row in await fetch_all(conn, QUERIES["export_coupons"], params, _CouponRow)
+        ],
+        draws=await fetch_all(conn, QUERIES["export_draws"], params, ExportedDraw),
+        prize_claims=[
+            ExportedClaim(
+                campaign_id=row.campaign_id,
+                scan_id=row.scan_id,
+                status=row.status,
+                claimed_at=row.claimed_at,
+                shipping=msgspec.json.decode(
+                    keys.unseal(master_keys, row.address_sealed, aad=claim_aad(row.campaign_id, row.scan_id))
+                ),
+            )
+            for row in await fetch_all(conn, QUERIES["export_claims"], params, _ClaimRow)
+        ],
     )
+
+
+async def _exported_notes(
+    conn: AsyncConnection[Any], vault: MemberVault, brand_id: uuid.UUID, member_id: uuid.UUID
+) -> list[ExportedNote]:
+    rows = await fetch_all(
+        conn, QUERIES["export_notes"], {"brand_id": brand_id, "member_id": member_id}, _ExportNoteRow
+    )
+    if not rows:
+        return []
+    key = await data_key(conn, vault, brand_id, member_id)
+    return [
+        ExportedNote(
+            created_at=row.created_at,
+            author=row.author,
+            body=vault.unseal(key, brand_id, "note", row.body_sealed).decode(),
+        )
+        for row in rows
+    ]
+
+
+class _ExportNoteRow(msgspec.Struct, frozen=True):
+    created_at: dt.datetime
+    author: str
+    body_sealed: bytes
 
 
 async def erase(

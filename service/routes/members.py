@@ -236,8 +236,14 @@ async def claim_prize(
 async def export_my_data(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> Response[bytes]:
     """Everything held about the caller (PIPL data access), as a JSON download."""
     member = await living_member(request, db)
+    state = _state(request)
     exported = await profiles.export(
-        db, _state(request).vault, member.brand_id, member.member_id, now=dt.datetime.now(dt.UTC)
+        db,
+        state.vault,
+        member.brand_id,
+        member.member_id,
+        master_keys=state.settings.all_master_keys,
+        now=dt.datetime.now(dt.UTC),
     )
     return Response(
         msgspec.json.encode(exported),

@@ -151,6 +151,11 @@ class TestIssue:
         assert held["status"] == "usable"
         assert held["uses_left"] == 1
         assert held["min_spend_cents"] == 2_000
+        # The member's data export (PIPL) holds the coupon too.
+        exported = await client.get(
+            "/v1/members/me/export", headers={"Cookie": f"oc_member={answer['member_token']}"}
+        )
+        assert [c["code"] for c in exported.json()["coupons"]] == [code]
         valid_for = dt.datetime.fromisoformat(held["valid_until"]) - dt.datetime.fromisoformat(
             held["valid_from"]
         )

@@ -566,6 +566,11 @@ class TestPrizeClaims:
         assert row is not None and b"Nanjing" not in bytes(row[0]) and b"13800138000" not in bytes(row[0])
         prizes = (await client.get("/v1/members/me/rewards", headers=cookie)).json()["prizes"]
         assert prizes[0]["claim_status"] == "claimed"
+        # The member's data export (PIPL) holds the draw and the address it was given, opened.
+        exported = (await client.get("/v1/members/me/export", headers=cookie)).json()
+        assert [(d["scan_id"], d["result"]) for d in exported["draws"]] == [(won["scan_id"], "won")]
+        [claim] = exported["prize_claims"]
+        assert claim["shipping"] == {**address, "postal_code": None}
         # Another member cannot claim it; a shipped prize's address is fixed; bad input is a 422.
         other = (await scan(client, issued.urls[1]))["member_token"]
         client.cookies.clear()

@@ -533,6 +533,8 @@ class TestPrivacy:
         assert [s["device_id"] for s in data["scans"]] == ["device-pipl-1"]
         assert [d["device_id"] for d in data["devices"]] == ["device-pipl-1"]
         assert sum(e["amount"] for e in data["points_ledger"]) == 30
+        assert [n["body"] for n in data["notes"]] == ["prefers calls after 18:00"]
+        assert (data["coupons"], data["draws"], data["prize_claims"]) == ([], [], [])
 
         erased = await client.delete("/v1/members/me")
         assert erased.status_code == 204, erased.text

@@ -229,6 +229,24 @@ WHERE brand_id = %(brand_id)s AND member_id = %(member_id)s ORDER BY first_seen;
 SELECT id, amount, kind, reason, source, created_at FROM points_ledger
 WHERE member_id = ANY(%(family)s) AND brand_id = %(brand_id)s ORDER BY id;
 
+-- export_notes --
+SELECT created_at, author, body_sealed FROM member_notes
+WHERE brand_id = %(brand_id)s AND member_id = %(member_id)s ORDER BY id;
+
+-- export_coupons --
+SELECT code_sealed, template_id, campaign_id, issued_at, valid_until, uses, usage_limit FROM coupons
+WHERE member_id = ANY(%(family)s) AND brand_id = %(brand_id)s ORDER BY issued_at, id;
+
+-- export_draws --
+SELECT d.campaign_id, d.scan_id, d.result, d.prize_id, d.drawn_at
+FROM draws d JOIN campaigns c ON c.id = d.campaign_id AND c.brand_id = %(brand_id)s
+WHERE d.member_id = ANY(%(family)s) ORDER BY d.drawn_at, d.scan_id;
+
+-- export_claims --
+SELECT campaign_id, scan_id, status, claimed_at, address_sealed FROM prize_claims
+WHERE member_id = ANY(%(family)s) AND brand_id = %(brand_id)s AND address_sealed IS NOT NULL
+ORDER BY claimed_at, scan_id;
+
 -- find_by_phone --
 -- `phone_indexes`: under each configured master key, the current one first (see members.sql).
 SELECT id FROM members WHERE brand_id = %(brand_id)s AND phone_index = ANY(%(phone_indexes)s::bytea[])
