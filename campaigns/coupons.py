@@ -108,6 +108,8 @@ class CouponCheck(msgspec.Struct, frozen=True, kw_only=True):
     valid_until: dt.datetime
     uses_left: int
     min_spend_cents: int
+    # Whether the `spend_cents` asked about reaches `min_spend_cents`; null when none was given.
+    min_spend_met: bool | None = None
     # For the `spend_cents` asked about; null when none was given or the coupon cannot be used.
     discount_cents: int | None
 
@@ -319,7 +321,8 @@ async def check(
 ) -> CouponCheck:
     coupon = await _find(conn, brand_id, raw_code, lock=False)
     status = coupon.status(now)
-    usable = status == "usable" and spend_cents is not None and spend_cents >= coupon.min_spend_cents
+    min_spend_met = None if spend_cents is None else spend_cents >= coupon.min_spend_cents
+    usable = status == "usable" and min_spend_met is True
     return CouponCheck(
         name=coupon.name,
         status=status,
@@ -327,6 +330,7 @@ async def check(
         valid_until=coupon.valid_until,
         uses_left=coupon.usage_limit - coupon.uses,
         min_spend_cents=coupon.min_spend_cents,
+        min_spend_met=min_spend_met,
         discount_cents=coupon.discount(spend_cents) if usable and spend_cents is not None else None,
     )
 

@@ -134,12 +134,12 @@ def scan_map(scans: list[trace.ItemScan]) -> list[MapPoint]:
 async def audit_page(
     request: Request[Any, Any, Any],
     db: AsyncConnection[Any],
-    action: Annotated[str, Parameter(max_length=64)] | None = None,
-    object_type: Annotated[str, Parameter(max_length=64)] | None = None,
-    actor: Annotated[str, Parameter(max_length=254)] | None = None,
+    action: Annotated[str | None, Parameter(max_length=64)] = None,
+    object_type: Annotated[str | None, Parameter(max_length=64)] = None,
+    actor: Annotated[str | None, Parameter(max_length=254)] = None,
     since: FormDay | None = None,
     until: FormDay | None = None,
-    before: Annotated[int, Parameter(ge=1, le=2**63 - 1)] | None = None,
+    before: Annotated[int | None, Parameter(ge=1, le=2**63 - 1)] = None,
 ) -> Response[str]:
     """The brand's audit log, newest first, filtered; "older" pages by id (the log is append-only)."""
     principal = principal_from(request)

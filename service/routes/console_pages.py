@@ -168,7 +168,7 @@ async def portal(
     report_db: AsyncConnection[Any],
     since: FormDay | None = None,
     until: FormDay | None = None,
-    region: Annotated[str, Parameter(max_length=10)] | None = None,
+    region: Annotated[str | None, Parameter(max_length=10)] = None,
 ) -> Response[str]:
     """A distributor's shipments (to receive) and its own diversion events, filtered by days and region
     (its territory only, as the report API scopes them); the CSV link carries the same filters."""

@@ -71,7 +71,7 @@ async def check_coupon(
     request: Request[Any, Any, Any],
     db: AsyncConnection[Any],
     code: Code,
-    spend_cents: Annotated[int, Parameter(ge=0, le=10**12)] | None = None,
+    spend_cents: Annotated[int | None, Parameter(ge=0, le=10**12)] = None,
 ) -> CouponCheck:
     """Whether the coupon can be used now, and (given `spend_cents`) what it would take off."""
     brand_id = brand_of(principal_from(request))

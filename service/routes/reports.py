@@ -37,9 +37,9 @@ async def diversion(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     distributor_id: uuid.UUID | None = None,
-    region: Annotated[str, Parameter(max_length=10)] | None = None,
+    region: Annotated[str | None, Parameter(max_length=10)] = None,
     format: Literal["json", "csv"] = "json",  # noqa: A002 - the public query parameter's name
-    after: Annotated[str, Parameter(max_length=100)] | None = None,
+    after: Annotated[str | None, Parameter(max_length=100)] = None,
     limit: Annotated[int, Parameter(ge=1, le=MAX_CSV_ROWS)] = 100,
 ) -> DiversionReport | Response[bytes]:
     """Scans of shipped items outside their distributor's territory, newest first.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,6 +24,17 @@ def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:
     assert body["title"]
     assert body["request_id"] == response.headers["x-request-id"]
     return body
+
+
+# litestar drops the constraints of `Annotated[int, Parameter(ge=0)] | None`: a negative number passed
+# straight through. `Annotated[int | None, Parameter(ge=0)]` keeps them.
+_OPTIONAL_OUTSIDE = re.compile(r"Annotated\[[^\[\]]*Parameter\([^\]]*\)\] \| None")
+
+
+def test_query_constraints_are_written_where_litestar_applies_them() -> None:
+    sources = sorted((Path(__file__).resolve().parents[2] / "service").rglob("*.py"))
+    found = [f"{p.name}: {m[0]}" for p in sources for m in _OPTIONAL_OUTSIDE.finditer(p.read_text())]
+    assert found == [], "write Annotated[T | None, Parameter(...)]"
 
 
 class TestProblemShape:

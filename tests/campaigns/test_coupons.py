@@ -15,6 +15,7 @@ from litestar.testing import AsyncTestClient
 from campaigns import coupons
 from service.models import Role
 from service.settings import Settings
+from tests.api.test_errors import assert_problem
 from tests.campaigns.test_campaign_api import fields
 from tests.campaigns.test_scan_rewards import NOW, draw_campaign, launch, outcome, scan
 from tests.conftest import Tenant
@@ -247,7 +248,16 @@ class TestRedeem:
         )
         assert checked.status_code == 200, checked.text
         assert checked.json()["status"] == "usable"
-        assert checked.json()["discount_cents"] == 500
+        assert (checked.json()["discount_cents"], checked.json()["min_spend_met"]) == (500, True)
+        till = tenant_a.headers(Role.POINT_OF_SALE)
+        short = (await client.get(f"/v1/coupons/{code}", params={"spend_cents": 100}, headers=till)).json()
+        assert (short["min_spend_met"], short["discount_cents"], short["min_spend_cents"]) == (
+            False,
+            None,
+            2_000,
+        )
+        negative = await client.get(f"/v1/coupons/{code}", params={"spend_cents": -5}, headers=till)
+        assert assert_problem(negative, 422, "validation-error")["errors"][0]["field"] == "spend_cents"
         first = await redeem(client, tenant_a, code, "order-1")
         assert first.status_code == 200, first.text
         assert first.json()["discount_cents"] == 500
