@@ -51,8 +51,9 @@ class CampaignRow(msgspec.Struct, frozen=True):
     name: str
     kind: str
     status: str
-    starts_at: dt.datetime
-    ends_at: dt.datetime
+    # In the campaign's time zone, as its marketers set them (the list shows days).
+    starts_local: dt.datetime
+    ends_local: dt.datetime
     spent_cents: int
     budget_cents: int
     created_at: dt.datetime

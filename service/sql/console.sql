@@ -67,8 +67,9 @@ WHERE brand_id = %(brand_id)s AND scanned_at >= %(now)s - interval '7 days' AND 
 GROUP BY 1 ORDER BY scans DESC, region LIMIT 10;
 
 -- recent_campaigns --
--- The campaigns page: the brand's newest campaigns first.
-SELECT id, name, kind, status, starts_at, ends_at, spent_cents, budget_cents, created_at
+-- The campaigns page: the brand's newest campaigns first, their schedule on the campaign's own clock.
+SELECT id, name, kind, status, starts_at AT TIME ZONE time_zone AS starts_local,
+       ends_at AT TIME ZONE time_zone AS ends_local, spent_cents, budget_cents, created_at
 FROM campaigns WHERE brand_id = %(brand_id)s
 ORDER BY created_at DESC, id LIMIT %(limit)s;
 

@@ -15,6 +15,7 @@ from service.pages.console_texts import TEXTS
 from service.routes import console_common
 from tests.api.test_console_auth import sign_in
 from tests.api.test_console_pages import user
+from tests.campaigns.test_campaign_api import points_body
 from tests.conftest import Tenant
 
 
@@ -85,3 +86,25 @@ class TestTextKeys:
         for template in pages.glob("*.html"):
             for key in clashing:
                 assert not re.search(rf"\bt\.{key}\b", template.read_text()), (template.name, key)
+
+
+class TestCampaignList:
+    async def test_the_list_shows_the_schedule_on_the_campaigns_clock(
+        self, client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant_a: Tenant
+    ) -> None:
+        """1 March to 1 April in Shanghai was listed as 28 February to 31 March (UTC days)."""
+        body = points_body(
+            name="Spring in Shanghai",
+            starts_at="2027-03-01T00:00:00+08:00",
+            ends_at="2027-04-01T00:00:00+08:00",
+            eligibility={"first_scan_only": True},
+            points_reward={"points": 10},
+        )
+        created = await client.post("/v1/campaigns", json=body, headers=tenant_a.headers(Role.MARKETER))
+        assert created.status_code == 201, created.text
+        client.cookies.clear()
+        await user(client, db, tenant_a, "marketer@example.com", "marketer")
+        assert (await sign_in(client, "marketer@example.com")).status_code == 200
+        listed = await client.get("/console/campaigns")
+        assert listed.status_code == 200, listed.text
+        assert "2027-03-01 \u2013 2027-04-01" in listed.text  # an en dash between the days
