@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio
 from litestar import Litestar, Request
 from litestar.di import Provide
+from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from psycopg import AsyncConnection
 
@@ -37,6 +38,7 @@ from service.routes import (
     campaigns,
     codes,
     console_auth,
+    console_common,
     console_pages,
     consumer,
     coupons,
@@ -250,7 +252,7 @@ def create_app(settings: Settings) -> Litestar:
             "report_db": Provide(provide_report_db),
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
-        exception_handlers=exception_handlers(),
+        exception_handlers={**exception_handlers(), NotFoundException: console_common.not_found},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="OneCode API",

@@ -112,6 +112,14 @@ def page_exception_handlers() -> dict[int | type[Exception], ExceptionHandler]:
     return dict.fromkeys(exception_handlers(), _page_error)
 
 
+def not_found(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """An address no route matches: under /console a page with a way back (the console router's own
+    handlers never see it: litestar answers before choosing a router), elsewhere the problem."""
+    if request.url.path == "/console" or request.url.path.startswith("/console/"):
+        return _page_error(request, exc)
+    return problem_for(request, exc)
+
+
 def _page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """A browser opening a page gets a page: the sign-in (and back) when the session is missing or over,
     else the error in words with a way back. Scripts asking for JSON still get the problem."""

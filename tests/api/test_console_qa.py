@@ -108,3 +108,24 @@ class TestCampaignList:
         listed = await client.get("/console/campaigns")
         assert listed.status_code == 200, listed.text
         assert "2027-03-01 \u2013 2027-04-01" in listed.text  # an en dash between the days
+
+
+class TestUnknownAddresses:
+    async def test_a_browser_gets_the_consoles_page_and_a_script_the_problem(
+        self, client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant_a: Tenant
+    ) -> None:
+        client.cookies.clear()
+        await user(client, db, tenant_a, "lost@example.com", "brand_admin")
+        assert (await sign_in(client, "lost@example.com")).status_code == 200
+        html = {"Accept": "text/html"}
+        for path in ("/console/nonexistent", "/console/campaigns/not-a-uuid", "/console/members/123"):
+            page = await client.get(path, headers=html)
+            assert page.status_code == 404, path
+            assert page.headers["content-type"].startswith("text/html"), path
+            assert 'href="/console' in page.text, path
+            problem = await client.get(path, headers={"Accept": "application/json"})
+            assert problem.status_code == 404
+            assert problem.headers["content-type"].startswith("application/problem+json")
+        api = await client.get("/v1/nonexistent", headers=html)
+        assert api.status_code == 404
+        assert api.headers["content-type"].startswith("application/problem+json")
