@@ -47,8 +47,9 @@ def _state(request: Request[Any, Any, Any]) -> AppState:
     return state
 
 
-async def _limit_attempts(request: Request[Any, Any, Any], email: str) -> None:
-    """Password guessing is slowed per address (an account) and per network (a guesser)."""
+async def _limit_attempts(request: Request[Any, Any, Any], email: str) -> list[str]:
+    """Password guessing is slowed per address (an account) and per network (a guesser); returns the
+    counters the attempt was counted in."""
     state = _state(request)
     # A network, not an address: a guesser rotating through its /24 (or /48) is still one guesser.
     network = ip_prefix(
@@ -60,17 +61,27 @@ async def _limit_attempts(request: Request[Any, Any, Any], email: str) -> None:
     )
     window = int(time.time() // LOGIN_WINDOW_S)
     prefix = f"{state.settings.redis_prefix}login:{window}"
+    counters = [f"{prefix}:email:{users.hash_token(email).hex()[:32]}", f"{prefix}:net:{network}"]
     async with state.redis.pipeline(transaction=False) as pipe:
-        pipe.incr(f"{prefix}:email:{users.hash_token(email).hex()[:32]}")
-        pipe.expire(f"{prefix}:email:{users.hash_token(email).hex()[:32]}", LOGIN_WINDOW_S)
-        pipe.incr(f"{prefix}:net:{network}")
-        pipe.expire(f"{prefix}:net:{network}", LOGIN_WINDOW_S)
+        for counter in counters:
+            pipe.incr(counter)
+            pipe.expire(counter, LOGIN_WINDOW_S)
         per_email, _, per_ip, _ = await pipe.execute()
     if int(per_email) > LOGINS_PER_ADDRESS or int(per_ip) > LOGINS_PER_NETWORK:
         raise RateLimited(
             "too many sign-in attempts; wait a few minutes",
             retry_after=LOGIN_WINDOW_S - time.time() % LOGIN_WINDOW_S,
         )
+    return counters
+
+
+async def _forgive_attempt(request: Request[Any, Any, Any], counters: list[str]) -> None:
+    """A sign-in that succeeded guessed nothing: it does not count, or an office behind one address
+    would be locked out by its own people signing in at nine."""
+    async with _state(request).redis.pipeline(transaction=False) as pipe:
+        for counter in counters:
+            pipe.decr(counter)
+        await pipe.execute()
 
 
 def _session_cookie(request: Request[Any, Any, Any], value: str, max_age: int) -> str:
@@ -86,7 +97,7 @@ async def login(
 ) -> Response[SignedIn]:
     """Sign in with email and password (and the TOTP code once enabled); sets the session cookie."""
     email = users.normalize_email(data.email)
-    await _limit_attempts(request, email)
+    counters = await _limit_attempts(request, email)
     settings = _state(request).settings
     # Committed before answering: a failed attempt must count even though the answer is an error.
     async with db.transaction():
@@ -109,6 +120,7 @@ async def login(
     assert outcome.user is not None
     assert outcome.session_id is not None
     assert outcome.csrf_token is not None
+    await _forgive_attempt(request, counters)
     cookie = _session_cookie(request, outcome.session_id, int(users.SESSION_IDLE.total_seconds()))
     return Response(SignedIn(outcome.user, outcome.csrf_token), headers={"set-cookie": cookie})
 

@@ -15,6 +15,7 @@ from service import users
 from service.errors import LimitReached
 from service.guards import CONSOLE_COOKIE
 from service.models import Role
+from service.routes import console_auth
 from service.settings import Settings
 from tests.api.test_errors import assert_problem
 from tests.conftest import Tenant
@@ -52,6 +53,18 @@ async def sign_in(client: AsyncTestClient[Any], email: str, password: str = PASS
 
 
 class TestConsoleAccounts:
+    async def test_successful_sign_ins_do_not_use_up_the_networks_attempts(
+        self, client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant_a: Tenant
+    ) -> None:
+        """An office behind one address signs in at nine: more people than the per-network limit of
+        attempts, all with the right password, all get in; a wrong password still counts."""
+        await invited_user(client, db, tenant_a, "office@example.com", "marketer")
+        for _ in range(console_auth.LOGINS_PER_NETWORK + 2):
+            client.cookies.clear()
+            assert (await sign_in(client, "office@example.com")).status_code == 200
+        wrong = [(await sign_in(client, "office@example.com", "not it")).status_code for _ in range(11)]
+        assert wrong[-1] == 429
+
     async def test_a_new_invitation_replaces_the_open_one(
         self, client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant_a: Tenant
     ) -> None:
