@@ -197,6 +197,8 @@ def _public_name(request: Request[Any, Any, Any], key: str) -> str:
 
 def _field_error(key: str, message: str) -> FieldError:
     """The field a client can point at: `name`, or `prizes[0].weight` for a nested one."""
+    if key == "data" and message == "'data'":  # litestar's KeyError for a request with no body at all
+        return FieldError(field="body", message="a JSON body is required")
     missing = _MISSING.match(message)
     if missing is None:
         return FieldError(field=key, message=message)

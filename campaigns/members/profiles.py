@@ -48,12 +48,15 @@ MAX_AGE_YEARS = 130
 Lifecycle = Literal["new", "active", "dormant", "churned"]
 AttributeType = Literal["text", "number", "boolean", "date", "choice"]
 AttributeName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+# A name on one line: no control characters (a NUL, refused by PostgreSQL in every clear-text column,
+# would pass here unseen, sealed inside the profile).
+PersonName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 class Profile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """The personal fields, sealed together as one JSON document."""
 
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    name: PersonName | None = None
     gender: Annotated[str, msgspec.Meta(pattern="^(female|male|other)$")] | None = None
     birthday: dt.date | None = None
 
@@ -61,7 +64,7 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 class ProfilePatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A staff edit: only the fields given change; an attribute set to null is removed."""
 
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    name: PersonName | None = None
     gender: Annotated[str, msgspec.Meta(pattern="^(female|male|other)$")] | None = None
     birthday: dt.date | None = None
     region: Annotated[str, msgspec.Meta(min_length=2, max_length=10)] | None = None

@@ -33,7 +33,8 @@ IMPORT_MAX_BYTES = 64 * 1024 * 1024
 
 
 class NoteIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    body: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    # Lines of text; a NUL is refused as in every clear-text column.
+    body: Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=r"^[^\x00]+$")]
 
 
 class MergeIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -64,6 +64,16 @@ class TestProblemShape:
         )
         assert_problem(response, 400, "malformed-body")
 
+    async def test_an_empty_body_is_named_as_such(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        """No bytes at all where a JSON body is expected: litestar said only `'data'`."""
+        response = await client.post(
+            "/v1/tokens", content=b"", headers={**tenant_a.headers(), "content-type": "application/json"}
+        )
+        body = assert_problem(response, 422, "validation-error")
+        assert body["errors"] == [{"field": "body", "message": "a JSON body is required"}]
+
     @pytest.mark.parametrize(
         ("body", "field"),
         [

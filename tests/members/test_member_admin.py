@@ -212,6 +212,22 @@ class TestProfiles:
         ).json()
         assert "body" not in marketer[0]["detail"]
 
+    async def test_a_nul_in_a_name_or_note_is_refused_like_everywhere_else(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        member_id = await enrolled_member(client, db, issued.urls[0], "device-nul-1")
+        cs = tenant_a.headers(Role.CUSTOMER_SERVICE)
+        named = await client.patch(f"/v1/members/{member_id}", json={"name": "a\u0000b"}, headers=cs)
+        assert assert_problem(named, 422, "validation-error")["errors"][0]["field"] == "name"
+        noted = await client.post(f"/v1/members/{member_id}/notes", json={"body": "a\u0000b"}, headers=cs)
+        assert assert_problem(noted, 422, "validation-error")["errors"][0]["field"] == "body"
+        lines = await client.post(f"/v1/members/{member_id}/notes", json={"body": "one\ntwo"}, headers=cs)
+        assert lines.status_code == 201, lines.text
+
     async def test_timeline_pages_through_entries_that_share_a_time(
         self,
         client: AsyncTestClient[Any],
