@@ -17,7 +17,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from antifraud.regions import is_region
-from campaigns.members import profiles
+from campaigns.members import profiles, tiers
 from campaigns.members.errors import InvalidMemberInput, LimitReached, NameTaken, ObjectNotFound, SegmentInUse
 from codegen.products import count_brand_products
 from service.brands import lock_definitions
@@ -158,13 +158,14 @@ class _Tag(msgspec.Struct, frozen=True):
     name: str
 
 
-async def validate(conn: AsyncConnection[Any], brand_id: uuid.UUID, flt: SegmentFilter) -> dict[str, Any]:
-    """The query parameters of a filter; names that do not exist are field errors, not empty results."""
-    for region in flt.regions or []:
-        if not is_region(region):
-            raise InvalidMemberInput("filter.regions", f"{region!r} is not an ISO 3166 code")
-    if flt.scans_min is not None and flt.scans_max is not None and flt.scans_min > flt.scans_max:
-        raise InvalidMemberInput("filter.scans_max", "smaller than scans_min")
+async def _check_references(conn: AsyncConnection[Any], brand_id: uuid.UUID, flt: SegmentFilter) -> None:
+    """Tiers, products and attributes the filter names exist in the brand."""
+    if flt.tiers:
+        # Rank 0 is the entry tier even before a brand defines a ladder.
+        ranks = {0} | {t.rank for t in await tiers.list_tiers(conn, brand_id)}
+        unknown = sorted(set(flt.tiers) - ranks)
+        if unknown:
+            raise InvalidMemberInput("filter.tiers", f"no tier of rank {', '.join(map(str, unknown))}")
     products = set(flt.products_any or [])
     if products and await count_brand_products(conn, brand_id, products) != len(products):
         raise InvalidMemberInput("filter.products_any", "an unknown product is named")
@@ -173,6 +174,16 @@ async def validate(conn: AsyncConnection[Any], brand_id: uuid.UUID, flt: Segment
         for name in flt.attributes:
             if name not in defined:
                 raise InvalidMemberInput(f"filter.attributes.{name}", "no such attribute")
+
+
+async def validate(conn: AsyncConnection[Any], brand_id: uuid.UUID, flt: SegmentFilter) -> dict[str, Any]:
+    """The query parameters of a filter; names that do not exist are field errors, not empty results."""
+    for region in flt.regions or []:
+        if not is_region(region):
+            raise InvalidMemberInput("filter.regions", f"{region!r} is not an ISO 3166 code")
+    if flt.scans_min is not None and flt.scans_max is not None and flt.scans_min > flt.scans_max:
+        raise InvalidMemberInput("filter.scans_max", "smaller than scans_min")
+    await _check_references(conn, brand_id, flt)
     tag_ids: dict[str, list[int] | None] = {}
     for field in ("tags_all", "tags_any", "tags_none"):
         names: list[str] | None = getattr(flt, field)

@@ -373,13 +373,14 @@ class TestSegments:
         assert await count({"lifecycle": ["new"], "scanned_within_days": 1}) == 4
         assert await count({"idle_days": 1}) == 0
         assert await count({"products_any": [str(issued.product.id)]}) == 4
-        assert await count({"tiers": [1]}) == 0
+        assert await count({"tiers": [0]}) == 4  # the entry tier, before the brand defines a ladder
         for bad, status in (
             ({"tags_any": ["nope"]}, 422),
             ({"regions": ["XX-99"]}, 422),
             ({"scans_min": 5, "scans_max": 1}, 422),
             ({"attributes": {"store": "x"}}, 422),
             ({"products_any": [str(uuid.uuid4())]}, 422),
+            ({"tiers": [7]}, 422),  # no such rank: an empty segment would hide the mistake
         ):
             refused = await client.post("/v1/segments:count", json=bad, headers=marketer)
             assert refused.status_code == status, (bad, refused.text)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from campaigns.members import segments
+from campaigns.members import segments, tiers
 from campaigns.members.segments import SegmentFilter
 from tests.conftest import Tenant
 
@@ -96,6 +96,9 @@ filters = st.builds(
 
 @pytest.fixture
 async def population(db: psycopg.AsyncConnection[Any], tenant_a: Tenant) -> list[Stats]:
+    # A ladder of the ranks the statistics hold: a filter may name only tiers that exist.
+    ladder = tiers.TiersIn(tiers=[tiers.TierIn(name=f"T{rank}", min_scans=10 * rank) for rank in range(4)])
+    await tiers.put_tiers(db, tenant_a.brand_id, ladder)
     return await populate(db, tenant_a.brand_id)
 
 
