@@ -47,11 +47,21 @@ class Consents(msgspec.Struct, frozen=True):
     consent_location_at: dt.datetime | None
 
 
+class Holder(msgspec.Struct, frozen=True):
+    """The member a token speaks for now (the token's own, or the one it was merged into: a token issued
+    before enrolment names the anonymous member), whether enrolled, and its consents."""
+
+    member_id: uuid.UUID
+    enrolled: bool
+    consents: Consents
+
+
 class ConsentChange(msgspec.Struct, frozen=True):
     # The member holding the consents: the token's own, or the one it was merged into.
     member_id: uuid.UUID
     before: Consents
     after: Consents
+    enrolled: bool
 
     @property
     def changed(self) -> bool:
@@ -61,6 +71,7 @@ class ConsentChange(msgspec.Struct, frozen=True):
 class _Row(msgspec.Struct, frozen=True):
     id: uuid.UUID
     erased_at: dt.datetime | None
+    enrolled: bool
     consent_marketing_at: dt.datetime | None
     consent_location_at: dt.datetime | None
 
@@ -71,13 +82,15 @@ class _Row(msgspec.Struct, frozen=True):
 NONE_GIVEN = Consents(None, None)
 
 
-async def current(conn: AsyncConnection[Any], brand_id: uuid.UUID, member_id: uuid.UUID) -> Consents:
-    """The consents the member holds now; none for a member not written yet. An erased member (or one
-    merged into a member since erased) is MemberErased: a token may outlive what it named."""
+async def current(conn: AsyncConnection[Any], brand_id: uuid.UUID, member_id: uuid.UUID) -> Holder:
+    """Who holds the consents now and what they are; none for a member not written yet. An erased member
+    (or one merged into a member since erased) is MemberErased: a token may outlive what it named."""
     row = await fetch_one(conn, QUERIES["get_consents"], {"brand_id": brand_id, "member_id": member_id}, _Row)
     if row is not None and row.erased_at is not None:
         raise MemberErased(member_id)
-    return NONE_GIVEN if row is None else row.consents()
+    if row is None:
+        return Holder(member_id, enrolled=False, consents=NONE_GIVEN)
+    return Holder(row.id, enrolled=row.enrolled, consents=row.consents())
 
 
 async def change(
@@ -95,7 +108,7 @@ async def change(
         _differs(data.marketing, before.consent_marketing_at)
         or _differs(data.location, before.consent_location_at)
     ):
-        return ConsentChange(row.id, before, before)
+        return ConsentChange(row.id, before, before, enrolled=row.enrolled)
     updated = await fetch_one(
         conn,
         QUERIES["set_consents"],
@@ -103,7 +116,7 @@ async def change(
         _Row,
     )
     assert updated is not None  # the row is locked
-    return ConsentChange(row.id, before, updated.consents())
+    return ConsentChange(row.id, before, updated.consents(), enrolled=updated.enrolled)
 
 
 def _differs(wanted: bool | None, given_at: dt.datetime | None) -> bool:

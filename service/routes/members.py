@@ -71,13 +71,14 @@ class Me(msgspec.Struct, frozen=True):
     consent_location_at: dt.datetime | None
 
     @classmethod
-    def of(cls, member: MemberRef, held: consents.Consents) -> Me:
+    def of(cls, brand_id: uuid.UUID, holder: consents.Holder) -> Me:
+        # From the database, not the token: a token minted before enrolment still says "anonymous".
         return cls(
-            member_id=member.member_id,
-            brand_id=member.brand_id,
-            enrolled=member.enrolled,
-            consent_marketing_at=held.consent_marketing_at,
-            consent_location_at=held.consent_location_at,
+            member_id=holder.member_id,
+            brand_id=brand_id,
+            enrolled=holder.enrolled,
+            consent_marketing_at=holder.consents.consent_marketing_at,
+            consent_location_at=holder.consents.consent_location_at,
         )
 
 
@@ -158,7 +159,7 @@ async def enroll(
 async def me(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> Me:
     """Who the member token says the caller is, and the consents the member holds."""
     member = current_member(request, None)
-    return Me.of(member, await consents.current(db, member.brand_id, member.member_id))
+    return Me.of(member.brand_id, await consents.current(db, member.brand_id, member.member_id))
 
 
 @patch("/members/me/consents", tags=["members"])
@@ -187,7 +188,7 @@ async def change_my_consents(
             before=changed.before,
             after=changed.after,
         )
-    return Me.of(member, changed.after)
+    return Me.of(member.brand_id, consents.Holder(changed.member_id, changed.enrolled, changed.after))
 
 
 @get("/members/me/rewards", tags=["members"])

@@ -83,6 +83,18 @@ async def audited(client: AsyncTestClient[Any], tenant: Tenant) -> list[dict[str
 
 
 class TestConsents:
+    async def test_a_token_from_before_enrolment_reads_the_member_as_enrolled(
+        self, client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], issued: IssuedBatch
+    ) -> None:
+        """The page's first scan minted a token saying "anonymous"; after enrolment /me tells the truth."""
+        client.cookies.clear()
+        before = await scanned_token(client, issued.urls[3], "device-consent-9")
+        member, _ = await enrol(
+            client, db, issued.urls[4], "device-consent-9", phone="138 0013 8009", marketing=False
+        )
+        me = (await client.get("/v1/members/me", headers={"Cookie": f"{MEMBER_COOKIE}={before}"})).json()
+        assert (me["member_id"], me["enrolled"]) == (str(member), True)
+
     async def test_grant_withdraw_and_repeat(
         self,
         client: AsyncTestClient[Any],

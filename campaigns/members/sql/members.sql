@@ -55,14 +55,14 @@ ORDER BY id DESC LIMIT 1;
 
 -- get_consents --
 -- The consents a member token speaks for: those of the member it was merged into, if it was.
-SELECT m.id, m.erased_at, m.consent_marketing_at, m.consent_location_at
+SELECT m.id, m.erased_at, m.enrolled_at IS NOT NULL AS enrolled, m.consent_marketing_at, m.consent_location_at
 FROM members t
 JOIN members m ON m.brand_id = t.brand_id AND m.id = coalesce(t.merged_into, t.id)
 WHERE t.id = %(member_id)s AND t.brand_id = %(brand_id)s;
 
 -- lock_consents --
 -- The same, locked until the change commits: two changes at once apply one after the other.
-SELECT m.id, m.erased_at, m.consent_marketing_at, m.consent_location_at
+SELECT m.id, m.erased_at, m.enrolled_at IS NOT NULL AS enrolled, m.consent_marketing_at, m.consent_location_at
 FROM members t
 JOIN members m ON m.brand_id = t.brand_id AND m.id = coalesce(t.merged_into, t.id)
 WHERE t.id = %(member_id)s AND t.brand_id = %(brand_id)s
@@ -82,7 +82,7 @@ UPDATE members SET
                                        ELSE now() END,
     updated_at = now()
 WHERE id = %(member_id)s AND brand_id = %(brand_id)s
-RETURNING id, erased_at, consent_marketing_at, consent_location_at;
+RETURNING id, erased_at, enrolled_at IS NOT NULL AS enrolled, consent_marketing_at, consent_location_at;
 
 -- location_withdrawn --
 -- The members who withdrew location consent, and those merged into one of them (old tokens name those).
