@@ -90,10 +90,13 @@ async def member_rewards(
 class ClaimIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Where a physical prize goes; sealed under the master key, never stored in clear."""
 
-    recipient: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    phone: Annotated[str, msgspec.Meta(min_length=5, max_length=32)]
-    address: Annotated[str, msgspec.Meta(min_length=5, max_length=500)]
-    postal_code: Annotated[str, msgspec.Meta(max_length=16)] | None = None
+    recipient: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
+    # What a courier dials: digits, with the spaces, dashes, brackets and leading + people write.
+    phone: Annotated[str, msgspec.Meta(min_length=5, max_length=32, pattern=r"^\+?[0-9][0-9 ()-]*[0-9]$")]
+    address: Annotated[str, msgspec.Meta(min_length=5, max_length=500, pattern=r"^[^\x00]+$")]
+    postal_code: (
+        Annotated[str, msgspec.Meta(max_length=16, pattern=r"^[0-9A-Za-z][0-9A-Za-z -]*$")] | None
+    ) = None
 
 
 class Claim(msgspec.Struct, frozen=True):

@@ -582,8 +582,16 @@ class TestPrizeClaims:
         assert late.status_code == 409
         assert late.json()["type"].endswith("prize-not-claimable")
         client.cookies.clear()
-        bad = await client.post(path, json={**address, "address": ""}, headers=cookie)
-        assert bad.status_code in {400, 422}
+        for wrong in (
+            {"address": ""},
+            {"phone": "hello world"},
+            {"postal_code": "!!"},
+            {"recipient": "a\nb"},
+        ):
+            client.cookies.clear()
+            bad = await client.post(path, json={**address, **wrong}, headers=cookie)
+            assert bad.status_code == 422, (wrong, bad.text)
+            assert bad.json()["errors"][0]["field"] == next(iter(wrong)), wrong
 
 
 class TestLegalCap:
