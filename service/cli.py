@@ -87,8 +87,10 @@ def emit(value: Any, *, as_json: bool) -> None:
     if as_json:
         click.echo(msgspec.json.encode(value).decode())
     else:
+        # Nested values as JSON, as --json writes them (not Python's repr: None, single quotes).
         for key, item in msgspec.to_builtins(value).items():
-            click.echo(f"{key}: {item}")
+            shown = item if isinstance(item, str) else msgspec.json.encode(item).decode()
+            click.echo(f"{key}: {shown}")
 
 
 # What a command's input can run into (an unknown id, a batch in the wrong state): one line and exit

@@ -21,6 +21,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 from psycopg import sql
 
+from service.cli import emit
 from service.settings import Settings
 from tests.campaigns.test_campaign_api import step
 from tests.campaigns.test_scan_rewards import draw_campaign, launch, scan
@@ -307,3 +308,13 @@ class TestServeOnEmbeddedEngines:
             ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True, check=False
         )
         assert leftovers.stdout.strip() == ""
+
+
+def test_plain_output_writes_nested_values_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """`onecode ship` without --json printed Python's repr: None and single-quoted dicts."""
+    emit({"reference": "DN-1", "note": None, "items": [{"start": 0, "stop": 5}]}, as_json=False)
+    assert capsys.readouterr().out.splitlines() == [
+        "reference: DN-1",
+        "note: null",
+        'items: [{"start":0,"stop":5}]',
+    ]
