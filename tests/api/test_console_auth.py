@@ -172,6 +172,9 @@ class TestConsoleAccounts:
         client.cookies.clear()
         assert_problem(await sign_in(client, "fin@example.com"), 401, "totp-required")
         assert_problem(await sign_in(client, "fin@example.com", totp_code="000000"), 401, "login-failed")
+        # Not six digits: named as the code (the sign-in page then asks for the code, not the password).
+        malformed = await sign_in(client, "fin@example.com", totp_code="12345a")
+        assert assert_problem(malformed, 422, "validation-error")["errors"][0]["field"] == "totp_code"
         # Each code signs in once (RFC 6238, 5.2): the confirming code is spent; the next step's works once.
         assert_problem(await sign_in(client, "fin@example.com", totp_code=confirm_code), 401, "login-failed")
         next_code = totp.at(time.time() + 30)
