@@ -81,6 +81,7 @@ async def _forgive_attempt(request: Request[Any, Any, Any], counters: list[str])
     async with _state(request).redis.pipeline(transaction=False) as pipe:
         for counter in counters:
             pipe.decr(counter)
+            pipe.expire(counter, LOGIN_WINDOW_S)  # never a key without expiry (a flush in between)
         await pipe.execute()
 
 
