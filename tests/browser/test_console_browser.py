@@ -24,6 +24,28 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
 
 
+async def enrolled_over_http(
+    api: httpx.AsyncClient, db: psycopg.AsyncConnection[Any], url: str, device_id: str
+) -> dict[str, Any]:
+    """Scan a code, then enrol the phone 13800138000 with the development SMS code; the scan's answer."""
+    scanned = await api.post("/v1/scans", json={"code": url, "device_id": device_id})
+    token = scanned.json()["member_token"]
+    await api.post("/v1/members/otp", json={"phone": "13800138000", "member_token": token})
+    enrolled = await api.post(
+        "/v1/members/enroll",
+        json={
+            "phone": "13800138000",
+            "otp": await latest_otp(db),
+            "consent_marketing": True,
+            "consent_location": False,
+            "member_token": token,
+        },
+    )
+    assert enrolled.status_code == 200, enrolled.text
+    answer: dict[str, Any] = scanned.json()
+    return answer
+
+
 async def invite(
     api: httpx.AsyncClient,
     db: psycopg.AsyncConnection[Any],
@@ -179,22 +201,7 @@ class TestConsoleInChromium:
     ) -> None:
         expect = playwright_api.expect
         async with httpx.AsyncClient(base_url=server) as api:
-            scanned = await api.post(
-                "/v1/scans", json={"code": issued.urls[0], "device_id": "device-console-cs"}
-            )
-            token = scanned.json()["member_token"]
-            await api.post("/v1/members/otp", json={"phone": "13800138000", "member_token": token})
-            enrolled = await api.post(
-                "/v1/members/enroll",
-                json={
-                    "phone": "13800138000",
-                    "otp": await latest_otp(db),
-                    "consent_marketing": True,
-                    "consent_location": False,
-                    "member_token": token,
-                },
-            )
-            assert enrolled.status_code == 200, enrolled.text
+            await enrolled_over_http(api, db, issued.urls[0], "device-console-cs")
             await invite(api, db, tenant_a, "cs@example.com", "customer_service")
         context = await browser.new_context(locale="zh-CN", viewport=DESKTOP)
         page = await context.new_page()

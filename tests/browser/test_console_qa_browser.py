@@ -10,12 +10,11 @@ import psycopg
 import pytest
 
 from service.models import Role
-from tests.browser.test_console_browser import invite, sign_in
+from tests.browser.test_console_browser import enrolled_over_http, invite, sign_in
 from tests.browser.test_consumer_browser import PageProblems, browser, issued, playwright_api, server
 from tests.campaigns.test_scan_rewards import draw_campaign
 from tests.conftest import Tenant
 from tests.fixtures_codes import IssuedBatch
-from tests.scans.test_members_api import latest_otp
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 __all__ = ["browser", "issued", "server"]  # fixtures, imported to be used here
@@ -94,23 +93,8 @@ class TestPhoneWidth:
         and a phone number spilled out of its card: all fit 375px now."""
         expect = playwright_api.expect
         async with httpx.AsyncClient(base_url=server) as api:
-            scanned = await api.post(
-                "/v1/scans", json={"code": issued.urls[0], "device_id": "device-narrow-1"}
-            )
-            token = scanned.json()["member_token"]
-            await api.post("/v1/members/otp", json={"phone": "13800138000", "member_token": token})
-            enrolled = await api.post(
-                "/v1/members/enroll",
-                json={
-                    "phone": "13800138000",
-                    "otp": await latest_otp(db),
-                    "consent_marketing": True,
-                    "consent_location": False,
-                    "member_token": token,
-                },
-            )
-            assert enrolled.status_code == 200, enrolled.text
-            member_id = scanned.json()["member"]["id"]
+            scanned = await enrolled_over_http(api, db, issued.urls[0], "device-narrow-1")
+            member_id = scanned["member"]["id"]
             marketer = tenant_a.headers(Role.MARKETER)
             created = await api.post("/v1/campaigns", json=draw_campaign(), headers=marketer)
             campaign_id = created.json()["id"]
