@@ -33,6 +33,7 @@ WITH input AS (
            coalesce(i.merged_into, i.member_id, dev.member_id) AS resolved_member_id,
            CASE WHEN i.merged_into IS NOT NULL THEN true
                 WHEN i.member_id IS NOT NULL THEN i.enrolled
+                WHEN dev.inserted THEN false  -- the anonymous member this statement creates
                 ELSE coalesce((SELECT m.enrolled_at IS NOT NULL FROM members m WHERE m.id = dev.member_id), false)
            END AS resolved_enrolled,
            coalesce(i.member_id IS NULL AND dev.inserted, false) AS member_created

@@ -39,6 +39,7 @@ from campaigns.members.errors import InvalidMemberInput, ObjectNotFound
 from campaigns.members.phones import MemberVault, normalize_phone
 from codegen import keys
 from service.db import fetch_all, fetch_one
+from service.ids import uuid7
 from service.queries import load_queries
 from service.spreadsheets import safe_cell
 
@@ -609,7 +610,7 @@ async def _insert_new(
     ids, sealed_phones, wrapped, sealed_profiles = [], [], [], []
     for row in new:
         assert row.phone is not None
-        member_id = uuid.uuid4()
+        member_id = uuid7()  # time-ordered: an import appends to the member indexes
         data_key = vault.new_data_key()
         ids.append(member_id)
         wrapped.append(vault.wrap(member_id, data_key))
