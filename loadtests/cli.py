@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -94,6 +95,18 @@ def seed_command(
     click.echo(f"codes file: {seeded.path}")
 
 
+# What locust's -t takes: hours, minutes and seconds in that order, or plain seconds.
+RUN_TIME = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?|(\d+)")
+
+
+def _run_time(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """Checked here: locust would only say what is wrong in its log, after the kit seeded its codes."""
+    match = RUN_TIME.fullmatch(value.strip())
+    if not match or not any(int(part) for part in match.groups() if part):
+        raise click.BadParameter(f"{value!r} is not a run time such as 30s, 5m or 1h30m")
+    return value.strip()
+
+
 @loadtest.command("run")
 @click.option(
     "--target",
@@ -110,7 +123,9 @@ def seed_command(
 )
 @click.option("--users", type=click.IntRange(min=1), default=50, show_default=True, help="Users (the peak).")
 @click.option("--spawn-rate", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
-@click.option("--duration", default="1m", show_default=True, help="Run time: 30s, 5m, 1h30m.")
+@click.option(
+    "--duration", default="1m", show_default=True, callback=_run_time, help="Run time: 30s, 5m, 1h30m."
+)
 @click.option("--shape", type=click.Choice(list(SHAPES)), default="constant", show_default=True)
 @click.option(
     "--mix",

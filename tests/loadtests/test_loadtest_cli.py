@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 import psycopg
 import pytest
 import redis
+from click.testing import CliRunner
 
+from loadtests.cli import RUN_TIME, loadtest
 from loadtests.mix import parse_mix
 from loadtests.reconcile import Reconciliation, _compare
 from loadtests.results import Endpoint, RunResults
@@ -40,6 +42,16 @@ class TestPieces:
         for wrong in ("first=x", "buy=3", "first=0"):
             with pytest.raises(ValueError, match="--mix"):
                 parse_mix(wrong)
+
+    def test_a_wrong_run_time_is_a_usage_error_before_anything_is_seeded(self) -> None:
+        for good in ("30s", "5m", "1h30m", "2h", "1h0m10s", "90"):
+            assert RUN_TIME.fullmatch(good), good
+        for wrong in ("5x", "0s", "", "m5", "1m1h"):
+            answer = CliRunner().invoke(
+                loadtest, ["run", "--target", "http://127.0.0.1:9", "--duration", wrong]
+            )
+            assert answer.exit_code == 2, (wrong, answer.output)
+            assert "is not a run time" in answer.output
 
     def test_unanswered_scans_explain_only_what_they_could_have_earned(self) -> None:
         """2 unanswered scans at 10 points each: 20 extra points are unconfirmed, 21 are a difference."""
