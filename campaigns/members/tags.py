@@ -35,9 +35,12 @@ MAX_RULE_TAGS = 100
 TagName = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"^[^\s/][^/]*$")]
 
 
-class TagRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+class TagRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Every condition given must hold, e.g. `{"min_scans": 3, "within_days": 90, "product_ids": [...]}`
-    is "scanned >= 3 items of these products in 90 days"."""
+    is "scanned >= 3 items of these products in 90 days".
+
+    Every field is written out, stored and shown, defaults too: a rule read back says which window
+    its scans count in, and a later change of the default cannot change what a saved rule means."""
 
     min_scans: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
     within_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 90

@@ -276,8 +276,18 @@ class TestProfiles:
         member_id = await enrolled_member(client, db, issued.urls[0], "device-tags-1")
         marketer = tenant_a.headers(Role.MARKETER)
         assert (await client.post("/v1/tags", json={"name": "VIP"}, headers=marketer)).status_code == 201
-        rule = {"name": "regular", "rule": {"min_scans": 3, "within_days": 90}}
-        assert (await client.post("/v1/tags", json=rule, headers=marketer)).status_code == 201
+        rule = {"name": "regular", "rule": {"min_scans": 3}}
+        created = await client.post("/v1/tags", json=rule, headers=marketer)
+        assert created.status_code == 201, created.text
+        # The default window is part of the saved rule, and the answer says it.
+        assert created.json()["rule"] == {
+            "min_scans": 3,
+            "within_days": 90,
+            "product_ids": None,
+            "min_points_earned": None,
+            "min_points_spent": None,
+            "region": None,
+        }
         duplicate = await client.post("/v1/tags", json={"name": "VIP"}, headers=marketer)
         assert_problem(duplicate, 409, "conflict")
         empty_rule = await client.post(
