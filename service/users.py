@@ -23,6 +23,7 @@ import pyotp
 import segno
 
 from codegen import keys
+from service import ids
 from service.brands import lock_definitions
 from service.db import fetch_all, fetch_one
 from service.errors import Conflict, InvalidField, LimitReached, NotFound
@@ -74,6 +75,21 @@ class Invitation(msgspec.Struct, frozen=True):
     email: str
     role: UserRole
     distributor_id: uuid.UUID | None
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    # Names it in the list of open invitations and to revoke it.
+    id: uuid.UUID
+
+
+class PendingInvitation(msgspec.Struct, frozen=True):
+    """An invitation still open: not accepted, expired, replaced by a newer one or revoked."""
+
+    id: uuid.UUID
+    email: str
+    role: UserRole
+    distributor_id: uuid.UUID | None
+    # Who sent it: a console user's email, or an API token's name.
+    invited_by: str
     created_at: dt.datetime
     expires_at: dt.datetime
 
@@ -251,6 +267,7 @@ async def invite(
         conn,
         QUERIES["invite"],
         {
+            "id": ids.uuid7(),
             "token_hash": hash_token(token),
             "brand_id": brand_id,
             "email": email,
@@ -269,6 +286,34 @@ async def invite(
         body=f"Set your password within 7 days: {console_url}/console/invitations/{token}",
     )
     return invitation
+
+
+async def pending_invitations(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, *, after: uuid.UUID | None, limit: int
+) -> list[PendingInvitation]:
+    """The brand's open invitations, newest first."""
+    return await fetch_all(
+        conn,
+        QUERIES["pending_invitations"],
+        {"brand_id": brand_id, "after": after, "limit": limit},
+        PendingInvitation,
+    )
+
+
+async def revoke_invitation(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, invitation_id: uuid.UUID
+) -> PendingInvitation:
+    """Withdraw an open invitation (the wrong address, a change of mind): its link stops working at once,
+    refused as an expired one is. Another brand's, an unknown or a closed invitation is not found; an
+    accepted one is a conflict (the account exists: disable it instead)."""
+    params = {"brand_id": brand_id, "id": invitation_id}
+    revoked = await fetch_one(conn, QUERIES["revoke_invitation"], params, PendingInvitation)
+    if revoked is not None:
+        return revoked
+    accepted = await fetch_one(conn, QUERIES["invitation_accepted"], params, _Taken)
+    if accepted is not None and accepted.taken:
+        raise Conflict("the invitation was already accepted: disable the account instead")
+    raise NotFound("invitation", invitation_id)
 
 
 async def accept(conn: AsyncConnection[Any], data: AcceptIn) -> User:

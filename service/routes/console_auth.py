@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, Router, get, post
+from litestar import Request, Response, Router, delete, get, post
 from psycopg import AsyncConnection
 
 from antifraud.clients import client_ip, ip_prefix
@@ -27,7 +27,9 @@ from service.errors import (
     TotpRequired,
 )
 from service.guards import ANY_BRAND_ROLE, CONSOLE_COOKIE, brand_of, principal_from, require_token, roles
-from service.models import Principal, Role
+from service.models import Page, Principal, Role
+from service.routes.admin import Limit, page
+from service.settings import Settings
 from service.state import AppState
 
 LOGIN_WINDOW_S = 15 * 60
@@ -243,6 +245,46 @@ async def invite(
     return invitation
 
 
+@get("/v1/users/invitations", opt=roles(Role.BRAND_ADMIN, Role.AUDITOR), tags=["console"])
+async def list_invitations(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    after: uuid.UUID | None = None,
+    limit: Limit = 50,
+) -> Page:
+    """The brand's open invitations (not accepted, expired, replaced or revoked), newest first, each with
+    who sent it (a person's email or a token's name)."""
+    limit = min(limit, settings.max_page_size)
+    brand_id = brand_of(principal_from(request))
+    items = await users.pending_invitations(db, brand_id, after=after, limit=limit + 1)
+    return page(items, limit, lambda i: i.id)
+
+
+@delete(
+    "/v1/users/invitations/{invitation_id:uuid}",
+    opt=roles(Role.BRAND_ADMIN),
+    status_code=204,
+    tags=["console"],
+)
+async def revoke_invitation(
+    request: Request[Any, Any, Any], db: AsyncConnection[Any], invitation_id: uuid.UUID
+) -> None:
+    """Revoke an open invitation: its link stops working at once (refused as an expired one); audited."""
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    revoked = await users.revoke_invitation(db, brand_id, invitation_id)
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action="console.invitation_revoke",
+        object_type="console_invitation",
+        object_id=revoked.email,  # as console.invite names it
+        before=revoked,
+    )
+
+
 @post("/v1/users/{user_action:str}", opt=roles(Role.BRAND_ADMIN), status_code=200, tags=["console"])
 async def disable_or_enable_user(
     request: Request[Any, Any, Any], db: AsyncConnection[Any], user_action: str
@@ -281,7 +323,17 @@ async def list_users(request: Request[Any, Any, Any], db: AsyncConnection[Any]) 
 
 def console_auth_router() -> Router:
     public = [login, accept_invitation, request_reset, confirm_reset]
-    signed_in = [logout, me, setup_totp, confirm_totp, invite, list_users, disable_or_enable_user]
+    signed_in = [
+        logout,
+        me,
+        setup_totp,
+        confirm_totp,
+        invite,
+        list_invitations,
+        revoke_invitation,
+        list_users,
+        disable_or_enable_user,
+    ]
     return Router(
         "/",
         route_handlers=[

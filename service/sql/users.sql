@@ -4,22 +4,57 @@
 WITH superseded AS (
     UPDATE console_invitations SET expires_at = now()
     WHERE brand_id = %(brand_id)s AND email = %(email)s AND accepted_at IS NULL AND expires_at > now()
+      AND revoked_at IS NULL
 )
-INSERT INTO console_invitations (token_hash, brand_id, email, role, distributor_id, invited_by, expires_at)
-VALUES (%(token_hash)s, %(brand_id)s, %(email)s, %(role)s, %(distributor_id)s, %(actor)s, %(expires_at)s)
-RETURNING email, role, distributor_id, created_at, expires_at;
+INSERT INTO console_invitations (id, token_hash, brand_id, email, role, distributor_id, invited_by, expires_at)
+VALUES (%(id)s, %(token_hash)s, %(brand_id)s, %(email)s, %(role)s, %(distributor_id)s, %(actor)s, %(expires_at)s)
+RETURNING email, role, distributor_id, created_at, expires_at, id;
 
 -- take_invitation --
--- An invitation is used once, before it expires.
+-- An invitation is used once, before it expires, unless revoked.
 UPDATE console_invitations SET accepted_at = now()
-WHERE token_hash = %(token_hash)s AND accepted_at IS NULL AND expires_at > now()
+WHERE token_hash = %(token_hash)s AND accepted_at IS NULL AND expires_at > now() AND revoked_at IS NULL
 RETURNING brand_id, email, role, distributor_id;
 
 -- count_accounts --
 -- A brand's console accounts and the invitations still open (each may become one).
 SELECT (SELECT count(*) FROM console_users WHERE brand_id = %(brand_id)s)
      + (SELECT count(*) FROM console_invitations
-        WHERE brand_id = %(brand_id)s AND accepted_at IS NULL AND expires_at > now()) AS accounts;
+        WHERE brand_id = %(brand_id)s AND accepted_at IS NULL AND expires_at > now() AND revoked_at IS NULL)
+       AS accounts;
+
+-- pending_invitations --
+-- The brand's open invitations (neither accepted, expired, replaced nor revoked), newest first (ids are
+-- time-ordered), keyset by id; who sent each is named: a console user's email, an API token's name.
+SELECT i.id, i.email, i.role, i.distributor_id, coalesce(u.email, t.name, i.invited_by) AS invited_by,
+       i.created_at, i.expires_at
+FROM console_invitations i
+LEFT JOIN console_users u ON i.invited_by = 'user:' || u.id::text AND u.brand_id = i.brand_id
+LEFT JOIN api_tokens t ON i.invited_by = 'token:' || t.id::text AND t.brand_id = i.brand_id
+WHERE i.brand_id = %(brand_id)s AND i.accepted_at IS NULL AND i.expires_at > now() AND i.revoked_at IS NULL
+  AND (%(after)s::uuid IS NULL OR i.id < %(after)s::uuid)
+ORDER BY i.id DESC
+LIMIT %(limit)s;
+
+-- revoke_invitation --
+-- Only the brand's own open invitation; its link stops working at once (see take_invitation). Answers the
+-- invitation as the list showed it.
+WITH revoked AS (
+    UPDATE console_invitations SET revoked_at = now()
+    WHERE id = %(id)s AND brand_id = %(brand_id)s AND accepted_at IS NULL AND expires_at > now()
+      AND revoked_at IS NULL
+    RETURNING id, brand_id, email, role, distributor_id, invited_by, created_at, expires_at
+)
+SELECT r.id, r.email, r.role, r.distributor_id, coalesce(u.email, t.name, r.invited_by) AS invited_by,
+       r.created_at, r.expires_at
+FROM revoked r
+LEFT JOIN console_users u ON r.invited_by = 'user:' || u.id::text AND u.brand_id = r.brand_id
+LEFT JOIN api_tokens t ON r.invited_by = 'token:' || t.id::text AND t.brand_id = r.brand_id;
+
+-- invitation_accepted --
+-- Why a brand's invitation could not be revoked: already accepted (else it is no longer open).
+SELECT accepted_at IS NOT NULL AS taken FROM console_invitations
+WHERE id = %(id)s AND brand_id = %(brand_id)s;
 
 -- distributor_of_brand --
 SELECT id FROM distributors WHERE id = %(distributor_id)s AND brand_id = %(brand_id)s;

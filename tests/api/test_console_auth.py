@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+import uuid
 from typing import Any
 
 import psycopg
@@ -263,6 +264,146 @@ class TestConsoleAccounts:
             "/v1/users/invitations", json={"email": "one.more@example.com", "role": "auditor"}, headers=admin
         )
         assert assert_problem(capped, 409, "limit-reached")["detail"].startswith("a brand has at most 2000")
+
+
+class TestOpenInvitations:
+    """A brand admin sees the invitations still open and revokes one; other brands never see or touch them."""
+
+    async def test_open_invitations_are_listed_newest_first_with_who_sent_them(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        tenant_b: Tenant,
+    ) -> None:
+        """Only open ones (not accepted, expired or replaced), newest first, a page at a time; the sender is
+        named (a token's name, a person's email), never a raw id."""
+        admin = tenant_a.headers(Role.BRAND_ADMIN)
+        for email, role in (("old@example.com", "auditor"), ("late@example.com", "marketer")):
+            sent = await client.post(
+                "/v1/users/invitations", json={"email": email, "role": role}, headers=admin
+            )
+            assert sent.status_code == 201, sent.text
+        await db.execute(
+            "UPDATE console_invitations SET expires_at = now() - interval '1 second'"
+            " WHERE email = 'late@example.com'"
+        )
+        await invited_user(client, db, tenant_a, "boss@example.com", "brand_admin")  # accepted: not listed
+        csrf = {"X-CSRF-Token": (await sign_in(client, "boss@example.com")).json()["csrf_token"]}
+        by_person = await client.post(
+            "/v1/users/invitations", json={"email": "New@Example.com", "role": "finance"}, headers=csrf
+        )
+        assert by_person.status_code == 201, by_person.text
+        client.cookies.clear()
+        again = {"email": "old@example.com", "role": "operations"}  # replaces the first invitation
+        replaced = await client.post("/v1/users/invitations", json=again, headers=admin)
+
+        listed = await client.get("/v1/users/invitations", headers=admin)
+        assert listed.status_code == 200, listed.text
+        assert listed.json()["next_cursor"] is None
+        items = listed.json()["items"]
+        assert [(i["email"], i["role"], i["invited_by"]) for i in items] == [
+            ("old@example.com", "operations", "brand_admin"),  # the token's name
+            ("new@example.com", "finance", "boss@example.com"),
+        ]
+        assert items[0]["id"] == replaced.json()["id"]
+        assert items[1]["id"] == by_person.json()["id"]
+        assert set(items[0]) == {
+            "id", "email", "role", "distributor_id", "invited_by", "created_at", "expires_at"
+        }  # fmt: skip
+        first = await client.get("/v1/users/invitations", params={"limit": 1}, headers=admin)
+        assert [i["email"] for i in first.json()["items"]] == ["old@example.com"]
+        rest = await client.get(
+            "/v1/users/invitations",
+            params={"limit": 1, "after": first.json()["next_cursor"]},
+            headers=admin,
+        )
+        assert [i["email"] for i in rest.json()["items"]] == ["new@example.com"]
+        assert rest.json()["next_cursor"] is None
+        auditor = await client.get("/v1/users/invitations", headers=tenant_a.headers(Role.AUDITOR))
+        assert auditor.json() == listed.json()
+        marketer = await client.get("/v1/users/invitations", headers=tenant_a.headers(Role.MARKETER))
+        assert_problem(marketer, 403, "forbidden")
+        other = await client.get("/v1/users/invitations", headers=tenant_b.headers(Role.BRAND_ADMIN))
+        assert other.json() == {"items": [], "next_cursor": None}
+
+    async def test_a_revoked_invitations_link_is_refused_like_an_expired_one(
+        self, client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant_a: Tenant
+    ) -> None:
+        """Invited the wrong address: revoked, the link at once gets the answer an expired link gets, the
+        invitation leaves the list and the brand's count, and the audit log says who revoked what."""
+        admin = tenant_a.headers(Role.BRAND_ADMIN)
+        body = {"email": "wrong@example.com", "role": "marketer"}
+        invited = await client.post("/v1/users/invitations", json=body, headers=admin)
+        token = await last_mail(db, "wrong@example.com")
+        invitation_id = invited.json()["id"]
+        revoked = await client.delete(f"/v1/users/invitations/{invitation_id}", headers=admin)
+        assert revoked.status_code == 204, revoked.text
+        refused = await client.post(
+            "/console/invitations/accept", json={"token": token, "password": PASSWORD}
+        )
+        assert (
+            assert_problem(refused, 422, "validation-error")["detail"]
+            == "the invitation is unknown, used or expired"
+        )
+        assert (await client.get("/v1/users/invitations", headers=admin)).json()["items"] == []
+        cur = await db.execute("SELECT count(*) FROM console_users")
+        assert await cur.fetchone() == (0,)
+        audit = await client.get(
+            "/v1/audit",
+            params={"action": "console.invitation_revoke"},
+            headers=tenant_a.headers(Role.AUDITOR),
+        )
+        [entry] = audit.json()["items"]
+        assert (entry["actor"], entry["object_type"], entry["object_id"]) == (
+            "token:" + str(await token_id(db, tenant_a, "brand_admin")),
+            "console_invitation",
+            "wrong@example.com",
+        )
+        assert entry["before"]["id"] == invitation_id and entry["before"]["role"] == "marketer"
+        again = await client.delete(f"/v1/users/invitations/{invitation_id}", headers=admin)
+        assert_problem(again, 404, "not-found")  # no longer open
+        # The right address, invited afresh, opens an account.
+        await invited_user(client, db, tenant_a, "right@example.com", "marketer")
+
+    async def test_only_the_brands_own_admin_revokes_and_an_accepted_invitation_is_a_conflict(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        tenant_b: Tenant,
+    ) -> None:
+        """Another brand's id is as unknown as a made-up one (404, nothing changes); other roles get 403;
+        an invitation already accepted cannot be revoked (409: the account exists, disable it)."""
+        admin = tenant_a.headers(Role.BRAND_ADMIN)
+        invited = await client.post(
+            "/v1/users/invitations", json={"email": "kept@example.com", "role": "auditor"}, headers=admin
+        )
+        url = f"/v1/users/invitations/{invited.json()['id']}"
+        assert_problem(await client.delete(url, headers=tenant_b.headers(Role.BRAND_ADMIN)), 404, "not-found")
+        missing = await client.delete(f"/v1/users/invitations/{uuid.uuid4()}", headers=admin)
+        assert_problem(missing, 404, "not-found")
+        for role in (Role.MARKETER, Role.AUDITOR, Role.CUSTOMER_SERVICE):
+            assert_problem(await client.delete(url, headers=tenant_a.headers(role)), 403, "forbidden")
+        listed = await client.get("/v1/users/invitations", headers=admin)
+        assert [i["email"] for i in listed.json()["items"]] == ["kept@example.com"]
+        token = await last_mail(db, "kept@example.com")
+        accepted = await client.post(
+            "/console/invitations/accept", json={"token": token, "password": PASSWORD}
+        )
+        assert accepted.status_code == 201, accepted.text
+        assert_problem(await client.delete(url, headers=admin), 409, "conflict")
+        assert_problem(await client.delete(url, headers=tenant_b.headers(Role.BRAND_ADMIN)), 404, "not-found")
+
+
+async def token_id(db: psycopg.AsyncConnection[Any], tenant: Tenant, name: str) -> uuid.UUID:
+    cur = await db.execute(
+        "SELECT id FROM api_tokens WHERE brand_id = %s AND name = %s", (tenant.brand_id, name)
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    found: uuid.UUID = row[0]
+    return found
 
 
 async def test_two_invitations_at_the_cap_cannot_both_pass_it(settings: Settings, tenant_a: Tenant) -> None:

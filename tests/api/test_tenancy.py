@@ -284,6 +284,14 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_ke
     )
     console_user = await cur.fetchone()
     assert console_user is not None
+    cur = await db.execute(
+        "INSERT INTO console_invitations (token_hash, brand_id, email, role, invited_by, expires_at)"
+        " VALUES (sha256('victim'), %s, 'invited.victim@example.com', 'marketer', 'test',"
+        " now() + interval '1 day') RETURNING id",
+        (tenant.brand_id,),
+    )
+    invitation = await cur.fetchone()
+    assert invitation is not None
     code = coupons.new_code()
     await db.execute(
         "INSERT INTO coupons (brand_id, template_id, member_id, code_hash, code_sealed, valid_from,"
@@ -318,6 +326,7 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_ke
         "webhook_id": str(webhook[0]),
         "delivery_id": str(delivery[0]),
         "user_action": f"{console_user[0]}:disable",
+        "invitation_id": str(invitation[0]),
     }
 
 
@@ -413,6 +422,10 @@ class TestTenancy:
         cur = await db.execute("SELECT count(*) FROM brands WHERE name = 'Renamed by someone else'")
         assert await cur.fetchone() == (0,)
         cur = await db.execute("SELECT disabled_at FROM console_users WHERE email = 'victim@example.com'")
+        assert await cur.fetchall() == [(None,)]
+        cur = await db.execute(
+            "SELECT revoked_at FROM console_invitations WHERE brand_id = %s", (tenant_b.brand_id,)
+        )
         assert await cur.fetchall() == [(None,)]
 
     async def test_lists_only_show_the_callers_brand(
