@@ -63,9 +63,11 @@ async def account_page(request: Request[Any, Any, Any], db: AsyncConnection[Any]
 async def settings_page(
     request: Request[Any, Any, Any], db: AsyncConnection[Any], settings: Settings
 ) -> Response[str]:
-    """The brand: profile and scan domain, code keys (rotate), webhooks, people (invite, disable), tokens."""
+    """The brand: profile and scan domain, code keys (rotate), webhooks, people (invite, revoke an open
+    invitation, disable), tokens."""
     principal = principal_from(request)
     brand_id = brand_of(principal)
+    distributors = await shipments.list_distributors(db, brand_id, after=None, limit=LISTED)
     return render(
         request,
         "console_settings.html",
@@ -77,7 +79,9 @@ async def settings_page(
         # Webhook URLs may carry a receiver's credentials: brand admins only, as on the API.
         webhooks=await webhooks.list_webhooks(db, brand_id) if principal.role is Role.BRAND_ADMIN else None,
         people=await users.list_users(db, brand_id),
-        distributors=await shipments.list_distributors(db, brand_id, after=None, limit=LISTED),
+        invitations=await users.pending_invitations(db, brand_id, after=None, limit=LISTED),
+        distributors=distributors,
+        distributor_names={d.id: d.name for d in distributors},
         tokens=await auth.list_tokens(db, brand_id=brand_id, after=None, limit=LISTED),
         roles=[r.value for r in sorted(ANY_BRAND_ROLE, key=lambda r: r.value)],
         may_change=principal.role is Role.BRAND_ADMIN,

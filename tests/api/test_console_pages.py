@@ -461,6 +461,53 @@ class TestConsolePages:
         cur = await db.execute("SELECT action FROM audit_log WHERE action LIKE 'console.user_%able'")
         assert [r[0] for r in await cur.fetchall()] == ["console.user_disable", "console.user_enable"]
 
+    async def test_settings_lists_pending_invitations_and_revokes_one(
+        self, client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant_a: Tenant
+    ) -> None:
+        """People and roles shows the invitations still open (who sent each, by name) with a revoke
+        button calling the API; revoked, the row is gone; an auditor reads the list without buttons."""
+        client.cookies.clear()
+        await user(client, db, tenant_a, "admin@example.com", "brand_admin")
+        await user(client, db, tenant_a, "audit@example.com", "auditor")
+        east = await client.post(
+            "/v1/distributors",
+            json={"name": "East Trading", "regions": ["CN-ZJ"]},
+            headers=tenant_a.headers(Role.BRAND_ADMIN),
+        )
+        signed_in = await sign_in(client, "admin@example.com")
+        csrf = {"X-CSRF-Token": signed_in.json()["csrf_token"]}
+        wrong = await client.post(
+            "/v1/users/invitations", json={"email": "wrong@example.com", "role": "marketer"}, headers=csrf
+        )
+        assert wrong.status_code == 201, wrong.text
+        agent = {"email": "agent@example.com", "role": "distributor", "distributor_id": east.json()["id"]}
+        assert (await client.post("/v1/users/invitations", json=agent, headers=csrf)).status_code == 201
+
+        page = await client.get("/console/settings")
+        assert page.status_code == 200, page.text
+        assert "待接受的邀请" in page.text and 'id="invitations"' in page.text
+        rows = page.text.split('id="invitations"', 1)[1].split("</table>", 1)[0]
+        assert "wrong@example.com" in rows and "营销" in rows
+        assert "agent@example.com" in rows and "经销商 · East Trading" in rows
+        assert "admin@example.com" in rows  # who sent them, by email
+        assert "audit@example.com" not in rows  # accepted: an account now, not an invitation
+        revoke = f'data-call="DELETE /v1/users/invitations/{wrong.json()["id"]}"'
+        assert revoke in rows
+        english = await client.get("/console/settings", headers={"Accept-Language": "en"})
+        assert "Pending invitations" in english.text and "Invited by" in english.text
+
+        # The button's call, as the page makes it: the session's cookie and CSRF token.
+        revoked = await client.delete(f"/v1/users/invitations/{wrong.json()['id']}", headers=csrf)
+        assert revoked.status_code == 204, revoked.text
+        rows = (await client.get("/console/settings")).text.split('id="invitations"', 1)[1]
+        rows = rows.split("</table>", 1)[0]
+        assert "wrong@example.com" not in rows and "agent@example.com" in rows
+
+        client.cookies.clear()
+        assert (await sign_in(client, "audit@example.com")).status_code == 200
+        auditors_view = (await client.get("/console/settings")).text
+        assert "agent@example.com" in auditors_view and "DELETE /v1/users/invitations/" not in auditors_view
+
     async def test_member_work_approvals_kpis_and_the_dashboard_heat(
         self,
         client: AsyncTestClient[Any],
