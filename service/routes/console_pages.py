@@ -141,7 +141,8 @@ async def members_page(request: Request[Any, Any, Any], db: AsyncConnection[Any]
 async def member_page(
     request: Request[Any, Any, Any], db: AsyncConnection[Any], member_id: uuid.UUID
 ) -> Response[str]:
-    """One member: profile as the role may see it (full reads audited, as on the API) and the timeline."""
+    """One member: profile as the role may see it (full reads audited, as on the API) and the timeline,
+    naming what it refers to (a campaign, a prize, a product...) where the API gives ids."""
     principal = principal_from(request)
     member = await member_admin.read_profile(request, db, principal, member_id)
     timeline = await member_admin.visible_timeline(
@@ -154,7 +155,7 @@ async def member_page(
         title=member.name or member.phone or str(member.id),
         user=await who(db, principal),
         member=member,
-        timeline=timeline,
+        timeline=await console_members.timeline_in_words(db, principal, timeline, texts(request)),
         manual_tags=manual,
         may_tag=principal.role in member_admin.TAGGERS,
         may_adjust=principal.role in member_admin.ADJUSTERS,

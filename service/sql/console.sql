@@ -77,3 +77,29 @@ ORDER BY created_at DESC, id LIMIT %(limit)s;
 -- The products page and the campaign editor's product list, by name.
 SELECT id, name, gtin, sku FROM products WHERE brand_id = %(brand_id)s
 ORDER BY name, id LIMIT %(limit)s;
+
+-- timeline_names --
+-- A member's page: the names behind the ids its timeline holds, the brand's own only (campaigns, their
+-- prizes, products, batches by their lot, coupon templates, the tier ladder), and who acted: a console
+-- user's email, an API token's name.
+SELECT 'campaign' AS kind, id::text AS ref, name FROM campaigns
+WHERE brand_id = %(brand_id)s AND id = ANY(%(campaigns)s::uuid[])
+UNION ALL
+SELECT 'prize', p.id::text, p.name FROM prizes p JOIN campaigns c ON c.id = p.campaign_id
+WHERE c.brand_id = %(brand_id)s AND p.id = ANY(%(prizes)s::uuid[])
+UNION ALL
+SELECT 'product', id::text, name FROM products WHERE brand_id = %(brand_id)s AND id = ANY(%(products)s::uuid[])
+UNION ALL
+SELECT 'batch', id::text, lot FROM batches
+WHERE brand_id = %(brand_id)s AND id = ANY(%(batches)s::uuid[]) AND lot IS NOT NULL AND lot <> ''
+UNION ALL
+SELECT 'template', id::text, name FROM coupon_templates
+WHERE brand_id = %(brand_id)s AND id = ANY(%(templates)s::uuid[])
+UNION ALL
+SELECT 'tier', rank::text, name FROM member_tiers WHERE brand_id = %(brand_id)s
+UNION ALL
+SELECT 'actor', 'user:' || id::text, email FROM console_users
+WHERE brand_id = %(brand_id)s AND id = ANY(%(users)s::uuid[])
+UNION ALL
+SELECT 'actor', 'token:' || id::text, name FROM api_tokens
+WHERE brand_id = %(brand_id)s AND id = ANY(%(tokens)s::uuid[]);

@@ -143,6 +143,50 @@ class TestConsolePages:
         assert "+86138****8000" in masked.text and "13800138000" not in masked.text
         assert (await client.get(f"/console/members/{uuid.uuid4()}")).status_code == 404
 
+    async def test_the_member_timeline_names_campaigns_prizes_and_products(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        settings: Settings,
+        tenant_a: Tenant,
+    ) -> None:
+        """A draw shows its campaign's and prize's names, a scan its product's, a note who wrote it; the ids
+        stay behind them (a title, a link to the campaign for the roles that open campaigns), and the
+        JSON timeline keeps its ids."""
+        issued = await issue_batch(db, settings, tenant_a.brand_id, quantity=3)
+        campaign_id = await launch(client, tenant_a, draw_campaign(name="Summer <b>cap</b> draw"))
+        member_id = await enrolled_member(client, db, issued.urls[0], "device-console-t")
+        cs = tenant_a.headers(Role.CUSTOMER_SERVICE)
+        noted = await client.post(f"/v1/members/{member_id}/notes", json={"body": "called"}, headers=cs)
+        assert noted.status_code == 201, noted.text
+        entries = (await client.get(f"/v1/members/{member_id}/timeline", headers=cs)).json()
+        [draw] = [e for e in entries if e["kind"] == "draw"]
+        assert draw["detail"]["campaign_id"] == campaign_id  # the API's contract is unchanged
+        cur = await db.execute("SELECT name FROM products WHERE brand_id = %s", (tenant_a.brand_id,))
+        product = (await cur.fetchone() or [""])[0]
+
+        client.cookies.clear()
+        await user(client, db, tenant_a, "cs@example.com", "customer_service")
+        await user(client, db, tenant_a, "mkt@example.com", "marketer")
+        assert (await sign_in(client, "cs@example.com")).status_code == 200
+        page = await client.get(f"/console/members/{member_id}")
+        assert page.status_code == 200, page.text
+        timeline = page.text.split('id="timeline"', 1)[1].split("</table>", 1)[0]
+        assert f'活动: <span title="{campaign_id}">Summer &lt;b&gt;cap&lt;/b&gt; draw</span>' in timeline
+        assert "奖品: <span" in timeline and ">Cooler bag</span>" in timeline
+        assert f">{product}</span>" in timeline
+        assert ">customer_service</span>" in timeline  # the note's author: the token's name
+        assert f"campaign_id: {campaign_id}" not in timeline and f">{campaign_id}<" not in timeline
+        assert "/console/campaigns/" not in timeline  # customer service does not open campaigns
+        client.cookies.clear()
+        assert (await sign_in(client, "mkt@example.com")).status_code == 200
+        english = await client.get(f"/console/members/{member_id}", headers={"Accept-Language": "en"})
+        timeline = english.text.split('id="timeline"', 1)[1].split("</table>", 1)[0]
+        assert (
+            f'Campaign: <a href="/console/campaigns/{campaign_id}" title="{campaign_id}">'
+            "Summer &lt;b&gt;cap&lt;/b&gt; draw</a>"
+        ) in timeline
+
     async def test_campaign_pages_editor_and_live_page(
         self,
         client: AsyncTestClient[Any],
