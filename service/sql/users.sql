@@ -1,8 +1,9 @@
 -- invite --
 -- A new invitation to an address replaces the brand's open ones (a corrected role, a lost mail): only
--- the latest link opens an account.
+-- the latest link opens an account. Replaced links are revoked, not expired: an acceptance whose
+-- transaction began before this one would read an expiry of now() as still ahead.
 WITH superseded AS (
-    UPDATE console_invitations SET expires_at = now()
+    UPDATE console_invitations SET revoked_at = now()
     WHERE brand_id = %(brand_id)s AND email = %(email)s AND accepted_at IS NULL AND expires_at > now()
       AND revoked_at IS NULL
 )

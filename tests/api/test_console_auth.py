@@ -10,10 +10,11 @@ from typing import Any
 
 import psycopg
 import pyotp
+import pytest
 from litestar.testing import AsyncTestClient
 
 from service import users
-from service.errors import LimitReached
+from service.errors import InvalidField, LimitReached
 from service.guards import CONSOLE_COOKIE
 from service.models import Role
 from service.routes import console_auth
@@ -430,3 +431,37 @@ async def test_two_invitations_at_the_cap_cannot_both_pass_it(settings: Settings
         )
 
     await assert_last_place_taken_once(url, invite, LimitReached)
+
+
+async def test_a_link_replaced_while_its_acceptance_is_under_way_opens_no_account(
+    settings: Settings, tenant_a: Tenant
+) -> None:
+    """An acceptance whose transaction began before a re-invite committed must still find the old link
+    replaced (a replaced link used to be given an expiry of the re-invite's start, which such an
+    acceptance, older still, saw as the future: the old role's account opened)."""
+    url = settings.database_url or ""
+    token = "replaced-while-accepting"
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as setup:
+        await setup.execute(
+            "INSERT INTO console_invitations (id, token_hash, brand_id, email, role, invited_by, expires_at)"
+            " VALUES (gen_random_uuid(), %s, %s, 'wu@example.com', 'brand_admin', 'test',"
+            " now() + interval '1 day')",
+            (users.hash_token(token), tenant_a.brand_id),
+        )
+    async with (
+        await psycopg.AsyncConnection.connect(url) as accepting,
+        await psycopg.AsyncConnection.connect(url) as inviting,
+    ):
+        await accepting.execute("SELECT now()")  # its transaction (and its clock) starts here
+        await users.invite(
+            inviting,
+            users.DevelopmentNotifier(),
+            tenant_a.brand_id,
+            users.InvitationIn(email="wu@example.com", role="auditor"),
+            actor="test",
+            console_url="http://console.test",
+            now=dt.datetime.now(dt.UTC),
+        )
+        await inviting.commit()
+        with pytest.raises(InvalidField, match="unknown, used or expired"):
+            await users.accept(accepting, users.AcceptIn(token=token, password=PASSWORD))
