@@ -35,8 +35,16 @@ TEMPLATES = jinja2.Environment(
 # Brand pages: every brand role but the distributor's portal and the till's.
 BRAND_PAGE_ROLES: Final = tuple(ANY_BRAND_ROLE - {Role.DISTRIBUTOR, Role.POINT_OF_SALE})
 BAR_WIDTH: Final = 380
-# Pages filter by whole days in China's time, as people at a Chinese brand read their calendars.
+# Pages filter by whole days in China's time, as people at a Chinese brand read their calendars, and show
+# times in it (the `local` filter): a table in UTC put a morning's scans on the day before.
 CHINA: Final = zoneinfo.ZoneInfo("Asia/Shanghai")
+
+
+def local_time(moment: dt.datetime, pattern: str = "%Y-%m-%d %H:%M") -> str:
+    return moment.astimezone(CHINA).strftime(pattern)
+
+
+TEMPLATES.filters["local"] = local_time
 # Days a filter may name (beyond them, date arithmetic overflows before anything is asked).
 FIRST_DAY: Final = dt.date(2000, 1, 1)
 LAST_DAY: Final = dt.date(9000, 12, 31)

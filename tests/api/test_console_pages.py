@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import zoneinfo
 from typing import Any
 
 import psycopg
@@ -411,6 +412,14 @@ class TestConsolePages:
         assert audit.status_code == 200, audit.text
         assert "antifraud.block" in audit.text and "ops@example.com" in audit.text
         assert "clone_rules" not in audit.text  # the rules were set with a token, not by this actor
+        # Times in China's time, as the day filters read them (they showed UTC: 8 hours early).
+        cur = await db.execute(
+            "SELECT at FROM audit_log WHERE brand_id = %s AND action = 'antifraud.block'",
+            (tenant_a.brand_id,),
+        )
+        (blocked_at,) = await cur.fetchone()  # type: ignore[misc]
+        shown = blocked_at.astimezone(zoneinfo.ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S")
+        assert f"<td>{shown}</td>" in audit.text and "北京时间" in audit.text
         none = await client.get("/console/audit?since=2020-01-01&until=2020-01-02")
         assert "antifraud.block" not in none.text
 
