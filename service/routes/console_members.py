@@ -28,6 +28,7 @@ from service.routes.console_common import (
     day_range,
     form_day,
     form_uuid,
+    local_time,
     render,
     texts,
     who,
@@ -71,6 +72,15 @@ SOURCES: Final = {
     "lot": "tl_source_lot",
     "import": "tl_source_import",
 }
+
+# Details whose values are codes: the text key each value has on the page, `{value}` standing for it.
+WORDED: Final = {
+    ("scan", "verdict"): "{value}",
+    ("points", "kind"): "tl_points_{value}",
+    ("draw", "result"): "tl_draw_{value}",
+}
+# Details that are moments: shown as the console's other times are.
+MOMENTS: Final = frozenset({"valid_until"})
 
 
 class Fact(msgspec.Struct, frozen=True):
@@ -199,7 +209,7 @@ async def timeline_in_words(
         order = DETAIL_ORDER.get(entry.kind, ())
         keys = [k for k in order if k in entry.detail] + [k for k in entry.detail if k not in order]
         facts = [
-            _fact(key, entry.detail[key], names, words, open_campaigns=open_campaigns)
+            _fact(entry.kind, key, entry.detail[key], names, words, open_campaigns=open_campaigns)
             for key in keys
             if entry.detail[key] is not None
         ]
@@ -208,10 +218,18 @@ async def timeline_in_words(
 
 
 def _fact(
-    key: str, value: Any, names: dict[tuple[str, str], str], words: dict[str, str], *, open_campaigns: bool
+    entry_kind: str,
+    key: str,
+    value: Any,
+    names: dict[tuple[str, str], str],
+    words: dict[str, str],
+    *,
+    open_campaigns: bool,
 ) -> Fact:
     label = words.get(f"tl_{key}", key)
     raw = str(value)
+    if (text := _value_in_words(entry_kind, key, raw, words)) is not None:
+        return Fact(label, text, ref=raw)
     if key == "source":
         cause, _, reference = raw.partition(":")
         if cause not in SOURCES:
@@ -227,6 +245,24 @@ def _fact(
         return Fact(label, name, ref=f"#{raw}")
     href = f"/console/campaigns/{raw}" if kind == "campaign" and open_campaigns else None
     return Fact(label, name, ref=raw, href=href)
+
+
+def _value_in_words(entry_kind: str, key: str, raw: str, words: dict[str, str]) -> str | None:
+    """A code (a verdict, a ledger entry's kind, a draw's result) in words; a moment in the console's time."""
+    worded = WORDED.get((entry_kind, key))
+    if worded is not None:
+        return words.get(worded.format(value=raw))
+    if key in MOMENTS and (moment := _moment(raw)) is not None:
+        return local_time(moment)
+    return None
+
+
+def _moment(value: str) -> dt.datetime | None:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _uuid(value: Any) -> uuid.UUID | None:

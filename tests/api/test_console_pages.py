@@ -179,6 +179,10 @@ class TestConsolePages:
         assert ">customer_service</span>" in timeline  # the note's author: the token's name
         assert f"campaign_id: {campaign_id}" not in timeline and f">{campaign_id}<" not in timeline
         assert "/console/campaigns/" not in timeline  # customer service does not open campaigns
+        # Codes in words: the scan's verdict, the draw's result (the code stays behind it).
+        assert '验证结果: <span title="genuine_first">正品·首次</span>' in timeline
+        assert f'结果: <span title="{draw["detail"]["result"]}">' in timeline
+        assert f">{draw['detail']['result']}<" not in timeline
         client.cookies.clear()
         assert (await sign_in(client, "mkt@example.com")).status_code == 200
         english = await client.get(f"/console/members/{member_id}", headers={"Accept-Language": "en"})
