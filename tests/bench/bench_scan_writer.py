@@ -12,7 +12,7 @@ scan (its processes, as /proc counts them: background writers included). The cas
 
 The difference between the first two is what creating anonymous members costs the database.
 
-Run from the repository root (about a minute; a scratch database, dropped first if it exists):
+Run from the repository root (about a minute; in the scan benchmark's scratch database, recreated):
 
     python -m tests.bench.bench_scan_writer [--seconds 8]
 """
@@ -28,20 +28,17 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import msgspec
 import psycopg
 
 from antifraud.scanlog import ScanRecord, ScanWriter
 from codegen.registry import CodeFacts
+from loadtests.bench_scan import cpu_seconds, fresh_database
 from service import brands
 from service.ids import uuid7
-from service.migrations import migrate
 from service.models import BrandIn
 
-ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-DBNAME = "onecode_bench_writer"
 CONCURRENCY = 64
 ROUNDS = 3
 
@@ -55,15 +52,6 @@ def main() -> None:
     args = parser.parse_args()
     url = fresh_database()
     asyncio.run(run(url, args.seconds))
-
-
-def fresh_database() -> str:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DBNAME}")
-    url = psycopg.conninfo.make_conninfo(ADMIN_URL, dbname=DBNAME)
-    migrate(url)
-    return url
 
 
 async def run(url: str, seconds: float) -> None:
@@ -143,6 +131,10 @@ async def run(url: str, seconds: float) -> None:
         print(f"{name:30} {rate:9,.0f} {cpu:19.0f}")
 
 
+def postgres_cpu_s() -> float:
+    return cpu_seconds(os.getpid())["postgres"]
+
+
 async def measure(writer: ScanWriter, make: RecordMaker, seconds: float) -> tuple[float, float]:
     """(scans/s, PostgreSQL CPU microseconds per scan) of CONCURRENCY tasks recording for `seconds`."""
     done = 0
@@ -159,23 +151,6 @@ async def measure(writer: ScanWriter, make: RecordMaker, seconds: float) -> tupl
     await asyncio.gather(*(task() for _ in range(CONCURRENCY)))
     elapsed, cpu = time.monotonic() - started, postgres_cpu_s() - cpu_before
     return done / elapsed, cpu / max(1, done) * 1e6
-
-
-def postgres_cpu_s() -> float:
-    """CPU seconds spent so far by this machine's PostgreSQL processes (utime + stime)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    spent = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if stat[stat.index("(") + 1 : stat.rindex(")")].startswith("postgres"):
-            fields = stat[stat.rindex(")") + 2 :].split()
-            spent += (int(fields[11]) + int(fields[12])) / tick
-    return spent
 
 
 if __name__ == "__main__":
