@@ -45,9 +45,11 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import redis
@@ -256,7 +258,20 @@ def phase_count(args: argparse.Namespace) -> int:
 
 def start_campaigns(database_url: str, tag: str) -> None:
     """A points campaign and a lucky draw on every product, stackable, live now, never out of budget."""
-    settings = _bench_settings()
+
+    async def run() -> None:
+        async with await psycopg.AsyncConnection.connect(database_url) as conn, conn.transaction():
+            cur = await conn.execute("SELECT id FROM brands WHERE slug = 'bench'")
+            row = await cur.fetchone()
+            assert row is not None
+            await add_campaigns(conn, row[0], tag)
+
+    asyncio.run(run())
+
+
+async def add_campaigns(conn: psycopg.AsyncConnection[Any], brand_id: uuid.UUID, tag: str) -> None:
+    """The benchmark's two campaigns (see start_campaigns), made and activated on `conn`."""
+    settings = bench_settings()
     now = dt.datetime.now(dt.UTC)
     starts_at, ends_at = now - dt.timedelta(minutes=1), now + dt.timedelta(days=1)
     prize = draws.PrizeIn(name="Bench cooler", kind="physical", weight=1, stock=10_000_000, cost_cents=100)
@@ -282,24 +297,17 @@ def start_campaigns(database_url: str, tag: str) -> None:
         ),
     ]
 
-    async def run() -> None:
-        async with await psycopg.AsyncConnection.connect(database_url) as conn, conn.transaction():
-            cur = await conn.execute("SELECT id FROM brands WHERE slug = 'bench'")
-            row = await cur.fetchone()
-            assert row is not None
-            for body in bodies:
-                campaign = await campaigns.create_campaign(conn, actor="bench", brand_id=row[0], data=body)
-                await campaigns.transition(
-                    conn,
-                    actor="bench",
-                    brand_id=row[0],
-                    campaign_id=campaign.id,
-                    action="activate",
-                    master_keys=settings.all_master_keys,
-                    now=now,
-                )
-
-    asyncio.run(run())
+    for body in bodies:
+        campaign = await campaigns.create_campaign(conn, actor="bench", brand_id=brand_id, data=body)
+        await campaigns.transition(
+            conn,
+            actor="bench",
+            brand_id=brand_id,
+            campaign_id=campaign.id,
+            action="activate",
+            master_keys=settings.all_master_keys,
+            now=now,
+        )
 
 
 def rewarded(database_url: str) -> int:
@@ -332,7 +340,7 @@ def fresh_database() -> str:
 
 
 def seed(database_url: str, count: int) -> list[str]:
-    settings = _bench_settings()
+    settings = bench_settings()
 
     async def run() -> list[str]:
         async with await psycopg.AsyncConnection.connect(database_url) as conn, conn.transaction():
@@ -358,7 +366,7 @@ def seed(database_url: str, count: int) -> list[str]:
     return asyncio.run(run())
 
 
-def _bench_settings() -> Settings:
+def bench_settings() -> Settings:
     return Settings.from_env({"ONECODE_MASTER_KEY": _bench_master_key(), "ONECODE_HOME": "/nonexistent"})
 
 
