@@ -165,9 +165,13 @@ async def get_batch(request: Request[Any, Any, Any], db: AsyncConnection[Any], b
 async def void_batch(request: Request[Any, Any, Any], db: AsyncConnection[Any], batch_id: uuid.UUID) -> Batch:
     """Void a batch: every one of its codes then fails verification with the reason `voided`."""
     principal = principal_from(request)
-    return await batches.set_status(
+    batch = await batches.set_status(
         db, actor=principal.actor, brand_id=brand_of(principal), batch_id=batch_id, status=BatchStatus.VOIDED
     )
+    # A void is a recall: this worker refuses the codes from the next scan on, the others within a second.
+    await db.commit()
+    await _state(request).registry_follower.refresh_if_stale()
+    return batch
 
 
 @post("/aggregations", opt=roles(*BATCH_WRITERS), tags=["aggregation"])

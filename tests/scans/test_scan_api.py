@@ -134,6 +134,19 @@ class TestVerdicts:
         body = (await scan(client, issued.urls[3], device())).json()
         assert (body["verdict"], body["reason"]) == ("counterfeit", "voided")
 
+    async def test_a_void_applies_at_once_on_the_worker_that_took_it(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch, tenant_a: Tenant
+    ) -> None:
+        """The registry had the batch live (a scan just verified one of its codes): the void still
+        applies to the very next scan, not a polling interval later."""
+        before = (await scan(client, issued.urls[5], device())).json()
+        assert before["verdict"] == "genuine_first"
+        voided = await client.post(f"/v1/batches/{issued.batch.id}/void", headers=tenant_a.headers())
+        assert voided.status_code == 200, voided.text
+        for url in (issued.urls[6], issued.urls[5]):
+            body = (await scan(client, url, device())).json()
+            assert (body["verdict"], body["reason"]) == ("counterfeit", "voided")
+
     async def test_counterfeits_are_logged(
         self, client: AsyncTestClient[Any], issued: IssuedBatch, db: psycopg.AsyncConnection[Any]
     ) -> None:
