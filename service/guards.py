@@ -84,6 +84,17 @@ async def _session_principal(
     return Principal(session.user_id, session.brand_id, session.role, session.distributor_id, kind="user")
 
 
+async def console_role(connection: ASGIConnection[Any, Any, Any, Any]) -> Role | None:
+    """The role of the console session the request carries; None without one, or when it is over."""
+    session_id = connection.cookies.get(CONSOLE_COOKIE)
+    if not session_id:
+        return None
+    state: AppState = connection.app.state.onecode
+    async with state.pool.connection() as conn:
+        session = await users.session_principal(conn, session_id)
+    return None if session is None else session.role
+
+
 async def _check_rate(state: AppState, principal: Principal) -> None:
     limit = state.settings.admin_rate_per_minute
     window = int(time.time() // 60)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
 import msgspec
@@ -21,7 +21,7 @@ from psycopg import AsyncConnection
 from antifraud import divisions, reports
 from campaigns.members import kpis, tags
 from service.db import fetch_all, fetch_one
-from service.guards import CONSOLE_COOKIE, brand_of, principal_from, require_token, roles
+from service.guards import brand_of, console_role, principal_from, require_token, roles
 from service.models import Role
 from service.queries import load_queries
 from service.routes import (
@@ -74,10 +74,17 @@ class _LiveCampaign(msgspec.Struct, frozen=True):
     budget_cents: int
 
 
+# Where /console (the sign-in's and every error page's way back) sends a role: the dashboard is for the
+# brand's own staff; a distributor's home is its portal, a till's its account.
+HOME_PAGES: Final = {Role.DISTRIBUTOR: "/console/portal", Role.POINT_OF_SALE: "/console/account"}
+
+
 @get("/console", include_in_schema=False)
 async def console_home(request: Request[Any, Any, Any]) -> Redirect:
-    signed_in = CONSOLE_COOKIE in request.cookies
-    return Redirect("/console/dashboard" if signed_in else "/console/sign-in")
+    role = await console_role(request)
+    if role is None:
+        return Redirect("/console/sign-in")
+    return Redirect(HOME_PAGES.get(role, "/console/dashboard"))
 
 
 @get("/console/sign-in", include_in_schema=False)

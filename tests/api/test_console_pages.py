@@ -43,6 +43,13 @@ async def user(
     ).status_code == 201
 
 
+async def home_of(client: AsyncTestClient[Any]) -> str:
+    """Where /console sends the session the client carries."""
+    home = await client.get("/console", follow_redirects=False)
+    assert home.status_code == 302, home.text
+    return str(home.headers["location"])
+
+
 class TestConsolePages:
     async def test_sign_in_page_and_dashboard_by_role(
         self,
@@ -83,6 +90,8 @@ class TestConsolePages:
         )
         assert (await sign_in(client, "dist@example.com")).status_code == 200
         assert (await client.get("/console/dashboard")).status_code == 403
+        # Home (the sign-in's and every error page's way back) is the portal, not the dashboard's 403.
+        assert await home_of(client) == "/console/portal"
         portal = await client.get("/console/portal")
         assert portal.status_code == 200, portal.text
         assert 'id="diversions">0<' in portal.text and "/v1/reports/diversion?since=" in portal.text
@@ -90,6 +99,13 @@ class TestConsolePages:
         client.cookies.clear()
         assert (await sign_in(client, "mkt@example.com")).status_code == 200
         assert (await client.get("/console/portal")).status_code == 403
+        assert await home_of(client) == "/console/dashboard"
+        client.cookies.clear()
+        await user(client, db, tenant_a, "till@example.com", "point_of_sale")
+        assert (await sign_in(client, "till@example.com")).status_code == 200
+        assert await home_of(client) == "/console/account"
+        client.cookies.set("onecode_console", "a-session-that-is-over-0123456789")
+        assert await home_of(client) == "/console/sign-in"
 
     async def test_a_browser_opening_a_page_gets_pages_not_problems(
         self, client: AsyncTestClient[Any], db: psycopg.AsyncConnection[Any], tenant_a: Tenant
@@ -173,16 +189,27 @@ class TestConsolePages:
         page = await client.get(f"/console/members/{member_id}")
         assert page.status_code == 200, page.text
         timeline = page.text.split('id="timeline"', 1)[1].split("</table>", 1)[0]
-        assert f'活动: <span title="{campaign_id}">Summer &lt;b&gt;cap&lt;/b&gt; draw</span>' in timeline
+        # Customer service opens campaigns (read-only): the draw links to its campaign.
+        assert (
+            f'活动: <a href="/console/campaigns/{campaign_id}" title="{campaign_id}">'
+            "Summer &lt;b&gt;cap&lt;/b&gt; draw</a>"
+        ) in timeline
         assert "奖品: <span" in timeline and ">Cooler bag</span>" in timeline
         assert f">{product}</span>" in timeline
         assert ">customer_service</span>" in timeline  # the note's author: the token's name
         assert f"campaign_id: {campaign_id}" not in timeline and f">{campaign_id}<" not in timeline
-        assert "/console/campaigns/" not in timeline  # customer service does not open campaigns
         # Codes in words: the scan's verdict, the draw's result (the code stays behind it).
         assert '验证结果: <span title="genuine_first">正品·首次</span>' in timeline
         assert f'结果: <span title="{draw["detail"]["result"]}">' in timeline
         assert f">{draw['detail']['result']}<" not in timeline
+        client.cookies.clear()
+        await user(client, db, tenant_a, "fin@example.com", "finance")
+        assert (await sign_in(client, "fin@example.com")).status_code == 200
+        page = await client.get(f"/console/members/{member_id}")
+        timeline = page.text.split('id="timeline"', 1)[1].split("</table>", 1)[0]
+        # Finance does not open campaigns: the name, its id in a title, no link.
+        assert f'活动: <span title="{campaign_id}">Summer &lt;b&gt;cap&lt;/b&gt; draw</span>' in timeline
+        assert "/console/campaigns/" not in timeline
         client.cookies.clear()
         assert (await sign_in(client, "mkt@example.com")).status_code == 200
         english = await client.get(f"/console/members/{member_id}", headers={"Accept-Language": "en"})
@@ -259,6 +286,19 @@ class TestConsolePages:
         assert (await client.get("/console/campaigns/new")).status_code == 403
         other = await client.get(f"/console/campaigns/{uuid.uuid4()}")
         assert other.status_code == 404
+
+        # Customer service finds the campaign and its winners export, read-only, without live figures.
+        client.cookies.clear()
+        await user(client, db, tenant_a, "cs@example.com", "customer_service")
+        assert (await sign_in(client, "cs@example.com")).status_code == 200
+        listing = await client.get("/console/campaigns")
+        assert listing.status_code == 200 and f'href="/console/campaigns/{campaign_id}"' in listing.text
+        assert 'id="new-campaign"' not in listing.text and 'href="/console/campaigns"' in listing.text
+        page = await client.get(f"/console/campaigns/{campaign_id}")
+        assert page.status_code == 200 and "winners.csv" in page.text
+        assert 'data-step="' not in page.text and 'id="figures"' not in page.text
+        assert (await client.get("/console/campaigns/new")).status_code == 403
+        assert (await client.get(f"/console/campaigns/{campaign_id}/edit")).status_code == 403
 
     async def test_segment_page_export_only_for_roles_that_may(
         self,
