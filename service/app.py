@@ -28,7 +28,7 @@ from campaigns.members.tokens import MemberTokens
 from codegen.registry import CodeRegistry
 from service import maintenance, metrics
 from service.db import make_pool
-from service.middleware import RequestContextMiddleware
+from service.middleware import HeadAsGet, RequestContextMiddleware
 from service.models import Principal
 from service.problems import answer_problem, exception_handlers
 from service.registry_follower import RegistryFollower
@@ -279,7 +279,7 @@ class OneCodeApp(Litestar):
         self._scan_route = RequestContextMiddleware(_answer_scan, access_log=access_log)
         # Around litestar as a whole rather than as its middleware, which runs only once a route
         # matched: a 404 or 405 from the router gets a request id and an access-log line too.
-        self._routes = RequestContextMiddleware(super().__call__, access_log=access_log)
+        self._routes = RequestContextMiddleware(HeadAsGet(super().__call__), access_log=access_log)
         # OpenAPI describes only litestar's own handlers: the route of the scan's declared contract
         # (never served) is handed to the OpenAPI plugin from a throwaway app, described when first
         # asked for, as the rest.

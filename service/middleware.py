@@ -1,4 +1,5 @@
-"""Raw ASGI middleware: request id, access log and latency metric for every HTTP request."""
+"""Raw ASGI middleware: request id, access log and latency metric for every HTTP request, and empty query
+values dropped before anything parses them."""
 
 from __future__ import annotations
 
@@ -30,6 +31,25 @@ _ID_SEQUENCE = itertools.count()
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+def without_empty_values(query: bytes) -> bytes:
+    """The query string without its empty values: `?status=active&limit=&after=` is `?status=active`.
+
+    A URL template filled in part (`limit=&after=`) means "not given", as most APIs read it, where
+    parsing "" as a number or an id would answer 422; no parameter of ours gives "" a meaning of its own
+    (a filter on "" matched nothing). A bare name without `=` (`?dry_run`) is kept: it reads as a flag
+    switched on, and is refused as before rather than taken for "not given".
+    """
+    if b"=&" not in query and not query.endswith(b"="):
+        return query
+    kept = []
+    for part in query.split(b"&"):
+        _, equals, value = part.partition(b"=")
+        if equals and not value:
+            continue
+        kept.append(part)
+    return b"&".join(kept)
+
+
 @functools.cache
 def _latency_child(route: str, method: str, status: int) -> Histogram:
     # labels() validates and locks on every call; routes are templates, so this cache stays small.
@@ -54,6 +74,9 @@ class RequestContextMiddleware:
                 break
         if not request_id:
             request_id = b"%s%010x" % (_ID_PREFIX, next(_ID_SEQUENCE))
+        if query := scope["query_string"]:
+            # Here, around every route, rather than in each handler: one rule for every parameter.
+            scope["query_string"] = without_empty_values(query)
         token = set_request_id(request_id.decode())
         started = time.perf_counter()
         status = 500
@@ -83,3 +106,27 @@ class RequestContextMiddleware:
                     },
                 )
             reset_request_id(token)
+
+
+class HeadAsGet:
+    """HEAD on the pages (the consumer page, the console, health checks) as GET without the body.
+
+    Uptime monitors and link checkers ask with HEAD, and litestar answers a GET-only route's HEAD with
+    405. Pages are safe to render (a GET never records a scan); the JSON API under /v1/ keeps its 405,
+    where a HEAD could start an export only to drop it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope["method"] != "HEAD" or scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)

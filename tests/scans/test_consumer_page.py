@@ -143,6 +143,21 @@ class TestGenuinePage:
         scan = await client.post("/v1/scans", json={"code": issued.urls[0], "device_id": "device-page-1"})
         assert scan.json()["verdict"] == "genuine_first"
 
+    async def test_head_answers_like_get_without_a_body(
+        self, client: AsyncTestClient[Any], issued: IssuedBatch, db: psycopg.AsyncConnection[Any]
+    ) -> None:
+        """Uptime monitors and link checkers ask with HEAD: the pages answer it (records nothing), the
+        JSON API keeps its 405."""
+        before = await recorded(db)
+        forged = path_of(issued.urls[1][:-1] + "A")
+        for path in (path_of(issued.urls[0]), forged, "/healthz", "/console/sign-in"):
+            get, head = await client.get(path), await client.head(path)
+            assert (head.status_code, head.content) == (200, b""), path
+            assert head.headers["content-type"] == get.headers["content-type"], path
+            assert head.headers["content-length"] == str(len(get.content)), path
+        assert await recorded(db) == before
+        assert (await client.head("/v1/campaigns")).status_code == 405
+
     async def test_tolerates_qualifiers_and_phone_quirks(
         self, client: AsyncTestClient[Any], issued: IssuedBatch
     ) -> None:
