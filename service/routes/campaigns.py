@@ -25,6 +25,9 @@ from service.state import AppState
 
 WRITERS = (Role.BRAND_ADMIN, Role.MARKETER)
 READERS = (*WRITERS, Role.AUDITOR)
+# Customer service finds a campaign (name, status, dates, prizes) to answer a winner and export the
+# winners; the live figures (stats) stay with READERS.
+VIEWERS = (*READERS, Role.CUSTOMER_SERVICE)
 # The lifecycle steps by their name in the path, typed for the domain function.
 ACTIONS: dict[str, Action] = {name: name for name in get_args(Action)}
 
@@ -70,7 +73,7 @@ async def validate_campaign(
     return Checked(valid=True, warnings=campaigns.prize_warnings(data.prizes, legal_cap_cents=cap))
 
 
-@get("/campaigns", opt=roles(*READERS), tags=["campaigns"])
+@get("/campaigns", opt=roles(*VIEWERS), tags=["campaigns"])
 async def list_campaigns(
     request: Request[Any, Any, Any],
     db: AsyncConnection[Any],
@@ -86,7 +89,7 @@ async def list_campaigns(
     return page([_warned(c, settings) for c in items], limit, lambda c: c.id)
 
 
-@get("/campaigns/{campaign_id:uuid}", opt=roles(*READERS), tags=["campaigns"])
+@get("/campaigns/{campaign_id:uuid}", opt=roles(*VIEWERS), tags=["campaigns"])
 async def get_campaign(
     request: Request[Any, Any, Any], db: AsyncConnection[Any], settings: Settings, campaign_id: uuid.UUID
 ) -> Campaign:

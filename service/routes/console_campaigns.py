@@ -73,7 +73,7 @@ async def brand_products(db: AsyncConnection[Any], brand_id: uuid.UUID) -> list[
     )
 
 
-@get("/console/campaigns", opt=roles(*campaign_routes.READERS), include_in_schema=False)
+@get("/console/campaigns", opt=roles(*campaign_routes.VIEWERS), include_in_schema=False)
 async def campaigns_page(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> Response[str]:
     """Every campaign of the brand with its status and spend; writers get the "new campaign" button."""
     principal = principal_from(request)
@@ -143,18 +143,25 @@ async def edit_campaign_page(
     )
 
 
-@get("/console/campaigns/{campaign_id:uuid}", opt=roles(*campaign_routes.READERS), include_in_schema=False)
+@get("/console/campaigns/{campaign_id:uuid}", opt=roles(*campaign_routes.VIEWERS), include_in_schema=False)
 async def campaign_page(
     request: Request[Any, Any, Any], db: AsyncConnection[Any], settings: Settings, campaign_id: uuid.UUID
 ) -> Response[str]:
-    """One campaign: its rules, the lifecycle steps open to it, live figures, winners export."""
+    """One campaign: its rules, the lifecycle steps open to it, live figures, winners export. Customer
+    service reads the campaign and exports winners, without the live figures (as the API's stats)."""
     principal = principal_from(request)
     brand_id = brand_of(principal)
     campaign = campaign_model.with_warnings(
         await campaign_model.get_campaign(db, brand_id, campaign_id),
         legal_cap_cents=settings.prize_legal_cap_cents,
     )
-    figures = await stats.campaign_stats(db, brand_id, campaign_id)
+    figures = None
+    days: list[tuple[str, int]] = []
+    regions: list[tuple[str, int]] = []
+    if principal.role in campaign_routes.READERS:
+        figures = await stats.campaign_stats(db, brand_id, campaign_id)
+        days = [(d.day.isoformat(), d.rewarded_scans) for d in reversed(figures.by_day)]
+        regions = [(_region(request, r.region), r.rewarded_scans) for r in figures.by_region]
     steps = [
         action
         for action, (sources, _) in campaign_model.TRANSITIONS.items()
@@ -172,8 +179,8 @@ async def campaign_page(
         stats=figures,
         steps=steps,
         chances={p.id: p.weight / weight_total if weight_total else 0.0 for p in campaign.prizes},
-        days=bars([(d.day.isoformat(), d.rewarded_scans) for d in reversed(figures.by_day)]),
-        regions=bars([(_region(request, r.region), r.rewarded_scans) for r in figures.by_region]),
+        days=bars(days),
+        regions=bars(regions),
         may_export=principal.role in campaign_routes.EXPORTERS,
         may_edit=campaign.status == "draft"
         and campaign.kind in EDITABLE_KINDS

@@ -54,7 +54,7 @@ FormId = Annotated[str, Parameter(max_length=36)]
 # The header's links: (path, text key, roles that may open the page). A link shows only to those roles.
 NAVIGATION: Final[tuple[tuple[str, str, frozenset[Role]], ...]] = (
     ("/console/dashboard", "dashboard", frozenset(BRAND_PAGE_ROLES)),
-    ("/console/campaigns", "campaigns_nav", frozenset(campaigns.READERS)),
+    ("/console/campaigns", "campaigns_nav", frozenset(campaigns.VIEWERS)),
     ("/console/products", "products_nav", frozenset(codes.READERS)),
     ("/console/shipments", "shipments_nav", frozenset(shipments.READERS)),
     ("/console/members", "members_nav", frozenset(member_admin.READERS)),

@@ -203,7 +203,7 @@ async def timeline_in_words(
             _Name,
         )
     }
-    open_campaigns = principal.role in campaigns.READERS
+    open_campaigns = principal.role in campaigns.VIEWERS
     rows = []
     for entry in entries:
         order = DETAIL_ORDER.get(entry.kind, ())

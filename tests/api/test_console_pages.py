@@ -287,7 +287,15 @@ class TestConsolePages:
         other = await client.get(f"/console/campaigns/{uuid.uuid4()}")
         assert other.status_code == 404
 
-        # Customer service finds the campaign and its winners export, read-only, without live figures.
+    async def test_customer_service_finds_a_campaign_read_only(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+    ) -> None:
+        """Customer service opens the campaigns list and a campaign's page with its winners export: no
+        steps, no editor, no live figures (those are the campaign readers')."""
+        campaign_id = await launch(client, tenant_a, draw_campaign())
         client.cookies.clear()
         await user(client, db, tenant_a, "cs@example.com", "customer_service")
         assert (await sign_in(client, "cs@example.com")).status_code == 200

@@ -109,10 +109,8 @@ class TestCreate:
         refused = await client.put("/v1/member-tiers", json=renamed, headers=marketer)
         problem = assert_problem(refused, 409, "tier-in-use")
         assert "Spring points: gold" in problem["detail"] and fields(problem) == {"tiers"}
-        assert [t["name"] for t in (await client.get("/v1/member-tiers", headers=marketer)).json()] == [
-            "basic",
-            "gold",
-        ]
+        ladder = (await client.get("/v1/member-tiers", headers=marketer)).json()
+        assert [t["name"] for t in ladder["tiers"]] == ["basic", "gold"]
         for action in ("activate", "end"):
             assert (await step(client, tenant_a, campaign["id"], action)).status_code == 200
         assert (await client.put("/v1/member-tiers", json=renamed, headers=marketer)).status_code == 200
@@ -502,12 +500,33 @@ class TestAccess:
             await client.post(f"/v1/campaigns/{campaign_id}:activate", headers=headers), 403, "forbidden"
         )
 
-    @pytest.mark.parametrize("role", [Role.OPERATIONS, Role.CUSTOMER_SERVICE, Role.FINANCE])
-    async def test_only_writers_and_auditors_read(
+    @pytest.mark.parametrize("role", [Role.OPERATIONS, Role.FINANCE])
+    async def test_only_writers_auditors_and_customer_service_read(
         self, client: AsyncTestClient[Any], tenant_a: Tenant, role: Role
     ) -> None:
-        """Campaign reads are for brand admins, marketers and auditors."""
-        assert_problem(await client.get("/v1/campaigns", headers=tenant_a.headers(role)), 403, "forbidden")
+        """Campaign reads are for brand admins, marketers, auditors and customer service."""
+        campaign_id = (await create(client, tenant_a, points_body()))["id"]
+        headers = tenant_a.headers(role)
+        assert_problem(await client.get("/v1/campaigns", headers=headers), 403, "forbidden")
+        assert_problem(await client.get(f"/v1/campaigns/{campaign_id}", headers=headers), 403, "forbidden")
+
+    async def test_customer_service_finds_a_campaign_but_not_its_figures(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        """Customer service lists and reads campaigns (to find the one whose winners it exports), read-only:
+        the live figures stay with brand admins, marketers and auditors."""
+        campaign_id = (await create(client, tenant_a, points_body()))["id"]
+        cs = tenant_a.headers(Role.CUSTOMER_SERVICE)
+        listed = await client.get("/v1/campaigns", headers=cs)
+        assert listed.status_code == 200, listed.text
+        assert [c["id"] for c in listed.json()["items"]] == [campaign_id]
+        read = await client.get(f"/v1/campaigns/{campaign_id}", headers=cs)
+        assert read.status_code == 200 and read.json()["name"] == "Spring points"
+        winners = await client.get(f"/v1/campaigns/{campaign_id}/winners.csv", headers=cs)
+        assert winners.status_code == 200, winners.text
+        assert_problem(await client.get(f"/v1/campaigns/{campaign_id}/stats", headers=cs), 403, "forbidden")
+        renamed = await client.patch(f"/v1/campaigns/{campaign_id}", json={"name": "x"}, headers=cs)
+        assert_problem(renamed, 403, "forbidden")
 
     async def test_the_list_pages_by_cursor_and_filters_by_status(
         self, client: AsyncTestClient[Any], tenant_a: Tenant
