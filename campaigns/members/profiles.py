@@ -316,7 +316,7 @@ async def update_profile(
             if value is None:
                 attributes.pop(name, None)
             else:
-                attributes[name] = _check_attribute(defs, name, value)
+                attributes[name] = check_attribute(defs, name, value)
     await conn.execute(
         QUERIES["update_profile"],
         {
@@ -786,8 +786,10 @@ def _mask_name(name: str) -> str:
     return name[0] + "*" * min(len(name) - 1, 3) if len(name) > 1 else "*"
 
 
-def _check_attribute(defs: dict[str, AttributeDef], name: str, value: Any) -> Any:
-    field = f"attributes.{name}"
+def check_attribute(defs: dict[str, AttributeDef], name: str, value: Any, *, prefix: str = "") -> Any:
+    """A value the brand's attribute `name` can hold (a member's, or one a segment filter matches), else
+    a field error on `<prefix>attributes.<name>`."""
+    field = f"{prefix}attributes.{name}"
     definition = defs.get(name)
     if definition is None:
         raise InvalidMemberInput(field, "no such attribute; define it first")

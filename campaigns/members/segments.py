@@ -159,7 +159,8 @@ class _Tag(msgspec.Struct, frozen=True):
 
 
 async def _check_references(conn: AsyncConnection[Any], brand_id: uuid.UUID, flt: SegmentFilter) -> None:
-    """Tiers, products and attributes the filter names exist in the brand."""
+    """Tiers, products and attributes the filter names exist in the brand, and each attribute's value is
+    one the attribute can hold (the rules of a member edit): a value no member can have is an error."""
     if flt.tiers:
         # Rank 0 is the entry tier even before a brand defines a ladder.
         ranks = {0} | {t.rank for t in await tiers.list_tiers(conn, brand_id)}
@@ -170,10 +171,9 @@ async def _check_references(conn: AsyncConnection[Any], brand_id: uuid.UUID, flt
     if products and await count_brand_products(conn, brand_id, products) != len(products):
         raise InvalidMemberInput("filter.products_any", "an unknown product is named")
     if flt.attributes:
-        defined = {d.name for d in await profiles.attribute_defs(conn, brand_id)}
-        for name in flt.attributes:
-            if name not in defined:
-                raise InvalidMemberInput(f"filter.attributes.{name}", "no such attribute")
+        defs = {d.name: d for d in await profiles.attribute_defs(conn, brand_id)}
+        for name, value in flt.attributes.items():
+            profiles.check_attribute(defs, name, value, prefix="filter.")
 
 
 async def validate(conn: AsyncConnection[Any], brand_id: uuid.UUID, flt: SegmentFilter) -> dict[str, Any]:

@@ -431,6 +431,58 @@ class TestSegments:
         assert cs_export.status_code == 403
         assert enrolled not in anonymous
 
+    async def test_attribute_values_no_member_can_hold_are_refused(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        """A filter's attribute value must be one the attribute can hold, by the rules of a member edit: a
+        value outside a choice attribute's choices, or of the wrong type, is a 422 naming the attribute
+        (when counting and when saving), never an empty segment."""
+        admin = tenant_a.headers(Role.BRAND_ADMIN)
+        for definition in (
+            {"name": "store", "type": "choice", "choices": ["West Lake", "Binjiang"]},
+            {"name": "visits", "type": "number"},
+            {"name": "vip", "type": "boolean"},
+            {"name": "joined", "type": "date"},
+            {"name": "note", "type": "text"},
+        ):
+            defined = await client.post("/v1/member-attributes", json=definition, headers=admin)
+            assert defined.status_code == 200, defined.text
+        marketer = tenant_a.headers(Role.MARKETER)
+        fine = {"store": "West Lake", "visits": 3, "vip": True, "joined": "2024-02-29", "note": "hi"}
+        counted = await client.post("/v1/segments:count", json={"attributes": fine}, headers=marketer)
+        assert counted.status_code == 200 and counted.json()["members"] == 0, counted.text
+        saved = await client.post(
+            "/v1/segments", json={"name": "fine", "filter": {"attributes": fine}}, headers=marketer
+        )
+        assert saved.status_code == 201, saved.text
+        for attributes, field, message in (
+            ({"store": "Nowhere"}, "filter.attributes.store", "not a valid choice"),
+            ({"store": 5}, "filter.attributes.store", "not a valid choice"),
+            ({"visits": "three"}, "filter.attributes.visits", "not a valid number"),
+            ({"visits": True}, "filter.attributes.visits", "not a valid number"),
+            ({"vip": "yes"}, "filter.attributes.vip", "not a valid boolean"),
+            ({"joined": "2024-02-30"}, "filter.attributes.joined", "not a valid date"),
+            ({"note": "x" * 201}, "filter.attributes.note", "not a valid text"),
+            ({"shoe_size": 42}, "filter.attributes.shoe_size", "no such attribute; define it first"),
+        ):
+            for refused in (
+                await client.post("/v1/segments:count", json={"attributes": attributes}, headers=marketer),
+                await client.post(
+                    "/v1/segments",
+                    json={"name": f"bad {field}", "filter": {"attributes": attributes}},
+                    headers=marketer,
+                ),
+                await client.put(
+                    f"/v1/segments/{saved.json()['id']}",
+                    json={"name": "fine", "filter": {"attributes": attributes}},
+                    headers=marketer,
+                ),
+            ):
+                problem = assert_problem(refused, 422, "validation-error")
+                assert problem["errors"] == [{"field": field, "message": message}], (attributes, problem)
+        kept = await client.get(f"/v1/segments/{saved.json()['id']}", headers=marketer)
+        assert kept.json()["filter"] == {"attributes": fine}  # the refused edits changed nothing
+
 
 class TestKpis:
     async def test_kpis_over_a_range(
