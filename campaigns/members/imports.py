@@ -5,7 +5,8 @@
   2024-05-01, 2024/5/1, 20240501 or 2024年5月1日.
 - Each row is created (a new member, enrolled with its phone), merged (the phone's member exists: missing
   profile fields are filled, nothing is overwritten), a duplicate (its phone appeared on an earlier row)
-  or rejected (with the reason, listed in the error file).
+  or rejected (with every fault of every field, listed in the error file: a corrected row must not fail
+  again on a field nobody was told about).
 - Idempotent and resumable: an import is keyed (by default the file's SHA-256) and every row's outcome is
   recorded in the same transaction as its effect, chunk by chunk; running it again skips the rows done.
   An opening balance is credited once per member, whichever import brings it.
@@ -27,8 +28,8 @@ import io
 import itertools
 import re
 import uuid
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import msgspec
 
@@ -92,7 +93,8 @@ class ImportReport(msgspec.Struct, frozen=True):
     # Rows an earlier run of the same import already did, skipped by this one.
     skipped: int
     points_credited: int
-    # The first rejected or duplicate rows; all of them are in the error file.
+    # Every fault of the first REPORTED_ERRORS rejected or duplicate rows (one entry per faulty field);
+    # all the rows are in the error file.
     errors: list[RowError]
 
 
@@ -120,7 +122,9 @@ class _Row(msgspec.Struct, frozen=True):
     profile: profiles.Profile | None = None
     points: int = 0
     region: str | None = None
-    error: RowError | None = None
+    # A rejected row's faults, one per faulty field; a duplicate's one (its phone).
+    errors: tuple[RowError, ...] = ()
+    duplicate: bool = False
     # A rejected or duplicate row's phone (blind index), when it has a valid one: whose cells it keeps.
     owner_index: bytes | None = None
     # The phone's index under each configured master key, the current one (`index`) first: members
@@ -255,11 +259,13 @@ async def run(
         )
         assert record is not None
     points = 0
+    reported = 0
     for start in range(0, len(rows), CHUNK_ROWS):
         chunk = _mark_duplicates(rows[start : start + CHUNK_ROWS], seen)
         for row in chunk:
-            if row.error is not None and len(errors) < REPORTED_ERRORS:
-                errors.append(row.error)
+            if row.errors and reported < REPORTED_ERRORS:
+                errors.extend(row.errors)
+                reported += 1
         if dry_run:
             existing = await _existing(conn, brand_id, chunk)
             for row in chunk:
@@ -379,24 +385,19 @@ def _columns(header: list[str]) -> dict[str, int]:
 def _parse(
     number: int, cells: dict[str, str], vault: MemberVault, brand_id: uuid.UUID, today: dt.date
 ) -> _Row:
-    try:
-        phone = normalize_phone(cells.get("phone", ""))
-    except InvalidMemberInput as exc:
-        return _Row(number, cells, error=RowError(number, exc.field or "row", str(exc)))
-    aliases = vault.blind_indexes(brand_id, phone)
-    index = aliases[0]
-    try:
-        profile = profiles.Profile(
-            name=_name(cells.get("name")),
-            gender=_gender(cells.get("gender")),
-            birthday=_birthday(cells.get("birthday")),
-        )
-        profiles.check_profile(profile, today)
-        points = _points(cells.get("points"))
-        region = _region(cells.get("region"))
-    except InvalidMemberInput as exc:
-        error = RowError(number, exc.field or "row", str(exc))
-        return _Row(number, cells, error=error, owner_index=index, aliases=aliases)
+    """Every field is checked, a fault or not in another: the row's errors name them all at once."""
+    faults: list[RowError] = []
+    phone = _checked(faults, number, normalize_phone, cells.get("phone", ""))
+    name = _checked(faults, number, _name, cells.get("name"))
+    birthday = _checked(faults, number, lambda text: _birthday(text, today), cells.get("birthday"))
+    points = _checked(faults, number, _points, cells.get("points"))
+    gender = _checked(faults, number, _gender, cells.get("gender"))
+    region = _checked(faults, number, _region, cells.get("region"))
+    aliases = [] if phone is None else vault.blind_indexes(brand_id, phone)
+    index = aliases[0] if aliases else None
+    if faults or phone is None or points is None:
+        return _Row(number, cells, errors=tuple(faults), owner_index=index, aliases=aliases)
+    profile = profiles.Profile(name=name, gender=gender, birthday=birthday)
     return _Row(
         number,
         cells,
@@ -407,6 +408,19 @@ def _parse(
         points=points,
         region=region,
     )
+
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+
+
+def _checked(faults: list[RowError], number: int, parse: Callable[[_In], _Out], text: _In) -> _Out | None:
+    """The parsed cell, or None with its fault added to `faults`."""
+    try:
+        return parse(text)
+    except InvalidMemberInput as exc:
+        faults.append(RowError(number, exc.field or "row", str(exc)))
+        return None
 
 
 def _name(text: str | None) -> str | None:
@@ -424,16 +438,18 @@ def _gender(text: str | None) -> str | None:
     return gender
 
 
-def _birthday(text: str | None) -> dt.date | None:
+def _birthday(text: str | None, today: dt.date) -> dt.date | None:
     if not text:
         return None
     match = _BIRTHDAY.match(text)
     try:
-        if match is not None:
-            return dt.date(*(int(g) for g in match.groups()))
+        birthday = None if match is None else dt.date(*(int(g) for g in match.groups()))
     except ValueError:
-        pass
-    raise InvalidMemberInput("birthday", "not a date (2024-05-01, 2024/5/1, 20240501 or 2024年5月1日)")
+        birthday = None
+    if birthday is None:
+        raise InvalidMemberInput("birthday", "not a date (2024-05-01, 2024/5/1, 20240501 or 2024年5月1日)")
+    profiles.check_profile(profiles.Profile(birthday=birthday), today)  # not in the future, not too old
+    return birthday
 
 
 def _points(text: str | None) -> int:
@@ -459,13 +475,16 @@ def _mark_duplicates(chunk: list[_Row], seen: dict[bytes, int]) -> list[_Row]:
             marked.append(row)
         else:
             error = RowError(row.number, "phone", f"the same phone as row {first}")
-            marked.append(msgspec.structs.replace(row, index=None, error=error, owner_index=row.index))
+            duplicate = msgspec.structs.replace(
+                row, index=None, errors=(error,), duplicate=True, owner_index=row.index
+            )
+            marked.append(duplicate)
     return marked
 
 
 def _outcome(row: _Row, existing: dict[bytes, _Existing]) -> Outcome:
-    if row.error is not None:
-        return "duplicate" if row.error.message.startswith("the same phone") else "rejected"
+    if row.errors:
+        return "duplicate" if row.duplicate else "rejected"
     assert row.index is not None
     return "merged" if row.index in existing else "created"
 
@@ -517,7 +536,7 @@ async def _import_chunk(
     if not todo:
         return 0
     existing = await _existing(conn, brand_id, todo)
-    new = [r for r in todo if r.error is None and r.index not in existing]
+    new = [r for r in todo if not r.errors and r.index not in existing]
     inserted = await _insert_new(conn, vault, brand_id, new, now)
     member_of = dict(inserted)
     # Phones enrolled by a scan since the lookup: merged like the others.
@@ -526,7 +545,7 @@ async def _import_chunk(
         existing |= await _existing(conn, brand_id, raced)
     outcomes: dict[int, Outcome] = {}
     for row in todo:
-        if row.error is not None:
+        if row.errors:
             outcomes[row.number] = _outcome(row, existing)
         elif row.number in inserted:
             outcomes[row.number] = "created"
@@ -560,11 +579,11 @@ async def _import_chunk(
             "row_numbers": [r.number for r in todo],
             "outcomes": [outcomes[r.number] for r in todo],
             "member_ids": [member_of.get(r.number, owner_of.get(r.number)) for r in todo],
-            "phone_indexes": [None if r.error is None else r.owner_index for r in todo],
-            "errors": [None if r.error is None else f"{r.error.field}: {r.error.message}" for r in todo],
+            "phone_indexes": [r.owner_index if r.errors else None for r in todo],
+            "errors": [_error_text(r.errors) if r.errors else None for r in todo],
             "raw_sealed": [
                 None
-                if r.error is None
+                if not r.errors
                 else keys.seal(master_key, msgspec.json.encode(r.cells), aad=raw_aad(import_id, r.number))
                 for r in todo
             ],
@@ -586,6 +605,11 @@ async def _import_chunk(
         },
     )
     return points.points
+
+
+def _error_text(errors: tuple[RowError, ...]) -> str:
+    """A row's faults as the error file's one cell: `birthday: ...; points: ...`."""
+    return "; ".join(f"{e.field}: {e.message}" for e in errors)
 
 
 async def _owners(conn: AsyncConnection[Any], brand_id: uuid.UUID, todo: list[_Row]) -> dict[int, uuid.UUID]:

@@ -115,6 +115,41 @@ class TestImport:
         ann = (await client.get(f"/v1/members/{scanned}", headers=cs)).json()
         assert (ann["name"], ann["birthday"], ann["points_balance"]) == ("Ann", "1991-01-01", 100)
 
+    async def test_a_rejected_row_names_every_fault_in_the_answer_and_the_error_file(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        """A row with a future birthday, points `abc`, gender `x` and region `zz` lists all four faults (not
+        the first one found), in the import's answer and in errors.csv; a bad phone does not hide the rest.
+        The row corrected from that list then imports."""
+        body = (
+            "phone,name,birthday,points,gender,region\n"
+            "13900138001,Ann,1990-01-01,10,f,CN-ZJ\n"
+            "13900138005,Eve,2999-01-01,abc,x,zz\n"
+            "12345,Bob,1990-02-30,7,m,CN-GD\n"
+        )
+        report = (await post_csv(client, tenant_a, body.encode())).json()
+        assert (report["created"], report["rejected"]) == (1, 2), report
+        assert [(e["row"], e["field"]) for e in report["errors"]] == [
+            (2, "birthday"),
+            (2, "points"),
+            (2, "gender"),
+            (2, "region"),
+            (3, "phone"),
+            (3, "birthday"),
+        ]
+        assert "future" in report["errors"][0]["message"]
+        errors = await client.get(
+            f"/v1/member-imports/{report['id']}/errors.csv", headers=tenant_a.headers(Role.BRAND_ADMIN)
+        )
+        rows = list(csv.reader(io.StringIO(errors.content.decode("utf-8-sig"))))
+        assert [(r[0], r[1]) for r in rows[1:]] == [("2", "rejected"), ("3", "rejected")]
+        faults = rows[1][2].split("; ")
+        assert [f.split(":")[0] for f in faults] == ["birthday", "points", "gender", "region"], faults
+        assert [f.split(":")[0] for f in rows[2][2].split("; ")] == ["phone", "birthday"]
+        fixed = "phone,name,birthday,points,gender,region\n13900138005,Eve,1990-01-01,12,f,CN-ZJ\n"
+        again = (await post_csv(client, tenant_a, fixed.encode())).json()
+        assert (again["created"], again["rejected"], again["errors"]) == (1, 0, [])
+
     async def test_bad_files_are_refused_whole(
         self,
         client: AsyncTestClient[Any],
