@@ -190,6 +190,8 @@ class ScanGroup(msgspec.Struct, frozen=True):
     # A region code, product id, batch id, distributor id or the Monday of a week ("unknown"/"none"
     # when scans had no region or no distributor).
     key: str
+    # The distributor's or product's name (null for the other dimensions and for "none").
+    name: str | None
     scans: int
     first_scans: int
     repeat_scans: int
@@ -231,14 +233,21 @@ async def batch_scan_rates(
     return [msgspec.structs.replace(r, rate=r.scanned / r.activated if r.activated else None) for r in rows]
 
 
+# Dimensions whose key is an id: their CSV has a name column beside it (as the diversion CSV names them).
+NAMED_DIMENSIONS = frozenset({"distributor", "product"})
+
+
 def groups_csv(groups: list[ScanGroup], *, by: str) -> bytes:
+    named = by in NAMED_DIMENSIONS
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([by, *[f for f in ScanGroup.__struct_fields__ if f != "key"]])
+    counts = [f for f in ScanGroup.__struct_fields__ if f not in {"key", "name"}]
+    writer.writerow([by, *([f"{by}_name"] if named else []), *counts])
     for g in groups:
         writer.writerow(
             [
                 g.key,
+                *([safe_cell(g.name or "")] if named else []),
                 g.scans,
                 g.first_scans,
                 g.repeat_scans,

@@ -54,7 +54,8 @@ ORDER BY dimension, CASE WHEN dimension = 'week' THEN key END, events DESC, key;
 -- scans_by --
 -- Scans of the period counted by verdict, grouped by one dimension (`by`); counterfeit scans, which
 -- name no product, only count where the group is a region or a week. `only_distributor` scopes a
--- distributor's token to its own items.
+-- distributor's token to its own items. A distributor or product group also carries its name (looked
+-- up for the `limit` groups kept only).
 WITH genuine AS (
     SELECT CASE %(by)s
                WHEN 'region' THEN coalesce(s.region, 'unknown')
@@ -86,15 +87,24 @@ WITH genuine AS (
     FROM genuine GROUP BY key
     UNION ALL
     SELECT key, count(*), 0, 0, 0, 0, 0, count(*) FROM fakes GROUP BY key
+), kept AS (
+    SELECT key, sum(scans)::bigint AS scans, sum(first_scans)::bigint AS first_scans,
+           sum(repeat_scans)::bigint AS repeat_scans, sum(suspect_clone)::bigint AS suspect_clone,
+           sum(not_activated)::bigint AS not_activated, sum(diverted)::bigint AS diverted,
+           sum(counterfeit)::bigint AS counterfeit
+    FROM counted GROUP BY key
+    -- Weeks in calendar order (a chart's x axis); the other groups largest first, the `limit` largest.
+    ORDER BY CASE WHEN %(by)s = 'week' THEN key END, scans DESC, key
+    LIMIT %(limit)s
 )
-SELECT key, sum(scans)::bigint AS scans, sum(first_scans)::bigint AS first_scans,
-       sum(repeat_scans)::bigint AS repeat_scans, sum(suspect_clone)::bigint AS suspect_clone,
-       sum(not_activated)::bigint AS not_activated, sum(diverted)::bigint AS diverted,
-       sum(counterfeit)::bigint AS counterfeit
-FROM counted GROUP BY key
--- Weeks in calendar order (a chart's x axis); the other groups largest first, the `limit` largest.
-ORDER BY CASE WHEN %(by)s = 'week' THEN key END, scans DESC, key
-LIMIT %(limit)s;
+SELECT k.key, coalesce(d.name, p.name) AS name, k.scans, k.first_scans, k.repeat_scans, k.suspect_clone,
+       k.not_activated, k.diverted, k.counterfeit
+FROM kept k
+-- CASE, not a cast in the join condition: a region or week key is never read as a uuid.
+LEFT JOIN distributors d
+    ON d.id = CASE WHEN %(by)s = 'distributor' AND k.key <> 'none' THEN k.key::uuid END
+LEFT JOIN products p ON p.id = CASE WHEN %(by)s = 'product' THEN k.key::uuid END
+ORDER BY CASE WHEN %(by)s = 'week' THEN k.key END, k.scans DESC, k.key;
 
 -- batch_scan_rates --
 -- Per batch: codes activated (shipped; all of an on_issue batch), codes scanned at least once (their

@@ -508,7 +508,21 @@ class TestBrandReports:
         by_distributor = await client.get(
             "/v1/reports/scans", params={"by": "distributor"}, headers=tenant_a.headers()
         )
-        assert {row["key"]: row["scans"] for row in by_distributor.json()} == {east: 3, "none": 1}
+        assert {row["key"]: (row["name"], row["scans"]) for row in by_distributor.json()} == {
+            east: ("East China", 3),
+            "none": (None, 1),
+        }
+        # The CSV names the distributor beside its id, as the diversion CSV names it.
+        distributor_csv = await client.get(
+            "/v1/reports/scans", params={"by": "distributor", "format": "csv"}, headers=tenant_a.headers()
+        )
+        lines = distributor_csv.text.splitlines()
+        assert lines[0].startswith("distributor,distributor_name,scans,first_scans")
+        assert set(lines[1:]) == {f"{east},East China,3,2,1,0,0,1,0", "none,,1,0,0,0,1,0,0"}
+        by_product = await client.get(
+            "/v1/reports/scans", params={"by": "product", "format": "csv"}, headers=tenant_a.headers()
+        )
+        assert by_product.text.splitlines()[1] == f"{issued.product.id},{issued.product.name},4,2,1,0,1,1,0"
         portal = await distributor_headers(db, tenant_a, east)
         mine = await client.get("/v1/reports/scans", params={"by": "week"}, headers=portal)
         assert sum(row["scans"] for row in mine.json()) == 3  # its items only, no forgeries
@@ -519,8 +533,8 @@ class TestBrandReports:
         exported = await client.get(
             "/v1/audit", params={"action": "report.scans_export"}, headers=tenant_a.headers()
         )
-        [entry] = exported.json()["items"]
-        assert entry["after"]["by"] == "region"
+        exports = sorted(e["after"]["by"] for e in exported.json()["items"])
+        assert exports == ["distributor", "product", "region"]
         rates = await client.get("/v1/reports/batches", headers=tenant_a.headers(Role.OPERATIONS))
         [rate] = rates.json()["items"]
         assert (rate["activated"], rate["scanned"], rate["rate"]) == (10, 2, 0.2)
