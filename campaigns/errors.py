@@ -150,3 +150,22 @@ class CampaignOverlap(CampaignError):
             "overlapping schedule: give one a different priority, make both stackable, or narrow one"
         )
         self.rival_id = rival_id
+
+
+class InvalidClaim(CampaignError):
+    """A prize claim's delivery details a courier could not use; `field_errors` lists every fault found."""
+
+    def __init__(self, field: str, message: str, *, more: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.field_errors = [(field, message), *(more or [])]
+
+
+class PrizeNotShippable(CampaignError):
+    """The win cannot be marked shipped: `reason` is not_claimed (no address yet), already_shipped or
+    not_physical (points, coupons and cash are delivered by themselves)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.slug = "prize-" + reason.replace("_", "-")

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
+import phonenumbers
+from phonenumbers import PhoneNumberFormat
 
 from campaigns import coupons, ledger
-from campaigns.errors import CampaignNotFound, PrizeNotClaimable
-from campaigns.members.errors import InvalidMemberToken
+from campaigns.errors import CampaignNotFound, InvalidClaim, PrizeNotClaimable
+from campaigns.members.errors import InvalidMemberInput, InvalidMemberToken
+from campaigns.members.phones import normalize_phone
 from codegen import keys
 from service.db import fetch_all, fetch_one
 from service.queries import load_queries
@@ -21,6 +25,7 @@ if TYPE_CHECKING:
 
 QUERIES = load_queries("campaigns.sql", "rewards.sql")
 
+CHINA_CALLING_CODE = 86
 # Per-member win caps keep this list short; the newest this many are shown (there is no prize cursor yet).
 MAX_PRIZES = 100
 
@@ -39,6 +44,10 @@ class PrizeWon(msgspec.Struct, frozen=True):
     needs_claim: bool
     # None until claimed; then claimed, later shipped.
     claim_status: str | None
+    # Once shipped: when, by which courier, and the number to track the parcel with on its site.
+    shipped_at: dt.datetime | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
 
 
 class Rewards(msgspec.Struct, frozen=True):
@@ -88,15 +97,56 @@ async def member_rewards(
 
 
 class ClaimIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Where a physical prize goes; sealed under the master key, never stored in clear."""
+    """Where a physical prize goes; sealed under the master key, never stored in clear.
+
+    Prizes ship within mainland China, as the draws run under its rules: the postal code, when given, is
+    its six digits (optional: couriers go by address and phone, and many people do not know theirs).
+    """
 
     recipient: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
-    # What a courier dials: digits, with the spaces, dashes, brackets and leading + people write.
-    phone: Annotated[str, msgspec.Meta(min_length=5, max_length=32, pattern=r"^\+?[0-9][0-9 ()-]*[0-9]$")]
+    # Any common way of writing a number; checked as enrolment checks it, kept as a courier dials it.
+    phone: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
     address: Annotated[str, msgspec.Meta(min_length=5, max_length=500, pattern=r"^[^\x00]+$")]
-    postal_code: (
-        Annotated[str, msgspec.Meta(max_length=16, pattern=r"^[0-9A-Za-z][0-9A-Za-z -]*$")] | None
-    ) = None
+    postal_code: Annotated[str, msgspec.Meta(max_length=16)] | None = None
+
+
+# The fewest characters of an address a courier can find: 北京市朝阳区 alone is already six.
+MIN_ADDRESS_CHARS = 5
+POSTAL_CODE = re.compile(r"[0-9]{6}")
+
+
+def deliverable(data: ClaimIn) -> ClaimIn:
+    """The claim as a courier needs it (trimmed, phone as dialled), or InvalidClaim naming every fault."""
+    faults: list[tuple[str, str]] = []
+    recipient = data.recipient.strip()
+    if not recipient:
+        faults.append(("recipient", "the recipient's name is required"))
+    phone = ""
+    try:
+        phone = courier_phone(data.phone)
+    except InvalidMemberInput as exc:
+        faults.append(("phone", str(exc)))
+    address = data.address.strip()
+    if len(address) < MIN_ADDRESS_CHARS:
+        faults.append(("address", f"an address has at least {MIN_ADDRESS_CHARS} characters"))
+    # A form's empty field means no postal code.
+    postal_code = (data.postal_code or "").strip() or None
+    if postal_code is not None and not POSTAL_CODE.fullmatch(postal_code):
+        faults.append(("postal_code", "a postal code in mainland China is 6 digits"))
+    if faults:
+        (field, message), *more = faults
+        raise InvalidClaim(field, message, more=more)
+    return ClaimIn(recipient=recipient, phone=phone, address=address, postal_code=postal_code)
+
+
+def courier_phone(raw: str) -> str:
+    """A valid number (InvalidMemberInput otherwise) as a courier's form takes it: a Chinese one as
+    dialled at home (13800138000, 01012345678), any other in E.164 (+85291234567)."""
+    number = phonenumbers.parse(normalize_phone(raw))
+    if number.country_code == CHINA_CALLING_CODE:
+        national = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+        return "".join(c for c in national if c.isdigit())
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
 class Claim(msgspec.Struct, frozen=True):
@@ -125,13 +175,14 @@ async def claim_prize(
     now: dt.datetime,
 ) -> Claim:
     """Record (or correct, until it ships) the shipping address of the member's physical prize."""
+    delivery = deliverable(data)
     params = {**_who(member), "campaign_id": campaign_id, "scan_id": scan_id}
     prize = await fetch_one(conn, QUERIES["prize_to_claim"], params, _PrizeKind)
     if prize is None:
         raise CampaignNotFound("prize won", f"{campaign_id}/{scan_id}")
     if prize.kind != "physical":
         raise PrizeNotClaimable("kind", f"a {prize.kind} prize is delivered by itself, not shipped")
-    sealed = keys.seal(master_key, msgspec.json.encode(data), aad=claim_aad(campaign_id, scan_id))
+    sealed = keys.seal(master_key, msgspec.json.encode(delivery), aad=claim_aad(campaign_id, scan_id))
     claim = await fetch_one(conn, QUERIES["save_claim"], {**params, "sealed": sealed, "now": now}, Claim)
     if claim is None:
         raise PrizeNotClaimable("status", "the prize has shipped: its address can no longer change")

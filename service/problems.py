@@ -111,6 +111,8 @@ _DOMAIN_TYPES: list[tuple[type[Exception], int, str, str]] = [
     (campaign_errors.CampaignLocked, 409, "campaign-locked", "Campaign cannot be changed"),
     (campaign_errors.CampaignOverlap, 409, "campaign-overlap", "Campaign overlaps another"),
     (campaign_errors.PrizeNotClaimable, 409, "prize-not-claimable", "Prize cannot be claimed"),
+    # The slug names the reason: prize-not-claimed, prize-already-shipped, prize-not-physical.
+    (campaign_errors.PrizeNotShippable, 409, "prize-not-shippable", "Prize cannot be shipped"),
     (campaign_errors.InsufficientPoints, 409, "insufficient-points", "Insufficient points"),
     (campaign_errors.CouponNotFound, 404, "coupon-not-found", "Coupon not found"),
     (campaign_errors.CouponForeign, 403, "coupon-foreign", "Coupon of another brand"),

@@ -5,7 +5,8 @@ SELECT EXISTS (SELECT 1 FROM members WHERE brand_id = %(brand_id)s AND id = %(me
 -- prizes_won --
 -- Newest first; scoped by the campaign's brand so a member id never reads across tenants.
 SELECT d.campaign_id, c.name AS campaign_name, d.scan_id, p.id AS prize_id, p.name, p.kind, p.points, d.slot,
-       d.drawn_at AS won_at, p.kind = 'physical' AS needs_claim, pc.status AS claim_status
+       d.drawn_at AS won_at, p.kind = 'physical' AS needs_claim, pc.status AS claim_status,
+       pc.shipped_at, pc.carrier, pc.tracking_number
 FROM draws d
 JOIN campaigns c ON c.id = d.campaign_id
 JOIN prizes p ON p.id = d.prize_id

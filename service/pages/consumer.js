@@ -510,6 +510,10 @@
     add(item, "span", "tag", status);
     add(item, "strong", "", prize.name);
     item.appendChild(document.createTextNode(" · " + prize.campaign_name + " · " + when(prize.won_at, true)));
+    if (prize.claim_status === "shipped" && prize.tracking_number) {
+      add(item, "br", "", "");
+      add(item, "span", "code", fill(t.prize_tracking, { carrier: prize.carrier, tracking: prize.tracking_number }));
+    }
     if (prize.needs_claim && prize.claim_status !== "shipped") {
       var button = add(item, "button", "inline", prize.claim_status ? t.claim_change : t.claim_open);
       button.type = "button";

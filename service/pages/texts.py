@@ -110,7 +110,7 @@ TEXTS: Final[dict[Lang, dict[str, str]]] = {
         "claim_err_recipient": "请填写收件人姓名。",
         "claim_err_phone": "请填写正确的手机号。",
         "claim_err_address": "请填写详细地址（至少 5 个字）。",
-        "claim_err_postal_code": "邮政编码最多 16 位。",
+        "claim_err_postal_code": "邮政编码为 6 位数字，不知道可以不填。",
         "claim_shipped": "奖品已发货，收货地址无法再修改。",
         "wallet_title": "我的积分、卡券和奖品",
         "wallet_loading": "正在加载…",
@@ -136,6 +136,7 @@ TEXTS: Final[dict[Lang, dict[str, str]]] = {
         "prize_to_claim": "待填写收货地址",
         "prize_claimed": "已提交收货地址",
         "prize_shipped": "已发货",
+        "prize_tracking": "{carrier} 运单号 {tracking}",
         "prize_delivered": "已发放",
         "privacy_title": "隐私说明",
         "privacy_device": (
@@ -282,7 +283,7 @@ TEXTS: Final[dict[Lang, dict[str, str]]] = {
         "claim_err_recipient": "Enter the recipient's name.",
         "claim_err_phone": "Enter a valid phone number.",
         "claim_err_address": "Enter the full address (at least 5 characters).",
-        "claim_err_postal_code": "A postal code has at most 16 characters.",
+        "claim_err_postal_code": "A postal code is 6 digits; leave it empty if you do not know it.",
         "claim_shipped": "The prize has shipped: its address can no longer change.",
         "wallet_title": "My points, coupons and prizes",
         "wallet_loading": "Loading…",
@@ -308,6 +309,7 @@ TEXTS: Final[dict[Lang, dict[str, str]]] = {
         "prize_to_claim": "Shipping address needed",
         "prize_claimed": "Address received",
         "prize_shipped": "Shipped",
+        "prize_tracking": "{carrier} tracking number {tracking}",
         "prize_delivered": "Delivered",
         "privacy_title": "Privacy notice",
         "privacy_device": (

@@ -98,6 +98,10 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("PUT", "/v1/brands/{brand_id:uuid}/gs1-company-prefixes"): {"prefixes": ["6901"]},
     ("POST", "/v1/campaigns/{campaign_action:str}"): None,
     ("POST", "/v1/campaigns/{campaign_id:uuid}/prizes/{prize_action:str}"): {"add": 5},
+    ("POST", "/v1/campaigns/{campaign_id:uuid}/prize-claims/{scan_id:uuid}/ship"): {
+        "carrier": "Sneaky Express",
+        "tracking_number": "SNEAKY123",
+    },
     ("POST", "/v1/coupon-templates"): {
         "name": "Sneaky coupon",
         "discount_kind": "amount",
@@ -327,7 +331,24 @@ async def objects_of(db: psycopg.AsyncConnection[Any], tenant: Tenant, master_ke
         "delivery_id": str(delivery[0]),
         "user_action": f"{console_user[0]}:disable",
         "invitation_id": str(invitation[0]),
+        "scan_id": str(await claimed_prize(db, tenant, campaign_id, member_id)),
     }
+
+
+async def claimed_prize(
+    db: psycopg.AsyncConnection[Any], tenant: Tenant, campaign_id: uuid.UUID, member_id: uuid.UUID
+) -> uuid.UUID:
+    """A prize of the tenant's draw, won and claimed: what another brand must neither read nor ship."""
+    scan_id = uuid.uuid4()
+    await db.execute(
+        "WITH won AS (INSERT INTO draws (campaign_id, scan_id, member_id, prize_id, drawn_prize_id, slot,"
+        " result, drawn_at) SELECT campaign_id, %(scan)s, %(member)s, id, id, 1, 'won', now() FROM prizes"
+        " WHERE campaign_id = %(campaign)s RETURNING campaign_id, scan_id, member_id)"
+        " INSERT INTO prize_claims (campaign_id, scan_id, brand_id, member_id, address_sealed, claimed_at)"
+        " SELECT campaign_id, scan_id, %(brand)s, member_id, '\\x00', now() FROM won",
+        {"scan": scan_id, "member": member_id, "campaign": campaign_id, "brand": tenant.brand_id},
+    )
+    return scan_id
 
 
 def _fill(value: Any, ids: dict[str, str]) -> Any:
@@ -392,6 +413,10 @@ class TestTenancy:
             (ids["campaign_id"],),
         )
         assert await cur.fetchone() == ("active", "Victim draw", 3)
+        cur = await db.execute(
+            "SELECT status, shipped_at FROM prize_claims WHERE scan_id = %s", (ids["scan_id"],)
+        )
+        assert await cur.fetchone() == ("claimed", None)
         cur = await db.execute(
             "SELECT (SELECT sum(uses) FROM coupons),"
             " (SELECT count(*) FROM points_ledger WHERE member_id = %s)",

@@ -244,6 +244,26 @@ def cooler_bag_draw() -> dict[str, Any]:
     return draw_campaign(name="瓶盖抽奖", prizes=[prize])
 
 
+async def see_it_shipped(
+    page: Any, server: str, tenant: Tenant, campaign_id: str, scan_id: uuid.UUID, tmp_path: Path
+) -> None:
+    """The brand marks the prize shipped; the wallet, opened again, names the courier and tracking number."""
+    expect = playwright_api.expect
+    async with httpx.AsyncClient(base_url=server) as api:
+        shipped = await api.post(
+            f"/v1/campaigns/{campaign_id}/prize-claims/{scan_id}/ship",
+            json={"carrier": "顺丰速运", "tracking_number": "SF1234567890123"},
+            headers=tenant.headers(Role.OPERATIONS),
+        )
+        assert shipped.status_code == 200, shipped.text
+    await page.click("#wallet > summary")
+    await page.click("#wallet > summary")  # opened again: fetched afresh
+    tracking = ZH["prize_tracking"].format(carrier="顺丰速运", tracking="SF1234567890123")
+    await expect(page.locator("#wallet-prizes")).to_contain_text(ZH["prize_shipped"])
+    await expect(page.locator("#wallet-prizes")).to_contain_text(tracking)
+    await page.screenshot(path=str(tmp_path / "consumer-shipped-phone.png"), full_page=True)
+
+
 class TestConsumerPagePolish:
     async def test_draw_reveal_then_claim_with_an_address(
         self,
@@ -256,7 +276,8 @@ class TestConsumerPagePolish:
         tmp_path: Path,
     ) -> None:
         """A winning scan flips the draw card to the prize; the claim form shows field errors, then
-        takes the address, which is stored sealed; the wallet lists the prize as claimed."""
+        takes the address, which is stored sealed; the wallet lists the prize as claimed, then as shipped
+        with its courier and tracking number."""
         expect = playwright_api.expect
         async with httpx.AsyncClient(base_url=server) as api:
             campaign_id = await launch_campaign(api, tenant_a, cooler_bag_draw())
@@ -297,6 +318,10 @@ class TestConsumerPagePolish:
             [settings.master_key], bytes(sealed), aad=rewards.claim_aad(uuid.UUID(campaign_id), scan_id)
         )
         assert msgspec.json.decode(opened)["address"] == "浙江省杭州市西湖区文三路 100 号"
+
+        # Once the brand ships it, the wallet shows the courier and the tracking number.
+        await see_it_shipped(page, server, tenant_a, campaign_id, scan_id, tmp_path)
+        assert problems.seen == []
         await context.close()
 
         # With reduced motion the card is turned at once: no wobble, same result, same text.

@@ -576,7 +576,12 @@ class TestPrizeClaims:
         client.cookies.clear()
         stranger = await client.post(path, json=address, headers={"Cookie": f"oc_member={other}"})
         assert stranger.status_code == 404
-        await db.execute("UPDATE prize_claims SET status = 'shipped'")
+        shipped = await client.post(
+            f"/v1/campaigns/{draw}/prize-claims/{won['scan_id']}/ship",
+            json={"carrier": "SF Express", "tracking_number": "SF1234567890"},
+            headers=tenant_a.headers(Role.OPERATIONS),
+        )
+        assert shipped.status_code == 200, shipped.text
         client.cookies.clear()
         late = await client.post(path, json=address, headers=cookie)
         assert late.status_code == 409
