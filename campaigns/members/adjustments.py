@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
@@ -29,6 +29,15 @@ class AdjustmentRequest(msgspec.Struct, frozen=True):
     status: Literal["pending", "approved", "rejected"]
     decided_by: str | None
     decided_at: dt.datetime | None
+    # Why it was decided so: every rejection says why, an approval may (null before it was recorded).
+    decision_reason: str | None
+
+
+class DecisionIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Finance's word on a decision: required to reject (the requester and the audit learn why)."""
+
+    # One line of text, as the request's own reason; a NUL is refused as in every clear-text column.
+    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=200, pattern=r"^[^\x00]+$")] | None = None
 
 
 class UnknownDecision(InvalidMemberInput):
@@ -83,10 +92,14 @@ async def decide(
     request_id: int,
     *,
     approve: bool,
+    reason: str | None,
     actor: str,
     now: dt.datetime,
 ) -> tuple[AdjustmentRequest, rewards.Adjustment | None]:
-    """Close a pending request; an approval writes the ledger in the same transaction."""
+    """Close a pending request, a rejection with its reason; an approval writes the ledger in the same
+    transaction."""
+    if not approve and reason is None:
+        raise InvalidMemberInput("reason", "say why the request is rejected")
     params = {"brand_id": brand_id, "request_id": request_id}
     pending = await fetch_one(conn, QUERIES["lock_request"], params, AdjustmentRequest)
     if pending is None:
@@ -98,7 +111,13 @@ async def decide(
     decided = await fetch_one(
         conn,
         QUERIES["decide_request"],
-        {**params, "status": "approved" if approve else "rejected", "actor": actor, "now": now},
+        {
+            **params,
+            "status": "approved" if approve else "rejected",
+            "actor": actor,
+            "now": now,
+            "reason": reason,
+        },
         AdjustmentRequest,
     )
     assert decided is not None

@@ -310,9 +310,14 @@ async def list_adjustment_requests(
     status_code=200,
 )
 async def decide_adjustment(
-    request: Request[Any, Any, Any], db: AsyncConnection[Any], request_id: int, decision: str
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    request_id: int,
+    decision: str,
+    data: adjustments.DecisionIn | None = None,
 ) -> AdjustmentOutcome:
-    """`approve` writes the adjustment to the ledger; `reject` closes the request. Never by its requester."""
+    """`approve` writes the adjustment to the ledger; `reject` closes the request and needs a `reason`
+    (`{"reason": "duplicate of #12"}`; an approval may give one too). Never by its requester."""
     principal = principal_from(request)
     brand_id = brand_of(principal)
     if decision not in {"approve", "reject"}:
@@ -322,6 +327,7 @@ async def decide_adjustment(
         brand_id,
         request_id,
         approve=decision == "approve",
+        reason=None if data is None else data.reason,
         actor=principal.actor,
         now=dt.datetime.now(dt.UTC),
     )
@@ -332,7 +338,12 @@ async def decide_adjustment(
         action=f"points.adjust_{decided.status}",
         object_type="member",
         object_id=decided.member_id,
-        after={"request_id": decided.id, "amount": decided.amount, "reason": decided.reason},
+        after={
+            "request_id": decided.id,
+            "amount": decided.amount,
+            "reason": decided.reason,
+            "decision_reason": decided.decision_reason,
+        },
     )
     return AdjustmentOutcome("applied" if adjustment else "rejected", adjustment, decided)
 

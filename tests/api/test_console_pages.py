@@ -651,6 +651,9 @@ class TestConsolePages:
         approvals = await client.get("/console/approvals")
         assert approvals.status_code == 200 and "lost parcel" in approvals.text and "+5,000" in approvals.text
         assert "/approve" in approvals.text
+        # A rejection is a form: the reason typed beside the button goes with it.
+        assert 'data-api="POST /v1/points-adjustments/' in approvals.text
+        assert 'name="reason"' in approvals.text
         member = await client.get(f"/console/members/{member_id}")
         assert 'id="adjust"' in member.text and 'id="note-form"' not in member.text  # finance: no notes
         kpis_page = await client.get("/console/kpis?since=2026-01-01&until=2026-12-31")

@@ -411,10 +411,61 @@ class TestAdjustmentApproval:
             await client.post(path, json={"amount": 9999, "reason": "typo"}, headers=cs)
         ).json()
         rejected = await client.post(
-            f"/v1/points-adjustments/{rejected_request['request']['id']}/reject", headers=finance
+            f"/v1/points-adjustments/{rejected_request['request']['id']}/reject",
+            json={"reason": "a typo: 99 was meant"},
+            headers=finance,
         )
         assert rejected.json()["status"] == "rejected"
         assert (await client.get(f"/v1/members/{member_id}", headers=cs)).json()["points_balance"] == 5010
+
+    async def test_a_rejection_says_why(
+        self,
+        client: AsyncTestClient[Any],
+        db: psycopg.AsyncConnection[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+    ) -> None:
+        """A rejection needs a reason, stored with the request, shown in its read shape and audited; an
+        unknown field or a reason out of bounds is a 422 that decides nothing; an approval may say why."""
+        member_id = await enrolled_member(client, db, issued.urls[0], "device-approve-3")
+        cs, finance = tenant_a.headers(Role.CUSTOMER_SERVICE), tenant_a.headers(Role.FINANCE)
+        path = f"/v1/members/{member_id}/points/adjustments"
+        asked = (await client.post(path, json={"amount": 9999, "reason": "typo"}, headers=cs)).json()
+        assert asked["request"]["decision_reason"] is None
+        reject = f"/v1/points-adjustments/{asked['request']['id']}/reject"
+        for body, field in (
+            (None, "reason"),
+            ({}, "reason"),
+            ({"reason": "no"}, "reason"),
+            ({"reason": "x" * 201}, "reason"),
+            ({"reason": "duplicate", "note": "x"}, "note"),
+        ):
+            refused = await client.post(reject, json=body, headers=finance)
+            problem = assert_problem(refused, 422, "validation-error")
+            assert [e["field"] for e in problem["errors"]] == [field], (body, problem)
+        pending = (await client.get("/v1/points-adjustments", headers=finance)).json()
+        assert [p["id"] for p in pending] == [asked["request"]["id"]]  # still waiting
+        rejected = await client.post(
+            reject, json={"reason": "duplicate of an earlier request"}, headers=finance
+        )
+        assert rejected.status_code == 200, rejected.text
+        assert rejected.json()["request"]["decision_reason"] == "duplicate of an earlier request"
+        listed = await client.get("/v1/points-adjustments", params={"status": "rejected"}, headers=finance)
+        assert [(r["status"], r["decision_reason"]) for r in listed.json()] == [
+            ("rejected", "duplicate of an earlier request")
+        ]
+        audit = await client.get(
+            "/v1/audit", params={"action": "points.adjust_rejected"}, headers=tenant_a.headers()
+        )
+        [entry] = audit.json()["items"]
+        assert entry["after"]["decision_reason"] == "duplicate of an earlier request"
+        approved_request = (
+            await client.post(path, json={"amount": 5000, "reason": "lost parcel"}, headers=cs)
+        ).json()
+        approve = f"/v1/points-adjustments/{approved_request['request']['id']}/approve"
+        approved = await client.post(approve, json={"reason": "courier confirmed the loss"}, headers=finance)
+        assert approved.status_code == 200, approved.text
+        assert approved.json()["request"]["decision_reason"] == "courier confirmed the loss"
 
     async def test_nobody_approves_their_own_request(
         self,
@@ -436,6 +487,7 @@ class TestAdjustmentApproval:
                     tenant_a.brand_id,
                     asked.id,
                     approve=True,
+                    reason=None,
                     actor="token:same",
                     now=dt.datetime.now(dt.UTC),
                 )
