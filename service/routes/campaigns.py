@@ -26,8 +26,8 @@ from service.state import AppState
 WRITERS = (Role.BRAND_ADMIN, Role.MARKETER)
 READERS = (*WRITERS, Role.AUDITOR)
 # Customer service finds a campaign (name, status, dates, prizes) to answer a winner and export the
-# winners; the live figures (stats) stay with READERS.
-VIEWERS = (*READERS, Role.CUSTOMER_SERVICE)
+# winners, operations to ship its prizes (prize-claims); the live figures (stats) stay with READERS.
+VIEWERS = (*READERS, Role.CUSTOMER_SERVICE, Role.OPERATIONS)
 # The lifecycle steps by their name in the path, typed for the domain function.
 ACTIONS: dict[str, Action] = {name: name for name in get_args(Action)}
 

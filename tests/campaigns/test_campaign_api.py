@@ -500,30 +500,33 @@ class TestAccess:
             await client.post(f"/v1/campaigns/{campaign_id}:activate", headers=headers), 403, "forbidden"
         )
 
-    @pytest.mark.parametrize("role", [Role.OPERATIONS, Role.FINANCE])
-    async def test_only_writers_auditors_and_customer_service_read(
+    @pytest.mark.parametrize("role", [Role.FINANCE, Role.POINT_OF_SALE])
+    async def test_only_writers_auditors_customer_service_and_operations_read(
         self, client: AsyncTestClient[Any], tenant_a: Tenant, role: Role
     ) -> None:
-        """Campaign reads are for brand admins, marketers, auditors and customer service."""
+        """Campaign reads are for brand admins, marketers, auditors, customer service and operations."""
         campaign_id = (await create(client, tenant_a, points_body()))["id"]
         headers = tenant_a.headers(role)
         assert_problem(await client.get("/v1/campaigns", headers=headers), 403, "forbidden")
         assert_problem(await client.get(f"/v1/campaigns/{campaign_id}", headers=headers), 403, "forbidden")
 
-    async def test_customer_service_finds_a_campaign_but_not_its_figures(
-        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    @pytest.mark.parametrize("role", [Role.CUSTOMER_SERVICE, Role.OPERATIONS])
+    async def test_customer_service_and_operations_find_a_campaign_but_not_its_figures(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant, role: Role
     ) -> None:
-        """Customer service lists and reads campaigns (to find the one whose winners it exports), read-only:
-        the live figures stay with brand admins, marketers and auditors."""
+        """Customer service and operations list and read campaigns (to find the one whose winners they
+        answer or whose prizes they ship), read-only: the live figures stay with brand admins, marketers
+        and auditors."""
         campaign_id = (await create(client, tenant_a, points_body()))["id"]
-        cs = tenant_a.headers(Role.CUSTOMER_SERVICE)
+        cs = tenant_a.headers(role)
         listed = await client.get("/v1/campaigns", headers=cs)
         assert listed.status_code == 200, listed.text
         assert [c["id"] for c in listed.json()["items"]] == [campaign_id]
         read = await client.get(f"/v1/campaigns/{campaign_id}", headers=cs)
         assert read.status_code == 200 and read.json()["name"] == "Spring points"
-        winners = await client.get(f"/v1/campaigns/{campaign_id}/winners.csv", headers=cs)
-        assert winners.status_code == 200, winners.text
+        if role is Role.CUSTOMER_SERVICE:
+            winners = await client.get(f"/v1/campaigns/{campaign_id}/winners.csv", headers=cs)
+            assert winners.status_code == 200, winners.text
         assert_problem(await client.get(f"/v1/campaigns/{campaign_id}/stats", headers=cs), 403, "forbidden")
         renamed = await client.patch(f"/v1/campaigns/{campaign_id}", json={"name": "x"}, headers=cs)
         assert_problem(renamed, 403, "forbidden")
