@@ -183,7 +183,6 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
     )
 
 
-# msgspec names a missing field in its message, and litestar reports it against the whole body ("data").
 # Litestar reports a missing or unknown field against the object that holds it ("data" for the body,
 # "prizes[0]"); the field itself is in msgspec's message.
 _MISSING = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<name>[^`]+)`")
@@ -198,13 +197,16 @@ def _public_name(request: Request[Any, Any, Any], key: str) -> str:
 
 
 def _field_error(key: str, message: str) -> FieldError:
-    """The field a client can point at: `name`, or `prizes[0].weight` for a nested one."""
-    if key == "data" and message == "'data'":  # litestar's KeyError for a request with no body at all
-        return FieldError(field="body", message="a JSON body is required")
+    """The field a client can point at: `name`, `prizes[0].weight` for a nested one, `body` for the whole
+    body (litestar names it after the handler's parameter, `data`, which no client ever sees)."""
+    if key == "data":
+        if message == "'data'":  # litestar's KeyError for a request with no body at all
+            return FieldError(field="body", message="a JSON body is required")
+        key = "body"
     missing = _MISSING.match(message)
     if missing is None:
         return FieldError(field=key, message=message)
-    parent = "" if key in {"data", "body"} else key
+    parent = "" if key == "body" else key
     return FieldError(field=f"{parent}.{missing['name']}" if parent else missing["name"], message=message)
 
 

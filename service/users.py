@@ -400,8 +400,19 @@ async def get_user(conn: AsyncConnection[Any], user_id: uuid.UUID) -> User:
     return user
 
 
+async def list_page(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, *, after: str | None, limit: int
+) -> list[User]:
+    """A page of the brand's accounts by email, after the email `after`."""
+    return await fetch_all(
+        conn, QUERIES["list_users"], {"brand_id": brand_id, "after": after, "limit": limit}, User
+    )
+
+
 async def list_users(conn: AsyncConnection[Any], brand_id: uuid.UUID) -> list[User]:
-    return await fetch_all(conn, QUERIES["list_users"], {"brand_id": brand_id}, User)
+    """Every account of the brand, for the console's people list: at most MAX_ACCOUNTS (`invite` refuses
+    more); the API pages them (`list_page`)."""
+    return await list_page(conn, brand_id, after=None, limit=MAX_ACCOUNTS)
 
 
 async def set_disabled(

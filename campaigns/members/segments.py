@@ -319,8 +319,18 @@ async def get(conn: AsyncConnection[Any], brand_id: uuid.UUID, segment_id: uuid.
     return found
 
 
+async def list_page(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, *, after: str | None, limit: int
+) -> list[Segment]:
+    """A page of the brand's segments by name, after the name `after`."""
+    params = {"brand_id": brand_id, "after": after, "limit": limit}
+    return await fetch_all(conn, QUERIES["list_segments"], params, Segment)
+
+
 async def list_all(conn: AsyncConnection[Any], brand_id: uuid.UUID) -> list[Segment]:
-    return await fetch_all(conn, QUERIES["list_segments"], {"brand_id": brand_id}, Segment)
+    """Every segment of the brand, for the console: at most MAX_SEGMENTS (`create` refuses more); the API
+    pages them (`list_page`)."""
+    return await list_page(conn, brand_id, after=None, limit=MAX_SEGMENTS)
 
 
 class _Name(msgspec.Struct, frozen=True):

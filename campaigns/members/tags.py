@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
 QUERIES = load_queries("campaigns.members.sql", "tags.sql")
-# A brand's tags are listed whole, and each rule tag is evaluated for every member at every full refresh.
+# The console lists a brand's tags whole (its pickers), and each rule tag is evaluated for every member
+# at every full refresh.
 MAX_TAGS = 1000
 MAX_RULE_TAGS = 100
 
@@ -123,8 +124,19 @@ async def create_tag(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: TagI
     return created
 
 
+async def list_page(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, *, after: str | None, limit: int
+) -> list[Tag]:
+    """A page of the brand's tags by name, after the name `after`."""
+    return await fetch_all(
+        conn, QUERIES["list_tags"], {"brand_id": brand_id, "after": after, "limit": limit}, Tag
+    )
+
+
 async def list_tags(conn: AsyncConnection[Any], brand_id: uuid.UUID) -> list[Tag]:
-    return await fetch_all(conn, QUERIES["list_tags"], {"brand_id": brand_id}, Tag)
+    """Every tag of the brand, for the console's pickers: at most MAX_TAGS (`create_tag` refuses more);
+    the API pages them (`list_page`)."""
+    return await list_page(conn, brand_id, after=None, limit=MAX_TAGS)
 
 
 async def delete_tag(conn: AsyncConnection[Any], brand_id: uuid.UUID, name: str) -> None:

@@ -27,6 +27,9 @@ class TierIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     # Benefits: 150 earns 1.5x points; a bonus of 20 adds 20% to the member's draw weights.
     points_multiplier_pct: Annotated[int, msgspec.Meta(ge=100, le=1000)] = 100
     draw_weight_bonus_pct: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 0
+    # The tier's place in the list, as GET /v1/member-tiers shows it, so that a ladder read can be sent
+    # back as it is: the place in the list decides, and a rank that disagrees with it is refused.
+    rank: Annotated[int, msgspec.Meta(ge=0, le=20)] | None = None
 
 
 class Tier(msgspec.Struct, frozen=True):
@@ -42,6 +45,12 @@ class TiersIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     """The whole ladder, lowest first: rank 0 is the entry tier every member starts in."""
 
     tiers: Annotated[list[TierIn], msgspec.Meta(min_length=1, max_length=21)]
+
+
+class Ladder(msgspec.Struct, frozen=True):
+    """The ladder as read, lowest first: the shape TiersIn takes (a read ladder can be written back)."""
+
+    tiers: list[Tier]
 
 
 class MemberSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -61,6 +70,9 @@ async def list_tiers(conn: AsyncConnection[Any], brand_id: uuid.UUID) -> list[Ti
 async def put_tiers(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: TiersIn) -> list[Tier]:
     """Replace the ladder; each tier must ask strictly more than the one below (in points or scans)."""
     await lock_definitions(conn, brand_id)  # its check and a rule naming it cannot pass each other
+    for i, tier in enumerate(data.tiers):
+        if tier.rank is not None and tier.rank != i:
+            raise InvalidMemberInput(f"tiers[{i}].rank", f"is the tier's place in the list: {i} here")
     first = data.tiers[0]
     if first.min_points_earned or first.min_scans:
         raise InvalidMemberInput("tiers[0]", "the entry tier has no thresholds")
@@ -79,7 +91,7 @@ async def put_tiers(conn: AsyncConnection[Any], brand_id: uuid.UUID, data: Tiers
     await conn.execute(QUERIES["clear_tiers"], {"brand_id": brand_id})
     for rank, tier in enumerate(data.tiers):
         await conn.execute(
-            QUERIES["insert_tier"], {"brand_id": brand_id, "rank": rank, **msgspec.structs.asdict(tier)}
+            QUERIES["insert_tier"], {**msgspec.structs.asdict(tier), "brand_id": brand_id, "rank": rank}
         )
     await recompute.request(conn, brand_id, "tier ladder replaced")
     return await list_tiers(conn, brand_id)

@@ -315,8 +315,19 @@ async def create_webhook(
     return WebhookCreated(**msgspec.structs.asdict(created), secret=secret)
 
 
+async def list_page(
+    conn: AsyncConnection[Any], brand_id: uuid.UUID, *, after: uuid.UUID | None, limit: int
+) -> list[Webhook]:
+    """A page of the brand's webhooks, oldest first, after the webhook `after`."""
+    return await fetch_all(
+        conn, QUERIES["list_webhooks"], {"brand_id": brand_id, "after": after, "limit": limit}, Webhook
+    )
+
+
 async def list_webhooks(conn: AsyncConnection[Any], brand_id: uuid.UUID) -> list[Webhook]:
-    return await fetch_all(conn, QUERIES["list_webhooks"], {"brand_id": brand_id}, Webhook)
+    """Every webhook of the brand, for the console: at most MAX_WEBHOOKS (`create_webhook` refuses more);
+    the API pages them (`list_page`)."""
+    return await list_page(conn, brand_id, after=None, limit=MAX_WEBHOOKS)
 
 
 async def get_webhook(conn: AsyncConnection[Any], brand_id: uuid.UUID, webhook_id: uuid.UUID) -> Webhook:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, post
+from litestar.params import Parameter
 from psycopg import AsyncConnection
 
 from antifraud.clients import client_ip, ip_prefix
@@ -317,8 +318,19 @@ async def disable_or_enable_user(
 
 
 @get("/v1/users", opt=roles(Role.BRAND_ADMIN, Role.AUDITOR), tags=["console"])
-async def list_users(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> list[users.User]:
-    return await users.list_users(db, brand_of(principal_from(request)))
+async def list_users(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    after: Annotated[
+        str | None, Parameter(max_length=254, description="the previous page's next_cursor")
+    ] = None,
+    limit: Limit = 50,
+) -> Page:
+    """The brand's console accounts by email (the cursor is the last one's email)."""
+    limit = min(limit, settings.max_page_size)
+    items = await users.list_page(db, brand_of(principal_from(request)), after=after, limit=limit + 1)
+    return page(items, limit, lambda u: u.email)
 
 
 def console_auth_router() -> Router:

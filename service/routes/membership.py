@@ -7,15 +7,17 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Request, Response, Router, delete, get, patch, post, put
-from litestar.params import QueryParameter
+from litestar.params import Parameter, QueryParameter
 from psycopg import AsyncConnection
 
 from campaigns.members import kpis, segments, tags, tiers
 from service import audit
 from service.guards import brand_of, principal_from, require_token, roles
-from service.models import Principal, Role
+from service.models import Page, Principal, Role
 from service.patching import apply_patch
+from service.routes.admin import Limit, page
 from service.routes.member_admin import READERS
+from service.settings import Settings
 
 DESIGNERS = (Role.BRAND_ADMIN, Role.MARKETER)
 # Exports leave the building: customer service looks members up one at a time instead.
@@ -42,8 +44,19 @@ async def create_tag(request: Request[Any, Any, Any], db: AsyncConnection[Any], 
 
 
 @get("/tags", opt=roles(*READERS), tags=["membership"])
-async def list_tags(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> list[tags.Tag]:
-    return await tags.list_tags(db, brand_of(principal_from(request)))
+async def list_tags(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    after: Annotated[
+        str | None, Parameter(max_length=40, description="the previous page's next_cursor")
+    ] = None,
+    limit: Limit = 50,
+) -> Page:
+    """The brand's tags by name (the cursor is the last one's name), each with its member count."""
+    limit = min(limit, settings.max_page_size)
+    items = await tags.list_page(db, brand_of(principal_from(request)), after=after, limit=limit + 1)
+    return page(items, limit, lambda t: t.name)
 
 
 @delete("/tags/{tag_name:str}", opt=roles(*DESIGNERS), tags=["membership"], status_code=204)
@@ -62,14 +75,15 @@ async def delete_tag(request: Request[Any, Any, Any], db: AsyncConnection[Any], 
 
 
 @get("/member-tiers", opt=roles(*READERS), tags=["membership"])
-async def list_tiers(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> list[tiers.Tier]:
-    return await tiers.list_tiers(db, brand_of(principal_from(request)))
+async def list_tiers(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> tiers.Ladder:
+    """The tier ladder, lowest first, in the shape PUT takes back."""
+    return tiers.Ladder(tiers=await tiers.list_tiers(db, brand_of(principal_from(request))))
 
 
 @put("/member-tiers", opt=roles(*DESIGNERS), tags=["membership"])
 async def put_tiers(
     request: Request[Any, Any, Any], db: AsyncConnection[Any], data: tiers.TiersIn
-) -> list[tiers.Tier]:
+) -> tiers.Ladder:
     """Replace the tier ladder; members move at the next refresh (upgrades now, downgrades at year end)."""
     principal = principal_from(request)
     brand_id = brand_of(principal)
@@ -85,7 +99,7 @@ async def put_tiers(
         before=before,
         after=ladder,
     )
-    return ladder
+    return tiers.Ladder(tiers=ladder)
 
 
 @get("/member-settings", opt=roles(*READERS), tags=["membership"])
@@ -142,8 +156,19 @@ async def create_segment(
 
 
 @get("/segments", opt=roles(*READERS), tags=["membership"])
-async def list_segments(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> list[segments.Segment]:
-    return await segments.list_all(db, brand_of(principal_from(request)))
+async def list_segments(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    after: Annotated[
+        str | None, Parameter(max_length=80, description="the previous page's next_cursor")
+    ] = None,
+    limit: Limit = 50,
+) -> Page:
+    """The brand's saved segments by name (the cursor is the last one's name)."""
+    limit = min(limit, settings.max_page_size)
+    items = await segments.list_page(db, brand_of(principal_from(request)), after=after, limit=limit + 1)
+    return page(items, limit, lambda s: s.name)
 
 
 @get("/segments/{segment_id:uuid}", opt=roles(*READERS), tags=["membership"])

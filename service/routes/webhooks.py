@@ -50,8 +50,17 @@ async def create_webhook(
 
 
 @get("/webhooks", opt=roles(*MANAGERS), tags=["webhooks"])
-async def list_webhooks(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> list[webhooks.Webhook]:
-    return await webhooks.list_webhooks(db, brand_of(principal_from(request)))
+async def list_webhooks(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    after: uuid.UUID | None = None,
+    limit: Limit = 50,
+) -> Page:
+    """The brand's webhooks (deleted ones are not listed), oldest first."""
+    limit = min(limit, settings.max_page_size)
+    items = await webhooks.list_page(db, brand_of(principal_from(request)), after=after, limit=limit + 1)
+    return page(items, limit, lambda w: w.id)
 
 
 @delete("/webhooks/{webhook_id:uuid}", opt=roles(*MANAGERS), tags=["webhooks"], status_code=204)

@@ -115,8 +115,12 @@ SELECT id, brand_id, email, role, distributor_id, totp_enabled_at, created_at, l
 FROM console_users WHERE id = %(user_id)s;
 
 -- list_users --
+-- The brand's accounts by email (one account per address), keyset by email: `after` is the last email of
+-- the previous page (accounts are disabled, never deleted, but a cursor needs no row to still exist).
 SELECT id, brand_id, email, role, distributor_id, totp_enabled_at, created_at, last_login_at, disabled_at
-FROM console_users WHERE brand_id = %(brand_id)s ORDER BY email;
+FROM console_users
+WHERE brand_id = %(brand_id)s AND (%(after)s::text IS NULL OR email > %(after)s::text)
+ORDER BY email LIMIT %(limit)s;
 
 -- set_user_disabled --
 UPDATE console_users SET disabled_at = CASE WHEN %(disabled)s THEN coalesce(disabled_at, %(now)s) END

@@ -241,7 +241,7 @@ class TestConsoleAccounts:
         )
         assert marketer.status_code == 403
         listed = await client.get("/v1/users", headers=tenant_b.headers(Role.BRAND_ADMIN))
-        assert listed.json() == []
+        assert listed.json() == {"items": [], "next_cursor": None}
         expired_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
         await client.post(
             "/v1/users/invitations", json={"email": "late@example.com", "role": "auditor"}, headers=admin

@@ -75,6 +75,26 @@ class TestProblemShape:
         assert body["errors"] == [{"field": "body", "message": "a JSON body is required"}]
 
     @pytest.mark.parametrize(
+        ("method", "path", "body"),
+        [
+            ("POST", "/v1/products", b"[]"),
+            ("POST", "/v1/tokens", b'"a string"'),
+            ("PATCH", "/v1/member-settings", b"[]"),  # a dict body
+            ("PUT", "/v1/member-tiers", b"5"),
+            ("POST", "/v1/scans", b"[]"),  # answered before litestar's routing
+        ],
+    )
+    async def test_a_body_of_the_wrong_type_is_named_body(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant, method: str, path: str, body: bytes
+    ) -> None:
+        """A whole body of the wrong type is `body`, as an empty one is, never litestar's parameter `data`."""
+        headers = {**tenant_a.headers(), "content-type": "application/json"}
+        response = await client.request(method, path, content=body, headers=headers)
+        problem = assert_problem(response, 422, "validation-error")
+        assert [e["field"] for e in problem["errors"]] == ["body"], problem
+        assert problem["errors"][0]["message"].startswith("Expected `object`, got")
+
+    @pytest.mark.parametrize(
         ("body", "field"),
         [
             ({"role": "marketer", "name": 5}, "name"),

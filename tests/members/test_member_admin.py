@@ -564,4 +564,5 @@ async def test_a_tag_being_named_by_a_new_segment_is_not_deleted_under_it(
         with pytest.raises(TagInUse):
             await deletion
         await deleting.rollback()
-    assert [t["name"] for t in (await client.get("/v1/tags", headers=tenant_a.headers())).json()] == ["VIP"]
+    listed = (await client.get("/v1/tags", headers=tenant_a.headers())).json()
+    assert [t["name"] for t in listed["items"]] == ["VIP"]

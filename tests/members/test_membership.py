@@ -166,7 +166,7 @@ class TestRefresh:
         }
         saved = await client.put("/v1/member-tiers", json=ladder, headers=marketer)
         assert saved.status_code == 200, saved.text
-        assert [t["rank"] for t in saved.json()] == [0, 1, 2]
+        assert [t["rank"] for t in saved.json()["tiers"]] == [0, 1, 2]
         first = await refresh(db, full=True)
         assert first.ran and first.full and first.members >= 1
         view = (await client.get(f"/v1/members/{member_id}", headers=marketer)).json()
@@ -217,6 +217,7 @@ class TestRefresh:
             {"tiers": [{"name": "a"}, {"name": "a", "min_points_earned": 100}]},
             {"tiers": [{"name": "a"}, {"name": "b"}]},
             {"tiers": []},
+            {"tiers": [{"name": "a", "rank": 1}]},  # the place in the list is the rank
         ):
             refused = await client.put("/v1/member-tiers", json=ladder, headers=marketer)
             assert refused.status_code in {400, 422}, ladder
@@ -233,6 +234,28 @@ class TestRefresh:
         assert (await client.get("/v1/member-settings", headers=marketer)).json()[
             "adjustment_approval_points"
         ] == 50
+
+    async def test_the_ladder_read_can_be_written_back(
+        self, client: AsyncTestClient[Any], tenant_a: Tenant
+    ) -> None:
+        """GET /v1/member-tiers answers the shape PUT takes (`{"tiers": [...]}`, ranks included): a ladder
+        read, changed and sent back, is saved; PUT answers the ladder as GET does."""
+        marketer = tenant_a.headers(Role.MARKETER)
+        assert (await client.get("/v1/member-tiers", headers=marketer)).json() == {"tiers": []}
+        ladder = {"tiers": [{"name": "basic"}, {"name": "silver", "min_points_earned": 100}]}
+        saved = await client.put("/v1/member-tiers", json=ladder, headers=marketer)
+        assert saved.status_code == 200, saved.text
+        read = await client.get("/v1/member-tiers", headers=marketer)
+        assert read.json() == saved.json()
+        assert [(t["rank"], t["name"]) for t in read.json()["tiers"]] == [(0, "basic"), (1, "silver")]
+        again = await client.put("/v1/member-tiers", json=read.json(), headers=marketer)
+        assert again.status_code == 200, again.text
+        assert again.json() == read.json()
+        changed = read.json()
+        changed["tiers"][1]["points_multiplier_pct"] = 150
+        rewritten = await client.put("/v1/member-tiers", json=changed, headers=marketer)
+        assert rewritten.status_code == 200, rewritten.text
+        assert (await client.get("/v1/member-tiers", headers=marketer)).json() == changed
 
     async def test_rule_tags_follow_behaviour(
         self,

@@ -616,7 +616,7 @@ class TestWebhookAdmin:
             event_types=["birthday", "birthday"],
         )
         assert created["secret"].startswith("whsec_") and created["event_types"] == ["birthday"]
-        listed = (await client.get("/v1/webhooks", headers=admin)).json()
+        listed = (await client.get("/v1/webhooks", headers=admin)).json()["items"]
         assert [w["id"] for w in listed] == [created["id"]]
         assert "secret" not in listed[0]
         cur = await db.execute("SELECT secret_sealed FROM webhooks")
@@ -645,12 +645,12 @@ class TestWebhookAdmin:
         assert marketer.status_code == 403
 
         path = f"/v1/webhooks/{created['id']}"
-        assert (await client.get("/v1/webhooks", headers=tenant_b.headers())).json() == []
+        assert (await client.get("/v1/webhooks", headers=tenant_b.headers())).json()["items"] == []
         assert (await client.delete(path, headers=tenant_b.headers())).status_code == 404
         assert (await client.get(f"{path}/deliveries", headers=tenant_b.headers())).status_code == 404
         assert (await client.delete(path, headers=admin)).status_code == 204
         assert (await client.delete(path, headers=admin)).status_code == 404
-        assert (await client.get("/v1/webhooks", headers=admin)).json() == []
+        assert (await client.get("/v1/webhooks", headers=admin)).json()["items"] == []
         audit = await client.get(
             "/v1/audit", params={"object_type": "webhook"}, headers=tenant_a.headers(Role.AUDITOR)
         )

@@ -117,8 +117,11 @@ SELECT id, name, filter, created_by, created_at, updated_at FROM segments
 WHERE id = %(segment_id)s AND brand_id = %(brand_id)s;
 
 -- list_segments --
+-- By name (unique in a brand), keyset by name: `after` is the last name of the previous page, which
+-- still places the page when that segment was deleted or renamed in between.
 SELECT id, name, filter, created_by, created_at, updated_at FROM segments
-WHERE brand_id = %(brand_id)s ORDER BY name;
+WHERE brand_id = %(brand_id)s AND (%(after)s::text IS NULL OR name > %(after)s::text)
+ORDER BY name LIMIT %(limit)s;
 
 -- campaigns_using_segment --
 SELECT name FROM campaigns

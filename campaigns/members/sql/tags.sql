@@ -7,9 +7,13 @@ ON CONFLICT (brand_id, name) DO NOTHING
 RETURNING id, name, kind, rule, created_at;
 
 -- list_tags --
+-- By name (unique in a brand), keyset by name: `after` is the last name of the previous page, which
+-- still places the page when that tag was deleted in between.
 SELECT t.id, t.name, t.kind, t.rule, t.created_at,
        (SELECT count(*) FROM member_tags mt WHERE mt.tag_id = t.id) AS members
-FROM tags t WHERE t.brand_id = %(brand_id)s ORDER BY t.name;
+FROM tags t
+WHERE t.brand_id = %(brand_id)s AND (%(after)s::text IS NULL OR t.name > %(after)s::text)
+ORDER BY t.name LIMIT %(limit)s;
 
 -- tag_by_name --
 SELECT id, name, kind, rule, created_at FROM tags WHERE brand_id = %(brand_id)s AND name = %(name)s;

@@ -9,9 +9,15 @@ VALUES (%(id)s, %(brand_id)s, %(url)s, %(secret_sealed)s, %(event_types)s, %(des
 RETURNING id, url, event_types, description, active, created_by, created_at;
 
 -- list_webhooks --
+-- Oldest first, keyset by (created_at, id): `after` is the last webhook of the previous page, found even
+-- when it was deleted in between (a deleted webhook is deactivated, never removed).
 SELECT id, url, event_types, description, active, created_by, created_at
-FROM webhooks WHERE brand_id = %(brand_id)s AND active
-ORDER BY created_at, id;
+FROM webhooks w
+WHERE w.brand_id = %(brand_id)s AND w.active
+  AND (%(after)s::uuid IS NULL
+       OR (w.created_at, w.id) > (SELECT p.created_at, p.id FROM webhooks p
+                                  WHERE p.id = %(after)s::uuid AND p.brand_id = %(brand_id)s))
+ORDER BY w.created_at, w.id LIMIT %(limit)s;
 
 -- get_webhook --
 SELECT id, url, event_types, description, active, created_by, created_at
