@@ -1,5 +1,4 @@
-"""Raw ASGI middleware: request id, access log and latency metric for every HTTP request, and empty query
-values dropped before anything parses them."""
+"""Raw ASGI middleware: request id, access log and latency metric for every HTTP request; HEAD on pages."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ import logging
 import re
 import secrets
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from litestar.enums import ScopeType
 
@@ -29,25 +28,6 @@ _ID_SEQUENCE = itertools.count()
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
-def without_empty_values(query: bytes) -> bytes:
-    """The query string without its empty values: `?status=active&limit=&after=` is `?status=active`.
-
-    A URL template filled in part (`limit=&after=`) means "not given", as most APIs read it, where
-    parsing "" as a number or an id would answer 422; no parameter of ours gives "" a meaning of its own
-    (a filter on "" matched nothing). A bare name without `=` (`?dry_run`) is kept: it reads as a flag
-    switched on, and is refused as before rather than taken for "not given".
-    """
-    if b"=&" not in query and not query.endswith(b"="):
-        return query
-    kept = []
-    for part in query.split(b"&"):
-        _, equals, value = part.partition(b"=")
-        if equals and not value:
-            continue
-        kept.append(part)
-    return b"&".join(kept)
 
 
 @functools.cache
@@ -74,9 +54,6 @@ class RequestContextMiddleware:
                 break
         if not request_id:
             request_id = b"%s%010x" % (_ID_PREFIX, next(_ID_SEQUENCE))
-        if query := scope["query_string"]:
-            # Here, around every route, rather than in each handler: one rule for every parameter.
-            scope["query_string"] = without_empty_values(query)
         token = set_request_id(request_id.decode())
         started = time.perf_counter()
         status = 500
@@ -108,19 +85,28 @@ class RequestContextMiddleware:
             reset_request_id(token)
 
 
+# The pages HEAD is answered on: the printed codes' consumer page (GS1 Digital Link, the short form, case
+# labels), the console and the health checks. Named rather than "all but /v1/": the router also takes
+# `//v1/...` for `/v1/...`, and a HEAD must never run an export only to drop it.
+PAGE_PREFIXES: Final = ("/01/", "/00/", "/C/", "/c/", "/console", "/healthz", "/readyz")
+
+
 class HeadAsGet:
-    """HEAD on the pages (the consumer page, the console, health checks) as GET without the body.
+    """HEAD on the pages as GET without the body.
 
     Uptime monitors and link checkers ask with HEAD, and litestar answers a GET-only route's HEAD with
-    405. Pages are safe to render (a GET never records a scan); the JSON API under /v1/ keeps its 405,
-    where a HEAD could start an export only to drop it.
+    405. Pages are safe to render (a GET never records a scan); the JSON API keeps its 405.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP or scope["method"] != "HEAD" or scope["path"].startswith("/v1/"):
+        if (
+            scope["type"] != ScopeType.HTTP
+            or scope["method"] != "HEAD"
+            or not scope["path"].startswith(PAGE_PREFIXES)
+        ):
             await self.app(scope, receive, send)
             return
 
@@ -129,4 +115,10 @@ class HeadAsGet:
                 message = {**message, "body": b""}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+        # In place, and put back after: the request-context middleware around reads this scope's route
+        # template (for the latency metric) and method (for the access log).
+        scope["method"] = "GET"
+        try:
+            await self.app(scope, receive, send_headers_only)
+        finally:
+            scope["method"] = "HEAD"

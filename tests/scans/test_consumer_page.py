@@ -11,6 +11,7 @@ import psycopg
 import pytest
 import redis.asyncio
 from litestar.testing import AsyncTestClient
+from prometheus_client import REGISTRY
 
 from codegen import batches, keyring, products
 from codegen.gtin import check_digit, make_sscc
@@ -156,7 +157,12 @@ class TestGenuinePage:
             assert head.headers["content-type"] == get.headers["content-type"], path
             assert head.headers["content-length"] == str(len(get.content)), path
         assert await recorded(db) == before
+        # The latency metric names the route and the method the client used.
+        labels = {"route": "/healthz", "method": "HEAD", "status": "200"}
+        assert REGISTRY.get_sample_value("onecode_http_request_duration_seconds_count", labels)
         assert (await client.head("/v1/campaigns")).status_code == 405
+        # The router may take `//v1/...` for the API's path too: never answered as a page.
+        assert (await client.head("//v1/campaigns")).status_code in {404, 405}
 
     async def test_tolerates_qualifiers_and_phone_quirks(
         self, client: AsyncTestClient[Any], issued: IssuedBatch
