@@ -75,6 +75,12 @@ class RegistryFollower:
         if self._registry.refreshed_at == 0 and not await self.refresh_if_stale():
             raise StorageUnavailable("the code registry is not loaded yet")
 
+    async def apply_now(self, db: AsyncConnection[Any]) -> None:
+        """Commit an admin change to what verification reads (a void, a shipment, a block, a territory, clone
+        rules) and reload: this worker's next scan sees it, the others' within POLL_S."""
+        await db.commit()
+        await self.refresh_if_stale()
+
     async def refresh_if_stale(self) -> bool:
         """After a cache miss: True once a version check that began after the miss is done.
 

@@ -19,6 +19,7 @@ from service.errors import NotFound
 from service.guards import brand_of, principal_from, require_token, roles
 from service.models import Page, Role
 from service.patching import apply_patch
+from service.registry_follower import RegistryFollower
 from service.routes.admin import Limit, page
 from service.settings import Settings
 from service.state import AppState
@@ -67,7 +68,7 @@ async def _save_clone_rules(
         before=before,
         after=saved,
     )
-    await _apply_now(request, db)
+    await _follower(request).apply_now(db)
     return saved
 
 
@@ -143,7 +144,7 @@ async def create_block(request: Request[Any, Any, Any], db: AsyncConnection[Any]
         object_id=block.id,
         after=block,
     )
-    await _apply_now(request, db)
+    await _follower(request).apply_now(db)
     return block
 
 
@@ -186,15 +187,13 @@ async def lift_block(request: Request[Any, Any, Any], db: AsyncConnection[Any], 
         object_id=block_id,
         after=block,
     )
-    await _apply_now(request, db)
+    await _follower(request).apply_now(db)
     return block
 
 
-async def _apply_now(request: Request[Any, Any, Any], db: AsyncConnection[Any]) -> None:
-    """Commit, and let this worker's scans see the change at once (the others within a second)."""
-    await db.commit()
+def _follower(request: Request[Any, Any, Any]) -> RegistryFollower:
     state: AppState = request.app.state.onecode
-    await state.registry_follower.refresh_if_stale()
+    return state.registry_follower
 
 
 TRACERS = (*READERS, Role.FINANCE)

@@ -169,8 +169,7 @@ async def void_batch(request: Request[Any, Any, Any], db: AsyncConnection[Any], 
         db, actor=principal.actor, brand_id=brand_of(principal), batch_id=batch_id, status=BatchStatus.VOIDED
     )
     # A void is a recall: this worker refuses the codes from the next scan on, the others within a second.
-    await db.commit()
-    await _state(request).registry_follower.refresh_if_stale()
+    await _state(request).registry_follower.apply_now(db)
     return batch
 
 

@@ -104,9 +104,8 @@ async def set_territory(
         after={"regions": after.regions},
     )
     # This worker judges diversions by the new territory at once; the others within a second.
-    await db.commit()
     state: AppState = request.app.state.onecode
-    await state.registry_follower.refresh_if_stale()
+    await state.registry_follower.apply_now(db)
     return after
 
 
@@ -134,9 +133,8 @@ async def create_shipment(
         },
     )
     # This worker scans the new codes as activated at once; the others within a second.
-    await db.commit()
     state: AppState = request.app.state.onecode
-    await state.registry_follower.refresh_if_stale()
+    await state.registry_follower.apply_now(db)
     return shipment
 
 
