@@ -2,7 +2,8 @@
 segment builder.
 
 The pages read through the same domain functions as the API; every write (save, validate, activate,
-count, export) is a call to the JSON API from the page, so rules, roles and audit are the API's own.
+count, export, ship a prize) is a call to the JSON API from the page, so rules, roles and audit are the
+API's own.
 """
 
 from __future__ import annotations
@@ -10,25 +11,28 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 import zoneinfo
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get
+from litestar.params import Parameter
 from litestar.response import Redirect
 from psycopg import AsyncConnection
 
 from campaigns import campaigns as campaign_model
 from campaigns import stats
+from campaigns.fulfilment import ClaimStatus, cursor_of
 from campaigns.members import segments, tags, tiers
 from service.db import fetch_all
 from service.guards import brand_of, principal_from, roles
 from service.queries import load_queries
 from service.routes import campaigns as campaign_routes
-from service.routes import member_admin, membership
+from service.routes import fulfilment, member_admin, membership
 from service.routes.console_common import bars, render, texts, who
 from service.settings import Settings
 
 LISTED = 200  # campaigns: the console lists the newest this many
+CLAIMS_LISTED = 50  # prize claims a page shows, each with its address (and a form while it waits)
 PRODUCTS_LISTED = 1000
 PRIZE_KINDS = ("physical", "points", "cash", "coupon")
 # The editor's kinds; a coupon campaign (it names a coupon template) is made and changed through the API.
@@ -182,9 +186,49 @@ async def campaign_page(
         days=bars(days),
         regions=bars(regions),
         may_export=principal.role in campaign_routes.EXPORTERS,
+        may_ship=principal.role in fulfilment.SHIPPERS and any(p.kind == "physical" for p in campaign.prizes),
         may_edit=campaign.status == "draft"
         and campaign.kind in EDITABLE_KINDS
         and principal.role in campaign_routes.WRITERS,
+    )
+
+
+@get("/console/campaigns/{campaign_id:uuid}/prizes", opt=roles(*fulfilment.SHIPPERS), include_in_schema=False)
+async def prizes_page(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    campaign_id: uuid.UUID,
+    status: ClaimStatus = "claimed",
+    after: Annotated[str | None, Parameter(max_length=80)] = None,
+) -> Response[str]:
+    """A draw's claimed physical prizes with the winners' addresses, those waiting to ship (each with a
+    form that calls the ship API) or those shipped; "more" pages by the API's cursor. The read is the
+    API's own, audited (customer service, who answers one winner at a time, is not shown the list)."""
+    principal = principal_from(request)
+    campaign = await campaign_model.get_campaign(db, brand_of(principal), campaign_id)
+    found = await fulfilment.read_claims(
+        db,
+        principal,
+        settings,
+        campaign_id,
+        action="campaign.prize_claims_read",
+        status=status,
+        member_id=None,
+        after=after or None,
+        limit=CLAIMS_LISTED,
+    )
+    claims = found[:CLAIMS_LISTED]
+    return render(
+        request,
+        "console_prizes.html",
+        title=f"{campaign.name} · {texts(request)['prize_claims']}",
+        user=await who(db, principal),
+        campaign=campaign,
+        status=status,
+        claims=claims,
+        # No "more" link to an empty page.
+        more={"status": status, "after": cursor_of(claims[-1])} if len(found) > CLAIMS_LISTED else None,
     )
 
 
@@ -210,4 +254,4 @@ def _region(request: Request[Any, Any, Any], code: str) -> str:
     return texts(request)["unknown_region"] if code == "unknown" else code
 
 
-PAGES = [campaigns_page, new_campaign_page, edit_campaign_page, campaign_page, segments_page]
+PAGES = [campaigns_page, new_campaign_page, edit_campaign_page, campaign_page, prizes_page, segments_page]

@@ -44,18 +44,33 @@ def _cursor(after: str | None) -> tuple[dt.datetime, uuid.UUID] | None:
         raise InvalidField("after", "not a cursor from this list") from None
 
 
-async def _audit_read(
+async def read_claims(
     db: AsyncConnection[Any],
     principal: Principal,
+    settings: Settings,
     campaign_id: uuid.UUID,
-    action: str,
-    claims: list[PrizeClaim],
     *,
-    status: str | None,
+    action: str,
+    status: ClaimStatus | None,
     member_id: uuid.UUID | None,
     after: str | None,
-) -> None:
-    """Whose addresses were read is itself personal: the range read and the winners in it, no address."""
+    limit: int,
+) -> list[PrizeClaim]:
+    """Up to `limit` + 1 claims (one more says a next page exists) with their addresses opened, the
+    `limit` shown audited as `action`: the one read of addresses, for the API and the console alike."""
+    _check_scope(principal, member_id)
+    found = await fulfilment.claims_page(
+        db,
+        brand_of(principal),
+        campaign_id,
+        status=status,
+        member_id=member_id,
+        after=_cursor(after),
+        limit=limit + 1,
+        master_keys=settings.all_master_keys,
+    )
+    # Whose addresses were read is itself personal: the range read and the winners in it, no address.
+    shown = found[:limit]
     await audit.record(
         db,
         actor=principal.actor,
@@ -64,13 +79,14 @@ async def _audit_read(
         object_type="campaign",
         object_id=campaign_id,
         after={
-            "rows": len(claims),
+            "rows": len(shown),
             "status": status,
             "member_id": member_id,
             "after": after,
-            "through": fulfilment.cursor_of(claims[-1]) if claims else None,
+            "through": fulfilment.cursor_of(shown[-1]) if shown else None,
         },
     )
+    return found
 
 
 @get("/campaigns/{campaign_id:uuid}/prize-claims", opt=roles(*READERS), tags=["fulfilment"])
@@ -88,29 +104,17 @@ async def list_prize_claims(
 
     `status=claimed` is what waits to ship. Customer service names the winner with `member_id`.
     """
-    principal = principal_from(request)
-    _check_scope(principal, member_id)
     limit = min(limit, settings.max_page_size)
-    found = await fulfilment.claims_page(
+    found = await read_claims(
         db,
-        brand_of(principal),
+        principal_from(request),
+        settings,
         campaign_id,
-        status=status,
-        member_id=member_id,
-        after=_cursor(after),
-        limit=limit + 1,
-        master_keys=settings.all_master_keys,
-    )
-    claims = found[:limit]
-    await _audit_read(
-        db,
-        principal,
-        campaign_id,
-        "campaign.prize_claims_read",
-        claims,
+        action="campaign.prize_claims_read",
         status=status,
         member_id=member_id,
         after=after,
+        limit=limit,
     )
     return page(found, limit, fulfilment.cursor_of)
 
@@ -130,28 +134,18 @@ async def export_prize_claims(
     Oldest win first. A longer list comes in files of `limit` rows: the `Link: <...>; rel="next"` header
     names the next file (without the header row).
     """
-    principal = principal_from(request)
-    found = await fulfilment.claims_page(
+    found = await read_claims(
         db,
-        brand_of(principal),
+        principal_from(request),
+        settings,
         campaign_id,
-        status=status,
-        member_id=None,
-        after=_cursor(after),
-        limit=limit + 1,
-        master_keys=settings.all_master_keys,
-    )
-    claims = found[:limit]
-    await _audit_read(
-        db,
-        principal,
-        campaign_id,
-        "campaign.prize_claims_export",
-        claims,
+        action="campaign.prize_claims_export",
         status=status,
         member_id=None,
         after=after,
+        limit=limit,
     )
+    claims = found[:limit]
     # The audit entry must be durable before a single address leaves: commit now, not after the stream.
     await db.commit()
     headers = {"content-disposition": f'attachment; filename="prize-claims-{campaign_id}.csv"'}

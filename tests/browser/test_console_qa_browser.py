@@ -100,6 +100,19 @@ class TestPhoneWidth:
             campaign_id = created.json()["id"]
             activated = await api.post(f"/v1/campaigns/{campaign_id}:activate", headers=marketer)
             assert activated.status_code == 200, activated.text
+            won = (
+                await api.post("/v1/scans", json={"code": issued.urls[1], "device_id": "device-narrow-2"})
+            ).json()
+            claimed = await api.post(
+                f"/v1/members/me/prizes/{campaign_id}/{won['scan_id']}/claim",
+                json={
+                    "recipient": "李雷",
+                    "phone": "13800138000",
+                    "address": "浙江省杭州市西湖区文三路 1 号",
+                },
+                headers={"Cookie": f"oc_member={won['member_token']}"},
+            )
+            assert claimed.status_code == 200, claimed.text
             await invite(api, db, tenant_a, "admin@example.com", "brand_admin")
         context = await browser.new_context(locale="en", viewport=NARROW)
         page = await context.new_page()
@@ -113,6 +126,9 @@ class TestPhoneWidth:
         assert await page_width(page) <= NARROW["width"]
         await page.goto(f"{server}/console/campaigns/{campaign_id}")
         await expect(page.locator("main code")).not_to_be_empty()  # the draw's seed hash
+        assert await page_width(page) <= NARROW["width"]
+        await page.goto(f"{server}/console/campaigns/{campaign_id}/prizes")
+        await expect(page.locator("#claims form")).to_have_count(1)  # a claim waiting, its form in the row
         assert await page_width(page) <= NARROW["width"]
         await page.goto(f"{server}/console/codes/{issued.urls[0].rsplit('/', 1)[1]}")
         assert await page_width(page) <= NARROW["width"]
