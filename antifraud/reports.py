@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from service.cursors import time_cursor
 from service.db import fetch_all
 from service.queries import load_queries
 from service.spreadsheets import safe_cell
@@ -132,14 +133,7 @@ async def report(
 
 
 def cursor_of(event: DiversionEvent) -> str:
-    # In UTC with a Z: no "+" that a URL would read as a space when the cursor is pasted back as is.
-    return f"{event.scanned_at.astimezone(dt.UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')},{event.scan_id}"
-
-
-def parse_cursor(raw: str) -> tuple[dt.datetime, uuid.UUID]:
-    """ValueError when `raw` is not a cursor this report gave."""
-    at, _, scan_id = raw.partition(",")
-    return dt.datetime.fromisoformat(at), uuid.UUID(scan_id)
+    return time_cursor(event.scanned_at, event.scan_id)
 
 
 CSV_COLUMNS = [

@@ -28,6 +28,8 @@ from service.models import (
 from service.settings import Settings
 
 Limit = Annotated[int, Parameter(ge=1, le=1000, description="page size (capped by ONECODE_MAX_PAGE_SIZE)")]
+# A `<time>,<id>` cursor (service.cursors) as a list's next_cursor or Link header gave it.
+Cursor = Annotated[str | None, Parameter(max_length=100, description="the next_cursor of the previous page")]
 
 
 def page(items: list[Any], limit: int, cursor_of: Any) -> Page:

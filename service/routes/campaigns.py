@@ -16,10 +16,11 @@ from campaigns import campaigns, stats
 from campaigns.campaigns import Action, Campaign, CampaignIn, CampaignPatch, CampaignStatus, TopUpIn
 from campaigns.draws import Prize
 from service import audit
+from service.cursors import parse_time_cursor, time_cursor
 from service.errors import InvalidField, NotFound
 from service.guards import brand_of, principal_from, require_token, roles
 from service.models import Page, Role
-from service.routes.admin import Limit, page
+from service.routes.admin import Cursor, Limit, page
 from service.settings import Settings
 from service.state import AppState
 
@@ -192,7 +193,7 @@ async def export_winners(
     request: Request[Any, Any, Any],
     db: AsyncConnection[Any],
     campaign_id: uuid.UUID,
-    after: str | None = None,
+    after: Cursor = None,
     limit: Annotated[int, Parameter(ge=1, le=MAX_WINNERS_PER_FILE)] = MAX_WINNERS_PER_FILE,
 ) -> Response[bytes]:
     """The draw's winners as CSV (phones masked to the last four digits), oldest first; audited.
@@ -215,7 +216,7 @@ async def export_winners(
     headers = {"content-disposition": f'attachment; filename="winners-{campaign_id}.csv"'}
     if len(found) > limit:  # a file that ends on the last winner has no next file
         last = winners[-1]
-        cursor = quote(f"{last.won_at.isoformat()},{last.scan_id}")
+        cursor = quote(time_cursor(last.won_at, last.scan_id))
         headers["link"] = (
             f'</v1/campaigns/{campaign_id}/winners.csv?after={cursor}&limit={limit}>; rel="next"'
         )
@@ -230,8 +231,7 @@ def _winners_cursor(after: str | None) -> tuple[dt.datetime, uuid.UUID] | None:
     if after is None:
         return None
     try:
-        at, _, scan_id = after.partition(",")
-        return dt.datetime.fromisoformat(at), uuid.UUID(scan_id)
+        return parse_time_cursor(after)
     except ValueError:
         raise InvalidField("after", "not a cursor from this list's Link header") from None
 

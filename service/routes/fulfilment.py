@@ -15,10 +15,11 @@ from psycopg import AsyncConnection
 from campaigns import fulfilment
 from campaigns.fulfilment import ClaimStatus, PrizeClaim, ShipmentIn
 from service import audit
+from service.cursors import parse_time_cursor
 from service.errors import Forbidden, InvalidField
 from service.guards import brand_of, principal_from, require_token, roles
 from service.models import Page, Principal, Role
-from service.routes.admin import Limit, page
+from service.routes.admin import Cursor, Limit, page
 from service.settings import Settings
 
 # Those who ship prizes read the addresses, mark them shipped and export the label file.
@@ -39,7 +40,7 @@ def _cursor(after: str | None) -> tuple[dt.datetime, uuid.UUID] | None:
     if after is None:
         return None
     try:
-        return fulfilment.parse_cursor(after)
+        return parse_time_cursor(after)
     except ValueError:
         raise InvalidField("after", "not a cursor from this list") from None
 
@@ -97,7 +98,7 @@ async def list_prize_claims(
     campaign_id: uuid.UUID,
     status: ClaimStatus | None = None,
     member_id: uuid.UUID | None = None,
-    after: str | None = None,
+    after: Cursor = None,
     limit: Limit = 50,
 ) -> Page:
     """The draw's claimed physical prizes, oldest win first, with the winners' addresses; audited.
@@ -126,7 +127,7 @@ async def export_prize_claims(
     settings: Settings,
     campaign_id: uuid.UUID,
     status: ClaimStatus | None = None,
-    after: str | None = None,
+    after: Cursor = None,
     limit: Annotated[int, Parameter(ge=1, le=MAX_CLAIMS_PER_FILE)] = MAX_CLAIMS_PER_FILE,
 ) -> Stream:
     """The claims as CSV for address labels and a courier's bulk order (`status=claimed`: to ship); audited.

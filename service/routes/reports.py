@@ -15,10 +15,11 @@ from psycopg import AsyncConnection
 from antifraud import regions, reports
 from antifraud.reports import DiversionReport, ReportFilter
 from service import audit
+from service.cursors import parse_time_cursor
 from service.errors import InvalidField
 from service.guards import brand_of, principal_from, require_token, roles
 from service.models import Page, Principal, Role
-from service.routes.admin import Limit, page
+from service.routes.admin import Cursor, Limit, page
 from service.settings import Settings
 from service.state import AppState
 
@@ -39,7 +40,7 @@ async def diversion(
     distributor_id: uuid.UUID | None = None,
     region: Annotated[str | None, Parameter(max_length=10)] = None,
     format: Literal["json", "csv"] = "json",  # noqa: A002 - the public query parameter's name
-    after: Annotated[str | None, Parameter(max_length=100)] = None,
+    after: Cursor = None,
     limit: Annotated[int, Parameter(ge=1, le=MAX_CSV_ROWS)] = 100,
 ) -> DiversionReport | Response[bytes]:
     """Scans of shipped items outside their distributor's territory, newest first.
@@ -52,7 +53,7 @@ async def diversion(
     principal = principal_from(request)
     brand_id = brand_of(principal)
     try:
-        before = reports.parse_cursor(after) if after else None
+        before = parse_time_cursor(after) if after else None
     except ValueError:
         raise InvalidField("after", "not a cursor from this report") from None
     scope = report_scope(principal, since, until, distributor_id=distributor_id, region=region)
