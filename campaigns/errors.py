@@ -152,15 +152,6 @@ class CampaignOverlap(CampaignError):
         self.rival_id = rival_id
 
 
-class InvalidClaim(CampaignError):
-    """A prize claim's delivery details a courier could not use; `field_errors` lists every fault found."""
-
-    def __init__(self, field: str, message: str, *, more: list[tuple[str, str]] | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-        self.field_errors = [(field, message), *(more or [])]
-
-
 class PrizeNotShippable(CampaignError):
     """The win cannot be marked shipped: `reason` is not_claimed (no address yet), already_shipped or
     not_physical (points, coupons and cash are delivered by themselves)."""

@@ -13,7 +13,7 @@ import phonenumbers
 from phonenumbers import PhoneNumberFormat
 
 from campaigns import coupons, ledger
-from campaigns.errors import CampaignNotFound, InvalidClaim, PrizeNotClaimable
+from campaigns.errors import CampaignNotFound, InvalidCampaign, PrizeNotClaimable
 from campaigns.members.errors import InvalidMemberInput, InvalidMemberToken
 from campaigns.members.phones import normalize_phone
 from codegen import keys
@@ -116,7 +116,7 @@ POSTAL_CODE = re.compile(r"[0-9]{6}")
 
 
 def deliverable(data: ClaimIn) -> ClaimIn:
-    """The claim as a courier needs it (trimmed, phone as dialled), or InvalidClaim naming every fault."""
+    """The claim as a courier needs it (trimmed, phone as dialled), or InvalidCampaign naming every fault."""
     faults: list[tuple[str, str]] = []
     recipient = data.recipient.strip()
     if not recipient:
@@ -135,7 +135,7 @@ def deliverable(data: ClaimIn) -> ClaimIn:
         faults.append(("postal_code", "a postal code in mainland China is 6 digits"))
     if faults:
         (field, message), *more = faults
-        raise InvalidClaim(field, message, more=more)
+        raise InvalidCampaign(field, message, more=more)
     return ClaimIn(recipient=recipient, phone=phone, address=address, postal_code=postal_code)
 
 

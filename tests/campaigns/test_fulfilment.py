@@ -379,7 +379,9 @@ class TestLabelExport:
         linked by `Link: rel=next`; a name typed as a formula stays text; each file is an audit entry."""
         wins = await claimed_wins(client, tenant_a, issued, 4)
         campaign_id = wins[0].campaign_id
-        assert (await claim(client, wins[3], recipient="=HYPERLINK(1)")).status_code == 200
+        assert (
+            await claim(client, wins[3], recipient="=HYPERLINK(1)", phone="+852 9123 4567")
+        ).status_code == 200
         ops = tenant_a.headers(Role.OPERATIONS)
         assert (await client.post(wins[1].ship_path, json=SHIPMENT, headers=ops)).status_code == 200
         url = f"/v1/campaigns/{campaign_id}/prize-claims.csv?status=claimed&limit=2"
@@ -413,6 +415,9 @@ class TestLabelExport:
         assert second.status_code == 200, second.text
         [last] = list(csv.reader(io.StringIO(second.content.decode())))  # no header, no BOM after the first
         assert last[0] == "'=HYPERLINK(1)"
+        assert (
+            last[1] == "+85291234567"
+        )  # a number as dialled is no formula: no quote for the courier to type
         assert "link" not in second.headers  # the last claim: no empty file after it
         assert [r[11] for r in [*rows[1:], last]] == [wins[0].scan_id, wins[2].scan_id, wins[3].scan_id]
         exports = await audit_entries(db, "campaign.prize_claims_export")
