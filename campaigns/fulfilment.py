@@ -177,6 +177,48 @@ async def ship(
     )
 
 
+class _CorrectedRow(_ClaimRow, frozen=True):
+    carrier_before: str
+    tracking_number_before: str
+
+
+async def correct_shipment(
+    conn: AsyncConnection[Any],
+    brand_id: uuid.UUID,
+    campaign_id: uuid.UUID,
+    scan_id: uuid.UUID,
+    data: ShipmentIn,
+    *,
+    master_keys: Sequence[bytes],
+) -> tuple[ShipmentIn, PrizeClaim]:
+    """Correct a shipped prize's courier or tracking number (a mistyped label number); the winner sees
+    the new one. Returns what the shipment said before, and the claim.
+
+    CampaignNotFound when the brand has no such win; PrizeNotShippable when it is not physical, not
+    claimed, or not shipped (yet, or by hand before shipments were recorded: nothing to correct).
+    """
+    params = {"brand_id": brand_id, "campaign_id": campaign_id, "scan_id": scan_id}
+    corrected = await fetch_one(
+        conn,
+        QUERIES["correct_shipment"],
+        {**params, "carrier": data.carrier, "tracking_number": data.tracking_number},
+        _CorrectedRow,
+    )
+    if corrected is not None:
+        before = ShipmentIn(
+            carrier=corrected.carrier_before, tracking_number=corrected.tracking_number_before
+        )
+        return before, _opened(campaign_id, corrected, master_keys)
+    win = await fetch_one(conn, QUERIES["win_to_ship"], params, _WinToShip)
+    if win is None:
+        raise CampaignNotFound("prize won", f"{campaign_id}/{scan_id}")
+    if win.kind != "physical":
+        raise PrizeNotShippable("not_physical", f"a {win.kind} prize is delivered by itself, not shipped")
+    if win.status is None:
+        raise PrizeNotShippable("not_claimed", "the winner has not given a shipping address yet")
+    raise PrizeNotShippable("not_shipped", "no shipment of this prize was recorded: ship it first")
+
+
 def _opened(campaign_id: uuid.UUID, row: _ClaimRow, master_keys: Sequence[bytes]) -> PrizeClaim:
     address = None
     if row.address_sealed is not None:

@@ -527,6 +527,10 @@ class ExportedClaim(msgspec.Struct, frozen=True):
     claimed_at: dt.datetime
     # The shipping details as the member gave them (recipient, phone, address, postal code).
     shipping: dict[str, Any]
+    # How the prize left, once shipped (the brand records the courier and its tracking number).
+    shipped_at: dt.datetime | None
+    carrier: str | None
+    tracking_number: str | None
 
 
 class _ClaimRow(msgspec.Struct, frozen=True):
@@ -535,6 +539,9 @@ class _ClaimRow(msgspec.Struct, frozen=True):
     status: str
     claimed_at: dt.datetime
     address_sealed: bytes
+    shipped_at: dt.datetime | None
+    carrier: str | None
+    tracking_number: str | None
 
 
 class MemberExport(msgspec.Struct, frozen=True):
@@ -593,6 +600,9 @@ async def export(
                 shipping=msgspec.json.decode(
                     keys.unseal(master_keys, row.address_sealed, aad=claim_aad(row.campaign_id, row.scan_id))
                 ),
+                shipped_at=row.shipped_at,
+                carrier=row.carrier,
+                tracking_number=row.tracking_number,
             )
             for row in await fetch_all(conn, QUERIES["export_claims"], params, _ClaimRow)
         ],

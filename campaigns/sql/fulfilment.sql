@@ -24,6 +24,25 @@ WHERE pc.campaign_id = %(campaign_id)s AND pc.scan_id = %(scan_id)s AND pc.brand
 RETURNING d.scan_id, d.prize_id, p.name AS prize, d.slot, d.drawn_at AS won_at, pc.member_id, pc.status,
           pc.claimed_at, pc.shipped_at, pc.carrier, pc.tracking_number, pc.address_sealed;
 
+-- correct_shipment --
+-- A shipped prize's courier or tracking number as it should have been typed (shipped_at stays); what it
+-- said before comes back for the audit. A claim not shipped, or shipped by hand before shipments were
+-- recorded, matches nothing.
+WITH before AS (
+    SELECT campaign_id, scan_id, carrier, tracking_number FROM prize_claims
+    WHERE campaign_id = %(campaign_id)s AND scan_id = %(scan_id)s AND brand_id = %(brand_id)s
+      AND status = 'shipped' AND shipped_at IS NOT NULL
+    FOR UPDATE
+)
+UPDATE prize_claims pc
+SET carrier = %(carrier)s, tracking_number = %(tracking_number)s
+FROM before b, draws d JOIN prizes p ON p.id = d.prize_id
+WHERE pc.campaign_id = b.campaign_id AND pc.scan_id = b.scan_id
+  AND d.campaign_id = pc.campaign_id AND d.scan_id = pc.scan_id
+RETURNING b.carrier AS carrier_before, b.tracking_number AS tracking_number_before,
+          d.scan_id, d.prize_id, p.name AS prize, d.slot, d.drawn_at AS won_at, pc.member_id, pc.status,
+          pc.claimed_at, pc.shipped_at, pc.carrier, pc.tracking_number, pc.address_sealed;
+
 -- win_to_ship --
 -- Why a win could not be marked shipped: none here (not won, or another brand's), not physical, not
 -- claimed yet (no claim row), or shipped already.

@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from litestar import Request, Router, get, post
+from litestar import Request, Router, get, post, put
 from litestar.params import Parameter
 from litestar.response import Stream
 from psycopg import AsyncConnection
@@ -204,9 +204,44 @@ async def ship_prize(
     return shipped
 
 
+@put(
+    "/campaigns/{campaign_id:uuid}/prize-claims/{scan_id:uuid}/shipment",
+    opt=roles(*SHIPPERS),
+    tags=["fulfilment"],
+)
+async def correct_shipment(
+    request: Request[Any, Any, Any],
+    db: AsyncConnection[Any],
+    settings: Settings,
+    campaign_id: uuid.UUID,
+    scan_id: uuid.UUID,
+    data: ShipmentIn,
+) -> PrizeClaim:
+    """Correct a shipped prize's courier or tracking number (a mistyped label); audited with both.
+
+    Not shipped yet: 409 `prize-not-shipped` (ship it with POST .../ship). When it shipped stays as it was.
+    """
+    principal = principal_from(request)
+    brand_id = brand_of(principal)
+    before, claim = await fulfilment.correct_shipment(
+        db, brand_id, campaign_id, scan_id, data, master_keys=settings.all_master_keys
+    )
+    await audit.record(
+        db,
+        actor=principal.actor,
+        brand_id=brand_id,
+        action="campaign.prize_shipment_corrected",
+        object_type="prize_claim",
+        object_id=f"{campaign_id}/{scan_id}",
+        before=before,
+        after=data,
+    )
+    return claim
+
+
 def fulfilment_router() -> Router:
     return Router(
         "/v1",
-        route_handlers=[list_prize_claims, export_prize_claims, ship_prize],
+        route_handlers=[list_prize_claims, export_prize_claims, ship_prize, correct_shipment],
         guards=[require_token],
     )

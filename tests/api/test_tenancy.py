@@ -102,6 +102,10 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
         "carrier": "Sneaky Express",
         "tracking_number": "SNEAKY123",
     },
+    ("PUT", "/v1/campaigns/{campaign_id:uuid}/prize-claims/{scan_id:uuid}/shipment"): {
+        "carrier": "Sneaky Express",
+        "tracking_number": "SNEAKY123",
+    },
     ("POST", "/v1/coupon-templates"): {
         "name": "Sneaky coupon",
         "discount_kind": "amount",

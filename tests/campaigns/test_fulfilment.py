@@ -281,6 +281,43 @@ class TestShip:
         not_shipped = await client.post(bonus.ship_path, json=SHIPMENT, headers=ops)
         assert_problem(not_shipped, 409, "prize-not-physical")
 
+    async def test_a_mistyped_tracking_number_is_corrected_and_audited_with_both(
+        self,
+        client: AsyncTestClient[Any],
+        tenant_a: Tenant,
+        issued: IssuedBatch,
+        db: psycopg.AsyncConnection[Any],
+    ) -> None:
+        """PUT .../shipment changes the courier and tracking number of a shipped prize (not when it
+        shipped); the winner sees the new one; the audit keeps both. Before shipping: 409 prize-not-shipped;
+        another brand's or an unknown win: 404; a marketer: 403."""
+        [won] = await claimed_wins(client, tenant_a, issued, 1)
+        ops = tenant_a.headers(Role.OPERATIONS)
+        correction_path = won.ship_path.removesuffix("/ship") + "/shipment"
+        fixed = {"carrier": "顺丰速运", "tracking_number": "SF1234567890124"}
+        early = await client.put(correction_path, json=fixed, headers=ops)
+        assert "ship it first" in assert_problem(early, 409, "prize-not-shipped")["detail"]
+        shipped = (await client.post(won.ship_path, json=SHIPMENT, headers=ops)).json()
+        corrected = await client.put(correction_path, json=fixed, headers=ops)
+        assert corrected.status_code == 200, corrected.text
+        body = corrected.json()
+        assert (body["tracking_number"], body["shipped_at"]) == ("SF1234567890124", shipped["shipped_at"])
+        assert body["address"]["recipient"] == "李雷0"
+        client.cookies.clear()
+        [prize] = (await client.get("/v1/members/me/rewards", headers=won.cookie)).json()["prizes"]
+        assert prize["tracking_number"] == "SF1234567890124"
+        cur = await db.execute(
+            "SELECT before, after FROM audit_log WHERE action = 'campaign.prize_shipment_corrected'"
+        )
+        assert await cur.fetchall() == [(SHIPMENT, fixed)]
+        assert_problem(
+            await client.put(correction_path, json=fixed, headers=tenant_a.headers(Role.MARKETER)),
+            403,
+            "forbidden",
+        )
+        unknown = f"/v1/campaigns/{won.campaign_id}/prize-claims/{uuid.uuid4()}/shipment"
+        assert_problem(await client.put(unknown, json=fixed, headers=ops), 404, "not-found")
+
     @pytest.mark.parametrize(
         ("wrong", "field"),
         [

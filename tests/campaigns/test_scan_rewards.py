@@ -571,6 +571,7 @@ class TestPrizeClaims:
         assert [(d["scan_id"], d["result"]) for d in exported["draws"]] == [(won["scan_id"], "won")]
         [claim] = exported["prize_claims"]
         assert claim["shipping"] == {**address, "postal_code": None}
+        assert (claim["shipped_at"], claim["carrier"], claim["tracking_number"]) == (None, None, None)
         # Another member cannot claim it; a shipped prize's address is fixed; bad input is a 422.
         other = (await scan(client, issued.urls[1]))["member_token"]
         client.cookies.clear()
@@ -582,6 +583,10 @@ class TestPrizeClaims:
             headers=tenant_a.headers(Role.OPERATIONS),
         )
         assert shipped.status_code == 200, shipped.text
+        client.cookies.clear()
+        [claim] = (await client.get("/v1/members/me/export", headers=cookie)).json()["prize_claims"]
+        assert (claim["carrier"], claim["tracking_number"]) == ("SF Express", "SF1234567890")
+        assert claim["shipped_at"] is not None
         client.cookies.clear()
         late = await client.post(path, json=address, headers=cookie)
         assert late.status_code == 409

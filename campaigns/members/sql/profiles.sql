@@ -243,7 +243,8 @@ FROM draws d JOIN campaigns c ON c.id = d.campaign_id AND c.brand_id = %(brand_i
 WHERE d.member_id = ANY(%(family)s) ORDER BY d.drawn_at, d.scan_id;
 
 -- export_claims --
-SELECT campaign_id, scan_id, status, claimed_at, address_sealed FROM prize_claims
+SELECT campaign_id, scan_id, status, claimed_at, address_sealed, shipped_at, carrier, tracking_number
+FROM prize_claims
 WHERE member_id = ANY(%(family)s) AND brand_id = %(brand_id)s AND address_sealed IS NOT NULL
 ORDER BY claimed_at, scan_id;
 
