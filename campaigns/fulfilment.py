@@ -161,13 +161,7 @@ async def ship(
     )
     if shipped is not None:
         return _opened(campaign_id, shipped, master_keys)
-    win = await fetch_one(conn, QUERIES["win_to_ship"], params, _WinToShip)
-    if win is None:
-        raise CampaignNotFound("prize won", f"{campaign_id}/{scan_id}")
-    if win.kind != "physical":
-        raise PrizeNotShippable("not_physical", f"a {win.kind} prize is delivered by itself, not shipped")
-    if win.status is None:
-        raise PrizeNotShippable("not_claimed", "the winner has not given a shipping address yet")
+    win = await _claimed_physical_win(conn, params)
     if win.shipped_at is None:  # marked shipped by hand before shipments were recorded
         raise PrizeNotShippable("already_shipped", "the prize was shipped already")
     raise PrizeNotShippable(
@@ -209,14 +203,21 @@ async def correct_shipment(
             carrier=corrected.carrier_before, tracking_number=corrected.tracking_number_before
         )
         return before, _opened(campaign_id, corrected, master_keys)
+    await _claimed_physical_win(conn, params)
+    raise PrizeNotShippable("not_shipped", "no shipment of this prize was recorded: ship it first")
+
+
+async def _claimed_physical_win(conn: AsyncConnection[Any], params: dict[str, Any]) -> _WinToShip:
+    """Why a shipment statement matched nothing, for the causes ship and correction share: no such win
+    in the brand (CampaignNotFound), not a physical prize, no address yet (PrizeNotShippable)."""
     win = await fetch_one(conn, QUERIES["win_to_ship"], params, _WinToShip)
     if win is None:
-        raise CampaignNotFound("prize won", f"{campaign_id}/{scan_id}")
+        raise CampaignNotFound("prize won", f"{params['campaign_id']}/{params['scan_id']}")
     if win.kind != "physical":
         raise PrizeNotShippable("not_physical", f"a {win.kind} prize is delivered by itself, not shipped")
     if win.status is None:
         raise PrizeNotShippable("not_claimed", "the winner has not given a shipping address yet")
-    raise PrizeNotShippable("not_shipped", "no shipment of this prize was recorded: ship it first")
+    return win
 
 
 def _opened(campaign_id: uuid.UUID, row: _ClaimRow, master_keys: Sequence[bytes]) -> PrizeClaim:
